@@ -1,0 +1,191 @@
+"""Building blocks shared by every ACE-Step stack: norms, RoPE, attention, encoder layers.
+
+Semantics follow the official eager/SDPA path (see the conformance kit's README §6):
+bidirectional attention, an optional window |i - j| <= w, key padding as an additive mask
+filled with the dtype's most negative finite value, per-head RMSNorm on q and k before
+half-split RoPE, and grouped KV heads where query head h reads KV head h // groups.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.acestep.config import DitConfig
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm computed in float32, as Qwen3 does, then scaled in the input dtype."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize over the last dimension."""
+        dtype = x.dtype
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(dtype)
+
+
+class SwiGLU(nn.Module):
+    """The Qwen3 gated MLP: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP."""
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def rope(
+    length: int, head_dim: int, theta: float, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half-split rotary tables for positions 0..length-1, computed in float32.
+
+    Returns:
+        (cos, sin), each [length, head_dim] in ``dtype``.
+    """
+    inv_freq = 1.0 / (
+        theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim)
+    )
+    positions = torch.arange(length, device=device, dtype=torch.float32)
+    freqs = positions[:, None] * inv_freq[None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def attention_bias(
+    length: int,
+    key_mask: torch.Tensor | None,
+    window: int | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """Additive self-attention mask [B or 1, 1, L, L]; None when nothing is masked.
+
+    Args:
+        length: Sequence length L.
+        key_mask: [B, L], true/non-zero where a key is valid, or None.
+        window: Bidirectional window w (keys with |i - j| <= w are kept), or None.
+        dtype: The score dtype; masked entries get its most negative finite value.
+        device: Where to build the mask.
+    """
+    keep = torch.ones(1, 1, length, length, dtype=torch.bool, device=device)
+    if window is not None:
+        idx = torch.arange(length, device=device)
+        keep = keep & ((idx[:, None] - idx[None, :]).abs() <= window)
+    if key_mask is not None:
+        keep = keep & key_mask.to(torch.bool)[:, None, None, :]
+    if window is None and key_mask is None:
+        return None
+    bias = torch.zeros(keep.shape, dtype=dtype, device=device)
+    return bias.masked_fill(~keep, torch.finfo(dtype).min)
+
+
+def key_padding_bias(key_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Additive cross-attention mask [B, 1, 1, S] from a [B, S] key mask (None: attend to all)."""
+    if key_mask is None:
+        return None
+    bias = torch.zeros(key_mask.shape[0], 1, 1, key_mask.shape[1], dtype=dtype, device=key_mask.device)
+    return bias.masked_fill(~key_mask.to(torch.bool)[:, None, None, :], torch.finfo(dtype).min)
+
+
+class Attention(nn.Module):
+    """Grouped-query attention with per-head q/k RMSNorm; RoPE only for self-attention."""
+
+    def __init__(self, config: DitConfig) -> None:
+        super().__init__()
+        hd = config.head_dim
+        self.heads, self.kv_heads, self.head_dim = config.num_attention_heads, config.num_key_value_heads, hd
+        self.q_proj = nn.Linear(config.hidden_size, self.heads * hd, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * hd, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * hd, bias=False)
+        self.o_proj = nn.Linear(self.heads * hd, config.hidden_size, bias=False)
+        self.q_norm = RMSNorm(hd, config.rms_norm_eps)
+        self.k_norm = RMSNorm(hd, config.rms_norm_eps)
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K and V for ``source`` [B, S, D] as [B, kv_heads, S, head_dim] (no RoPE)."""
+        shape = (*source.shape[:-1], self.kv_heads, self.head_dim)
+        k = self.k_norm(self.k_proj(source).view(shape)).transpose(1, 2)
+        v = self.v_proj(source).view(shape).transpose(1, 2)
+        return k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor | None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Attend from ``x`` [B, L, D] to itself (``kv`` None) or to precomputed cross K/V.
+
+        Args:
+            x: Queries' hidden states.
+            bias: Additive mask broadcastable to [B, heads, L, S], or None.
+            rotary: (cos, sin) for self-attention.
+            kv: Cross-attention keys and values from ``keys_values``.
+        """
+        q = self.q_norm(self.q_proj(x).view(*x.shape[:-1], self.heads, self.head_dim)).transpose(1, 2)
+        if kv is None:
+            k, v = self.keys_values(x)
+            if rotary is not None:
+                cos, sin = rotary
+                q = q * cos + _rotate_half(q) * sin
+                k = k * cos + _rotate_half(k) * sin
+        else:
+            k, v = kv
+        groups = self.heads // self.kv_heads
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.head_dim**-0.5)
+        return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm bidirectional transformer layer used by every encoder stack."""
+
+    def __init__(self, config: DitConfig) -> None:
+        super().__init__()
+        self.self_attn = Attention(config)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
+
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None, rotary: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """Self-attention then MLP, each with a plain residual."""
+        x = x + self.self_attn(self.input_layernorm(x), bias, rotary)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def run_encoder_layers(
+    layers: nn.ModuleList, x: torch.Tensor, config: DitConfig, key_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Run an encoder stack; layer i is windowed when ``config.layer_types[i]`` says so."""
+    length = x.shape[1]
+    rotary = rope(length, config.head_dim, config.rope_theta, x.dtype, x.device)
+    full = attention_bias(length, key_mask, None, x.dtype, x.device)
+    sliding = attention_bias(length, key_mask, config.sliding_window, x.dtype, x.device)
+    for i, layer in enumerate(layers):
+        x = layer(x, sliding if config.is_sliding(i) else full, rotary)
+    return x
+
+
+def make_layers(config: DitConfig, count: int) -> nn.ModuleList:
+    """``count`` encoder layers."""
+    return nn.ModuleList(EncoderLayer(config) for _ in range(count))
