@@ -24,6 +24,7 @@ PLAN_KEYS = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration"
 
 def metadata_block(text: str) -> str:
     """Return the metadata text the LM wrote: inside ``<think>`` or before the first code."""
+    text = text.split("<|im_end|>", 1)[0]
     if THINK_OPEN in text:
         text = text.split(THINK_OPEN, 1)[1]
         return text.split(THINK_CLOSE, 1)[0]

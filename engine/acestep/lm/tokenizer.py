@@ -56,3 +56,81 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
 def encode(tok: Tokenizer, text: str) -> list[int]:
     """Encode like the official code: no BOS/EOS are added, specials are matched."""
     return tok.encode(text, add_special_tokens=False).ids
+
+
+# Qwen's own added tokens, ids 151643..151668 in the real vocab, in this order.
+QWEN_ADDED = (
+    ("<|endoftext|>", True),
+    ("<|im_start|>", True),
+    ("<|im_end|>", True),
+    ("<|object_ref_start|>", True),
+    ("<|object_ref_end|>", True),
+    ("<|box_start|>", True),
+    ("<|box_end|>", True),
+    ("<|quad_start|>", True),
+    ("<|quad_end|>", True),
+    ("<|vision_start|>", True),
+    ("<|vision_end|>", True),
+    ("<|vision_pad|>", True),
+    ("<|image_pad|>", True),
+    ("<|video_pad|>", True),
+    ("<tool_call>", False),
+    ("</tool_call>", False),
+    ("<|fim_prefix|>", False),
+    ("<|fim_middle|>", False),
+    ("<|fim_suffix|>", False),
+    ("<|fim_pad|>", False),
+    ("<|repo_name|>", False),
+    ("<|file_sep|>", False),
+    ("<tool_response>", False),
+    ("</tool_response>", False),
+    ("<think>", False),
+    ("</think>", False),
+)
+
+# Qwen2's pre-tokenizer split: every digit alone, so numbers are digit tokens as in the real LM.
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+_TINY_CORPUS = (
+    "bpm: caption: duration: genres: keyscale: language: timesignature: # Instruction # Caption # Lyric",
+    "A B C D E F G major minor Ab Bb Cb Db Eb Fb Gb sharp flat ♯ ♭ # unknown instrumental: true false",
+    "ar az bg bn ca cs da de el en es fa fi fr he hi hr ht hu id is it ja ko la lt ms ne nl no pa pl",
+    "pt ro ru sa sk sr sv sw ta te th tl tr uk ur vi yue zh",
+    "A sad folk song about trains with acoustic guitar, harmonica and a warm male vocal.",
+    "An upbeat pop track with punchy drums, bright synths and a catchy female vocal chorus.",
+    "[Verse] [Chorus] [Bridge] [Outro] [Intro] the night the light we are running home again",
+    "Generate audio semantic tokens based on the given conditions: Expand the user's input into a",
+    "more detailed and specific musical description. Understand the given musical conditions and",
+    "describe the audio semantics accordingly. Format the user's input. NO USER INPUT",
+)
+
+
+def build_tiny_tokenizer(vocab_size: int = 1024) -> Tokenizer:
+    """Build a small byte-level BPE with the LM's special and audio-code tokens.
+
+    It has the real tokenizer's structure (Qwen split, byte-level, digits alone, the Qwen
+    added tokens, then ``<|audio_code_0..65534|>``), so everything that reads token ids from
+    a tokenizer works on it unchanged. Training on a fixed corpus is deterministic.
+    """
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_TINY_CORPUS) * 4, trainer=trainer)
+    tok.add_special_tokens([AddedToken(t, special=s, normalized=False) for t, s in QWEN_ADDED])
+    return add_code_tokens(tok)
