@@ -86,6 +86,7 @@ def split_output(text: str) -> tuple[dict[str, Any], str]:
     """Split a create-sample/understand output into (metadata, the free text after ``</think>``)."""
     meta = parse_metadata(text)
     rest = text.split(THINK_CLOSE, 1)[1] if THINK_CLOSE in text else ""
+    rest = rest.split("<|im_end|>", 1)[0]
     return meta, rest.strip()
 
 
