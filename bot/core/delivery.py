@@ -1,0 +1,133 @@
+"""The delivery loop: moves each job's status message along and posts its result once.
+
+It polls the outbox (`storage.outbox`), never the engine: the engine only writes job rows.
+Status edits are throttled per delivery and never repeat a text already shown. A result is
+marked delivered only after the adapter returned, so a crash in between means the next bot
+process posts it; because the outbox has one row per job, a job that ran twice is still
+posted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from bot.core import render
+from bot.core.service import ResultView, SongService
+from storage.db import utcnow
+from storage.types import SUCCEEDED, DeliveryView, JobView
+
+log = logging.getLogger("songbot.delivery")
+
+LEASE_S = 120.0
+MAX_ATTEMPTS = 8
+RETRY_BASE_S = 2.0
+
+
+class Messenger(Protocol):
+    """What a platform adapter offers the delivery loop."""
+
+    platform: str
+
+    async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
+        """Create or edit the job's status message; return its message id if it has one."""
+        ...
+
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
+        """Post the finished song."""
+        ...
+
+    async def send_error(self, delivery: DeliveryView, text: str) -> None:
+        """Tell the user, in one sentence, that the job ended without a song."""
+        ...
+
+
+class DeliveryLoop:
+    """Polls the outbox for every registered platform."""
+
+    def __init__(self, service: SongService, owner: str | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.service = service
+        self.outbox = service.outbox
+        self.owner = owner or f"bot:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock
+        self.messengers: dict[str, Messenger] = {}
+        self.interval_s = service.settings.status_edit_interval_s
+
+    def register(self, messenger: Messenger) -> None:
+        """Deliver this platform's jobs through `messenger`."""
+        self.messengers[messenger.platform] = messenger
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, then hand back this process's leases."""
+        poll_s = self.service.settings.delivery_poll_s
+        try:
+            while not stop.is_set():
+                try:
+                    await self.run_once()
+                except Exception:
+                    log.exception("delivery pass failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll_s)
+        finally:
+            await asyncio.to_thread(self.outbox.release, self.owner)
+
+    async def run_once(self) -> int:
+        """One pass over every platform's open deliveries. Returns how many were looked at."""
+        seen = 0
+        for platform, messenger in list(self.messengers.items()):
+            rows = await asyncio.to_thread(self.outbox.claim_open, platform, self.owner, self.clock(), LEASE_S)
+            seen += len(rows)
+            # Chats are served side by side; within one chat, in order, so messages keep their order.
+            by_chat: dict[str, list[tuple[DeliveryView, JobView]]] = {}
+            for delivery, job in rows:
+                by_chat.setdefault(delivery.chat_id, []).append((delivery, job))
+            await asyncio.gather(*(self._handle_chat(messenger, chat_rows) for chat_rows in by_chat.values()))
+        return seen
+
+    async def _handle_chat(self, messenger: Messenger, rows: list[tuple[DeliveryView, JobView]]) -> None:
+        for delivery, job in rows:
+            await self._handle(messenger, delivery, job)
+
+    async def _handle(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        try:
+            if job.finished:
+                await self._finish(messenger, delivery, job)
+            else:
+                await self._update(messenger, delivery, job)
+        except Exception as error:  # noqa: BLE001 - any platform failure is retried later
+            delay = RETRY_BASE_S * 2 ** min(delivery.attempts, 6)
+            log.warning("delivery failed; will retry",
+                        extra={"job": job.id, "platform": delivery.platform, "error": type(error).__name__})
+            await asyncio.to_thread(self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay,
+                                    MAX_ATTEMPTS)
+
+    async def _update(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        text = await asyncio.to_thread(self.service.status_text, job)
+        if text == delivery.last_status_text or not self._due(delivery):
+            return
+        message_id = await messenger.show_status(delivery, text)
+        await asyncio.to_thread(self.outbox.record_status, delivery.id, text, message_id, self.clock())
+
+    def _due(self, delivery: DeliveryView) -> bool:
+        if delivery.last_status_at is None:
+            return True
+        return (self.clock() - delivery.last_status_at).total_seconds() >= self.interval_s
+
+    async def _finish(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        if job.status == SUCCEEDED:
+            result = await asyncio.to_thread(self.service.result, job)
+            if result is None:
+                raise RuntimeError(f"job {job.id} succeeded without a track")
+            await messenger.send_result(delivery, result)
+        else:
+            await messenger.send_error(delivery, render.failure_text(job))
+        await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock())
+        log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status})

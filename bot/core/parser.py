@@ -1,0 +1,223 @@
+"""The text command syntax shared by the console and Telegram.
+
+    /song <description> [duration=30] [bpm=90] [key="F# minor"] [seed=7] [language=en] [instrumental=true]
+    <lyrics on the following lines>
+    /cover [style] [strength=0.6]        (a reply to audio; the console takes a file path first)
+    /reroll <song id> [seed]
+    /history   /queue   /cancel [id]   /lyrics <id>   /help
+    /admin pause|resume|stats|ban <platform:id>|unban <platform:id>|quota <platform:id> <n>
+
+Parsing checks syntax and types; limits that depend on settings are checked in `service.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from storage.errors import UserError
+
+LANGUAGES = frozenset(
+    (
+        "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi",
+        "hr", "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl",
+        "pt", "ro", "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi",
+        "yue", "zh",
+    )
+)
+TIME_SIGNATURES = frozenset({2, 3, 4, 6})
+SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig")
+COVER_OPTIONS = ("strength", "seed", "duration")
+OPTION = re.compile(r"""(?<!\S)([A-Za-z_]+)=("[^"]*"|'[^']*'|\S+)""")
+COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+|$)")
+SEED_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """A slash command split into name, first-line arguments and the following lines."""
+
+    name: str
+    args: str
+    body: str
+
+
+@dataclass(frozen=True)
+class SongRequest:
+    """What a user asked for with /song."""
+
+    description: str
+    lyrics: str = ""
+    instrumental: bool = False
+    duration_s: int | None = None
+    bpm: int | None = None
+    key: str | None = None
+    language: str | None = None
+    seed: int | None = None
+    time_signature: int | None = None
+
+
+@dataclass(frozen=True)
+class CoverRequest:
+    """What a user asked for with /cover."""
+
+    style: str = ""
+    strength: float | None = None
+    seed: int | None = None
+    path: str | None = None
+
+
+def parse_command(text: str, bot_username: str | None = None) -> ParsedCommand | None:
+    """Split `/name@bot args` plus the following lines; None for plain text or a command meant for another bot."""
+    text = text.strip()
+    match = COMMAND.match(text)
+    if not match:
+        return None
+    addressee = match.group(2)
+    if addressee and (bot_username is None or addressee.lower() != bot_username.lower()):
+        return None
+    rest = text[match.end():]
+    first, _, body = rest.partition("\n")
+    return ParsedCommand(name=match.group(1).lower(), args=first.strip(), body=body.strip("\n"))
+
+
+def parse_song(command: ParsedCommand) -> SongRequest:
+    """`/song` arguments → a SongRequest.
+
+    Raises:
+        UserError: an unknown option or a value of the wrong type.
+    """
+    options, description = split_options(command.args, SONG_OPTIONS)
+    if not description:
+        raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
+    return SongRequest(
+        description=description,
+        lyrics=command.body.strip(),
+        instrumental=parse_bool(options.get("instrumental", "false"), "instrumental"),
+        duration_s=parse_int(options["duration"], "duration") if "duration" in options else None,
+        bpm=parse_int(options["bpm"], "bpm") if "bpm" in options else None,
+        key=normalize_key(options["key"]) if "key" in options else None,
+        language=normalize_language(options["language"]) if "language" in options else None,
+        seed=parse_seed(options["seed"]) if "seed" in options else None,
+        time_signature=parse_time_signature(options["timesig"]) if "timesig" in options else None,
+    )
+
+
+def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest:
+    """`/cover [path] [style] [strength=..]` → a CoverRequest (the path only on the console)."""
+    options, rest = split_options(command.args, COVER_OPTIONS)
+    path = None
+    if with_path:
+        if not rest:
+            raise UserError("Give the audio file to cover, for example: /cover ~/song.mp3 jazz trio")
+        path, _, rest = _first_word(rest)
+    strength = parse_float(options["strength"], "strength") if "strength" in options else None
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        raise UserError("strength must be between 0 and 1, for example strength=0.6.")
+    seed = parse_seed(options["seed"]) if "seed" in options else None
+    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path)
+
+
+def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
+    """`/reroll <id> [seed]` → (song id, seed or None)."""
+    parts = command.args.replace("#", " ").split()
+    if not parts or len(parts) > 2:
+        raise UserError("Use /reroll <song id> [seed], for example: /reroll 12 or /reroll 12 4242")
+    song_id = parse_int(parts[0], "song id")
+    seed = parse_seed(parts[1].removeprefix("seed=")) if len(parts) == 2 else None
+    return song_id, seed
+
+
+def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:
+    """An optional song id argument (`/cancel [id]`, `/lyrics <id>`)."""
+    text = command.args.replace("#", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise UserError(usage)
+    return int(text)
+
+
+def split_options(text: str, allowed: tuple[str, ...]) -> tuple[dict[str, str], str]:
+    """Pull `name=value` options out of a line; the rest is free text."""
+    options: dict[str, str] = {}
+    for name, value in OPTION.findall(text):
+        key = name.lower()
+        if key not in allowed:
+            known = ", ".join(f"{option}=" for option in allowed)
+            raise UserError(f"I don't know the option {name}=; the options are {known}.")
+        options[key] = value.strip("\"'")
+    rest = OPTION.sub(" ", text)
+    return options, " ".join(rest.split())
+
+
+def parse_int(value: str, name: str) -> int:
+    """An integer option, or one sentence saying it must be a whole number."""
+    try:
+        return int(value.strip().removesuffix("s"))
+    except ValueError:
+        raise UserError(f"{name} must be a whole number, not {value[:20]!r}.") from None
+
+
+def parse_float(value: str, name: str) -> float:
+    """A number option, or one sentence saying it must be a number."""
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"{name} must be a number, not {value[:20]!r}.") from None
+
+
+def parse_bool(value: str, name: str) -> bool:
+    """`true/false/yes/no/1/0/on/off`."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on", "y"):
+        return True
+    if lowered in ("false", "no", "0", "off", "n"):
+        return False
+    raise UserError(f"{name} must be true or false.")
+
+
+def parse_seed(value: str) -> int:
+    """A seed: a whole number from 0 to 4294967295."""
+    seed = parse_int(value, "seed")
+    if not 0 <= seed <= SEED_MAX:
+        raise UserError(f"seed must be between 0 and {SEED_MAX}.")
+    return seed
+
+
+def parse_time_signature(value: str) -> int:
+    """`4`, `4/4`, `3/4`, `6/8` → beats per bar (2, 3, 4 or 6)."""
+    beats = parse_int(value.split("/")[0], "timesig")
+    if beats not in TIME_SIGNATURES:
+        raise UserError("timesig must be 2/4, 3/4, 4/4 or 6/8.")
+    return beats
+
+
+KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
+
+
+def normalize_key(value: str) -> str:
+    """`c#m`, `Bb major`, `F# minor`, `G` → `C# minor`, `Bb major`, `F# minor`, `G major`."""
+    match = KEY.match(value.replace("♯", "#").replace("♭", "b"))
+    if not match:
+        raise UserError(f"I don't know the key {value[:20]!r}; try something like key=\"F# minor\" or key=Bb.")
+    mode = "minor" if match.group(3).lower() in ("minor", "min", "m") else "major"
+    return f"{match.group(1).upper()}{match.group(2)} {mode}"
+
+
+def normalize_language(value: str) -> str:
+    """A language code the model knows (`en`, `es`, `ja`, ...)."""
+    code = value.strip().lower()
+    if code not in LANGUAGES:
+        raise UserError(f"I don't know the language {value[:12]!r}; use a code such as en, es, de, fr, ja or zh.")
+    return code
+
+
+def _first_word(text: str) -> tuple[str, str, str]:
+    text = text.strip()
+    if text[:1] in "\"'":
+        quote = text[0]
+        end = text.find(quote, 1)
+        if end > 0:
+            return text[1:end], " ", text[end + 1:]
+    return text.partition(" ")

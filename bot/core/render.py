@@ -1,0 +1,130 @@
+"""Texts users see, as plain text; each adapter escapes or formats them for its platform."""
+
+from __future__ import annotations
+
+from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
+
+HELP_TEXT = """\
+🎵 songbot makes songs with the open ACE-Step 1.5 model.
+
+/song <description> — a new song. Options on the first line: duration=30 bpm=90 key="F# minor" \
+seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lines.
+  /song lo-fi rain at night duration=45
+  /song upbeat folk song about trains
+  [verse]
+  the morning train is running late
+
+/cover [style] [strength=0.6] — reply to a song or voice note to re-imagine it (strength: how \
+closely it follows the original, 0 to 1).
+/reroll <song id> [seed] — the same song with a new seed; with the song's own seed, exactly the same song.
+/history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
+waiting song.   /lyrics <id> — a song's lyrics.
+
+Limits: {max_pending} songs waiting at a time, {quota} songs a day, {min_s} to {max_s} seconds per song, \
+uploads up to {max_mb:g} MB.
+Privacy: your requests, songs and seeds are stored on this bot's server so you can re-roll them; \
+uploads are kept only to make your cover."""
+
+
+def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
+    """The help text with this bot's limits filled in."""
+    return HELP_TEXT.format(max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s,
+                            max_mb=max_mb)
+
+
+STAGE_TEXT = {
+    "starting": "🎛 Starting…",
+    "planning": "📝 Writing the song…",
+    "encoding": "🎚 Encoding…",
+    "decoding": "🎚 Mixing down…",
+    "uploading": "📤 Uploading…",
+}
+
+
+def status_text(job: JobView, position: int | None, eta_s: float | None) -> str:
+    """One line that says where a job is: queued, planning, generating N%, uploading, done."""
+    label = f"#{job.id}"
+    if job.status == QUEUED:
+        where = f"position {position}" if position else "waiting"
+        eta = f", about {format_duration(eta_s)}" if eta_s is not None else ""
+        return f"⏳ {label} queued ({where}{eta})"
+    if job.status == RUNNING:
+        if job.stage in ("generating", "encoding_text"):
+            return f"🎶 {label} generating… {job.progress:.0f}%"
+        return f"{STAGE_TEXT.get(job.stage, '🎶 Working…')} {label}"
+    if job.status == SUCCEEDED:
+        return f"✅ {label} done"
+    if job.status == CANCELLED:
+        return f"🚫 {label} cancelled"
+    return f"⚠️ {label} failed: {job.error or 'something went wrong.'}"
+
+
+def failure_text(job: JobView) -> str:
+    """The one sentence a user gets when their job ends without a song."""
+    if job.status == CANCELLED:
+        return f"🚫 Song #{job.id} was cancelled."
+    if job.status in (FAILED, DEAD):
+        return f"⚠️ Song #{job.id} failed: {job.error or 'something went wrong on our side.'}"
+    return f"Song #{job.id} is {job.status}."
+
+
+def result_caption(track: TrackView) -> str:
+    """Title, style, bpm/key, duration, song id and seed, and the sketch notice if any."""
+    meta = track.meta
+    facts = [part for part in (
+        f"{meta['bpm']} bpm" if meta.get("bpm") else "",
+        str(meta.get("key") or ""),
+        format_duration(track.duration_s),
+    ) if part]
+    lines = [f"🎵 {track.title}", f"Style: {shorten(track.caption, 200)}", " · ".join(facts),
+             f"#{track.job_id} · seed {track.seed}"]
+    if track.notice:
+        lines.append(f"ℹ️ {track.notice}")
+    return "\n".join(lines)
+
+
+def result_line(track: TrackView, path: str) -> str:
+    """The console's one line per result: `#<id>`, `seed <n>` and the absolute path."""
+    return f"✅ #{track.job_id} seed {track.seed} {path}"
+
+
+def history_text(tracks: list[TrackView]) -> str:
+    """The user's latest songs, one per line."""
+    if not tracks:
+        return "You have no songs yet; try /song lo-fi rain at night"
+    rows = [f"#{track.job_id} · {shorten(track.title, 40)} · seed {track.seed} · "
+            f"{format_duration(track.duration_s)}" for track in tracks]
+    return "Your latest songs:\n" + "\n".join(rows)
+
+
+def queue_text(lines: list[str], total_queued: int) -> str:
+    """The user's pending jobs and the size of the whole queue."""
+    if not lines:
+        return f"You have no songs in the queue. Songs waiting in total: {total_queued}."
+    return "\n".join([*lines, f"Songs waiting in total: {total_queued}."])
+
+
+def lyrics_text(track: TrackView) -> str:
+    """A song's lyrics, or a sentence that it has none."""
+    if not track.lyrics.strip():
+        return f"Song #{track.job_id} is instrumental: it has no lyrics."
+    return f"Lyrics of #{track.job_id} — {track.title}\n\n{track.lyrics}"
+
+
+def stats_text(counts: dict[str, int], users: int, paused: bool) -> str:
+    """Admin statistics."""
+    parts = ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "no jobs yet"
+    return f"Users: {users}. Jobs: {parts}. Queue {'paused' if paused else 'running'}."
+
+
+def format_duration(seconds: float | None) -> str:
+    """`75` → `1:15`."""
+    if seconds is None:
+        return "?"
+    total = round(seconds)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

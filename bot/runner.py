@@ -1,0 +1,90 @@
+"""Composition root of the bot process: settings → storage → service → adapters → delivery.
+
+Adapters start only for platforms whose token is set; with none, `songbot run` falls back to
+the console chat (see `songbot.cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from bot.core.delivery import DeliveryLoop
+from bot.core.service import ResultView, SongService
+from storage.settings import Settings
+from storage.types import DeliveryView
+
+log = logging.getLogger("songbot.bot")
+
+
+class Adapter(Protocol):
+    """A chat platform: starts, stops, and delivers (it is the delivery loop's Messenger)."""
+
+    platform: str
+
+    async def start(self) -> None:
+        """Connect and start taking commands."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect cleanly."""
+        ...
+
+    async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
+        """See `bot.core.delivery.Messenger`."""
+        ...
+
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        ...
+
+    async def send_error(self, delivery: DeliveryView, text: str) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        ...
+
+
+def configured_platforms(settings: Settings) -> list[str]:
+    """The platforms whose tokens are set."""
+    names = []
+    if settings.telegram_token is not None:
+        names.append("telegram")
+    if settings.discord_token is not None:
+        names.append("discord")
+    return names
+
+
+def build_adapters(settings: Settings, service: SongService) -> list[Any]:
+    """One adapter per configured platform (imported lazily: each pulls in its client library)."""
+    adapters: list[Any] = []
+    for name in configured_platforms(settings):
+        if name == "telegram":
+            from bot.telegram.adapter import TelegramAdapter
+
+            adapters.append(TelegramAdapter(settings, service))
+        else:
+            from bot.discord.adapter import DiscordAdapter
+
+            adapters.append(DiscordAdapter(settings, service))
+    return adapters
+
+
+async def run_bot(settings: Settings, stop: asyncio.Event, service: SongService | None = None) -> None:
+    """Run every configured adapter and the delivery loop until `stop` is set."""
+    service = service or SongService.from_settings(settings)
+    delivery = DeliveryLoop(service)
+    adapters = build_adapters(settings, service)
+    started: list[Any] = []
+    try:
+        for adapter in adapters:
+            await adapter.start()
+            started.append(adapter)
+            delivery.register(adapter)
+            log.info("adapter started", extra={"platform": adapter.platform})
+        await delivery.run(stop)
+    finally:
+        for adapter in reversed(started):
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter did not stop cleanly", extra={"platform": adapter.platform})

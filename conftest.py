@@ -1,0 +1,1 @@
+"""Repository root marker for pytest: makes the packages importable without installing."""

@@ -1,0 +1,104 @@
+"""The contract between the engine worker and its backends.
+
+A backend turns a batch of validated requests into audio. It never touches the
+database, the blob directory or a chat platform: the worker does that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 48_000
+
+# progress(job_id or None for the whole batch, stage, percent 0..100)
+Progress = Callable[[int | None, str, float], None]
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """One track to generate, as the worker hands it to a backend.
+
+    Args:
+        job_id: The job's id (the song id users see as ``#<id>``).
+        kind: ``song``, ``cover`` or ``reroll``.
+        caption: The user's description (song) or style (cover).
+        lyrics: Lyrics; empty means instrumental unless a plan supplies them.
+        instrumental: The user asked for no vocals.
+        duration_s: Length of the result in seconds.
+        seed: uint32 seed; the same request and seed give the same audio.
+        language: ISO code such as ``en``, or None for the model's choice.
+        bpm: Beats per minute, or None.
+        key: Key and scale such as ``C major``, or None.
+        time_signature: Beats per bar (2, 3, 4 or 6), or None.
+        source_audio: Covers: float32 array (samples, 2) at 48 kHz.
+        strength: Covers: share of the sampling steps that follow the source (0..1).
+        plan: A stored LM plan (caption, lyrics, metadata, audio codes) to reuse
+            exactly on a re-roll, or None to plan afresh.
+    """
+
+    job_id: int
+    kind: str
+    caption: str
+    lyrics: str
+    instrumental: bool
+    duration_s: float
+    seed: int
+    language: str | None = None
+    bpm: int | None = None
+    key: str | None = None
+    time_signature: int | None = None
+    source_audio: np.ndarray | None = None
+    strength: float = 0.5
+    plan: dict[str, Any] | None = None
+
+
+@dataclass
+class GeneratedTrack:
+    """What a backend returns for one request.
+
+    Args:
+        job_id: The request's job id.
+        audio: float32 array (samples, 2) at ``sample_rate``, within [-1, 1].
+        seed: The seed actually used.
+        title: A short title for the song.
+        caption: The final caption the model was conditioned on.
+        lyrics: The final lyrics ("" for instrumental).
+        metadata: bpm, key, time_signature, language, duration_s as used.
+        plan: The LM plan to store for exact re-rolls, or None.
+        model: Everything else needed to regenerate: backend, model ids, steps,
+            shift, dtype.
+        notice: A sentence shown with the result (the sketch backend says it is
+            a sketch, not ACE-Step), or None.
+    """
+
+    job_id: int
+    audio: np.ndarray
+    seed: int
+    title: str
+    caption: str
+    lyrics: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    notice: str | None = None
+    sample_rate: int = SAMPLE_RATE
+
+
+class Generator(Protocol):
+    """A loaded backend. Loading happens once, in the constructor."""
+
+    name: str
+    max_batch: int
+
+    def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        """Generate one track per request, in order.
+
+        Raises:
+            storage.errors.GenerationError: with a sentence for the user, when a
+                request cannot be generated (NaN latents, a source too short...).
+        """
+        ...

@@ -1,0 +1,140 @@
+"""The sketch backend: a small procedural synthesizer for machines without model weights.
+
+It is deterministic from the seed, honours duration, bpm and key, writes 48 kHz stereo, and
+says in every result that it is a sketch, not ACE-Step. It exists so that the whole service
+(queue, engine loop, delivery, every chat adapter) runs and is tested on any machine.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from engine.protocol import SAMPLE_RATE, GeneratedTrack, Progress, TrackRequest
+
+NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (0, 3, 4, 4), (5, 3, 0, 4), (0, 3, 0, 4))
+CHUNK_S = 5.0
+
+
+class SketchGenerator:
+    """A `Generator` that synthesizes a simple arrangement in numpy."""
+
+    name = "sketch"
+
+    def __init__(self, max_batch: int = 4) -> None:
+        self.max_batch = max_batch
+
+    def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        """Synthesize each request in turn, reporting progress per chunk."""
+        return [self._one(request, progress) for request in batch]
+
+    def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
+        rng = np.random.default_rng(request.seed)
+        bpm = request.bpm or int(rng.integers(70, 140))
+        key = request.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+        audio = synthesize(request.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
+        if request.source_audio is not None:
+            audio = blend_with_source(audio, request.source_audio, request.strength)
+        return GeneratedTrack(
+            job_id=request.job_id, audio=audio, seed=request.seed, title=title_from(request.caption),
+            caption=request.caption, lyrics=request.lyrics,
+            metadata={"bpm": bpm, "key": key, "time_signature": request.time_signature or 4,
+                      "language": request.language or "", "duration_s": request.duration_s},
+            model={"backend": self.name}, notice=NOTICE,
+        )
+
+
+def synthesize(duration_s: float, bpm: int, key: str, rng: np.random.Generator,
+               on_progress: callable = lambda pct: None) -> np.ndarray:  # type: ignore[valid-type]
+    """Chords, bass, an arpeggio and drums in `key` at `bpm`: float32 (samples, 2)."""
+    total = round(duration_s * SAMPLE_RATE)
+    root, scale = parse_key(key)
+    progression = PROGRESSIONS[int(rng.integers(0, len(PROGRESSIONS)))]
+    voice = {
+        "bright": float(rng.uniform(0.2, 0.8)),
+        "arp": int(rng.integers(2, 5)),
+        "swing": float(rng.uniform(0, 0.2)),
+    }
+    beat = 60.0 / bpm
+    out = np.zeros((total, 2), np.float32)
+    chunk = int(CHUNK_S * SAMPLE_RATE)
+    for start in range(0, total, chunk):
+        stop = min(total, start + chunk)
+        t = np.arange(start, stop) / SAMPLE_RATE
+        out[start:stop] = _render(t, beat, root, scale, progression, voice)
+        on_progress(100.0 * stop / total)
+    fade = min(total // 4, SAMPLE_RATE)
+    out[:fade] *= np.linspace(0, 1, fade, dtype=np.float32)[:, None]
+    out[total - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)[:, None]
+    return out
+
+
+def _render(t: np.ndarray, beat: float, root: int, scale: tuple[int, ...], progression: tuple[int, ...],
+            voice: dict[str, float]) -> np.ndarray:
+    bar = np.floor(t / (4 * beat)).astype(int)
+    degree = np.asarray(progression)[bar % len(progression)]
+    chord = [_freq(root, scale, degree + step) for step in (0, 2, 4)]
+    pad = sum(_tone(f, t, voice["bright"]) for f in chord) / 3.0
+    bass = _tone(_freq(root, scale, degree) / 4, t, 0.1) * _pluck(t, beat, 0.0)
+    step = beat / voice["arp"]
+    index = np.floor(t / step).astype(int) % 3
+    arp = _tone(np.choose(index, chord) * 2, t, voice["bright"]) * _pluck(t, step, voice["swing"])
+    kick = np.sin(2 * np.pi * 55 * (t % beat)) * np.exp(-(t % beat) * 18)
+    left = 0.30 * pad + 0.35 * bass + 0.22 * arp + 0.45 * kick
+    right = 0.30 * pad + 0.35 * bass + 0.12 * arp + 0.45 * kick + 0.1 * _tone(chord[1] * 2, t, 0.0)
+    return (0.6 * np.stack([left, right], axis=1)).astype(np.float32)
+
+
+def _freq(root: int, scale: tuple[int, ...], degree: np.ndarray | int) -> np.ndarray:
+    degree = np.asarray(degree)
+    semitones = np.asarray(scale)[degree % 7] + 12 * (degree // 7)
+    return 220.0 * 2 ** ((root + semitones - 9) / 12)
+
+
+def _tone(freq: np.ndarray | float, t: np.ndarray, bright: float) -> np.ndarray:
+    phase = 2 * np.pi * freq * t
+    return np.sin(phase) + bright * 0.5 * np.sin(2 * phase) + bright * 0.25 * np.sin(3 * phase)
+
+
+def _pluck(t: np.ndarray, period: float, swing: float) -> np.ndarray:
+    local = (t + swing * period) % period
+    return np.exp(-local / (0.35 * period))
+
+
+def parse_key(key: str) -> tuple[int, tuple[int, ...]]:
+    """`"F# minor"` → (6, MINOR). Unknown names fall back to C major."""
+    match = re.match(r"\s*([A-Ga-g])([#b♯♭]?)\s*(major|minor|maj|min|m)?", key or "")
+    if not match:
+        return 0, MAJOR
+    name = match.group(1).upper() + match.group(2).replace("♯", "#").replace("♭", "b")
+    name = FLATS.get(name, name)
+    root = NOTE_NAMES.index(name) if name in NOTE_NAMES else 0
+    minor = (match.group(3) or "").lower() in ("minor", "min", "m")
+    return root, MINOR if minor else MAJOR
+
+
+def blend_with_source(synth: np.ndarray, source: np.ndarray, strength: float) -> np.ndarray:
+    """A cover sketch: the source's loudness contour shapes the synth; `strength` keeps more source."""
+    length = synth.shape[0]
+    source = np.resize(source, (length, 2)) if source.shape[0] < length else source[:length]
+    window = SAMPLE_RATE // 20
+    energy = np.sqrt(np.convolve((source ** 2).mean(axis=1), np.ones(window) / window, mode="same"))
+    shaped = synth * (energy / (energy.max() + 1e-9))[:, None].astype(np.float32)
+    mixed = strength * source + (1.0 - strength) * shaped
+    peak = float(np.abs(mixed).max()) or 1.0
+    return (mixed / max(peak, 1.0)).astype(np.float32)
+
+
+def title_from(caption: str, words: int = 6) -> str:
+    """A short title from the caption: its first few words, capitalised."""
+    cleaned = re.sub(r"[^\w\s'-]", " ", caption).split()
+    if not cleaned:
+        return "Untitled"
+    title = " ".join(cleaned[:words])
+    return title[:1].upper() + title[1:]

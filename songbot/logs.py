@@ -1,0 +1,36 @@
+"""Structured logs: `time level logger message key=value ...` on stderr.
+
+Message text and tokens never go into logs; httpx's request lines (which carry the Telegram
+token in the URL) are silenced here, once, for every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
+QUIET = ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway", "discord.http", "aiohttp.access", "alembic")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Appends the record's `extra` fields as key=value pairs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the base line, then the extras."""
+        base = super().format(record)
+        extras = {k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")}
+        if not extras:
+            return base
+        return base + " " + " ".join(f"{key}={value}" for key, value in extras.items())
+
+
+def configure(level: str = "INFO") -> None:
+    """Set up the root logger once per process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,62 @@
+"""Runs the engine as a child process and restarts it, with back-off, when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+
+log = logging.getLogger("songbot.supervisor")
+
+BACKOFF_START_S = 1.0
+BACKOFF_MAX_S = 30.0
+HEALTHY_AFTER_S = 60.0
+STOP_GRACE_S = 20.0
+
+
+class EngineSupervisor:
+    """Keeps one `songbot engine` child alive until `stop()`."""
+
+    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.command = command or [sys.executable, "-m", "songbot", "engine"]
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start supervising in the background."""
+        self._task = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        backoff = BACKOFF_START_S
+        while not self._stopping.is_set():
+            started = asyncio.get_running_loop().time()
+            self.process = await asyncio.create_subprocess_exec(*self.command, env=self.env or dict(os.environ))
+            log.info("engine started", extra={"pid": self.process.pid})
+            code = await self.process.wait()
+            if self._stopping.is_set():
+                break
+            ran_s = asyncio.get_running_loop().time() - started
+            backoff = BACKOFF_START_S if ran_s > HEALTHY_AFTER_S else min(backoff * 2, BACKOFF_MAX_S)
+            self.restarts += 1
+            log.warning("engine exited; restarting", extra={"code": code, "in_s": backoff})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+
+    async def stop(self) -> None:
+        """SIGTERM the child (it releases its job), wait, and kill it if it hangs."""
+        self._stopping.set()
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=STOP_GRACE_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,63 @@
+"""The blob directory: uploaded sources and finished songs, addressed by relative paths.
+
+Rows store paths relative to the root, so the directory can move (or be shared by several
+hosts) without touching the database. Files are written under a temporary name and renamed,
+so a crash never leaves half a file under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+
+class Blobs:
+    """A folder of audio files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+        (self.root / "tracks").mkdir(parents=True, exist_ok=True)
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a stored blob."""
+        return self.root / relative
+
+    def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
+        """Store an uploaded source file; returns its relative path."""
+        relative = f"uploads/{uuid.uuid4().hex}{suffix}"
+        self._write(self.root / relative, data)
+        return relative
+
+    def track_relative(self, job_id: int, attempt: int) -> str:
+        """Where the song of a job's attempt goes (each attempt its own file)."""
+        return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
+
+    def temp_path(self, relative: str) -> Path:
+        """A scratch path beside `relative`, to be committed with `commit`."""
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp.mp3")
+
+    def commit(self, temp: Path, relative: str) -> Path:
+        """Atomically move a finished scratch file to its real name."""
+        target = self.root / relative
+        os.replace(temp, target)
+        return target
+
+    def _write(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.tmp")
+        temp.write_bytes(data)
+        os.replace(temp, target)
+
+
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

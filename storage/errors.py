@@ -1,0 +1,54 @@
+"""Every error songbot raises on purpose, in one tree.
+
+    SongbotError                 base; ``.user_message`` is one sentence a person understands
+    ├── UserError                the request is refused; shown to the user, never retried
+    │   ├── LimitError           a limit (pending cap, quota, duration, size, pause, ban)
+    │   ├── NotFound             no such song / job for this user
+    │   └── BadAudio             an upload is not usable audio (not audio, empty, corrupt, too long)
+    ├── GenerationError          the engine could not make this track; the job fails, user sees the sentence
+    ├── LeaseLost                the worker no longer owns the job (fencing); the result is dropped, not retried
+    └── ModelsMissing            the model directory is incomplete; the engine refuses to start
+
+Anything else is a bug: it is logged with its traceback and the user sees a generic sentence.
+"""
+
+from __future__ import annotations
+
+
+class SongbotError(Exception):
+    """Base class: carries one sentence for the person on the other side."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class UserError(SongbotError):
+    """The request is refused; shown to the user as is, never retried."""
+
+
+class LimitError(UserError):
+    """A limit stops the request (pending cap, quota, duration, size, pause, ban)."""
+
+
+class NotFound(UserError):
+    """No such song or job (or not one this user may touch)."""
+
+
+class BadAudio(UserError):
+    """An uploaded file is not usable audio."""
+
+
+class GenerationError(SongbotError):
+    """The engine could not generate this track; the job fails with this sentence."""
+
+
+class LeaseLost(SongbotError):
+    """The worker lost its lease on the job; another worker owns it now."""
+
+
+class ModelsMissing(SongbotError):
+    """The model directory lacks files the chosen backend needs."""
+
+
+GENERIC_FAILURE = "Something went wrong on our side while making this song; please try again."

@@ -1,0 +1,49 @@
+"""Finished tracks: lookups for re-rolls, history and lyrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, Row, select
+
+from storage.db import read_only
+from storage.models import Job, Track
+from storage.types import TrackView
+
+tracks = Track.__table__
+jobs = Job.__table__
+
+
+class Library:
+    """Reads of the tracks table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.reader = read_only(engine)
+
+    def get(self, song_id: int) -> TrackView | None:
+        """The track of song `song_id` (its job id), or None."""
+        with self.reader.begin() as conn:
+            row = conn.execute(
+                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id)
+                .where(tracks.c.job_id == song_id)
+            ).one_or_none()
+            return track_view(row) if row is not None else None
+
+    def history(self, user_id: int, limit: int = 10) -> list[TrackView]:
+        """A user's latest finished songs, newest first."""
+        with self.reader.begin() as conn:
+            rows = conn.execute(
+                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id)
+                .where(jobs.c.user_id == user_id).order_by(tracks.c.job_id.desc()).limit(limit)
+            ).all()
+            return [track_view(row) for row in rows]
+
+
+def track_view(row: Row[Any]) -> TrackView:
+    """A tracks row (joined with its job's kind) as a value."""
+    return TrackView(
+        job_id=row.job_id, blob_path=row.blob_path, format=row.format, duration_s=row.duration_s,
+        seed=row.seed, sha256=row.sha256, title=row.title, caption=row.caption, lyrics=row.lyrics,
+        meta=dict(row.meta), plan=row.plan, model=dict(row.model), notice=row.notice,
+        created_at=row.created_at, kind=row.kind,
+    )

@@ -1,0 +1,126 @@
+"""The delivery outbox: where each job's status and result go, and whether they got there.
+
+A bot process claims open rows of its platform with a short lease (so two bot processes
+never post the same result), edits the status message as the job moves, and marks the row
+`done` only after the result was posted. A crash before that leaves the row open, and the
+next process posts it: the result arrives once, however often the job itself ran.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Row, and_, or_, select, update
+
+from storage.models import Delivery, Job
+from storage.queue import _job
+from storage.types import DeliveryView, JobView
+
+deliveries = Delivery.__table__
+jobs = Job.__table__
+
+PENDING, DONE, GAVE_UP = "pending", "done", "failed"
+
+
+class Outbox:
+    """All statements on the deliveries table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_open(self, platform: str, owner: str, now: datetime, lease_s: float,
+                   limit: int = 50) -> list[tuple[DeliveryView, JobView]]:
+        """Lease the open deliveries of `platform` that nobody else holds, with their jobs."""
+        free = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now,
+                   deliveries.c.lease_owner == owner)
+        with self.engine.begin() as conn:
+            ids = conn.execute(
+                select(deliveries.c.id)
+                .where(deliveries.c.platform == platform, deliveries.c.state == PENDING, free)
+                .order_by(deliveries.c.id).limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars().all()
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries).where(deliveries.c.id.in_(ids))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+            rows = conn.execute(
+                select(deliveries, jobs).join(jobs, jobs.c.id == deliveries.c.job_id)
+                .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id)
+            ).all()
+            return [(_delivery(row._mapping), _job(_job_part(row))) for row in rows]
+
+    def record_status(self, delivery_id: int, text: str, message_id: str | None, now: datetime) -> None:
+        """Remember the status text shown (so it is never sent twice) and the message to edit."""
+        values: dict[str, Any] = {"last_status_text": text, "last_status_at": now}
+        if message_id is not None:
+            values["status_message_id"] = message_id
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+    def mark_done(self, delivery_id: int, owner: str, now: datetime) -> bool:
+        """The result (or the failure sentence) was posted; False if another process owns the row."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == PENDING,
+                       or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)))
+                .values(state=DONE, delivered_at=now, lease_owner=None, lease_expires_at=None)
+            )
+            return result.rowcount == 1
+
+    def retry_later(self, delivery_id: int, error: str, now: datetime, delay_s: float,
+                    max_attempts: int) -> None:
+        """Posting failed: keep the row for another try after `delay_s`, or give up."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(deliveries.c.attempts).where(deliveries.c.id == delivery_id)).one()
+            attempts = row.attempts + 1
+            state = GAVE_UP if attempts >= max_attempts else PENDING
+            conn.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id)
+                .values(attempts=attempts, error=error[:500], state=state, lease_owner=None,
+                        lease_expires_at=now + timedelta(seconds=delay_s))
+            )
+
+    def release(self, owner: str) -> None:
+        """Drop this process's leases (clean shutdown), so another process can go on at once."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries).where(and_(deliveries.c.lease_owner == owner, deliveries.c.state == PENDING))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def for_job(self, job_id: int) -> DeliveryView | None:
+        """The delivery of a job, or None."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(deliveries).where(deliveries.c.job_id == job_id)).one_or_none()
+            return _delivery(row._mapping) if row is not None else None
+
+
+def _delivery(row: Any) -> DeliveryView:
+    return DeliveryView(
+        id=row[deliveries.c.id], job_id=row[deliveries.c.job_id], platform=row[deliveries.c.platform],
+        chat_id=row[deliveries.c.chat_id], reply_to_message_id=row[deliveries.c.reply_to_message_id],
+        status_message_id=row[deliveries.c.status_message_id],
+        interaction_token=row[deliveries.c.interaction_token],
+        token_expires_at=row[deliveries.c.token_expires_at], extra=dict(row[deliveries.c.extra] or {}),
+        state=row[deliveries.c.state], last_status_text=row[deliveries.c.last_status_text],
+        last_status_at=row[deliveries.c.last_status_at], attempts=row[deliveries.c.attempts],
+    )
+
+
+class _JobRow:
+    """Attribute access to the job columns of a joined row (names clash with deliveries')."""
+
+    def __init__(self, row: Row[Any]) -> None:
+        self._mapping = row._mapping
+
+    def __getattr__(self, name: str) -> Any:
+        return self._mapping[jobs.c[name]]
+
+
+def _job_part(row: Row[Any]) -> Any:
+    return _JobRow(row)

@@ -1,0 +1,387 @@
+"""The job queue: every statement that moves a job through its states lives here.
+
+    submit ─→ queued ──claim──→ running ──complete──→ succeeded
+                ↑  │             │  │ └──fail──→ failed
+                │  └─cancel─→ cancelled
+                └──reap (lease expired)──┘  └─reap after max attempts─→ dead
+
+Each write runs in one transaction (`BEGIN IMMEDIATE` on SQLite, see `db.py`). The engine
+owns a running job through its lease (`lease_owner`, `lease_expires_at`, `attempts`); every
+write by a worker is fenced on all three, so a worker that lost its lease cannot publish.
+Fairness tags come from `fairness.py`; this module only stores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Row, and_, func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from storage import fairness
+from storage.db import read_only
+from storage.errors import LeaseLost, LimitError, NotFound, UserError
+from storage.models import Delivery, Job, QueueState, Track, User
+from storage.types import (
+    CANCELLED,
+    DEAD,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    DeliveryTarget,
+    JobView,
+    NewTrack,
+    QueueLimits,
+    UserView,
+)
+
+jobs = Job.__table__
+users = User.__table__
+tracks = Track.__table__
+deliveries = Delivery.__table__
+queue_state = QueueState.__table__
+
+DEAD_MESSAGE = "This song failed several times in a row, so I gave up on it; please try again later."
+PAUSED_MESSAGE = "The bot is paused by its operators right now; please try again a little later."
+
+
+class Queue:
+    """All job-queue operations, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, limits: QueueLimits | None = None) -> None:
+        self.engine = engine
+        self.reader = read_only(engine)
+        self.limits = limits or QueueLimits()
+
+    # ----------------------------------------------------------------- submit
+
+    def submit(
+        self,
+        user_id: int,
+        kind: str,
+        spec: dict[str, Any],
+        seed: int,
+        cost: float,
+        now: datetime,
+        target: DeliveryTarget | None = None,
+        parent_id: int | None = None,
+        source_blob: str | None = None,
+        enforce_limits: bool = True,
+    ) -> JobView:
+        """Queue a job with its fairness tags and its outbox row, in one transaction.
+
+        Raises:
+            LimitError: paused, banned, too many pending jobs, daily quota used up, queue full.
+        """
+        with self.engine.begin() as conn:
+            user = conn.execute(select(users).where(users.c.id == user_id)).one()
+            clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
+            if enforce_limits:
+                self._check_limits(conn, user, bool(paused), now)
+            tags = fairness.tags_for(clock, user.last_vfinish, cost, user.weight)
+            job_id = conn.execute(
+                jobs.insert()
+                .values(user_id=user_id, kind=kind, spec=spec, seed=seed, parent_id=parent_id,
+                        source_blob=source_blob, status=QUEUED, stage=QUEUED, progress=0.0, attempts=0,
+                        max_attempts=self.limits.max_attempts, run_after=now, cost=cost,
+                        vstart=tags.vstart, vfinish=tags.vfinish, created_at=now)
+                .returning(jobs.c.id)
+            ).scalar_one()
+            # The user's chain of tags grows by this job.
+            conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=tags.vfinish))
+            if target is not None:
+                conn.execute(deliveries.insert().values(**_delivery_values(job_id, target)))
+            return _job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+
+    def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime) -> None:
+        if user.banned:
+            raise LimitError("You are not allowed to make songs here.")
+        if user.role == "admin":
+            return
+        if paused:
+            raise LimitError(PAUSED_MESSAGE)
+        pending = conn.execute(
+            select(func.count()).where(jobs.c.user_id == user.id, jobs.c.status.in_((QUEUED, RUNNING)))
+        ).scalar_one()
+        if pending >= self.limits.max_pending_per_user:
+            raise LimitError(
+                f"You already have {pending} songs in the queue; wait for one to finish "
+                f"(the limit is {self.limits.max_pending_per_user})."
+            )
+        quota = user.daily_quota if user.daily_quota is not None else self.limits.daily_quota
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        used = conn.execute(
+            select(func.count()).where(
+                jobs.c.user_id == user.id, jobs.c.created_at >= today, jobs.c.status != CANCELLED
+            )
+        ).scalar_one()
+        if quota and used >= quota:
+            raise LimitError(f"You have made your {quota} songs for today; the quota resets at midnight UTC.")
+        total = conn.execute(select(func.count()).where(jobs.c.status == QUEUED)).scalar_one()
+        if total >= self.limits.max_queued_total:
+            raise LimitError("The queue is full right now; please try again in a few minutes.")
+
+    # ------------------------------------------------------------------ claim
+
+    def claim(self, owner: str, n: int, now: datetime, lease_s: float) -> list[JobView]:
+        """Claim up to `n` queued jobs in fairness order, leased to `owner` for `lease_s`."""
+        with self.engine.begin() as conn:
+            clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
+            if paused:
+                return []
+            # The smallest start tags first. SKIP LOCKED (PostgreSQL) lets several engines claim at
+            # once without waiting on each other; SQLite serialises writers with BEGIN IMMEDIATE and
+            # renders no FOR UPDATE at all.
+            candidates = (
+                select(jobs.c.id)
+                .where(jobs.c.status == QUEUED, jobs.c.run_after <= now)
+                .order_by(jobs.c.vstart, jobs.c.id)
+                .limit(n)
+                .with_for_update(skip_locked=True)
+            )
+            rows = conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(candidates.scalar_subquery()), jobs.c.status == QUEUED)
+                .values(status=RUNNING, lease_owner=owner, attempts=jobs.c.attempts + 1, started_at=now,
+                        lease_expires_at=now + timedelta(seconds=lease_s), stage="starting", progress=0.0)
+                .returning(*jobs.c)
+            ).all()
+            if not rows:
+                return []
+            # The clock is the start tag of the job in service: late arrivals start from here.
+            new_clock = fairness.advance_clock(clock, [row.vstart for row in rows])
+            if new_clock != clock:
+                conn.execute(update(queue_state).where(queue_state.c.id == 1).values(vtime=new_clock))
+            return sorted((_job(row) for row in rows), key=lambda job: (job.vstart, job.id))
+
+    # -------------------------------------------------------- while it runs
+
+    def renew(self, job: JobView, owner: str, now: datetime, lease_s: float) -> bool:
+        """Extend the lease; False means the worker no longer owns the job."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+            return result.rowcount == 1
+
+    def report(self, job: JobView, owner: str, stage: str, percent: float, now: datetime,
+               lease_s: float) -> bool:
+        """Record stage and percent (and renew the lease); False if the lease is lost."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(stage=stage, progress=max(0.0, min(100.0, percent)),
+                        lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+            return result.rowcount == 1
+
+    def complete(self, job: JobView, owner: str, track: NewTrack, now: datetime) -> None:
+        """Store the track and mark the job succeeded, only if `owner` still holds it.
+
+        Raises:
+            LeaseLost: the lease expired and the job was requeued or taken by another worker.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(status=SUCCEEDED, stage="done", progress=100.0, finished_at=now,
+                        lease_owner=None, lease_expires_at=None, error=None)
+            )
+            if result.rowcount != 1:
+                raise LeaseLost("The engine lost its lease on this song.")
+            conn.execute(tracks.insert().values(job_id=job.id, created_at=now, **_track_values(track)))
+
+    def fail(self, job: JobView, owner: str, message: str, now: datetime) -> bool:
+        """Mark the job failed with a sentence for the user; False if the lease is lost."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(status=FAILED, stage="failed", finished_at=now, error=message,
+                        lease_owner=None, lease_expires_at=None)
+            )
+            return result.rowcount == 1
+
+    def release(self, job: JobView, owner: str) -> bool:
+        """Give a running job back to the queue (clean shutdown); the attempt is not counted."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(status=QUEUED, stage=QUEUED, progress=0.0, lease_owner=None,
+                        lease_expires_at=None, attempts=jobs.c.attempts - 1)
+            )
+            return result.rowcount == 1
+
+    def reap(self, now: datetime, backoff_s: float = 0.0) -> list[tuple[int, str]]:
+        """Requeue running jobs whose lease expired, or mark them dead after too many attempts.
+
+        Returns:
+            (job id, new status) for each job reaped.
+        """
+        expired = and_(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+        with self.engine.begin() as conn:
+            dead = conn.execute(
+                update(jobs)
+                .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+                .values(status=DEAD, stage="failed", error=DEAD_MESSAGE, finished_at=now,
+                        lease_owner=None, lease_expires_at=None)
+                .returning(jobs.c.id)
+            ).scalars().all()
+            # Retries keep their start tag, so they re-enter near the front of the line.
+            requeued = conn.execute(
+                update(jobs)
+                .where(expired)
+                .values(status=QUEUED, stage=QUEUED, progress=0.0, lease_owner=None,
+                        lease_expires_at=None, run_after=now + timedelta(seconds=backoff_s))
+                .returning(jobs.c.id)
+            ).scalars().all()
+        return [(job_id, DEAD) for job_id in dead] + [(job_id, QUEUED) for job_id in requeued]
+
+    # ----------------------------------------------------------------- cancel
+
+    def cancel(self, job_id: int, user_id: int | None, now: datetime) -> JobView:
+        """Cancel a queued job and refund its fairness tag (`user_id` None: an admin, any job).
+
+        Raises:
+            NotFound: no such job of this user.
+            UserError: the job is already running or finished.
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            if row is None or (user_id is not None and row.user_id != user_id):
+                raise NotFound(f"I can't find a song #{job_id} of yours in the queue.")
+            if row.status != QUEUED:
+                raise UserError(_not_cancellable(row.status, job_id))
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.status == QUEUED)
+                .values(status=CANCELLED, stage="cancelled", finished_at=now)
+            )
+            self._refund(conn, row)
+            return _job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+
+    def _refund(self, conn: Connection, row: Row[Any]) -> None:
+        user = conn.execute(select(users).where(users.c.id == row.user_id)).one()
+        clock = conn.execute(select(queue_state.c.vtime)).scalar_one()
+        was_last = user.last_vfinish == row.vfinish
+        last = fairness.refund(clock, user.last_vfinish, fairness.Tags(row.vstart, row.vfinish), was_last)
+        conn.execute(update(users).where(users.c.id == row.user_id).values(last_vfinish=last))
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, job_id: int) -> JobView | None:
+        """One job, or None."""
+        with self.reader.begin() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
+            return _job(row) if row is not None else None
+
+    def pending_of(self, user_id: int) -> list[JobView]:
+        """A user's queued and running jobs, oldest first."""
+        with self.reader.begin() as conn:
+            rows = conn.execute(
+                select(jobs).where(jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING)))
+                .order_by(jobs.c.id)
+            ).all()
+            return [_job(row) for row in rows]
+
+    def position(self, job: JobView) -> tuple[int, float]:
+        """How many jobs run before this one, and their cost in audio seconds."""
+        with self.reader.begin() as conn:
+            ahead = or_(jobs.c.vstart < job.vstart, and_(jobs.c.vstart == job.vstart, jobs.c.id < job.id))
+            count, cost = conn.execute(
+                select(func.count(), func.coalesce(func.sum(jobs.c.cost), 0.0))
+                .where(jobs.c.status == QUEUED, ahead)
+            ).one()
+            running_count, running_cost = conn.execute(
+                select(func.count(), func.coalesce(func.sum(jobs.c.cost), 0.0)).where(jobs.c.status == RUNNING)
+            ).one()
+            return int(count) + int(running_count), float(cost) + float(running_cost)
+
+    def seconds_per_cost(self, default: float = 1.0, sample: int = 20) -> float:
+        """Recent wall seconds per unit of cost, to turn a backlog into an ETA."""
+        with self.reader.begin() as conn:
+            rows = conn.execute(
+                select(jobs.c.cost, jobs.c.started_at, jobs.c.finished_at)
+                .where(jobs.c.status == SUCCEEDED, jobs.c.started_at.is_not(None))
+                .order_by(jobs.c.finished_at.desc()).limit(sample)
+            ).all()
+        spent = sum((row.finished_at - row.started_at).total_seconds() for row in rows)
+        cost = sum(row.cost for row in rows)
+        return spent / cost if cost > 0 else default
+
+    def set_paused(self, paused: bool) -> None:
+        """Admin switch: while paused, nobody but admins can submit and no job is claimed."""
+        with self.engine.begin() as conn:
+            conn.execute(update(queue_state).where(queue_state.c.id == 1).values(paused=paused))
+
+    def is_paused(self) -> bool:
+        """Whether an admin paused the queue."""
+        with self.reader.begin() as conn:
+            return bool(conn.execute(select(queue_state.c.paused)).scalar_one())
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs in each state."""
+        with self.reader.begin() as conn:
+            rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
+            return {status: int(count) for status, count in rows}
+
+
+def _owned(job: JobView, owner: str) -> Any:
+    """The fence: this worker, this attempt, still running."""
+    return and_(jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.attempts == job.attempts,
+                jobs.c.status == RUNNING)
+
+
+def _not_cancellable(status: str, job_id: int) -> str:
+    if status == RUNNING:
+        return f"Song #{job_id} is already being made, so it can't be cancelled any more."
+    return f"Song #{job_id} is already finished."
+
+
+def _job(row: Row[Any]) -> JobView:
+    return JobView(
+        id=row.id, user_id=row.user_id, kind=row.kind, status=row.status, stage=row.stage,
+        progress=row.progress, seed=row.seed, spec=dict(row.spec), parent_id=row.parent_id,
+        source_blob=row.source_blob, attempts=row.attempts, error=row.error, cost=row.cost,
+        vstart=row.vstart, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, lease_owner=row.lease_owner,
+    )
+
+
+def _track_values(track: NewTrack) -> dict[str, Any]:
+    return {
+        "batch_index": track.batch_index, "blob_path": track.blob_path, "format": track.format,
+        "duration_s": track.duration_s, "seed": track.seed, "sha256": track.sha256, "title": track.title,
+        "caption": track.caption, "lyrics": track.lyrics, "meta": track.meta,
+        "audio_codes": _codes_text(track.plan), "plan": track.plan, "model": track.model,
+        "notice": track.notice,
+    }
+
+
+def _codes_text(plan: dict[str, Any] | None) -> str | None:
+    codes: Sequence[int] | None = (plan or {}).get("audio_codes")
+    return " ".join(str(code) for code in codes) if codes else None
+
+
+def _delivery_values(job_id: int, target: DeliveryTarget) -> dict[str, Any]:
+    return {
+        "job_id": job_id, "platform": target.platform, "chat_id": target.chat_id,
+        "reply_to_message_id": target.reply_to_message_id, "status_message_id": target.status_message_id,
+        "interaction_token": target.interaction_token, "token_expires_at": target.token_expires_at,
+        "extra": dict(target.extra), "state": "pending", "attempts": 0,
+    }
+
+
+def user_view(row: Row[Any]) -> UserView:
+    """A users row as a value."""
+    return UserView(
+        id=row.id, platform=row.platform, platform_id=row.platform_id, display_name=row.display_name,
+        role=row.role, banned=row.banned, weight=row.weight, daily_quota=row.daily_quota,
+    )

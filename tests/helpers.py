@@ -1,0 +1,88 @@
+"""Shared test helpers: settings in a temp dir, databases, and an in-process engine."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from storage.db import make_engine, upgrade
+from storage.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings isolated in `tmp_path`: SQLite there, sketch backend, fast polling, no `.env`."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data", "model_dir": tmp_path / "no-models", "engine_backend": "sketch",
+        "engine_poll_s": 0.05, "delivery_poll_s": 0.05, "status_edit_interval_s": 0.0, "engine_lease_s": 5.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def start_engine(settings: Settings) -> Callable[[], None]:
+    """Run the real engine worker (backend from settings) in a thread; returns a stop function."""
+    from engine.main import build_worker
+
+    worker = build_worker(settings)
+    thread = threading.Thread(target=worker.run, name="test-engine", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        worker.stop()
+        thread.join(timeout=30)
+
+    return stop
+
+
+def postgres_url() -> str | None:
+    """TEST_DATABASE_URL (or the local default) when a PostgreSQL server answers, else None."""
+    url = os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
+    if not url:
+        return None
+    try:
+        engine = make_engine(url, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return url
+    except Exception:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+        return None
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[Engine]:
+    """A fresh schema of its own on the PostgreSQL server, migrated to head, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=8)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@contextmanager
+def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
+    """A fresh SQLite file migrated to head."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
