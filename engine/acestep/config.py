@@ -39,6 +39,7 @@ class DitConfig:
     fsq_dim: int = 2048
     fsq_input_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
     fsq_input_num_quantizers: int = 1
+    timbre_fix_frame: int = 750
     model_version: str = "turbo"
 
     def __post_init__(self) -> None:

@@ -1,0 +1,133 @@
+"""The ``acestep`` backend: turns a batch of TrackRequests into audio with our ACE-Step engine.
+
+Models load once, in the constructor. A request's plan (from the 5 Hz LM planner, or stored for
+a re-roll) may supply the caption, lyrics, metadata and ``audio_codes``: a list of 5 Hz FSQ codes
+(0..63999, five per second) that become the DiT's context hints, as in the official LM → DiT path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
+from engine.acestep.pipeline import AceStepPipeline, Track
+from engine.acestep.sampler import nearest_shift
+from engine.acestep.text import Metas
+from engine.protocol import GeneratedTrack, Progress, TrackRequest
+from storage.errors import GenerationError
+
+STAGES = ("encoding", "generating", "decoding")
+_SKIP_WORDS = {"a", "an", "the", "some"}
+
+
+def pick_device(device: str) -> tuple[torch.device, torch.dtype]:
+    """``auto`` → CUDA when present; bf16 on CUDA, fp32 on CPU (fp16 overflows in this DiT)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
+    return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
+
+
+def title_from_caption(caption: str, words: int = 4) -> str:
+    """A short title: the caption's first few words, without a leading article, capitalized."""
+    tokens = re.findall(r"[\w'’-]+", caption)
+    while tokens and tokens[0].lower() in _SKIP_WORDS:
+        tokens.pop(0)
+    title = " ".join(t[:1].upper() + t[1:] for t in tokens[:words])
+    return title[:60] or "Untitled"
+
+
+def request_to_track(request: TrackRequest) -> Track:
+    """Merge a request with its plan (the plan wins, so a re-roll repeats the planned song)."""
+    plan: dict[str, Any] = request.plan or {}
+    lyrics = "" if request.instrumental else str(plan.get("lyrics", request.lyrics) or "")
+    metas = Metas(
+        bpm=plan.get("bpm", request.bpm),
+        time_signature=plan.get("time_signature", request.time_signature),
+        key=plan.get("key", request.key),
+        duration_s=float(plan.get("duration_s", request.duration_s)),
+    )
+    codes = plan.get("audio_codes")
+    if request.kind == "cover" and request.source_audio is None:
+        raise GenerationError("A cover needs the source audio, and none arrived with the request.")
+    return Track(
+        caption=str(plan.get("caption") or request.caption),
+        lyrics=lyrics,
+        language=str(plan.get("language") or request.language or "unknown"),
+        metas=metas,
+        seed=int(request.seed) & 0xFFFFFFFF,
+        source_audio=request.source_audio if request.kind == "cover" else None,
+        audio_codes=[int(c) for c in codes] if codes else None,
+        # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
+        strength=float(request.strength) if request.kind == "cover" else 1.0,
+    )
+
+
+class AceStepGenerator:
+    """engine.protocol.Generator for ACE-Step 1.5 turbo."""
+
+    name = "acestep"
+
+    def __init__(self, model_dir: Path, device: str = "auto", max_batch: int = 4) -> None:
+        self.model_dir = Path(model_dir)
+        self.device, self.dtype = pick_device(device)
+        self.max_batch = max_batch
+        self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype)
+
+    def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        """Generate one track per request, in order, ``max_batch`` at a time."""
+        results: list[GeneratedTrack] = []
+        for start in range(0, len(batch), self.max_batch):
+            results.extend(self._generate_chunk(batch[start : start + self.max_batch], progress))
+        return results
+
+    def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        tracks = [request_to_track(r) for r in requests]
+
+        def report(stage: str, percent: float) -> None:
+            for r in requests:
+                progress(r.job_id, stage, percent)
+
+        songs = self.pipeline(tracks, report)
+        return [self._result(r, t, a) for r, t, a in zip(requests, tracks, songs, strict=True)]
+
+    def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
+        metadata = {
+            "bpm": track.metas.bpm,
+            "key": track.metas.key,
+            "time_signature": track.metas.time_signature,
+            "language": track.language,
+            "duration_s": audio.shape[0] / self.pipeline.vae.sample_rate,
+        }
+        return GeneratedTrack(
+            job_id=request.job_id,
+            audio=audio,
+            seed=track.seed,
+            title=title_from_caption(track.caption),
+            caption=track.caption,
+            lyrics=track.lyrics,
+            metadata=metadata,
+            plan=request.plan,
+            model=self.model_info(),
+            sample_rate=self.pipeline.vae.sample_rate,
+        )
+
+    def model_info(self) -> dict[str, Any]:
+        """What a re-roll needs besides the request and seed to give the same audio."""
+        return {
+            "backend": self.name,
+            "dit": DIT_DIR,
+            "dit_version": self.pipeline.dit.config.model_version,
+            "vae": VAE_DIR,
+            "text_encoder": TEXT_ENCODER_DIR,
+            "steps": len(self.pipeline.timesteps),
+            "shift": nearest_shift(self.pipeline.shift),
+            "sampler": "ode",
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.device.type,
+        }

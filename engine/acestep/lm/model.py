@@ -1,0 +1,116 @@
+"""Loading a 5 Hz LM checkpoint folder (``acestep-5Hz-lm-{0.6B,1.7B,4B}``) into a Qwen3 causal LM.
+
+The weights are plain Qwen3. Two layout quirks: the 1.7B stores keys without the ``model.``
+prefix (0.6B and 4B have it), and no checkpoint stores ``lm_head`` (embeddings are tied).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from tokenizers import Tokenizer
+
+from engine.acestep.lm.prompts import ChatTemplate, Prompts
+from engine.acestep.lm.tokenizer import load_tokenizer
+from storage.errors import ModelsMissing
+
+LM_NAMES = ("acestep-5Hz-lm-0.6B", "acestep-5Hz-lm-1.7B", "acestep-5Hz-lm-4B")
+LM_FILES = ("config.json", "tokenizer.json")
+
+
+def find_lm(model_dir: Path, name: str | None = None) -> Path | None:
+    """The LM folder to use: ``name`` if given and present, else the first present of LM_NAMES."""
+    for candidate in (name,) if name else LM_NAMES:
+        folder = Path(model_dir) / candidate
+        if all((folder / f).is_file() for f in LM_FILES) and _weight_files(folder):
+            return folder
+    return None
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / s for s in shards]
+    single = folder / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
+def dtype_for(device: str) -> torch.dtype:
+    """bf16 on CUDA, fp32 elsewhere (never fp16)."""
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def _state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for path in _weight_files(folder):
+        for key, value in load_file(str(path)).items():
+            if not key.startswith(("model.", "lm_head.")):
+                key = f"model.{key}"
+            state[key] = value
+    return state
+
+
+@dataclass
+class LoadedLM:
+    """A loaded LM with what the planner needs around it."""
+
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    prompts: Prompts
+    config: dict
+    folder: Path
+    device: str
+
+    @property
+    def vocab_size(self) -> int:
+        """The model's logit width."""
+        return int(self.config["vocab_size"])
+
+
+def load_lm(folder: Path, device: str = "cpu") -> LoadedLM:
+    """Load the model, tokenizer and chat template of one LM folder.
+
+    Raises:
+        ModelsMissing: when the folder lacks config, tokenizer or weights.
+    """
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    folder = Path(folder)
+    if not all((folder / f).is_file() for f in LM_FILES) or not _weight_files(folder):
+        raise ModelsMissing(f"The LM folder {folder} lacks its config, tokenizer or weights.")
+    config = json.loads((folder / "config.json").read_text())
+    qconfig = Qwen3Config(**{k: v for k, v in config.items() if k not in ("architectures", "dtype")})
+    qconfig._attn_implementation = "sdpa"
+    with torch.device("meta"):
+        model = Qwen3ForCausalLM(qconfig)
+    state = _state_dict(folder)
+    if "lm_head.weight" not in state:
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
+    model.load_state_dict(state, strict=True, assign=True)
+    model.tie_weights()
+    _init_rotary(model, "cpu")
+    model.to(device=device, dtype=dtype_for(device))
+    _init_rotary(model, device)  # again: ``to(dtype)`` would have cast the fp32 tables to bf16
+    model.eval()
+    return LoadedLM(
+        model=model,
+        tokenizer=load_tokenizer(folder),
+        prompts=Prompts(ChatTemplate.from_dir(folder)),
+        config=config,
+        folder=folder,
+        device=device,
+    )
+
+
+
+def _init_rotary(model: torch.nn.Module, device: str) -> None:
+    """Rebuild the rotary tables, which are not in the checkpoint and were created on ``meta``."""
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
+
+    inner = model.model  # type: ignore[attr-defined]
+    inner.rotary_emb = Qwen3RotaryEmbedding(config=inner.config).to(device)

@@ -1,0 +1,217 @@
+"""ACE-Step 1.5 turbo, text2music and cover, read top to bottom like the paper's figure.
+
+    caption ─► Qwen3 ─────────────┐
+    lyrics ──► Qwen3 embeddings ──┼─► condition encoder ─► DiT × 8 Euler steps ─► VAE decode ─► audio
+    silence (timbre reference) ───┘        ▲
+    source audio ─► VAE encode ─► FSQ tokenize ─► detokenize ─► context hints (covers)
+    5 Hz LM audio codes ───────────────────────► detokenize ─► context hints (planned songs)
+
+Unlike upstream, every stage here passes key-padding masks, so a track computed in a batch equals
+the same track computed alone, and its noise comes from its own CPU generator at its own length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
+from engine.acestep.model import AceStepDiT, load_dit, load_silence_latent
+from engine.acestep.sampler import Phase, cover_phase_plan, sample, turbo_timesteps
+from engine.acestep.text import (
+    COVER_INSTRUCTION,
+    INSTRUMENTAL_LYRICS,
+    TEXT2MUSIC_INSTRUCTION,
+    Metas,
+    TextEncoder,
+    caption_prompt,
+    lyrics_prompt,
+)
+from engine.acestep.vae import Vae
+from storage.errors import GenerationError
+
+FRAMES_PER_SECOND = 25
+MIN_FRAMES = 128  # upstream's floor (about 5 s)
+Stage = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track to sample, in the model's own terms.
+
+    Args:
+        caption: What the song sounds like.
+        lyrics: Lyrics; "" means instrumental.
+        language: Vocal language code, or "unknown".
+        metas: bpm, time signature, key and duration for the caption prompt.
+        seed: Seeds the noise (and the source posterior sample of a cover).
+        source_audio: Covers: float32 [samples, 2] at 48 kHz.
+        audio_codes: 5 Hz FSQ codes (e.g. from the LM planner): they become the context hints.
+        strength: Share of the steps that follow the source or the codes (0..1).
+    """
+
+    caption: str
+    lyrics: str
+    language: str
+    metas: Metas
+    seed: int
+    source_audio: np.ndarray | None = None
+    audio_codes: Sequence[int] | None = None
+    strength: float = 1.0
+
+    @property
+    def guided(self) -> bool:
+        """Whether the track follows a source (cover) or codes rather than the caption alone."""
+        return self.source_audio is not None or self.audio_codes is not None
+
+
+class AceStepPipeline:
+    """The loaded models and the generation procedure."""
+
+    def __init__(self, dit: AceStepDiT, vae: Vae, text: TextEncoder, silence: torch.Tensor, shift: float = 3.0):
+        self.dit, self.vae, self.text, self.silence = dit, vae, text, silence
+        self.device, self.dtype = silence.device, silence.dtype
+        self.shift = shift
+        self.timesteps = turbo_timesteps(shift)
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
+        """Load all three models from an official checkpoint folder (checked first)."""
+        model_dir = Path(model_dir)
+        require_complete(model_dir)
+        dit = load_dit(model_dir / DIT_DIR, device, dtype)
+        silence = load_silence_latent(model_dir / DIT_DIR, device, dtype)
+        vae = Vae(model_dir / VAE_DIR, device, dtype)
+        text = TextEncoder(model_dir / TEXT_ENCODER_DIR, device, dtype)
+        return cls(dit, vae, text, silence)
+
+    @torch.no_grad()
+    def __call__(self, tracks: Sequence[Track], stage: Stage | None = None) -> list[np.ndarray]:
+        """Generate each track; returns float32 [samples, 2] arrays within [-1, 1]."""
+        report = stage or (lambda _name, _pct: None)
+        report("encoding", 0.0)
+        lengths = [self._length(t) for t in tracks]
+        hints = [self._hints(t, n) for t, n in zip(tracks, lengths, strict=True)]
+        phases = self._phases(tracks, lengths, hints)
+        report("encoding", 100.0)
+        frame_mask = _frame_mask(lengths, self.device)
+        noise = self._noise(tracks, lengths)
+        plan = cover_phase_plan(len(self.timesteps), [t.strength if t.guided else 1.0 for t in tracks])
+        latents = sample(
+            self.dit.decoder, noise, phases, plan, self.timesteps, frame_mask,
+            on_step=lambda done, total: report("generating", 100.0 * done / total),
+        )
+        return self._decode(latents, lengths, report)
+
+    # -- lengths, hints and noise ---------------------------------------------------------------
+
+    def _length(self, track: Track) -> int:
+        """Latent frames: the source's own length for a cover, else the requested duration."""
+        frames = round(track.metas.duration_s * FRAMES_PER_SECOND)
+        if track.source_audio is not None:
+            source_frames = -(-track.source_audio.shape[0] // self.vae.hop)
+            frames = min(frames, source_frames) if frames > 0 else source_frames
+        return max(MIN_FRAMES, min(frames, self.silence.shape[1]))
+
+    def _hints(self, track: Track, length: int) -> torch.Tensor | None:
+        """25 Hz context hints [length, 64] from the source audio or the codes, or None."""
+        if track.audio_codes is not None:
+            codes = torch.tensor([list(track.audio_codes)], dtype=torch.int64, device=self.device)
+            hints = self.dit.codes_to_hints(codes.clamp(0, self.dit.tokenizer.quantizer.codebook_size - 1))[0]
+        elif track.source_audio is not None:
+            audio = torch.from_numpy(np.ascontiguousarray(track.source_audio, dtype=np.float32)).T
+            generator = torch.Generator().manual_seed(track.seed)
+            src = self.vae.encode(audio, generator)[:length].to(self.device, self.dtype)
+            src = torch.cat([src, self.silence[0, : length - src.shape[0]]])
+            ones = torch.ones(1, length, dtype=self.dtype, device=self.device)
+            hints = self.dit.detokenize(self.dit.tokenize(src[None], self.silence, ones)[0])[0]
+        else:
+            return None
+        # Codes may cover less than the duration: the rest follows silence, like a text2music track.
+        return torch.cat([hints[:length], self.silence[0, : max(0, length - hints.shape[0])]])
+
+    def _noise(self, tracks: Sequence[Track], lengths: list[int]) -> torch.Tensor:
+        """One CPU generator per track, drawn at the track's own length, then zero-padded."""
+        longest = max(lengths)
+        rows = []
+        for track, n in zip(tracks, lengths, strict=True):
+            gen = torch.Generator().manual_seed(track.seed)
+            row = torch.randn(1, n, self.silence.shape[-1], generator=gen)
+            rows.append(F.pad(row, (0, 0, 0, longest - n)))
+        return torch.cat(rows).to(self.device, self.dtype)
+
+    # -- conditions -------------------------------------------------------------------------------
+
+    def _phases(self, tracks: Sequence[Track], lengths: list[int], hints: list[torch.Tensor | None]) -> list[Phase]:
+        """Phase 0 follows the source/codes for guided tracks; phase 1 is the caption alone."""
+        plain = self._condition(tracks, lengths, [None] * len(tracks))
+        if not any(t.guided for t in tracks):
+            return [plain]
+        guided = self._condition(tracks, lengths, hints)
+        width = max(guided.encoder_mask.shape[1], plain.encoder_mask.shape[1])  # type: ignore[union-attr]
+        return [_pad_phase(guided, width), _pad_phase(plain, width)]
+
+    def _condition(self, tracks: Sequence[Track], lengths: list[int], hints: list[torch.Tensor | None]) -> Phase:
+        """Encode caption, lyrics and the silence timbre reference; build the context latents."""
+        captions = [
+            caption_prompt(COVER_INSTRUCTION if h is not None else TEXT2MUSIC_INSTRUCTION, t.caption, t.metas)
+            for t, h in zip(tracks, hints, strict=True)
+        ]
+        lyrics = [lyrics_prompt(t.lyrics or INSTRUMENTAL_LYRICS, t.language or "unknown") for t in tracks]
+        text, text_mask = self.text.captions(captions)
+        lyric, lyric_mask = self.text.lyrics(lyrics)
+        refs = self.silence[:, : self.dit.config.timbre_fix_frame].expand(len(tracks), -1, -1)
+        order = torch.arange(len(tracks), device=self.device)
+        states, mask = self.dit.encoder(
+            text.to(self.dtype), text_mask, lyric.to(self.dtype), lyric_mask, refs, order
+        )
+        context = self._context(lengths, hints)
+        return Phase(self.dit.decoder.cross_kv(states), context, mask)
+
+    def _context(self, lengths: list[int], hints: list[torch.Tensor | None]) -> torch.Tensor:
+        """[B, T, 128]: source (hints, or silence) | chunk mask of ones; zero past each track's end."""
+        longest, channels = max(lengths), self.silence.shape[-1]
+        context = torch.zeros(len(lengths), longest, 2 * channels, dtype=self.dtype, device=self.device)
+        for i, (n, h) in enumerate(zip(lengths, hints, strict=True)):
+            context[i, :n, :channels] = self.silence[0, :n] if h is None else h
+            context[i, :n, channels:] = 1.0
+        return context
+
+    # -- decoding ---------------------------------------------------------------------------------
+
+    def _decode(self, latents: torch.Tensor, lengths: list[int], report: Stage) -> list[np.ndarray]:
+        """Check each track's latents, decode them tile by tile, and tame the peak."""
+        songs = []
+        for i, n in enumerate(lengths):
+            own = latents[i, :n]
+            if not torch.isfinite(own).all():
+                raise GenerationError("The model produced invalid numbers for this song; please try another seed.")
+            wave = self.vae.decode(own.T)
+            peak = float(wave.abs().max())
+            if not np.isfinite(peak):
+                raise GenerationError("The decoder produced invalid audio for this song; please try again.")
+            if peak > 1.0:
+                wave = wave / peak
+            songs.append(wave.T.contiguous().numpy().astype(np.float32))
+            report("decoding", 100.0 * (i + 1) / len(lengths))
+        return songs
+
+
+def _frame_mask(lengths: list[int], device: torch.device) -> torch.Tensor:
+    positions = torch.arange(max(lengths), device=device)
+    return positions[None, :] < torch.tensor(lengths, device=device)[:, None]
+
+
+def _pad_phase(phase: Phase, width: int) -> Phase:
+    """Pad a phase's cross K/V and mask to ``width`` encoder positions (padding is masked out)."""
+    extra = width - phase.cross[0][0].shape[2]
+    if extra == 0:
+        return phase
+    cross = [(F.pad(k, (0, 0, 0, extra)), F.pad(v, (0, 0, 0, extra))) for k, v in phase.cross]
+    mask = F.pad(phase.encoder_mask, (0, extra), value=False)  # type: ignore[arg-type]
+    return Phase(cross, phase.context, mask)
