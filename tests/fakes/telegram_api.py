@@ -158,9 +158,7 @@ class FakeTelegramAPI:
             "length": 240,
         }
 
-    def document(
-        self, data: bytes, *, mime: str, file_name: str, declared_size: int | None = None
-    ) -> tuple[str, Json]:
+    def document(self, data: bytes, *, mime: str, file_name: str, declared_size: int | None = None) -> tuple[str, Json]:
         """A ``document`` attachment of any type."""
         return "document", {
             **self.add_file(data, declared_size=declared_size, folder="documents"),
@@ -233,13 +231,11 @@ class FakeTelegramAPI:
     def calls_of(
         self, method: str, *, chat_id: int | None = None, after: int = 0, ok_only: bool = True
     ) -> list[ApiCall]:
-        """Recorded calls of ``method`` (successful ones unless ``ok_only`` is false)."""
+        """Calls of ``method``: answered with success, or with ``ok_only=False`` all received (in flight too)."""
         return [
             c
             for c in self.calls[after:]
-            if c.method == method
-            and (chat_id is None or c.chat_id == chat_id)
-            and (c.error is None or not ok_only)
+            if c.method == method and (chat_id is None or c.chat_id == chat_id) and (c.ok or not ok_only)
         ]
 
     async def wait_until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -254,9 +250,7 @@ class FakeTelegramAPI:
         try:
             return await asyncio.wait_for(_wait(), timeout)
         except TimeoutError:
-            seen = [
-                (c.method, c.params.get("chat_id"), c.error and c.error.description) for c in self.calls[-15:]
-            ]
+            seen = [(c.method, c.params.get("chat_id"), c.error and c.error.description) for c in self.calls[-15:]]
             raise AssertionError(f"timed out after {timeout}s; last calls: {seen}") from None
 
     async def wait_for(
@@ -267,14 +261,13 @@ class FakeTelegramAPI:
         after: int = 0,
         where: Callable[[ApiCall], bool] | None = None,
         timeout: float = 10.0,
+        ok_only: bool = True,
     ) -> ApiCall:
-        """Wait for the first successful call of ``method`` (from index ``after``) that matches."""
+        """Wait for the first call of ``method`` (from index ``after``) that matches (see ``calls_of``)."""
 
         def first() -> ApiCall | None:
-            return next(
-                (c for c in self.calls_of(method, chat_id=chat_id, after=after) if where is None or where(c)),
-                None,
-            )
+            calls = self.calls_of(method, chat_id=chat_id, after=after, ok_only=ok_only)
+            return next((c for c in calls if where is None or where(c)), None)
 
         return await self.wait_until(first, timeout)
 
@@ -295,6 +288,8 @@ class FakeTelegramAPI:
         method = request.match_info["method"]
         params, files = await read_params(request)
         call = ApiCall(method, params, files)
+        self.calls.append(call)
+        await self._notify()
         try:
             if queued := self._failures.get(method):
                 raise queued.pop(0)
@@ -304,7 +299,7 @@ class FakeTelegramAPI:
             call.result = await handler(params, files)
         except ApiError as exc:
             call.error = exc
-        self.calls.append(call)
+        call.answered = True
         await self._notify()
         if call.error:
             return web.json_response(call.error.body(), status=call.error.status)
@@ -448,11 +443,7 @@ class FakeTelegramAPI:
 
     def _bot_message(self, params: Json, **content: Any) -> Json:
         chat_id = self._chat_key(params)
-        chat = (
-            {"id": chat_id, "type": "private"}
-            if chat_id > 0
-            else {"id": chat_id, "type": "group", "title": "Band"}
-        )
+        chat = {"id": chat_id, "type": "private"} if chat_id > 0 else {"id": chat_id, "type": "group", "title": "Band"}
         message = self._new_message(chat, BOT_USER, **content)
         set_markup(message, params.get("reply_markup"))
         reply = params.get("reply_parameters") or {}

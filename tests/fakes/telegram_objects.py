@@ -93,7 +93,7 @@ def group_chat(chat_id: int, title: str = "Band") -> Json:
 
 @dataclass
 class ApiCall:
-    """One request the bot made: method, decoded parameters, uploaded files (name -> bytes)."""
+    """One request the bot made, recorded on arrival; ``answered`` once the fake replied."""
 
     method: str
     params: Json
@@ -101,6 +101,12 @@ class ApiCall:
     at: float = field(default_factory=time.monotonic)
     result: Any = None
     error: ApiError | None = None
+    answered: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Answered with success."""
+        return self.answered and self.error is None
 
     @property
     def chat_id(self) -> int | None:

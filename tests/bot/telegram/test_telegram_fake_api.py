@@ -43,9 +43,7 @@ async def _button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _application(api: FakeTelegramAPI) -> Application:
-    app = (
-        ApplicationBuilder().token(api.token).base_url(api.base_url).base_file_url(api.file_base_url).build()
-    )
+    app = ApplicationBuilder().token(api.token).base_url(api.base_url).base_file_url(api.file_base_url).build()
     app.add_handler(CommandHandler("start", _start))
     app.add_handler(CallbackQueryHandler(_button, pattern=r"^rr:"))
     return app
@@ -64,9 +62,7 @@ async def polling_app(api: FakeTelegramAPI) -> AsyncIterator[Application]:
     await app.shutdown()
 
 
-async def test_application_polls_receives_a_message_and_replies(
-    api: FakeTelegramAPI, polling_app: Application
-) -> None:
+async def test_application_polls_receives_a_message_and_replies(api: FakeTelegramAPI, polling_app: Application) -> None:
     api.user_message(ANN, "/start there")
     reply = await api.wait_for("sendMessage", chat_id=ANN.id)
     assert reply.result["text"] == "hi there"
@@ -74,9 +70,7 @@ async def test_application_polls_receives_a_message_and_replies(
     assert api.calls_of("getMe") and api.calls_of("deleteWebhook")
 
 
-async def test_group_commands_for_other_bots_are_ignored(
-    api: FakeTelegramAPI, polling_app: Application
-) -> None:
+async def test_group_commands_for_other_bots_are_ignored(api: FakeTelegramAPI, polling_app: Application) -> None:
     band = group_chat(-500)
     api.user_message(ANN, "/start@other_bot one", chat=band)
     sent = api.user_message(ANN, f"/start@{BOT_USER['username']} two", chat=band)

@@ -1,0 +1,237 @@
+"""The Telegram commands: parse, validate, submit, acknowledge (the shared layer does the rest).
+
+Every refusal is a ``storage.errors.UserError``; handlers just raise it and ``on_error`` shows its one
+sentence (a reply, or an alert for a button). Long work never runs here: jobs go to the queue and the
+delivery loop reports back through the adapter's Messenger methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from telegram import BotCommand, Message, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.core import parser
+from bot.core.parser import ParsedCommand
+from bot.core.render import help_text, history_text
+from bot.telegram.keyboards import LYRICS, history_keyboard, parse_callback
+from bot.telegram.media import NO_SOURCE, Source, find_source
+from bot.telegram.status import StatusBoard
+from bot.telegram.text import chunks, defang
+from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
+from storage.settings import MIN_DURATION_S, Settings
+from storage.types import DeliveryTarget, UserRef
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("song", "Make a song: /song lo-fi rain at night duration=30"),
+    BotCommand("cover", "Reply to audio with /cover [style] [strength=0.6]"),
+    BotCommand("reroll", "Regenerate a song: /reroll <id> [seed]"),
+    BotCommand("history", "Your recent songs, with re-roll buttons"),
+    BotCommand("queue", "Where your songs are in the queue"),
+    BotCommand("cancel", "Cancel a queued song: /cancel [id]"),
+    BotCommand("lyrics", "The lyrics of a song: /lyrics <id>"),
+    BotCommand("help", "How to use this bot"),
+]
+ADMIN_COMMAND = BotCommand("admin", "Operators: pause, resume, stats, ban, unban, quota")
+ADMIN_USAGE = "Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or quota <platform:id> <n>."
+NOT_ALLOWED = "Sorry, this bot is not open to you here."
+TELEGRAM_HELP = (
+    "In groups, address me as /song@{bot}. To cover a song, reply to an audio file, voice note or video "
+    "note with /cover [style]."
+)
+Context = ContextTypes.DEFAULT_TYPE
+
+
+class Handlers:
+    """The handler callbacks of one bot, sharing its settings, service and status board."""
+
+    def __init__(self, settings: Settings, service: Any, board: StatusBoard) -> None:
+        self.settings = settings
+        self.service = service
+        self.board = board
+
+    async def gate(self, update: Update, context: Context) -> None:
+        """Stop updates from users or groups outside the allowlists (admins always pass)."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or self._allowed(user.id, chat):
+            return
+        if update.callback_query:
+            await update.callback_query.answer(NOT_ALLOWED, show_alert=True)
+        elif chat.type == ChatType.PRIVATE and update.message:
+            await update.message.reply_text(NOT_ALLOWED)
+        raise ApplicationHandlerStop
+
+    async def start(self, update: Update, context: Context) -> None:
+        """Greet and explain."""
+        name = update.effective_user.first_name if update.effective_user else "there"
+        await _message(update).reply_text(f"Hi {defang(name)}! I make songs.\n\n{self._help(context)}")
+
+    async def help(self, update: Update, context: Context) -> None:
+        """Usage with examples, limits and privacy."""
+        await _message(update).reply_text(self._help(context))
+
+    async def song(self, update: Update, context: Context) -> None:
+        """/song <description> [options], lyrics on the following lines."""
+        message = _message(update)
+        request = parser.parse_song(self._command(message, context))
+        target = await self._acknowledge(message, "⏳ Got it, queuing your song…")
+        await self._submit(target, self.service.submit_song(_user(update), request, target))
+
+    async def reroll(self, update: Update, context: Context) -> None:
+        """/reroll <id> [seed]: the same song again (its own seed) or a sibling."""
+        message = _message(update)
+        song_id, seed = parser.parse_reroll(self._command(message, context))
+        target = await self._acknowledge(message, f"🎲 Re-rolling #{song_id}…")
+        await self._submit(target, self.service.reroll(_user(update), song_id, seed, target))
+
+    async def cover(self, update: Update, context: Context) -> None:
+        """/cover [style] [strength=…] as a reply to audio: checked by size and type before downloading."""
+        message = _message(update)
+        request = parser.parse_cover(self._command(message, context))
+        source = find_source(message)
+        if source is None:
+            raise UserError(NO_SOURCE)
+        self.service.check_upload(source.size_bytes, source.mime, source.filename)
+        data = await self._download(source, context)
+        target = await self._acknowledge(message, "⏳ Got your audio, queuing the cover…")
+        submitted = self.service.submit_cover(_user(update), request, data, source.filename, target)
+        await self._submit(target, submitted)
+
+    async def history(self, update: Update, context: Context) -> None:
+        """Your recent songs, each with a re-roll button."""
+        tracks = await self.service.history(_user(update), limit=10)
+        keyboard = history_keyboard((t.job_id, t.title) for t in tracks)
+        await _message(update).reply_text(defang(history_text(tracks)), reply_markup=keyboard)
+
+    async def queue(self, update: Update, context: Context) -> None:
+        """Where your jobs are, with an ETA."""
+        await _message(update).reply_text(defang(await self.service.queue_info(_user(update))))
+
+    async def cancel(self, update: Update, context: Context) -> None:
+        """/cancel [id]: cancel a queued job (your newest when no id is given)."""
+        command = self._command(_message(update), context)
+        job_id = parser.parse_id_arg(command, "Use /cancel or /cancel <song id>, for example: /cancel 12")
+        job = await self.service.cancel(_user(update), job_id)
+        await _message(update).reply_text(f"Cancelled #{job.id}.")
+
+    async def lyrics(self, update: Update, context: Context) -> None:
+        """/lyrics <id>."""
+        command = self._command(_message(update), context)
+        song_id = parser.parse_id_arg(command, "Use /lyrics <song id>, for example: /lyrics 12")
+        if song_id is None:
+            raise UserError("Use /lyrics <song id>, for example: /lyrics 12")
+        await self._send_lyrics(_message(update), song_id)
+
+    async def admin(self, update: Update, context: Context) -> None:
+        """/admin pause|resume|stats|ban|unban|quota (the service checks that the caller is an admin)."""
+        command = self._command(_message(update), context)
+        action, _, arg = command.args.partition(" ")
+        if not action:
+            raise UserError(ADMIN_USAGE)
+        answer = await self.service.admin(_user(update), action.lower(), arg.strip() or None)
+        await _message(update).reply_text(defang(answer))
+
+    async def button(self, update: Update, context: Context) -> None:
+        """🎲 Re-roll (a new seed) or 📝 Lyrics under a result; every press is answered."""
+        query = update.callback_query
+        assert query is not None
+        parsed = parse_callback(query.data)
+        if parsed is None or not isinstance(query.message, Message):
+            await query.answer("This button no longer works.")
+            return
+        action, song_id = parsed
+        if action == LYRICS:
+            await query.answer()
+            await self._send_lyrics(query.message, song_id)
+            return
+        target = _target(query.message, reply_to=query.message.message_id)
+        await self.service.reroll(_user(update), song_id, None, target)
+        await query.answer(f"🎲 Re-rolling #{song_id} with a new seed…")
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Show a refusal as one sentence; log anything else and apologise without details."""
+        error = context.error
+        if not isinstance(error, UserError):
+            log.error("telegram handler failed", exc_info=error)
+        text = error.user_message if isinstance(error, UserError) else GENERIC_FAILURE
+        if not isinstance(update, Update):
+            return
+        if update.callback_query:
+            await update.callback_query.answer(text[:200], show_alert=True)
+        elif update.effective_message:
+            await update.effective_message.reply_text(defang(text))
+
+    # ---- helpers ---------------------------------------------------------------------------------------
+
+    def _allowed(self, user_id: int, chat: Any) -> bool:
+        if self.settings.is_admin("telegram", str(user_id)):
+            return True
+        if not self.settings.user_allowed("telegram", str(user_id)):
+            return False
+        # Private chats are governed by the user list; the chat list is for groups.
+        return chat.type == ChatType.PRIVATE or self.service.chat_allowed("telegram", str(chat.id))
+
+    def _help(self, context: Context) -> str:
+        s = self.settings
+        usage = help_text(s.max_pending_per_user, s.daily_quota, MIN_DURATION_S, s.max_duration_s, s.max_source_mb)
+        return f"{usage}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
+
+    def _command(self, message: Message, context: Context) -> ParsedCommand:
+        command = parser.parse_command(message.text or message.caption or "", context.bot.username)
+        if command is None:  # a captioned "/cover@otherbot": not for us
+            raise ApplicationHandlerStop
+        return command
+
+    async def _download(self, source: Source, context: Context) -> bytes:
+        try:
+            tg_file = await context.bot.get_file(source.file_id)
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise LimitError("That file is too big for me to download.") from exc
+            raise BadAudio("I could not fetch that file from Telegram; please send it again.") from exc
+        data = bytes(await tg_file.download_as_bytearray())
+        self.service.check_upload(len(data), source.mime, source.filename)  # Telegram may not know the size
+        return data
+
+    async def _acknowledge(self, message: Message, text: str) -> DeliveryTarget:
+        """Answer at once with the job's status message; the delivery loop edits it from here on."""
+        target = _target(message, reply_to=message.message_id)
+        status_id = await self.board.create(
+            message.chat_id, text, reply_to=message.message_id, thread_id=target.extra.get("thread_id")
+        )
+        return replace(target, status_message_id=str(status_id))
+
+    async def _submit(self, target: DeliveryTarget, submitted: Any) -> None:
+        """Await a submission; a refusal replaces the acknowledgement, so the user sees one sentence."""
+        try:
+            await submitted
+        except UserError as exc:
+            assert target.status_message_id is not None
+            await self.board.edit_now(int(target.chat_id), int(target.status_message_id), defang(exc.user_message))
+
+    async def _send_lyrics(self, message: Message, song_id: int) -> None:
+        for part in chunks(defang("📝 " + await self.service.lyrics(song_id))):
+            await message.reply_text(part)
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def _user(update: Update) -> UserRef:
+    user = update.effective_user
+    assert user is not None
+    return UserRef("telegram", str(user.id), user.full_name)
+
+
+def _target(message: Message, reply_to: int | None) -> DeliveryTarget:
+    extra = {"thread_id": message.message_thread_id} if message.is_topic_message else {}
+    return DeliveryTarget("telegram", str(message.chat_id), str(reply_to) if reply_to else None, extra=extra)

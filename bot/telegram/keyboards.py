@@ -1,0 +1,39 @@
+"""Inline keyboards. Buttons carry ids, never state, so they keep working after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+REROLL, LYRICS = "rr", "ly"
+CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}):\d+$"
+
+
+def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The buttons under a finished song: a new seed, and the lyrics."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("🎲 Re-roll", callback_data=f"{REROLL}:{job_id}"),
+                InlineKeyboardButton("📝 Lyrics", callback_data=f"{LYRICS}:{job_id}"),
+            ]
+        ]
+    )
+
+
+def history_keyboard(items: Iterable[tuple[int, str]]) -> InlineKeyboardMarkup | None:
+    """One re-roll button per past song, given as (song id, title) pairs."""
+    rows = [
+        [InlineKeyboardButton(f"🎲 #{job_id} {title[:24]}", callback_data=f"{REROLL}:{job_id}")]
+        for job_id, title in items
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def parse_callback(data: str | None) -> tuple[str, int] | None:
+    """Split ``rr:12`` into ("rr", 12); None for anything else."""
+    action, _, job = (data or "").partition(":")
+    if action not in (REROLL, LYRICS) or not job.isdigit():
+        return None
+    return action, int(job)
