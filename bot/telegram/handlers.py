@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from telegram import BotCommand, Message, Update
-from telegram.constants import ChatType
+from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -99,10 +99,11 @@ class Handlers:
         if source is None:
             raise UserError(NO_SOURCE)
         self.service.check_upload(source.size_bytes, source.mime, source.filename)
+        await message.reply_chat_action(ChatAction.TYPING)
         data = await self._download(source, context)
-        target = await self._acknowledge(message, "⏳ Got your audio, queuing the cover…")
-        submitted = self.service.submit_cover(_user(update), request, data, source.filename, target)
-        await self._submit(target, submitted)
+        # No status message yet: a refusal is then the only answer, and the delivery loop posts the status.
+        target = _target(message, reply_to=message.message_id)
+        await self.service.submit_cover(_user(update), request, data, source.filename, target)
 
     async def history(self, update: Update, context: Context) -> None:
         """Your recent songs, each with a re-roll button."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from bot.core.service import SongService
 from bot.runner import run_bot
 from engine.main import build_worker
 from storage.settings import Settings
-from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
 from tests.helpers import make_settings
 
 SONG_S = 10  # the shortest song the service accepts; the sketch backend makes one in well under a second
@@ -76,3 +77,15 @@ async def start_bot(api: FakeTelegramAPI, settings: Settings) -> RunningBot:
     task = asyncio.create_task(run_bot(settings, stop_event, service), name="bot")
     await api.wait_for("getUpdates", after=mark, timeout=20, ok_only=False)  # the first long poll is open
     return RunningBot(api, settings, service, stop_event, task)
+
+
+def song_id_and_seed(call: ApiCall) -> tuple[int, int]:
+    """The song id and seed that a result's caption shows."""
+    match = re.search(r"#(\d+) · seed (\d+)", call.params["caption"])
+    assert match, call.params["caption"]
+    return int(match.group(1)), int(match.group(2))
+
+
+def buttons(call: ApiCall) -> list[str]:
+    """The callback data of a message's inline buttons."""
+    return [b["callback_data"] for row in call.params["reply_markup"]["inline_keyboard"] for b in row]

@@ -6,14 +6,13 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import re
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from storage.settings import Settings
-from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, start_bot
+from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, buttons, song_id_and_seed, start_bot
 from tests.fakes.telegram_api import BOT_USER, ApiCall, FakeTelegramAPI, FakeUser, group_chat
 
 ANN, BOB = FakeUser(101, "Ann"), FakeUser(102, "Bob")
@@ -24,16 +23,6 @@ def decode(api: FakeTelegramAPI, call: ApiCall) -> tuple[np.ndarray, int]:
     """The samples of the MP3 the bot uploaded."""
     samples, rate = sf.read(io.BytesIO(call.files["audio"].data), dtype="float32")
     return samples, rate
-
-
-def song_id_and_seed(call: ApiCall) -> tuple[int, int]:
-    match = re.search(r"#(\d+) · seed (\d+)", call.params["caption"])
-    assert match, call.params["caption"]
-    return int(match.group(1)), int(match.group(2))
-
-
-def buttons(call: ApiCall) -> list[str]:
-    return [b["callback_data"] for row in call.params["reply_markup"]["inline_keyboard"] for b in row]
 
 
 async def test_song_status_audio_buttons_and_rerolls(api: FakeTelegramAPI, running: RunningBot) -> None:

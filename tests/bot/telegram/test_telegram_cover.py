@@ -1,0 +1,102 @@
+"""/cover end to end: audio, voice and video notes are covered; bad files get one sentence, checked before
+downloading where Telegram tells the size and type, and the bot keeps serving."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import soundfile as sf
+
+from tests.bot.telegram.telegram_stack import RunningBot, song_id_and_seed
+from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI, FakeUser
+
+CARA = FakeUser(201, "Cara")
+SOURCE_S = 12.0
+TIMEOUT_S = 30.0
+
+
+def tone(seconds: float = SOURCE_S, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 330 * t)).astype("float32")
+
+
+def ogg(subtype: str = "VORBIS", rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(rate=rate), rate, format="OGG", subtype=subtype)
+    return buffer.getvalue()
+
+
+def mp4_with_sound(rate: int = 16000) -> bytes:
+    """A round video message as Telegram stores it: MP4 with an AAC track (no picture needed here)."""
+    wave, buffer = tone(rate=rate), io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        for start in range(0, len(wave), 1024):
+            frame = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+async def cover_of(api: FakeTelegramAPI, media: tuple[str, dict], text: str = "/cover jazz trio") -> ApiCall:
+    """Post ``media`` as Cara, reply to it with ``text``, and return the cover's sendAudio call."""
+    original = api.user_message(CARA, media=media)
+    mark = api.mark()
+    api.user_message(CARA, text, reply_to=original)
+    return await api.wait_for("sendAudio", chat_id=CARA.id, after=mark, timeout=TIMEOUT_S)
+
+
+async def refusal_of(api: FakeTelegramAPI, media: tuple[str, dict]) -> str:
+    """Reply /cover to ``media``; the bot's only answer must be one sentence. Returns it."""
+    original = api.user_message(CARA, media=media)
+    before = len(api.chat_messages(CARA.id))
+    mark = api.mark()
+    api.user_message(CARA, "/cover lounge", reply_to=original)
+    reply = await api.wait_for("sendMessage", chat_id=CARA.id, after=mark)
+    assert len(api.chat_messages(CARA.id)) == before + 1
+    text = reply.params["text"]
+    assert text.count(". ") == 0 and text.endswith("."), text
+    return text
+
+
+async def test_covers_of_audio_voice_and_video_note(api: FakeTelegramAPI, running: RunningBot) -> None:
+    audio_cover = await cover_of(api, api.audio(ogg(), mime="audio/ogg", file_name="tune.ogg", duration=12))
+    voice_cover = await cover_of(api, api.voice(ogg("OPUS", 48000), duration=12), "/cover strength=0.3 choir")
+    note_cover = await cover_of(api, api.video_note(mp4_with_sound(), duration=12))
+    assert "jazz trio" in audio_cover.params["caption"].lower()
+    assert "choir" in voice_cover.params["caption"].lower()
+    jobs = [running.service.queue.get(song_id_and_seed(c)[0]) for c in (audio_cover, voice_cover, note_cover)]
+    assert [job.kind for job in jobs if job] == ["cover"] * 3
+    assert jobs[1] and jobs[1].spec["strength"] == 0.3
+    for call in (audio_cover, voice_cover, note_cover):  # a cover keeps the length of its source
+        samples, rate = sf.read(io.BytesIO(call.files["audio"].data))
+        assert abs(len(samples) / rate - SOURCE_S) < 0.2
+
+
+async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTelegramAPI, running: RunningBot) -> None:
+    png = api.document(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, mime="image/png", file_name="cat.png")
+    assert "not audio" in await refusal_of(api, png)
+    empty = api.audio(b"", file_name="empty.mp3")
+    assert "empty" in await refusal_of(api, empty)
+    huge = api.document(b"ID3", mime="audio/mpeg", file_name="long.mp3", declared_size=5 * 1024 * 1024)
+    assert "MB" in await refusal_of(api, huge)
+    corrupt = api.audio(b"this is not an mp3 at all" * 40, file_name="broken.mp3")
+    await refusal_of(api, corrupt)
+    # Size and type were judged before downloading: Telegram was never asked for those three files.
+    asked = {call.params["file_id"] for call in api.calls_of("getFile")}
+    assert asked == {corrupt[1]["file_id"]}
+    no_reply = len(api.chat_messages(CARA.id))
+    api.user_message(CARA, "/cover but to nothing")
+    await api.wait_until(lambda: len(api.chat_messages(CARA.id)) > no_reply)
+    assert "Reply to an audio file" in api.chat_messages(CARA.id)[-1]["text"]
+
+    still = await cover_of(api, api.audio(ogg(), mime="audio/ogg", file_name="ok.ogg"))
+    assert song_id_and_seed(still)
+    # Five sentences, then the good cover's status message and its audio: nothing else, and one job only.
+    assert len(api.chat_messages(CARA.id)) == 7
+    assert sum(running.service.queue.counts().values()) == 1
