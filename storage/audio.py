@@ -18,8 +18,8 @@ from storage.errors import BadAudio
 
 SAMPLE_RATE = 48_000
 SILENCE_PEAK = 1e-4
-# libsndfile's MP3 "compression level": 0 is the highest bitrate, 1 the lowest.
-QUALITY_STEPS = (0.0, 0.35, 0.55, 0.75, 0.9, 1.0)
+# libsndfile's MP3 "compression level": 0 is the highest bitrate (320 kb/s), 0.99 about 32 kb/s.
+QUALITY_STEPS = (0.0, 0.35, 0.55, 0.75, 0.9, 0.99)  # 1.0 is refused by libsndfile
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"RIFF\x00\x00\x00\x00WEBP")
 
 
@@ -165,8 +165,8 @@ def fit_mp3(path: Path, max_bytes: int) -> Path:
     target = path.with_name(f"{path.stem}.fit{max_bytes}.mp3")
     for quality in QUALITY_STEPS[1:]:
         encode_mp3(audio, target, quality=quality, rate=rate)
+        _copy_tags(path, target)  # before measuring: the tag counts towards the limit too
         if target.stat().st_size <= max_bytes:
-            _copy_tags(path, target)
             return target
     raise BadAudio("The song is too large to upload here, even at the lowest quality.")
 

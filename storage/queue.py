@@ -134,17 +134,20 @@ class Queue:
                 return []
             # The smallest start tags first. SKIP LOCKED (PostgreSQL) lets several engines claim at
             # once without waiting on each other; SQLite serialises writers with BEGIN IMMEDIATE and
-            # renders no FOR UPDATE at all.
+            # renders no FOR UPDATE at all. MATERIALIZED makes PostgreSQL run the LIMIT once: as a
+            # plain IN-subquery it may be re-run per row and hand out more than n jobs.
             candidates = (
                 select(jobs.c.id)
                 .where(jobs.c.status == QUEUED, jobs.c.run_after <= now)
                 .order_by(jobs.c.vstart, jobs.c.id)
                 .limit(n)
                 .with_for_update(skip_locked=True)
+                .cte("candidates")
+                .prefix_with("MATERIALIZED")
             )
             rows = conn.execute(
                 update(jobs)
-                .where(jobs.c.id.in_(candidates.scalar_subquery()), jobs.c.status == QUEUED)
+                .where(jobs.c.id.in_(select(candidates.c.id)), jobs.c.status == QUEUED)
                 .values(status=RUNNING, lease_owner=owner, attempts=jobs.c.attempts + 1, started_at=now,
                         lease_expires_at=now + timedelta(seconds=lease_s), stage="starting", progress=0.0)
                 .returning(*jobs.c)

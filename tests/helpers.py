@@ -66,7 +66,9 @@ def postgres_schema(url: str) -> Iterator[Engine]:
     admin = make_engine(url)
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=8)
+    # The search path rides in the URL, so a second engine made from `engine.url` sees the same schema.
+    separator = "&" if "?" in url else "?"
+    engine = make_engine(f"{url}{separator}options=-csearch_path%3D{schema}", pool_size=8)
     try:
         upgrade(engine)
         yield engine

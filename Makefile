@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:
+#   make run    installs what the service needs and runs it (SQLite, console chat, sketch backend by default)
+#   make test   installs the test set-up (CPU torch wheel) and runs the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+# The CPU build of torch: on these machines pip finds it in the local wheel folder.
+TORCH ?= torch==2.13.0
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[acestep]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[acestep,dev]"
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/songbot run
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/queue.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
