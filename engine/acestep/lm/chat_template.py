@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Qwen3's chat template, as shipped in every ``acestep-5Hz-lm-*`` folder (``chat_template.jinja``).
 
 The tiny test LM is written with it so that prompts render exactly as with a real checkpoint.

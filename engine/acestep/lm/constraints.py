@@ -27,10 +27,7 @@ from tokenizers import Tokenizer
 from engine.acestep.lm.tokenizer import EOS, PAD, VALID_CODES, code_token, encode
 
 KEYSCALES = tuple(
-    f"{note}{acc} {mode}"
-    for note in "ABCDEFG"
-    for acc in ("", "#", "b", "♭", "♯")
-    for mode in ("major", "minor")
+    f"{note}{acc} {mode}" for note in "ABCDEFG" for acc in ("", "#", "b", "♭", "♯") for mode in ("major", "minor")
 )
 LANGUAGES = tuple(
     [
@@ -225,6 +222,16 @@ class Vocab:
         for name in FIELD_ORDER:
             self.names[name] = self.forced(f"{name}:")
 
+    def duration_tree(self, duration_max: int) -> Trie:
+        """The duration prefix tree for ``10..duration_max`` (cached per maximum)."""
+        key = f"duration<={duration_max}"
+        if key not in self.trees:
+            tree = Trie()
+            for value in range(DURATION_MIN, duration_max + 1):
+                tree.add([*self.value_ids(value), self.newline])
+            self.trees[key] = tree
+        return self.trees[key]
+
     def is_code(self, token: int) -> bool:
         """Whether ``token`` is a valid audio code (0..63999)."""
         return self.code0 <= token < self.code0 + VALID_CODES
@@ -244,6 +251,7 @@ class Spec:
         caption_max: Caption tokens before a newline is forced (upstream 512).
         genres_max: Genres tokens before a newline is forced.
         text_max: Free-text tokens before end-of-sequence is forced.
+        duration_max: A lower duration maximum for this request (e.g. what fits the context).
     """
 
     phase: str
@@ -253,6 +261,7 @@ class Spec:
     caption_max: int = 512
     genres_max: int = 64
     text_max: int = 1024
+    duration_max: int | None = None
 
 
 class Constraint:
@@ -298,7 +307,11 @@ class Constraint:
         self.count = 0
         self.line_end = False
         if self.kind == "tree":
-            self.node = self.vocab.trees[self.segments[0][1]]
+            name = self.segments[0][1]
+            if name == "duration" and self.spec.duration_max is not None:
+                self.node = self.vocab.duration_tree(self.spec.duration_max)
+            else:
+                self.node = self.vocab.trees[name]
         if not self.segments:
             self.done = True
 
@@ -328,28 +341,37 @@ class Constraint:
             return torch.cat([v.code_ids, torch.tensor([v.eos])])
         return None
 
-    def mask(self, logits: torch.Tensor) -> torch.Tensor:
-        """Return a copy of one row of logits with every disallowed token at -inf."""
+    def allowed(self, logits: torch.Tensor) -> torch.Tensor | None:
+        """The token ids allowed now, or None for free text (then use :meth:`free_ban`).
+
+        ``logits`` (one row, after guidance) is read only where upstream decides by the
+        top-1 token: the first language token and whether a caption line continues.
+        """
         while True:
             kind = self.kind
             if kind == "done":
-                out = torch.full_like(logits, NEG_INF)
-                out[self.vocab.eos] = 0.0
-                return out
+                return torch.tensor([self.vocab.eos])
             if kind == "caption" and self.line_end:
                 forced = self._caption_line_decision(logits)
                 if forced is None:
                     self._next_segment()
                     continue
-                out = torch.full_like(logits, NEG_INF)
-                out[forced] = logits[forced]
-                return out
-            ids = self.allowed_tokens(logits)
-            if ids is not None:
-                out = torch.full_like(logits, NEG_INF)
-                out[ids] = logits[ids]
-                return out
-            return logits.masked_fill(self._free_ban(kind), NEG_INF)
+                return torch.tensor([forced])
+            return self.allowed_tokens(logits)
+
+    def free_ban(self) -> torch.Tensor:
+        """The banned-token mask of the current free-text segment."""
+        return self._free_ban(self.kind)
+
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return a copy of one row of logits with every disallowed token at -inf."""
+        ids = self.allowed(logits)
+        if ids is None:
+            return logits.masked_fill(self.free_ban().to(logits.device), NEG_INF)
+        out = torch.full_like(logits, NEG_INF)
+        ids = ids.to(logits.device)
+        out[ids] = logits[ids]
+        return out
 
     def _caption_line_decision(self, logits: torch.Tensor) -> int | None:
         """After a caption line: continue when the top token is indented, else end the caption."""

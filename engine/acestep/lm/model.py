@@ -107,7 +107,6 @@ def load_lm(folder: Path, device: str = "cpu") -> LoadedLM:
     )
 
 
-
 def _init_rotary(model: torch.nn.Module, device: str) -> None:
     """Rebuild the rotary tables, which are not in the checkpoint and were created on ``meta``."""
     from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding

@@ -70,7 +70,8 @@ def parse_metadata(text: str) -> dict[str, Any]:
     """
     fields: dict[str, list[str]] = {}
     current: str | None = None
-    for line in metadata_block(text).splitlines():
+    # Only "\n" ends a line: str.splitlines() would also split on \x0b, \x1c, \x85 and friends.
+    for line in metadata_block(text).replace("\r\n", "\n").split("\n"):
         if not line.strip():
             continue
         if line[0] not in " \t" and ":" in line:

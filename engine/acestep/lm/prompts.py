@@ -19,9 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from engine.acestep.lm.plan import codes_to_string
 
 LM_INSTRUCTION = "Generate audio semantic tokens based on the given conditions:"
-UNDERSTAND_INSTRUCTION = (
-    "Understand the given musical conditions and describe the audio semantics accordingly:"
-)
+UNDERSTAND_INSTRUCTION = "Understand the given musical conditions and describe the audio semantics accordingly:"
 INSPIRED_INSTRUCTION = "Expand the user's input into a more detailed and specific musical description:"
 REWRITE_INSTRUCTION = "Format the user's input into a more detailed and specific musical description:"
 DEFAULT_NEGATIVE = "NO USER INPUT"
@@ -119,15 +117,11 @@ class Prompts:
         if negative is not None:
             return self._gen(INSPIRED_INSTRUCTION, negative)
         query = query.strip() or DEFAULT_NEGATIVE
-        return self._gen(
-            INSPIRED_INSTRUCTION, f"{query}\n\ninstrumental: {'true' if instrumental else 'false'}"
-        )
+        return self._gen(INSPIRED_INSTRUCTION, f"{query}\n\ninstrumental: {'true' if instrumental else 'false'}")
 
     def format(self, caption: str, lyrics: str) -> str:
         """Format: rewrite a caption and lyrics into the detailed form (no trailing newline)."""
-        return self._gen(
-            REWRITE_INSTRUCTION, f"# Caption\n{caption}\n\n# Lyric\n{lyrics or INSTRUMENTAL_LYRICS}"
-        )
+        return self._gen(REWRITE_INSTRUCTION, f"# Caption\n{caption}\n\n# Lyric\n{lyrics or INSTRUMENTAL_LYRICS}")
 
     def understand(self, codes: Sequence[int] | str) -> str:
         """Understand: describe audio given as codes (used to caption covers and uploads)."""

@@ -119,9 +119,7 @@ def test_code_phase_gives_exactly_the_target_codes(tiny_vocab, target):
     ids = _walk(c, torch.Generator().manual_seed(target), tiny_vocab.size)
     assert ids[-1] == tiny_vocab.eos
     assert len(ids) == target + 1 and all(tiny_vocab.is_code(t) for t in ids[:-1])
-    assert all(
-        0 <= n <= 63999 for n in parse_codes(tiny_vocab.tokenizer.decode(ids, skip_special_tokens=False))
-    )
+    assert all(0 <= n <= 63999 for n in parse_codes(tiny_vocab.tokenizer.decode(ids, skip_special_tokens=False)))
 
 
 def test_eos_is_masked_until_the_target_then_forced(tiny_vocab):

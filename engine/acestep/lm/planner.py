@@ -1,0 +1,292 @@
+"""The planner: one sentence in, a full song blueprint (caption, lyrics, metadata, audio codes) out.
+
+Phase A writes the metadata (and lyrics): create-sample mode from a description, or the
+chain-of-thought mode when the user brought lyrics (with guidance, as upstream). Phase B
+writes exactly ``5 * duration`` audio codes with guidance. Each phase decodes every request
+of the batch in one loop; each request has its own constraint state and seeded generator.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.acestep.lm.constraints import (
+    BPM_RANGE,
+    DURATION_MIN,
+    FIELD_ORDER,
+    KEYSCALES,
+    LANGUAGES,
+    TIME_SIGNATURES,
+    Constraint,
+    Spec,
+    Vocab,
+)
+from engine.acestep.lm.decode import DecodeJob, decode
+from engine.acestep.lm.model import LoadedLM, load_lm
+from engine.acestep.lm.plan import PLAN_KEYS, format_cot, split_output
+from engine.acestep.lm.prompts import DEFAULT_NEGATIVE, INSTRUMENTAL_LYRICS
+from engine.acestep.lm.tokenizer import encode
+from storage.errors import GenerationError, UserError
+
+log = logging.getLogger(__name__)
+CODES_PER_SECOND = 5
+COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
+# Tokens of the prompt scaffolding and CoT keys around caption and lyrics (measured: ~45 + ~25).
+SCAFFOLD_TOKENS = 96
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What one user asked for.
+
+    Args:
+        description: The user's sentence (or caption, when lyrics are given).
+        seed: uint32 seed; the same request and seed give the same plan on the same device.
+        instrumental: No vocals (the lyrics become ``[Instrumental]``).
+        language: Vocal language code, or None for the model's choice.
+        duration: Seconds, or None for the model's choice.
+        bpm: Fixed tempo, or None.
+        keyscale: Fixed key such as ``F# minor``, or None.
+        timesignature: Fixed beats per bar (2, 3, 4 or 6), or None.
+        lyrics: The user's own lyrics, or None to have the model write them.
+    """
+
+    description: str
+    seed: int
+    instrumental: bool = False
+    language: str | None = None
+    duration: float | None = None
+    bpm: int | None = None
+    keyscale: str | None = None
+    timesignature: int | None = None
+    lyrics: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The metadata fields the user fixed, validated."""
+        out: dict[str, Any] = {}
+        if self.bpm is not None:
+            if not BPM_RANGE[0] <= int(self.bpm) <= BPM_RANGE[1]:
+                raise UserError(f"The tempo must be between {BPM_RANGE[0]} and {BPM_RANGE[1]} bpm.")
+            out["bpm"] = int(self.bpm)
+        if self.duration is not None:
+            out["duration"] = round(self.duration)
+        if self.keyscale is not None:
+            if self.keyscale not in KEYSCALES:
+                raise UserError("The key must look like 'C major' or 'F# minor'.")
+            out["keyscale"] = self.keyscale
+        if self.language is not None and self.language != "unknown":
+            if self.language not in LANGUAGES:
+                raise UserError(f"The language code {self.language!r} is not one the model knows.")
+            out["language"] = self.language
+        if self.timesignature is not None:
+            if int(self.timesignature) not in TIME_SIGNATURES:
+                raise UserError("The time signature must be 2, 3, 4 or 6 beats per bar.")
+            out["timesignature"] = int(self.timesignature)
+        return out
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """Decoding settings; the defaults are upstream's ``GenerationParams``."""
+
+    cfg_scale: float = 2.0
+    temperature: float = 0.85
+    top_p: float | None = 0.9
+    negative_prompt: str = DEFAULT_NEGATIVE
+    max_model_len: int = 4096
+    duration_max: int = 600
+    caption_max: int = 320
+    genres_max: int = 64
+    lyrics_max: int = 1024
+    backend: str = "torch"
+
+
+@dataclass
+class Planner:
+    """A loaded LM that plans songs. Build with :meth:`load`."""
+
+    lm: LoadedLM
+    vocab: Vocab
+    settings: PlannerSettings = field(default_factory=PlannerSettings)
+    vllm: Any = None
+
+    @classmethod
+    def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
+        """Load ``model_dir/name`` (an ``acestep-5Hz-lm-*`` folder) on ``device``."""
+        settings = settings or PlannerSettings()
+        lm = load_lm(Path(model_dir) / name, device)
+        vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
+        planner = cls(lm=lm, vocab=vocab, settings=settings)
+        if settings.backend == "vllm":
+            from engine.acestep.lm.vllm_backend import VllmCodes
+
+            planner.vllm = VllmCodes.load(lm.folder, device)
+        return planner
+
+    # ---- context budget -------------------------------------------------------------------
+
+    def _budget(self) -> int:
+        return self.settings.max_model_len - 64
+
+    def _lyrics_tokens(self, req: PlanRequest) -> int:
+        if req.instrumental:
+            return len(encode(self.lm.tokenizer, INSTRUMENTAL_LYRICS))
+        if req.lyrics:
+            return len(encode(self.lm.tokenizer, req.lyrics))
+        return self.settings.lyrics_max
+
+    def max_duration(self, req: PlanRequest) -> int:
+        """The longest song (seconds) whose prompts and codes fit the LM's context."""
+        s = self.settings
+        desc = len(encode(self.lm.tokenizer, req.description))
+        caption = s.caption_max if not req.lyrics else max(desc, s.caption_max)
+        # The codes prompt holds the caption twice (user turn and CoT) and the lyrics once.
+        fixed = SCAFFOLD_TOKENS + 2 * caption + self._lyrics_tokens(req) + 1
+        return min(s.duration_max, (self._budget() - fixed) // CODES_PER_SECOND)
+
+    def check_fits(self, req: PlanRequest) -> None:
+        """Raise UserError (one sentence) when the request cannot fit the LM's context.
+
+        Call it before queueing: it needs only the tokenizer.
+        """
+        req.given()
+        s = self.settings
+        phase_a = len(encode(self.lm.tokenizer, req.description)) + SCAFFOLD_TOKENS + s.caption_max
+        phase_a += s.genres_max + self._lyrics_tokens(req)
+        longest = self.max_duration(req)
+        if phase_a > self._budget() or longest < DURATION_MIN:
+            raise UserError("This description and lyrics are too long for the song planner; please shorten them.")
+        if req.duration is not None and round(req.duration) > longest:
+            raise UserError(f"With these lyrics the planner can make songs of at most {longest} seconds.")
+        if req.duration is not None and round(req.duration) < DURATION_MIN:
+            raise UserError(f"Songs must be at least {DURATION_MIN} seconds long.")
+
+    # ---- planning -------------------------------------------------------------------------
+
+    def plan(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
+        """Plan every request; returns one plan dict (``plan.PLAN_KEYS``) per request, in order.
+
+        Raises:
+            UserError: a request does not fit (see :meth:`check_fits`).
+            GenerationError: the LM did not finish a plan within its token budget.
+        """
+        for req in requests:
+            self.check_fits(req)
+        metas = self._phase_a(requests)
+        codes = self._phase_b(requests, metas)
+        plans = []
+        for meta, code_list in zip(metas, codes, strict=True):
+            plan = {**meta, "audio_codes": code_list}
+            plans.append({k: plan[k] for k in PLAN_KEYS})
+        return plans
+
+    def _tok(self, text: str) -> list[int]:
+        return encode(self.lm.tokenizer, text)
+
+    def _phase_a_job(self, req: PlanRequest) -> DecodeJob:
+        s, prompts = self.settings, self.lm.prompts
+        given = req.given()
+        common = {
+            "given": given,
+            "caption_max": s.caption_max,
+            "genres_max": s.genres_max,
+            "text_max": s.lyrics_max,
+            "duration_max": self.max_duration(req),
+        }
+        if req.lyrics and not req.instrumental:
+            # Chain of thought for the user's caption and lyrics, guided, stopping before </think>.
+            spec = Spec("meta", fields=COT_FIELDS, **common)
+            prompt = self._tok(prompts.cot(req.description, req.lyrics))
+            uncond = self._tok(prompts.cot(req.description, req.lyrics, negative=s.negative_prompt))
+            return DecodeJob(
+                prompt,
+                Constraint(self.vocab, spec),
+                _seed(req.seed, 0),
+                uncond,
+                s.cfg_scale,
+                s.temperature,
+                s.top_p,
+                max_new_tokens=self._budget(),
+            )
+        # Create-sample: metadata with genres, then the lyrics (skipped for instrumentals).
+        phase = "meta_only" if req.instrumental else "meta_text"
+        spec = Spec(phase, fields=FIELD_ORDER, **common)
+        prompt = self._tok(prompts.sample(req.description, req.instrumental))
+        return DecodeJob(
+            prompt,
+            Constraint(self.vocab, spec),
+            _seed(req.seed, 0),
+            None,
+            1.0,
+            s.temperature,
+            s.top_p,
+            max_new_tokens=self._budget(),
+        )
+
+    def _phase_a(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
+        jobs = [self._phase_a_job(req) for req in requests]
+        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        metas = []
+        for req, job in zip(requests, jobs, strict=True):
+            if not job.constraint.done:
+                raise GenerationError("The song planner ran out of room while writing the song's details.")
+            text = self.lm.tokenizer.decode(job.tokens, skip_special_tokens=False)
+            meta, free_text = split_output(text)
+            if req.instrumental:
+                lyrics = INSTRUMENTAL_LYRICS
+            elif req.lyrics:
+                lyrics = req.lyrics
+            else:
+                lyrics = free_text or INSTRUMENTAL_LYRICS
+            metas.append(
+                {
+                    "caption": str(meta.get("caption") or req.description),
+                    "lyrics": lyrics,
+                    "bpm": meta["bpm"],
+                    "keyscale": meta["keyscale"],
+                    "timesignature": meta["timesignature"],
+                    "duration": meta["duration"],
+                    "language": meta["language"],
+                }
+            )
+        return metas
+
+    def _phase_b(self, requests: list[PlanRequest], metas: list[dict[str, Any]]) -> list[list[int]]:
+        s, prompts = self.settings, self.lm.prompts
+        jobs = []
+        for req, meta in zip(requests, metas, strict=True):
+            cot = format_cot({k: meta[k] for k in COT_FIELDS})
+            prompt = self._tok(prompts.codes(meta["caption"], meta["lyrics"], cot))
+            uncond = self._tok(prompts.codes(meta["caption"], meta["lyrics"], cot, negative=s.negative_prompt))
+            target = int(meta["duration"] * CODES_PER_SECOND)
+            spec = Spec("codes", target_codes=target)
+            jobs.append(
+                DecodeJob(
+                    prompt,
+                    Constraint(self.vocab, spec),
+                    _seed(req.seed, 1),
+                    uncond,
+                    s.cfg_scale,
+                    s.temperature,
+                    s.top_p,
+                    max_new_tokens=target + 1,
+                )
+            )
+        if self.vllm is not None and s.cfg_scale <= 1.0:
+            return self.vllm.codes(jobs, self.vocab)
+        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        out = []
+        for job in jobs:
+            codes = [t - self.vocab.code0 for t in job.tokens if self.vocab.is_code(t)]
+            if not job.constraint.done or len(codes) != job.constraint.spec.target_codes:
+                raise GenerationError("The song planner could not finish the song's audio codes.")
+            out.append(codes)
+        return out
+
+
+def _seed(seed: int, phase: int) -> int:
+    """A separate deterministic stream per phase (the generator takes 64-bit seeds)."""
+    return (int(seed) & 0xFFFFFFFF) * 2 + phase
