@@ -1,0 +1,67 @@
+"""Many users at once through the real Telegram stack: everyone is served, and fairly.
+
+The engine runs one job at a time here (``engine_max_batch=1``), so "a job duration" is one job.
+"""
+
+from __future__ import annotations
+
+from storage.types import JobView
+from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, song_id_and_seed
+from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
+
+HEAVY, LIGHT = FakeUser(401, "Heavy"), FakeUser(402, "Light")
+
+
+def all_jobs(running: RunningBot) -> list[JobView]:
+    jobs, job_id = [], 1
+    while (job := running.service.queue.get(job_id)) is not None:
+        jobs.append(job)
+        job_id += 1
+    return jobs
+
+
+async def test_ten_users_three_songs_each_all_served(api: FakeTelegramAPI, running: RunningBot) -> None:
+    users = [FakeUser(300 + n, f"User{n}") for n in range(10)]
+    for turn in range(3):
+        for user in users:
+            api.user_message(user, f"/song tune {turn} for {user.first_name} duration={SONG_S}")
+
+    def everyone_served() -> bool:
+        return all(len(api.calls_of("sendAudio", chat_id=user.id)) == 3 for user in users)
+
+    await api.wait_until(everyone_served, timeout=150)
+    for user in users:
+        songs = {song_id_and_seed(call)[0] for call in api.calls_of("sendAudio", chat_id=user.id)}
+        assert len(songs) == 3, f"{user.first_name} got {songs}"
+    assert len(api.calls_of("sendAudio")) == 30  # nobody got a song twice
+
+
+async def test_light_user_is_not_stuck_behind_a_heavy_one(api: FakeTelegramAPI, running: RunningBot) -> None:
+    for n in range(10):
+        api.user_message(HEAVY, f"/song heavy number {n} duration={SONG_S}")
+    await api.wait_until(lambda: sum(1 for j in all_jobs(running) if j.status == "queued") >= 8)
+    api.user_message(LIGHT, f"/song just one for me duration={SONG_S}")
+    audio = await api.wait_for("sendAudio", chat_id=LIGHT.id, timeout=60)
+
+    light = running.service.queue.get(song_id_and_seed(audio)[0])
+    assert light is not None and light.finished_at is not None
+    # Jobs of the heavy user that finished while the light user waited: the one running when the light
+    # song arrived, and at most one more, i.e. the light user waited at most two job durations.
+    overtaken = [
+        job
+        for job in all_jobs(running)
+        if job.id != light.id and job.finished_at and light.created_at < job.finished_at < light.finished_at
+    ]
+    assert len(overtaken) <= 2, [(j.id, j.finished_at) for j in overtaken]
+    heavy_left = [j for j in all_jobs(running) if j.user_id != light.user_id and j.status == "queued"]
+    assert len(heavy_left) >= 5  # the light song really did jump a long queue
+
+    # The heavy user sees the queue and can cancel a waiting song; its status message says so.
+    mark = api.mark()
+    api.user_message(HEAVY, "/queue")
+    queue = await api.wait_for("sendMessage", chat_id=HEAVY.id, after=mark)
+    assert "queued (position" in queue.params["text"]
+    mark = api.mark()
+    api.user_message(HEAVY, "/cancel")
+    cancelled = await api.wait_for("sendMessage", chat_id=HEAVY.id, after=mark)
+    assert cancelled.params["text"].startswith("Cancelled #")
