@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,13 +70,14 @@ class RunningBot:
         await asyncio.wait_for(self.task, 20)
 
 
-async def start_bot(api: FakeTelegramAPI, settings: Settings) -> RunningBot:
+async def start_bot(api: FakeTelegramAPI, settings: Settings, wait_for_polling: bool = True) -> RunningBot:
     """Start ``bot.runner.run_bot`` and wait until it polls the fake API."""
     service = SongService.from_settings(settings)
     stop_event = asyncio.Event()
     mark = api.mark()
     task = asyncio.create_task(run_bot(settings, stop_event, service), name="bot")
-    await api.wait_for("getUpdates", after=mark, timeout=20, ok_only=False)  # the first long poll is open
+    if wait_for_polling:
+        await api.wait_for("getUpdates", after=mark, timeout=20, ok_only=False)  # the first long poll is open
     return RunningBot(api, settings, service, stop_event, task)
 
 
@@ -89,3 +91,10 @@ def song_id_and_seed(call: ApiCall) -> tuple[int, int]:
 def buttons(call: ApiCall) -> list[str]:
     """The callback data of a message's inline buttons."""
     return [b["callback_data"] for row in call.params["reply_markup"]["inline_keyboard"] for b in row]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

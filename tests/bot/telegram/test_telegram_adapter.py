@@ -6,13 +6,22 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from storage.settings import Settings
-from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, buttons, song_id_and_seed, start_bot
+from tests.bot.telegram.telegram_stack import (
+    SONG_S,
+    RunningBot,
+    buttons,
+    free_port,
+    song_id_and_seed,
+    start_bot,
+    telegram_settings,
+)
 from tests.fakes.telegram_api import BOT_USER, ApiCall, FakeTelegramAPI, FakeUser, group_chat
 
 ANN, BOB = FakeUser(101, "Ann"), FakeUser(102, "Bob")
@@ -95,3 +104,42 @@ async def test_token_and_message_text_never_logged(
     assert caplog.records, "nothing was logged at all"
     secret = api.token.split(":")[1]
     assert secret not in caplog.text and "secret-words-here" not in caplog.text
+
+
+async def test_flood_control_on_send_audio_is_retried(api: FakeTelegramAPI, running: RunningBot) -> None:
+    api.fail_next("sendAudio", 1, retry_after=1)
+    api.user_message(ANN, f"/song patient waltz duration={SONG_S}")
+    audio = await api.wait_for("sendAudio", chat_id=ANN.id, timeout=SONG_TIMEOUT_S)
+    tries = api.calls_of("sendAudio", chat_id=ANN.id, ok_only=False)
+    assert [t.error.status if t.error else 200 for t in tries] == [429, 200]
+    assert tries[1].at - tries[0].at >= 1.0  # it waited retry_after before sending again
+    assert tries[1].files["audio"].data == tries[0].files["audio"].data and decode(api, audio)[0].size
+
+
+async def test_history_lists_songs_with_reroll_buttons(api: FakeTelegramAPI, running: RunningBot) -> None:
+    api.user_message(BOB, f"/song first duration={SONG_S}")
+    first = await api.wait_for("sendAudio", chat_id=BOB.id, timeout=SONG_TIMEOUT_S)
+    mark = api.mark()
+    api.user_message(BOB, "/history")
+    history = await api.wait_for("sendMessage", chat_id=BOB.id, after=mark)
+    song_id, seed = song_id_and_seed(first)
+    assert f"#{song_id}" in history.params["text"] and f"seed {seed}" in history.params["text"]
+    assert buttons(history) == [f"rr:{song_id}"]
+
+
+async def test_webhook_mode(api: FakeTelegramAPI, tmp_path: Path, settings: Settings, engine: None) -> None:
+    port = free_port()
+    hooked = telegram_settings(
+        api, tmp_path, telegram_webhook_url=f"http://127.0.0.1:{port}/telegram-hook", telegram_webhook_port=port
+    )
+    mark = api.mark()
+    bot = await start_bot(api, hooked, wait_for_polling=False)
+    try:
+        await api.wait_for("setWebhook", after=mark)
+        assert api.webhook["url"].endswith("/telegram-hook") and api.webhook["secret_token"]
+        assert api.token.split(":")[1] not in api.webhook["secret_token"]
+        api.user_message(ANN, f"/song hooked on a feeling duration={SONG_S}")
+        await api.wait_for("sendAudio", chat_id=ANN.id, timeout=SONG_TIMEOUT_S)
+        assert api.calls_of("getUpdates", after=mark, ok_only=False) == []
+    finally:
+        await bot.stop()
