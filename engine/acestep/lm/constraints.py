@@ -163,10 +163,12 @@ class Vocab:
             text = bytes(decoder.get(ch, 0x3F) for ch in token).decode("utf-8", errors="replace")
             ban[idx] = token == "`"
             starts_ws[idx] = text[:1] in (" ", "\t")
-            if "\n" in text or "\r" in text:
+            if "\r" in text:
+                bad_nl[idx] = True  # the LM's YAML uses "\n" only; a lone "\r" would blur lines
+            if "\n" in text:
                 has_nl[idx] = True
-                ends_nl[idx] = text[-1] in "\r\n"
-                bad_nl[idx] = bool(text.rsplit("\n", 1)[-1].strip())
+                ends_nl[idx] = text.endswith("\n")
+                bad_nl[idx] |= bool(text.rsplit("\n", 1)[-1].strip())
         code0 = tok.token_to_id(code_token(0))
         vocab = cls(
             tokenizer=tok,

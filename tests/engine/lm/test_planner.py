@@ -1,0 +1,85 @@
+import pytest
+
+from engine.acestep.lm.constraints import KEYSCALES, LANGUAGES
+from engine.acestep.lm.plan import PLAN_KEYS, validate_plan
+from engine.acestep.lm.planner import PlanRequest
+from storage.errors import UserError
+
+
+def _check(plan: dict, req: PlanRequest) -> None:
+    assert list(plan) == list(PLAN_KEYS)
+    validate_plan(plan)
+    assert 30 <= plan["bpm"] <= 300
+    assert 10 <= plan["duration"] <= 40
+    assert plan["keyscale"] in KEYSCALES
+    assert plan["language"] in LANGUAGES
+    assert plan["timesignature"] in (2, 3, 4, 6)
+    assert plan["caption"]
+    assert len(plan["audio_codes"]) == 5 * plan["duration"]
+    assert all(0 <= c <= 63999 for c in plan["audio_codes"])
+    if req.duration is not None:
+        assert plan["duration"] == req.duration
+    if req.instrumental:
+        assert plan["lyrics"] == "[Instrumental]"
+    if req.language:
+        assert plan["language"] == req.language
+
+
+REQUESTS = [
+    PlanRequest(
+        "a sad folk song about trains",
+        seed=s,
+        duration=d,
+        instrumental=s % 3 == 0,
+        language="en" if s % 4 == 1 else None,
+    )
+    for s, d in zip(range(8), (10, 13, 17, None, 22, 11, None, 15), strict=True)
+]
+
+
+def test_many_seeds_and_durations_give_valid_plans_batched_equal_to_solo(tiny_planner):
+    batch = tiny_planner.plan(REQUESTS)
+    for plan, req in zip(batch, REQUESTS, strict=True):
+        _check(plan, req)
+    assert tiny_planner.plan([REQUESTS[1]]) == [batch[1]]
+    assert tiny_planner.plan([REQUESTS[4], REQUESTS[2]]) == [batch[4], batch[2]]
+
+
+def test_same_seed_same_plan_and_other_seed_other_codes(tiny_planner):
+    req = PlanRequest("happy pop", seed=42, duration=10)
+    first = tiny_planner.plan([req])[0]
+    assert tiny_planner.plan([req])[0] == first
+    assert tiny_planner.plan([PlanRequest("happy pop", seed=43, duration=10)])[0] != first
+
+
+def test_given_fields_and_user_lyrics(tiny_planner):
+    req = PlanRequest(
+        "lo-fi beat",
+        seed=7,
+        duration=12,
+        bpm=84,
+        keyscale="Eb major",
+        timesignature=3,
+        lyrics="[Verse]\nla la la",
+        language="fr",
+    )
+    plan = tiny_planner.plan([req])[0]
+    _check(plan, req)
+    assert (plan["bpm"], plan["keyscale"], plan["timesignature"]) == (84, "Eb major", 3)
+    assert plan["lyrics"] == "[Verse]\nla la la"
+
+
+def test_context_check_refuses_with_one_sentence(tiny_planner):
+    from dataclasses import replace
+
+    big = replace(tiny_planner, settings=replace(tiny_planner.settings, duration_max=600, lyrics_max=1024))
+    big.check_fits(PlanRequest("a song", seed=1, duration=300))
+    with pytest.raises(UserError) as err:
+        big.check_fits(PlanRequest("a song", seed=1, duration=590))
+    assert err.value.user_message.endswith("seconds.") and err.value.user_message.count(".") == 1
+    with pytest.raises(UserError):
+        big.check_fits(PlanRequest("a song", seed=1, lyrics="la " * 5000))
+    with pytest.raises(UserError):
+        tiny_planner.check_fits(PlanRequest("a song", seed=1, bpm=500))
+    with pytest.raises(UserError):
+        tiny_planner.plan([PlanRequest("a song", seed=1, keyscale="H major")])
