@@ -16,9 +16,11 @@ with a 404 that tests can assert on (``unhandled``), and injects 429s on demand 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
@@ -72,6 +74,7 @@ class FakeDiscord(InteractionRoutes):
         self.calls: list[Call] = []
         self.last_call: Call | None = None
         self.unhandled: list[Call] = []
+        self.errors: list[str] = []
         self.commands: dict[str | None, list[Json]] = {}
         self.channel_messages: list[Json] = []
         self.interactions: dict[str, InteractionRecord] = {}
@@ -126,9 +129,7 @@ class FakeDiscord(InteractionRoutes):
         """A new guild member (as interactions carry it) with the given permission bits."""
         return p.member(p.user(self.ids.next(), name), permissions=permissions)
 
-    def add_cdn_file(
-        self, filename: str, data: bytes, content_type: str | None, *, size: int | None = None
-    ) -> Json:
+    def add_cdn_file(self, filename: str, data: bytes, content_type: str | None, *, size: int | None = None) -> Json:
         """Serve ``data`` from the CDN route; return an attachment object pointing at it.
 
         ``size`` overrides the declared size (to test a client that trusts it before downloading).
@@ -173,12 +174,17 @@ class FakeDiscord(InteractionRoutes):
             raise AssertionError(f"no identified gateway session to receive {event}")
 
     async def wait_for(self, predicate: Callable[[], T], timeout_s: float = 15.0) -> T:
-        """Wait until ``predicate()`` is truthy (checked after every request); return its value."""
+        """Wait until ``predicate()`` is truthy; return its value.
+
+        It is checked after every request and every 50 ms (for state that changes elsewhere: the
+        gateway, the bot's tasks).
+        """
 
         async def poll() -> T:
             async with self._changed:
                 while not (value := predicate()):
-                    await self._changed.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.05)
                 return value
 
         return await asyncio.wait_for(poll(), timeout_s)
@@ -199,6 +205,11 @@ class FakeDiscord(InteractionRoutes):
             return too_many_requests(rule)
         try:
             response = await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:
+            self.errors.append(traceback.format_exc())  # a bug in the fake: the test fails at teardown
+            raise
         finally:
             async with self._changed:
                 self._changed.notify_all()
@@ -213,6 +224,12 @@ class FakeDiscord(InteractionRoutes):
         body, files = await read_body(request)
         self.last_call = self._record(request, body, files, 200)
         return body, files
+
+    def too_large(self, files: list[UploadedFile]) -> web.Response | None:
+        """Discord's answer to a file over the upload limit (the limit applies per file)."""
+        if any(len(f.data) > self.attachment_size_limit for f in files):
+            return error_response(413, 40005, "Request entity too large")
+        return None
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bot {self.token}"
@@ -231,10 +248,10 @@ class FakeDiscord(InteractionRoutes):
         ):
             router.add_put(path, self._authed(self._put_commands))
             router.add_get(path, self._authed(lambda r, b: self.commands.get(r.match_info.get("guild"), [])))
-        router.add_post(api + "/channels/{channel}/messages", self._authed(self._post_channel_message))
-        router.add_get(
-            api + "/channels/{channel}/messages/{message}", self._authed(self._get_channel_message)
-        )
+        router.add_post(api + "/channels/{channel}/messages", self._post_channel_message)
+        message = api + "/channels/{channel}/messages/{message}"
+        router.add_get(message, self._authed(self._get_channel_message))
+        router.add_patch(message, self._edit_channel_message)
         router.add_get("/cdn/{path:.*}", self._cdn)
         self.add_interaction_routes(router, api)
         router.add_route("*", "/{tail:.*}", self._unhandled)
@@ -301,6 +318,8 @@ class FakeDiscord(InteractionRoutes):
         """Echo a command as Discord stores it (discord.py's ``AppCommand`` needs these keys)."""
         stored = {"id": self.ids.next(), "application_id": self.app_id, "version": self.ids.next()}
         stored |= {"type": 1, "description": "", "options": [], "dm_permission": True} | command
+        if stored.get("default_member_permissions") is not None:  # Discord returns the bit set as a string
+            stored["default_member_permissions"] = str(stored["default_member_permissions"])
         if guild_id is not None:
             stored["guild_id"] = guild_id
         return stored
@@ -309,9 +328,24 @@ class FakeDiscord(InteractionRoutes):
         body, files = await self._body(request)
         if not self._authorized(request):
             return error_response(401, 0, "401: Unauthorized")
+        if refusal := self.too_large(files):
+            return refusal
         message = self.build_message(body or {}, files, request.match_info["channel"])
         self.channel_messages.append(message)
         return json_response(message)
+
+    async def _edit_channel_message(self, request: web.Request) -> web.Response:
+        body, files = await self._body(request)
+        if not self._authorized(request):
+            return error_response(401, 0, "401: Unauthorized")
+        if refusal := self.too_large(files):
+            return refusal
+        for index, message in enumerate(self.channel_messages):
+            if message["id"] == request.match_info["message"] and message["author"]["id"] == self.bot["id"]:
+                edited = self.build_message(body or {}, files, message["channel_id"], previous=message)
+                self.channel_messages[index] = edited
+                return json_response(edited)
+        return error_response(404, 10008, "Unknown Message")
 
     def _get_channel_message(self, request: web.Request, body: Any) -> Json:
         wanted = request.match_info["message"]
@@ -363,9 +397,7 @@ class FakeDiscord(InteractionRoutes):
             message["edited_timestamp"] = p.iso_now()
         return message
 
-    def _attachments(
-        self, declared: list[Json] | None, files: list[UploadedFile], message: Json
-    ) -> list[Json]:
+    def _attachments(self, declared: list[Json] | None, files: list[UploadedFile], message: Json) -> list[Json]:
         """Keep the existing attachments the request names and store its new files on the CDN."""
         existing = {a["id"]: a for a in message.get("attachments", [])}
         kept = [existing[str(a["id"])] for a in declared or [] if str(a.get("id")) in existing]

@@ -79,9 +79,7 @@ def error_response(status: int, code: int, message: str) -> web.Response:
     return json_response({"code": code, "message": message}, status=status)
 
 
-def ratelimit_headers(
-    *, remaining: int, reset_after_s: float = 1.0, bucket: str = "fakebucket"
-) -> dict[str, str]:
+def ratelimit_headers(*, remaining: int, reset_after_s: float = 1.0, bucket: str = "fakebucket") -> dict[str, str]:
     """The X-RateLimit-* headers Discord sends on every REST response."""
     return {
         "X-RateLimit-Limit": "5",

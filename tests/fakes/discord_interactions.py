@@ -122,9 +122,7 @@ class InteractionRoutes:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
         return await self.send_interaction(p.APPLICATION_COMMAND, data, invoker)
 
-    async def send_message_command(
-        self: FakeDiscord, name: str, target: Json, invoker: Json
-    ) -> InteractionRecord:
+    async def send_message_command(self: FakeDiscord, name: str, target: Json, invoker: Json) -> InteractionRecord:
         """Invoke a message context menu command on ``target``."""
         command = self._command(name, kind=3)
         data: Json = {
@@ -140,9 +138,7 @@ class InteractionRoutes:
 
     async def click(self: FakeDiscord, custom_id: str, message: Json, invoker: Json) -> InteractionRecord:
         """Press the button ``custom_id`` on ``message`` (which must carry that button, as on Discord)."""
-        custom_ids = {
-            c.get("custom_id") for row in message.get("components", []) for c in row.get("components", [])
-        }
+        custom_ids = {c.get("custom_id") for row in message.get("components", []) for c in row.get("components", [])}
         if custom_id not in custom_ids:
             raise AssertionError(f"message {message['id']} has no component {custom_id!r}")
         data = {"custom_id": custom_id, "component_type": 2}
@@ -152,12 +148,8 @@ class InteractionRoutes:
         self: FakeDiscord, custom_id: str, fields: dict[str, str], invoker: Json
     ) -> InteractionRecord:
         """Submit a modal with text inputs ``{custom_id: value}``."""
-        rows = [
-            {"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in fields.items()
-        ]
-        return await self.send_interaction(
-            p.MODAL_SUBMIT, {"custom_id": custom_id, "components": rows}, invoker
-        )
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in fields.items()]
+        return await self.send_interaction(p.MODAL_SUBMIT, {"custom_id": custom_id, "components": rows}, invoker)
 
     def expire(self: FakeDiscord, record: InteractionRecord) -> None:
         """Let ``record``'s token run out (as after 15 minutes)."""
@@ -174,12 +166,12 @@ class InteractionRoutes:
         if time.monotonic() - record.dispatched_at > self.ack_deadline_s:
             record.ack_late = True
             return error_response(404, 10062, "Unknown interaction")
+        if refusal := self.too_large(files):
+            return refusal
         record.ack, record.ack_type = self.last_call, int(body["type"])
         return json_response(self._acknowledge(record, body.get("data") or {}, files))
 
-    def _acknowledge(
-        self: FakeDiscord, record: InteractionRecord, data: Json, files: list[UploadedFile]
-    ) -> Json:
+    def _acknowledge(self: FakeDiscord, record: InteractionRecord, data: Json, files: list[UploadedFile]) -> Json:
         kind, channel_id = record.ack_type, self.channel["id"]
         component_message = record.payload.get("message")
         if kind == CHANNEL_MESSAGE:
@@ -232,6 +224,8 @@ class InteractionRoutes:
         record = self._webhook_record(request)
         if isinstance(record, web.Response):
             return record
+        if refusal := self.too_large(files):
+            return refusal
         if record.original is None:
             return error_response(404, 10008, "Unknown Message")
         record.edits.append(self.last_call)  # type: ignore[arg-type]
@@ -253,6 +247,8 @@ class InteractionRoutes:
         record = self._webhook_record(request)
         if isinstance(record, web.Response):
             return record
+        if refusal := self.too_large(files):
+            return refusal
         message = self.build_message(body or {}, files, self.channel["id"], interaction_id=record.id)
         record.followups.append(message)
         return json_response(message)
@@ -262,10 +258,10 @@ class InteractionRoutes:
         record = self._webhook_record(request)
         if isinstance(record, web.Response):
             return record
+        if refusal := self.too_large(files):
+            return refusal
         for index, message in enumerate(record.followups):
             if message["id"] == request.match_info["message"]:
-                record.followups[index] = self.build_message(
-                    body or {}, files, message["channel_id"], previous=message
-                )
+                record.followups[index] = self.build_message(body or {}, files, message["channel_id"], previous=message)
                 return json_response(record.followups[index])
         return error_response(404, 10008, "Unknown Message")

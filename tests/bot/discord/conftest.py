@@ -19,3 +19,4 @@ async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDis
         monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
         yield fake
         assert fake.unhandled == [], f"the client called routes the fake does not serve: {fake.unhandled}"
+        assert fake.errors == [], "the fake itself failed:\n" + "\n".join(fake.errors)

@@ -121,10 +121,7 @@ async def test_slash_defer_edit_and_multipart_file(fake_discord: FakeDiscord, bo
     assert record.texts() == ["working on hey", "done"]
     final = record.edits[-1]
     assert final.is_multipart and final.files[0].filename == "out.txt" and final.files[0].data == b"heyheyhey"
-    assert (
-        record.original is not None
-        and record.original["components"][0]["components"][0]["custom_id"] == "echo:3"
-    )
+    assert record.original is not None and record.original["components"][0]["components"][0]["custom_id"] == "echo:3"
 
 
 async def test_429_on_upload_is_retried(fake_discord: FakeDiscord, bot: EchoBot) -> None:

@@ -1,0 +1,173 @@
+"""The slash commands and the "Cover this" context menu.
+
+Each handler parses Discord's native options into the core's value types, checks what can be checked
+without waiting, acknowledges, and submits; the delivery loop does the rest. Commands are built per
+client (`register_commands`), so no command object (or its state) is shared between clients.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.core import render
+from bot.core.parser import LANGUAGES, SEED_MAX, CoverRequest, SongRequest
+from bot.core.service import SongService
+from bot.discord.components import LyricsModal, history_view
+from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
+from storage.errors import UserError
+from storage.settings import MIN_DURATION_S, MODEL_MAX_DURATION_S, Settings
+
+AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
+NO_AUDIO = "That message has no audio file to cover."
+
+Seed = app_commands.Range[int, 0, SEED_MAX]
+Duration = app_commands.Range[int, MIN_DURATION_S, MODEL_MAX_DURATION_S]
+Bpm = app_commands.Range[int, 30, 300]
+Strength = app_commands.Range[float, 0.0, 1.0]
+Text = app_commands.Range[str, 1, 1000]
+
+
+def register_commands(tree: app_commands.CommandTree[discord.Client], settings: Settings) -> None:
+    """Add every user command to `tree` (the admin group lives in `admin.py`).
+
+    Handlers reach the service through the client (`service_of`), so the same tree can be built
+    without one, to sync the commands.
+    """
+
+    @tree.command(name="song", description="Make a new song from a description")
+    @app_commands.describe(
+        description="What the song is about and how it sounds",
+        lyrics="Lyrics (one line; use write_lyrics for more)",
+        instrumental="No vocals",
+        duration="Length in seconds",
+        bpm="Tempo",
+        key='Musical key, e.g. "F# minor"',
+        language="Language code of the vocals, e.g. en",
+        seed="Seed, to make the same song again",
+        write_lyrics="Open a box to write multi-line lyrics",
+    )
+    async def song(
+        interaction: discord.Interaction,
+        description: Text,
+        lyrics: str = "",
+        instrumental: bool = False,
+        duration: Duration | None = None,
+        bpm: Bpm | None = None,
+        key: str | None = None,
+        language: str | None = None,
+        seed: Seed | None = None,
+        write_lyrics: bool = False,
+    ) -> None:
+        """/song: a new song; `write_lyrics` opens the ✍️ modal first."""
+        if language is not None and language.lower() not in LANGUAGES:
+            await refuse(interaction, f"I don't know the language {language[:10]!r}; use a code such as en, de or ja.")
+            return
+        request = SongRequest(
+            description=description,
+            lyrics=lyrics,
+            instrumental=instrumental,
+            duration_s=duration,
+            bpm=bpm,
+            key=key,
+            language=language.lower() if language else None,
+            seed=seed,
+        )
+        if write_lyrics:
+            await interaction.response.send_modal(LyricsModal(request, settings.max_lyrics_chars))
+            return
+        service = service_of(interaction)
+        await submit_deferred(interaction, lambda target: service.submit_song(user_ref(interaction), request, target))
+
+    @tree.command(name="cover", description="Re-imagine an uploaded song")
+    @app_commands.describe(
+        file="The audio to cover",
+        style="How the cover should sound",
+        strength="How closely it follows the original, 0 to 1",
+        seed="Seed",
+    )
+    async def cover(
+        interaction: discord.Interaction,
+        file: discord.Attachment,
+        style: str = "",
+        strength: Strength | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        """/cover with an attachment."""
+        await cover_attachment(
+            interaction, service_of(interaction), file, CoverRequest(style=style, strength=strength, seed=seed)
+        )
+
+    @tree.context_menu(name="Cover this")
+    async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
+        """Message menu: cover the first audio attachment of a message."""
+        audio = next((a for a in message.attachments if is_audio(a)), None)
+        if audio is None:
+            await refuse(interaction, NO_AUDIO)
+            return
+        await cover_attachment(interaction, service_of(interaction), audio, CoverRequest())
+
+    @tree.command(name="reroll", description="Make a past song again: its own seed gives the same song")
+    @app_commands.describe(song_id="The song id (the number after #)", seed="Seed; leave out for a new one")
+    async def reroll(
+        interaction: discord.Interaction, song_id: app_commands.Range[int, 1], seed: Seed | None = None
+    ) -> None:
+        """/reroll <song id> [seed]."""
+        service = service_of(interaction)
+        await submit_deferred(interaction, lambda target: service.reroll(user_ref(interaction), song_id, seed, target))
+
+    @tree.command(name="history", description="Your latest songs, with re-roll buttons")
+    async def history(interaction: discord.Interaction) -> None:
+        """/history, privately."""
+        tracks = await service_of(interaction).history(user_ref(interaction))
+        await reply_private(interaction, render.history_text(tracks), view=history_view(tracks))
+
+    @tree.command(name="queue", description="Where your songs are in line")
+    async def queue(interaction: discord.Interaction) -> None:
+        """/queue, privately."""
+        await reply_private(interaction, await service_of(interaction).queue_info(user_ref(interaction)))
+
+    @tree.command(name="cancel", description="Cancel a song that is still waiting")
+    @app_commands.describe(song_id="The song id; leave out for your newest waiting song")
+    async def cancel(interaction: discord.Interaction, song_id: app_commands.Range[int, 1] | None = None) -> None:
+        """/cancel [id], privately."""
+        job = await service_of(interaction).cancel(user_ref(interaction), song_id)
+        await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")
+
+    @tree.command(name="help", description="How to use this bot")
+    async def help_command(interaction: discord.Interaction) -> None:
+        """/help, privately."""
+        text = render.help_text(
+            settings.max_pending_per_user,
+            settings.daily_quota,
+            MIN_DURATION_S,
+            settings.max_duration_s,
+            settings.max_source_mb,
+        )
+        await reply_private(interaction, text)
+
+
+async def cover_attachment(
+    interaction: discord.Interaction, service: SongService, file: discord.Attachment, request: CoverRequest
+) -> None:
+    """Check the declared size and type, then defer, download, and submit the cover."""
+    try:
+        service.check_upload(file.size, file.content_type, file.filename)
+    except UserError as error:
+        await refuse(interaction, error.user_message)
+        return
+    await interaction.response.defer(thinking=True)
+    try:
+        data = await file.read()
+    except discord.HTTPException:
+        await refuse(interaction, "I could not download that file; please try again.")
+        return
+    user = user_ref(interaction)
+    await submit_deferred(interaction, lambda target: service.submit_cover(user, request, data, file.filename, target))
+
+
+def is_audio(attachment: discord.Attachment) -> bool:
+    """Declared as audio, or named like an audio file (some clients send no content type)."""
+    kind = (attachment.content_type or "").lower()
+    named = attachment.filename.lower().endswith(AUDIO_SUFFIXES)
+    return named or kind.startswith(("audio/", "video/ogg", "video/webm"))

@@ -1,0 +1,131 @@
+"""Persistent buttons and the lyrics modal.
+
+The buttons are `DynamicItem`s: their custom ids carry the song id (`songbot:reroll:<id>`), not state,
+so a click is handled by whichever client process is running, also after a restart. Re-roll choice:
+the new job belongs to whoever pressed the button, so it counts against the presser's quota; a re-roll
+counts against the requester's quota only when the requester pressed it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import discord
+
+from bot.core.parser import SongRequest
+from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
+from storage.errors import UserError
+from storage.types import TrackView
+
+# Discord allows 5 buttons per row and 5 rows per message.
+HISTORY_BUTTONS = 5
+
+
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:reroll:(?P<job>[0-9]{1,18})"):
+    """🎲 Re-roll: the same request with a new seed."""
+
+    def __init__(self, job_id: int, label: str = "Re-roll") -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, emoji="🎲", style=discord.ButtonStyle.primary, custom_id=f"songbot:reroll:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> RerollButton:
+        """Rebuild the button from a click on any message, old or new."""
+        return cls(int(match["job"]))
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """The guild allowlist applies to buttons too."""
+        return await guard(interaction)
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Queue a sibling of the song; the new job is the presser's."""
+        service = service_of(interaction)
+        await submit_deferred(
+            interaction, lambda target: service.reroll(user_ref(interaction), self.job_id, None, target)
+        )
+
+
+class LyricsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:lyrics:(?P<job>[0-9]{1,18})"):
+    """📝 Lyrics: the song's lyrics, privately."""
+
+    def __init__(self, job_id: int) -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label="Lyrics", emoji="📝", style=discord.ButtonStyle.secondary, custom_id=f"songbot:lyrics:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
+    ) -> LyricsButton:
+        """Rebuild the button from a click."""
+        return cls(int(match["job"]))
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """The guild allowlist applies to buttons too."""
+        return await guard(interaction)
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Show the lyrics to the person who asked."""
+        try:
+            text = await service_of(interaction).lyrics(self.job_id)
+        except UserError as error:
+            await refuse(interaction, error.user_message)
+            return
+        await reply_private(interaction, text)
+
+
+def finished_view(view: discord.ui.View) -> discord.ui.View:
+    """Mark a view finished so that discord.py does not keep it in memory.
+
+    The DynamicItem templates registered on the client dispatch its clicks, in this process and the next.
+    """
+    view.stop()
+    return view
+
+
+def result_view(job_id: int) -> discord.ui.View:
+    """The buttons under every result."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id))
+    view.add_item(LyricsButton(job_id))
+    return finished_view(view)
+
+
+def history_view(tracks: list[TrackView]) -> discord.ui.View:
+    """One re-roll button per recent song (as many as fit one row)."""
+    view = discord.ui.View(timeout=None)
+    for track in tracks[:HISTORY_BUTTONS]:
+        view.add_item(RerollButton(track.job_id, label=f"#{track.job_id}"))
+    return finished_view(view)
+
+
+class LyricsModal(discord.ui.Modal, title="✍️ Write lyrics"):
+    """Multi-line lyrics for /song (slash options are single-line)."""
+
+    lyrics: discord.ui.TextInput[LyricsModal] = discord.ui.TextInput(
+        label="Lyrics", style=discord.TextStyle.paragraph, placeholder="[verse]\n…", max_length=4000
+    )
+
+    def __init__(self, request: SongRequest, max_chars: int) -> None:
+        super().__init__(timeout=15 * 60)
+        self.request = request
+        self.lyrics.max_length = min(max_chars, 4000)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """The guild allowlist applies to modals too."""
+        return await guard(interaction)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Submit the song with the written lyrics."""
+        request = dataclasses.replace(self.request, lyrics=self.lyrics.value, instrumental=False)
+        service = service_of(interaction)
+        await submit_deferred(interaction, lambda target: service.submit_song(user_ref(interaction), request, target))

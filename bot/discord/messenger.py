@@ -1,0 +1,177 @@
+"""Delivery to Discord: the job's status in the interaction's original response, then the song.
+
+The delivery loop (`bot.core.delivery`) calls these methods, possibly long after the interaction,
+possibly in another process: everything needed comes from the `DeliveryView` (application id,
+interaction token and its expiry, channel, requester). While the 15-minute token is valid the
+original response is edited through the interaction webhook; after that (or if Discord refuses the
+token) the result goes to the channel as a message that mentions only the requester. Status edits
+are throttled by the loop (`STATUS_EDIT_INTERVAL_S`, default 3 s, well inside the webhook limit of
+5 requests per 2 s); a 429 is retried by discord.py after `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import discord
+
+from bot.core.service import ResultView
+from bot.discord.components import result_view
+from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
+from storage.audio import fit_mp3
+from storage.db import utcnow
+from storage.errors import BadAudio
+from storage.types import DeliveryView
+
+log = logging.getLogger("songbot.discord")
+
+# Stop using a token this long before it expires: an upload can take a while.
+TOKEN_MARGIN = dt.timedelta(seconds=60)
+# Discord's default per-file limit when neither the interaction nor the guild says otherwise.
+DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+# Discord answers these when an interaction token is no longer usable.
+TOKEN_GONE_STATUSES = frozenset({401, 404})
+
+
+class DiscordMessenger:
+    """The Messenger half of the Discord adapter (see `bot.core.delivery.Messenger`).
+
+    Args:
+        client: A logged-in discord.py client (its HTTP session and connection state are used).
+        clock: Naive-UTC now, passed in so tests control time.
+    """
+
+    platform = PLATFORM
+
+    def __init__(self, client: discord.Client, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.client = client
+        self.clock = clock
+
+    async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
+        """Edit the original response, or post/edit a status message in the channel once it expired."""
+        content = clip(escape(text))
+
+        async def edit_original() -> str:
+            await self._webhook(delivery).edit_message(ORIGINAL, content=content, allowed_mentions=NO_MENTIONS)  # type: ignore[arg-type]
+            return ORIGINAL
+
+        return await self._original_or(delivery, edit_original, lambda: self._channel_status(delivery, content))
+
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
+        """Post the MP3 (re-encoded to fit the upload limit), its caption and the buttons."""
+        valid = self._token_valid(delivery)
+        caption = clip(escape(result.caption), 1900)
+
+        async def edit_original() -> None:
+            path, note = await _fitted(result, self._size_limit(delivery, True))
+            await self._webhook(delivery).edit_message(  # type: ignore[call-overload]
+                ORIGINAL,
+                content=caption + note,
+                attachments=_files(path, result.job_id),
+                view=result_view(result.job_id),
+                allowed_mentions=NO_MENTIONS,
+            )
+
+        async def post_in_channel() -> None:
+            path, note = await _fitted(result, self._size_limit(delivery, False))
+            await self._channel(delivery).send(
+                f"{_mention(delivery)} {caption}{note}",
+                files=_files(path, result.job_id),
+                view=result_view(result.job_id),
+                allowed_mentions=_only_requester(delivery),
+            )
+
+        await self._original_or(delivery, edit_original, post_in_channel)
+        log.info("result posted", extra={"job": result.job_id, "via": "webhook" if valid else "channel"})
+
+    async def send_error(self, delivery: DeliveryView, text: str) -> None:
+        """Replace the public status with a private sentence (or tell the requester in the channel)."""
+        content = clip(escape(text))
+
+        async def private_followup() -> None:
+            webhook = self._webhook(delivery)
+            await webhook.delete_message(ORIGINAL)  # type: ignore[arg-type]
+            await webhook.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+        async def post_in_channel() -> None:
+            await self._channel(delivery).send(
+                f"{_mention(delivery)} {content}", allowed_mentions=_only_requester(delivery)
+            )
+
+        await self._original_or(delivery, private_followup, post_in_channel)
+
+    # ------------------------------------------------------------------ helpers
+    async def _original_or(
+        self, delivery: DeliveryView, original: Callable[[], Awaitable[Any]], fallback: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Use the interaction webhook while the token is good, else (or if Discord refuses it) `fallback`."""
+        if self._token_valid(delivery):
+            try:
+                return await original()
+            except discord.HTTPException as error:
+                if error.status not in TOKEN_GONE_STATUSES:
+                    raise
+                log.info("interaction token refused; using the channel", extra={"job": delivery.job_id})
+        return await fallback()
+
+    def _token_valid(self, delivery: DeliveryView) -> bool:
+        expires = delivery.token_expires_at
+        usable = delivery.interaction_token and delivery.extra.get("application_id") and expires is not None
+        return bool(usable) and self.clock() < expires - TOKEN_MARGIN  # type: ignore[operator]
+
+    def _webhook(self, delivery: DeliveryView) -> discord.Webhook:
+        app_id = int(delivery.extra["application_id"])
+        webhook = discord.Webhook.partial(app_id, delivery.interaction_token or "", client=self.client)
+        # An interaction's webhook is an application webhook; `partial` assumes an incoming one, for
+        # which discord.py refuses ephemeral follow-ups.
+        webhook.type = discord.WebhookType.application
+        return webhook
+
+    def _channel(self, delivery: DeliveryView) -> discord.PartialMessageable:
+        guild_id = delivery.extra.get("guild_id")
+        return self.client.get_partial_messageable(int(delivery.chat_id), guild_id=int(guild_id) if guild_id else None)
+
+    async def _channel_status(self, delivery: DeliveryView, content: str) -> str:
+        """Edit the channel status message posted after the token expired, or post one."""
+        channel = self._channel(delivery)
+        existing = delivery.status_message_id
+        if existing and existing.isdigit():
+            await channel.get_partial_message(int(existing)).edit(content=content, allowed_mentions=NO_MENTIONS)
+            return existing
+        message = await channel.send(content, allowed_mentions=NO_MENTIONS)
+        return str(message.id)
+
+    def _size_limit(self, delivery: DeliveryView, via_interaction: bool) -> int:
+        """The upload limit: the interaction's own, else the guild's (boost tier), else Discord's default."""
+        if via_interaction and delivery.extra.get("filesize_limit"):
+            return int(delivery.extra["filesize_limit"])
+        guild_id = delivery.extra.get("guild_id")
+        guild = self.client.get_guild(int(guild_id)) if guild_id else None
+        return guild.filesize_limit if guild is not None else DEFAULT_FILESIZE_LIMIT
+
+
+async def _fitted(result: ResultView, max_bytes: int) -> tuple[Path | None, str]:
+    """The MP3 re-encoded to fit `max_bytes`, or no file and the sentence why."""
+    try:
+        return await asyncio.to_thread(fit_mp3, result.mp3_path, max_bytes), ""
+    except BadAudio as error:
+        return None, "\n" + escape(error.user_message)
+
+
+def _files(path: Path | None, job_id: int) -> list[discord.File]:
+    return [] if path is None else [discord.File(path, filename=f"song-{job_id}.mp3")]
+
+
+def _mention(delivery: DeliveryView) -> str:
+    return f"<@{int(delivery.extra['requester_id'])}>"
+
+
+def _only_requester(delivery: DeliveryView) -> discord.AllowedMentions:
+    """Ping the requester and nobody else (no @everyone, no roles, no other users)."""
+    requester = discord.Object(int(delivery.extra["requester_id"]))
+    return discord.AllowedMentions(everyone=False, roles=False, users=[requester], replied_user=False)
