@@ -8,6 +8,7 @@ songbot bot                  the bot process alone
 songbot models check [DIR]   which checkpoint files are present or missing
 songbot models make-tiny DIR a tiny random checkpoint set in the official layout (for tests)
 songbot models download DIR  the official checkpoints from Hugging Face
+songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("dir", type=Path)
     download = models.add_parser("download", help="download the official checkpoints")
     download.add_argument("dir", nargs="?", type=Path)
+    discord = commands.add_parser("discord", help="Discord tools").add_subparsers(dest="discord_command",
+                                                                                 required=True)
+    sync = discord.add_parser("sync", help="register the slash commands (Discord caps creates per day)")
+    sync.add_argument("--guild", type=int, help="a guild id: its commands update at once")
     return parser
 
 
@@ -67,6 +72,12 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_engine(settings)
     if args.command == "models":
         return models_command(args, settings)
+    if args.command == "discord":
+        from bot.discord.adapter import sync_commands
+
+        count = asyncio.run(sync_commands(settings, args.guild))
+        print(f"Synced {count} commands " + (f"to guild {args.guild}." if args.guild else "globally."))
+        return 0
     if args.command == "chat":
         return asyncio.run(run_chat(settings, with_engine=True))
     if args.command == "bot":
