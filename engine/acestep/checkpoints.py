@@ -30,9 +30,7 @@ def missing_files(model_dir: Path) -> list[str]:
     """Required files (relative to ``model_dir``) that are absent or empty."""
     model_dir = Path(model_dir)
     return [
-        name
-        for name in REQUIRED_FILES
-        if not (model_dir / name).is_file() or (model_dir / name).stat().st_size == 0
+        name for name in REQUIRED_FILES if not (model_dir / name).is_file() or (model_dir / name).stat().st_size == 0
     ]
 
 
@@ -46,9 +44,7 @@ def require_complete(model_dir: Path) -> None:
     missing = missing_files(model_dir)
     if missing:
         command = DOWNLOAD_COMMAND.format(model_dir=model_dir)
-        raise ModelsMissing(
-            f"The model folder {model_dir} lacks {', '.join(missing)}; download them with: {command}"
-        )
+        raise ModelsMissing(f"The model folder {model_dir} lacks {', '.join(missing)}; download them with: {command}")
 
 
 def make_tiny(model_dir: Path, seed: int = 0) -> None:

@@ -46,9 +46,7 @@ class DitConfig:
         if not self.layer_types:
             # Upstream's default: even layers sliding, odd layers full.
             kinds = ("sliding_attention", "full_attention")
-            object.__setattr__(
-                self, "layer_types", tuple(kinds[i % 2] for i in range(self.num_hidden_layers))
-            )
+            object.__setattr__(self, "layer_types", tuple(kinds[i % 2] for i in range(self.num_hidden_layers)))
         if self.fsq_input_num_quantizers != 1:
             raise ValueError("Only one FSQ quantizer is supported (as in every official checkpoint).")
 

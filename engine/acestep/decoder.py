@@ -63,9 +63,7 @@ class DiTLayer(nn.Module):
         cross_bias: torch.Tensor | None,
     ) -> torch.Tensor:
         """One layer over patches ``x`` [B, N, H]; ``modulation`` is [B, 6, H]."""
-        shift, scale, gate, mlp_shift, mlp_scale, mlp_gate = (self.scale_shift_table + modulation).chunk(
-            6, dim=1
-        )
+        shift, scale, gate, mlp_shift, mlp_scale, mlp_gate = (self.scale_shift_table + modulation).chunk(6, dim=1)
         h = (self.self_attn_norm(x) * (1 + scale) + shift).type_as(x)
         x = (x + self.self_attn(h, self_bias, rotary) * gate).type_as(x)
         x = x + self.cross_attn(self.cross_attn_norm(x).type_as(x), cross_bias, kv=cross_kv)
@@ -91,9 +89,7 @@ class DiTDecoder(nn.Module):
         self.config = config
         hidden, patch = config.hidden_size, config.patch_size
         # Index 1 of a Sequential upstream (0 and 2 are transposes), hence the ModuleDict-like names.
-        self.proj_in = nn.Sequential(
-            nn.Identity(), nn.Conv1d(config.in_channels, hidden, patch, stride=patch)
-        )
+        self.proj_in = nn.Sequential(nn.Identity(), nn.Conv1d(config.in_channels, hidden, patch, stride=patch))
         self.time_embed = TimestepEmbedding(hidden)
         self.time_embed_r = TimestepEmbedding(hidden)
         self.condition_embedder = nn.Linear(hidden, hidden)

@@ -53,9 +53,7 @@ def rope(
     Returns:
         (cos, sin), each [length, head_dim] in ``dtype``.
     """
-    inv_freq = 1.0 / (
-        theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim)
-    )
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
     positions = torch.arange(length, device=device, dtype=torch.float32)
     freqs = positions[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)

@@ -56,9 +56,7 @@ class AceStepDiT(nn.Module):
             x = torch.cat([x, silence_latent[:1, :pad].to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
             attention_mask = F.pad(attention_mask, (0, pad))
         windows = x.view(x.shape[0], -1, pool, x.shape[-1])
-        pooled_mask = F.max_pool1d(
-            attention_mask.to(x.dtype).unsqueeze(1), pool, pool, ceil_mode=True
-        ).squeeze(1)
+        pooled_mask = F.max_pool1d(attention_mask.to(x.dtype).unsqueeze(1), pool, pool, ceil_mode=True).squeeze(1)
         quantized, indices = self.tokenizer(windows)
         return quantized, indices, pooled_mask
 
@@ -104,17 +102,13 @@ class AceStepDiT(nn.Module):
         if precomputed_lm_hints_25Hz is not None:
             hints = precomputed_lm_hints_25Hz[:, :length]
         else:
-            hints = self.detokenize(self.tokenize(hidden_states, silence_latent, attention_mask)[0])[
-                :, :length
-            ]
+            hints = self.detokenize(self.tokenize(hidden_states, silence_latent, attention_mask)[0])[:, :length]
         source = torch.where(is_covers[:, None, None] > 0, hints, src_latents)
         context = torch.cat([source, chunk_masks.to(source.dtype)], dim=-1)
         return Condition(states, mask, context)
 
 
-def load_dit(
-    model_dir: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> AceStepDiT:
+def load_dit(model_dir: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> AceStepDiT:
     """Build the DiT from ``config.json`` and load ``model.safetensors`` with every key matched.
 
     Raises:

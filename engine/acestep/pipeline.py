@@ -103,7 +103,12 @@ class AceStepPipeline:
         noise = self._noise(tracks, lengths)
         plan = cover_phase_plan(len(self.timesteps), [t.strength if t.guided else 1.0 for t in tracks])
         latents = sample(
-            self.dit.decoder, noise, phases, plan, self.timesteps, frame_mask,
+            self.dit.decoder,
+            noise,
+            phases,
+            plan,
+            self.timesteps,
+            frame_mask,
             on_step=lambda done, total: report("generating", 100.0 * done / total),
         )
         return self._decode(latents, lengths, report)
@@ -167,9 +172,7 @@ class AceStepPipeline:
         lyric, lyric_mask = self.text.lyrics(lyrics)
         refs = self.silence[:, : self.dit.config.timbre_fix_frame].expand(len(tracks), -1, -1)
         order = torch.arange(len(tracks), device=self.device)
-        states, mask = self.dit.encoder(
-            text.to(self.dtype), text_mask, lyric.to(self.dtype), lyric_mask, refs, order
-        )
+        states, mask = self.dit.encoder(text.to(self.dtype), text_mask, lyric.to(self.dtype), lyric_mask, refs, order)
         context = self._context(lengths, hints)
         return Phase(self.dit.decoder.cross_kv(states), context, mask)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from tokenizers import Tokenizer
 
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
 from engine.acestep.config import DitConfig
@@ -129,9 +130,9 @@ def write_text_encoder(folder: Path, seed: int) -> None:
     Qwen3Model(config).save_pretrained(str(folder))
 
 
-def build_tokenizer():  # noqa: ANN201 (tokenizers has no stubs)
+def build_tokenizer() -> Tokenizer:
     """A byte-level BPE over the prompt formats, with the text encoder's post-processor."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

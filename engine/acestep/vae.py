@@ -26,17 +26,19 @@ class Vae:
         self.hop = int(torch.tensor(self.model.config.downsampling_ratios).prod())
         self.sample_rate = int(self.model.config.sampling_rate)
         self.device, self.dtype = device, dtype
+        self.decode_tile = (DECODE_CHUNK_FRAMES, DECODE_OVERLAP_FRAMES)
+        self.encode_tile = (ENCODE_CHUNK_FRAMES, ENCODE_OVERLAP_FRAMES)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents [64, T] → audio [2, T · hop] (float32, on the CPU), tile by tile."""
         frames = latents.shape[-1]
-        core = DECODE_CHUNK_FRAMES - 2 * DECODE_OVERLAP_FRAMES
+        chunk, overlap = self.decode_tile
         pieces = []
-        for start in range(0, frames, core):
-            end = min(start + core, frames)
-            lo, hi = max(0, start - DECODE_OVERLAP_FRAMES), min(frames, end + DECODE_OVERLAP_FRAMES)
-            window = latents[None, :, lo:hi].to(self.device, self.dtype)
+        for start in range(0, frames, chunk - 2 * overlap):
+            end = min(start + chunk - 2 * overlap, frames)
+            lo, hi = max(0, start - overlap), min(frames, end + overlap)
+            window = latents[None, :, lo:hi].to(self.device, self.dtype).contiguous()
             wave = self.model.decode(window).sample[0].float().cpu()
             pieces.append(wave[:, (start - lo) * self.hop : (end - lo) * self.hop])
         return torch.cat(pieces, dim=-1)
@@ -48,18 +50,23 @@ class Vae:
         Upstream samples the posterior with the global RNG; we draw the same distribution
         (mean + std · ε) from the track's own generator so that a cover is reproducible.
         """
+        mean, std = self.posterior(audio)
+        latents = mean + std * torch.randn(mean.shape, generator=generator)
+        return latents.T.contiguous()
+
+    @torch.no_grad()
+    def posterior(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio [2, samples] → posterior (mean, std), each [64, T] on the CPU, tile by tile."""
         pad = (-audio.shape[-1]) % self.hop
         audio = torch.nn.functional.pad(audio, (0, pad))
         frames = audio.shape[-1] // self.hop
-        core = ENCODE_CHUNK_FRAMES - 2 * ENCODE_OVERLAP_FRAMES
+        chunk, overlap = self.encode_tile
         means, stds = [], []
-        for start in range(0, frames, core):
-            end = min(start + core, frames)
-            lo, hi = max(0, start - ENCODE_OVERLAP_FRAMES), min(frames, end + ENCODE_OVERLAP_FRAMES)
-            window = audio[None, :, lo * self.hop : hi * self.hop].to(self.device, self.dtype)
+        for start in range(0, frames, chunk - 2 * overlap):
+            end = min(start + chunk - 2 * overlap, frames)
+            lo, hi = max(0, start - overlap), min(frames, end + overlap)
+            window = audio[None, :, lo * self.hop : hi * self.hop].to(self.device, self.dtype).contiguous()
             dist = self.model.encode(window).latent_dist
             means.append(dist.mean[0, :, start - lo : end - lo].float().cpu())
             stds.append(dist.std[0, :, start - lo : end - lo].float().cpu())
-        mean, std = torch.cat(means, dim=-1), torch.cat(stds, dim=-1)
-        latents = mean + std * torch.randn(mean.shape, generator=generator)
-        return latents.T.contiguous()
+        return torch.cat(means, dim=-1), torch.cat(stds, dim=-1)

@@ -55,15 +55,22 @@ class DecodeJob:
         return self.uncond_prompt is not None and self.cfg_scale > 1.0
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose mass reaches ``top_p`` (always the first)."""
+def top_p_filter(logits: torch.Tensor, top_p: float | None, head: int = 256) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose mass reaches ``top_p`` (always the first).
+
+    A trained LM's nucleus is usually a few tokens, so the ``head`` best are tried first and
+    the full sort runs only when they do not reach ``top_p``.
+    """
     if top_p is None or top_p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    drop_sorted = probs.cumsum(-1) - probs > top_p
-    drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
-    return logits.masked_fill(drop, NEG_INF)
+    probs = torch.softmax(logits, dim=-1)
+    k = min(head, probs.numel())
+    top, order = torch.topk(probs, k)
+    if float(top.sum()) < top_p and k < probs.numel():
+        top, order = torch.sort(probs, descending=True)
+    keep_sorted = top.cumsum(-1) - top <= top_p
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(0, order, keep_sorted)
+    return logits.masked_fill(~keep, NEG_INF)
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float | None, gen: torch.Generator) -> int:

@@ -53,17 +53,13 @@ def run_prepare_condition(model: AceStepDiT, call: dict[str, Any], tensors: Tens
     timbre, timbre_mask = model.encoder.timbre_encoder(
         kw["refer_audio_acoustic_hidden_states_packed"], kw["refer_audio_order_mask"]
     )
-    hints = model.detokenize(
-        model.tokenize(kw["hidden_states"], kw["silence_latent"], kw["attention_mask"])[0]
-    )
+    hints = model.detokenize(model.tokenize(kw["hidden_states"], kw["silence_latent"], kw["attention_mask"])[0])
     return {
         "encoder_hidden_states": cond.encoder_states,
         "encoder_attention_mask": cond.encoder_mask,
         "context_latents": cond.context,
         "debug.text_projected": model.encoder.text_projector(kw["text_hidden_states"]),
-        "debug.lyric_encoded": model.encoder.lyric_encoder(
-            kw["lyric_hidden_states"], kw["lyric_attention_mask"]
-        ),
+        "debug.lyric_encoded": model.encoder.lyric_encoder(kw["lyric_hidden_states"], kw["lyric_attention_mask"]),
         "debug.timbre_embs": timbre,
         "debug.timbre_mask": timbre_mask,
         "debug.lm_hints_25Hz": hints[:, : kw["src_latents"].shape[1]],
@@ -114,9 +110,7 @@ def run_generate_audio(model: AceStepDiT, call: dict[str, Any], tensors: Tensors
     assert kw.get("infer_method", "ode") == "ode", "only the ODE sampler is deterministic and supported"
     src, silence = kw["src_latents"], kw["silence_latent"]
     ones = kw.get("attention_mask", torch.ones(src.shape[:2], dtype=src.dtype))
-    common = {
-        k: kw[k] for k in ("lyric_hidden_states", "lyric_attention_mask", "chunk_masks", "silence_latent")
-    }
+    common = {k: kw[k] for k in ("lyric_hidden_states", "lyric_attention_mask", "chunk_masks", "silence_latent")}
     common["refer_audio_acoustic_hidden_states_packed"] = kw["refer_audio_acoustic_hidden_states_packed"]
     common["refer_audio_order_mask"] = kw["refer_audio_order_mask"]
     cover = model.prepare_condition(

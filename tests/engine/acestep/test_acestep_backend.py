@@ -1,0 +1,121 @@
+"""The acestep backend on the tiny set: batching, seeds, covers, planned codes, errors, progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.acestep.backend import AceStepGenerator, request_to_track, title_from_caption
+from engine.protocol import TrackRequest
+from storage.errors import GenerationError
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_set: Path) -> AceStepGenerator:
+    return AceStepGenerator(tiny_set, device="cpu", max_batch=4)
+
+
+def song(job_id: int, seconds: float, seed: int, **extra: object) -> TrackRequest:
+    fields = {"caption": "An upbeat synth-pop anthem", "lyrics": "[Verse]\nneon lights", "instrumental": False}
+    fields.update(extra)
+    return TrackRequest(job_id=job_id, kind="song", duration_s=seconds, seed=seed, **fields)  # type: ignore[arg-type]
+
+
+def quiet(_job: int | None, _stage: str, _percent: float) -> None:
+    """Progress sink for tests that do not look at progress."""
+
+
+def test_song_shape_title_and_model_info(generator: AceStepGenerator) -> None:
+    [track] = generator.generate([song(1, 6, 7, bpm=120, key="A minor")], quiet)
+    assert track.audio.shape == (6 * 48_000, 2) and track.audio.dtype == np.float32
+    assert np.isfinite(track.audio).all() and np.abs(track.audio).max() <= 1.0
+    assert track.title == "Upbeat Synth-pop Anthem" and track.seed == 7
+    assert track.metadata["bpm"] == 120 and track.metadata["duration_s"] == 6
+    assert track.model == {
+        "backend": "acestep",
+        "dit": "acestep-v15-turbo",
+        "dit_version": "turbo",
+        "vae": "vae",
+        "text_encoder": "Qwen3-Embedding-0.6B",
+        "steps": 8,
+        "shift": 3.0,
+        "sampler": "ode",
+        "dtype": "float32",
+        "device": "cpu",
+    }
+
+
+def test_reroll_with_the_same_seed_is_identical_and_another_seed_differs(generator: AceStepGenerator) -> None:
+    [first] = generator.generate([song(1, 6, 11)], quiet)
+    [again] = generator.generate([song(3, 6, 11)], quiet)
+    [other] = generator.generate([song(2, 6, 12)], quiet)
+    assert np.array_equal(first.audio, again.audio)
+    assert not np.allclose(first.audio, other.audio)
+
+
+def test_a_track_alone_equals_it_batched_with_a_longer_one(generator: AceStepGenerator) -> None:
+    [alone] = generator.generate([song(1, 6, 21)], quiet)
+    longer = song(2, 9, 22, caption="a much longer and slower ballad with strings", lyrics="[Chorus]\n" + "oh " * 40)
+    batched, _ = generator.generate([song(1, 6, 21), longer], quiet)
+    np.testing.assert_allclose(batched.audio, alone.audio, atol=1e-5, rtol=1e-4)
+
+
+def test_cover_follows_source_length_and_is_batch_invariant(generator: AceStepGenerator) -> None:
+    t = np.arange(int(5.3 * 48_000)) / 48_000
+    source = (0.3 * np.sin(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2))).astype(np.float32)
+    cover = TrackRequest(7, "cover", "jazz cover", "", True, 30, 5, source_audio=source, strength=0.5)
+    [alone] = generator.generate([cover], quiet)
+    batched, _ = generator.generate([cover, song(8, 6, 9)], quiet)
+    assert alone.audio.shape == (133 * 1920, 2)  # the source's 5.3 s, rounded up to whole latent frames
+    np.testing.assert_allclose(batched.audio, alone.audio, atol=1e-5, rtol=1e-4)
+
+
+def test_planned_audio_codes_drive_the_song(generator: AceStepGenerator) -> None:
+    codes = [(i * 7919) % 64_000 for i in range(30)]
+    plan = {"caption": "planned caption", "lyrics": "[Verse]\nplanned", "bpm": 90, "audio_codes": codes}
+    first, plain = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
+    again, _ = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
+    assert first.caption == "planned caption" and first.lyrics == "[Verse]\nplanned" and first.plan == plan
+    assert np.array_equal(first.audio, again.audio)
+    assert not np.allclose(first.audio, plain.audio)
+
+
+def test_progress_reports_every_stage_and_step(generator: AceStepGenerator) -> None:
+    seen: list[tuple[int | None, str, float]] = []
+    generator.generate([song(4, 6, 1), song(5, 6, 2)], lambda j, s, p: seen.append((j, s, p)))
+    steps = [p for j, s, p in seen if j == 4 and s == "generating"]
+    assert steps == [12.5 * i for i in range(1, 9)]
+    assert next(s for j, s, _ in seen if j == 5) == "encoding" and seen[-1][1:] == ("decoding", 100.0)
+
+
+def test_non_finite_latents_fail_the_job_with_a_sentence(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoder = generator.pipeline.dit.decoder
+    monkeypatch.setattr(decoder, "forward", lambda x, *a, **k: torch.full_like(x, float("nan")))
+    with pytest.raises(GenerationError, match="invalid numbers"):
+        generator.generate([song(1, 6, 1)], quiet)
+
+
+def test_request_mapping() -> None:
+    track = request_to_track(song(1, 6, 2**32 + 5, instrumental=True, language="de"))
+    assert (track.lyrics, track.language, track.seed, track.strength) == ("", "de", 5, 1.0)
+    with pytest.raises(GenerationError):
+        request_to_track(TrackRequest(1, "cover", "x", "", True, 10, 1))
+
+
+def test_title_from_caption() -> None:
+    assert title_from_caption("a dreamy, lo-fi beat for studying late at night") == "Dreamy Lo-fi Beat For"
+    assert title_from_caption("  ") == "Untitled"
+
+
+def test_cover_strength_is_the_share_of_steps_that_follow_the_source() -> None:
+    from engine.acestep.sampler import cover_phase_plan
+
+    plan = cover_phase_plan(8, [0.5, 1.0, 0.0, 0.2])
+    assert [row[0] for row in plan] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert {row[1] for row in plan} == {0} and {row[2] for row in plan} == {1}
+    assert [row[3] for row in plan] == [0, 1, 1, 1, 1, 1, 1, 1]
