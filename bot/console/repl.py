@@ -99,6 +99,8 @@ class ConsoleChat:
                 pending, continued = await self._flush(pending), False
             elif pending:
                 pending.append(text)
+            else:
+                self._say("Commands start with /; try /help.")
         await self._flush(pending)
 
     async def _flush(self, pending: list[str]) -> list[str]:

@@ -1,0 +1,120 @@
+"""The delivery loop against a recording messenger: status edits, one result, retries."""
+
+from datetime import timedelta
+
+import pytest
+
+from bot.core.delivery import DeliveryLoop
+from bot.core.parser import SongRequest
+from bot.core.service import SongService
+from storage.types import DeliveryTarget, NewTrack, UserRef
+from tests.helpers import make_settings
+
+USER = UserRef("fake", "1", "Ann")
+
+
+class Recorder:
+    platform = "fake"
+
+    def __init__(self, fail_results: int = 0):
+        self.calls: list[tuple[str, int, str]] = []
+        self.fail_results = fail_results
+
+    async def show_status(self, delivery, text):
+        self.calls.append(("status", delivery.job_id, text))
+        return f"msg-{delivery.job_id}"
+
+    async def send_result(self, delivery, result):
+        if self.fail_results:
+            self.fail_results -= 1
+            raise ConnectionError("platform down")
+        self.calls.append(("result", delivery.job_id, result.caption))
+
+    async def send_error(self, delivery, text):
+        self.calls.append(("error", delivery.job_id, text))
+
+
+class Clock:
+    def __init__(self, service):
+        self.now = service.clock()
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def service(tmp_path):
+    return SongService.from_settings(make_settings(tmp_path, status_edit_interval_s=3.0))
+
+
+async def submit(service):
+    return await service.submit_song(USER, SongRequest("rain", duration_s=10), DeliveryTarget("fake", "chat"))
+
+
+def complete(service, job_id):
+    [job] = service.queue.claim("engine", 1, service.clock(), 30)
+    assert job.id == job_id
+    service.queue.complete(job, "engine", NewTrack(
+        blob_path="tracks/x.mp3", duration_s=10, seed=job.seed, sha256="0" * 64, title="Rain", caption="rain",
+        lyrics="", meta={"bpm": 90, "key": "C major"}, model={}, notice=None), service.clock())
+
+
+async def test_status_is_shown_once_then_result_once(service):
+    job = await submit(service)
+    recorder = Recorder()
+    clock = Clock(service)
+    loop = DeliveryLoop(service, clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    await loop.run_once()
+    # ETA: 10 s of audio × 1.5 for LM planning × 1 s per unit (no history yet).
+    assert recorder.calls == [("status", job.id, f"⏳ #{job.id} queued (position 1, about 0:15)")]
+    assert service.outbox.for_job(job.id).status_message_id == f"msg-{job.id}"
+    [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
+    service.queue.report(claimed, "engine", "generating", 40, service.clock(), 30)
+    await loop.run_once()
+    assert len(recorder.calls) == 1, "edits are throttled"
+    clock.now += timedelta(seconds=4)
+    await loop.run_once()
+    assert recorder.calls[-1] == ("status", job.id, f"🎶 #{job.id} generating… 40%")
+    service.queue.complete(claimed, "engine", NewTrack(
+        blob_path="tracks/x.mp3", duration_s=10, seed=job.seed, sha256="0" * 64, title="Rain", caption="rain",
+        lyrics="", meta={"bpm": 90, "key": "C major"}, model={}), service.clock())
+    await loop.run_once()
+    await loop.run_once()
+    results = [call for call in recorder.calls if call[0] == "result"]
+    assert len(results) == 1 and f"#{job.id} · seed {job.seed}" in results[0][2] and "90 bpm · C major" in results[0][2]
+
+
+async def test_failed_result_is_retried_and_two_loops_post_once(service):
+    job = await submit(service)
+    complete(service, job.id)
+    recorder = Recorder(fail_results=1)
+    clock = Clock(service)
+    first, second = DeliveryLoop(service, clock=clock), DeliveryLoop(service, clock=clock)
+    first.register(recorder)
+    second.register(recorder)
+    await first.run_once()
+    assert recorder.calls == []
+    assert service.outbox.for_job(job.id).attempts == 1
+    clock.now += timedelta(seconds=3)
+    await first.run_once()
+    await second.run_once()
+    clock.now += timedelta(hours=1)
+    await second.run_once()
+    await first.run_once()
+    assert [call[0] for call in recorder.calls] == ["result"]
+
+
+async def test_cancelled_and_failed_jobs_get_one_sentence(service):
+    job = await submit(service)
+    await service.cancel(USER, job.id)
+    other = await submit(service)
+    [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
+    service.queue.fail(claimed, "engine", "The source was too quiet.", service.clock())
+    recorder = Recorder()
+    loop = DeliveryLoop(service)
+    loop.register(recorder)
+    await loop.run_once()
+    assert ("error", job.id, f"🚫 Song #{job.id} was cancelled.") in recorder.calls
+    assert ("error", other.id, f"⚠️ Song #{other.id} failed: The source was too quiet.") in recorder.calls

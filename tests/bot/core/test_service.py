@@ -1,0 +1,152 @@
+"""The command layer over a real SQLite queue, with the engine's side played by the queue calls."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bot.core.parser import CoverRequest, SongRequest
+from bot.core.service import SongService
+from storage.errors import BadAudio, LimitError, NotFound, UserError
+from storage.types import QUEUED, DeliveryTarget, NewTrack, UserRef
+from tests.helpers import make_settings
+
+ALICE = UserRef("telegram", "1", "Alice")
+BOB = UserRef("telegram", "2", "Bob")
+ADMIN = UserRef("telegram", "99", "Op")
+TARGET = DeliveryTarget("telegram", "chat-1")
+
+
+@pytest.fixture
+def service(tmp_path):
+    settings = make_settings(tmp_path, admin_ids="telegram:99", max_source_mb=1, max_duration_s=120)
+    return SongService.from_settings(settings)
+
+
+def wav(seconds: float, amplitude: float = 0.3) -> bytes:
+    t = np.arange(int(seconds * 16000)) / 16000
+    buffer = io.BytesIO()
+    sf.write(buffer, amplitude * np.sin(2 * np.pi * 220 * t), 16000, format="WAV")
+    return buffer.getvalue()
+
+
+def finish(service, job, seed=None, plan=None):
+    [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
+    assert claimed.id == job.id
+    service.queue.complete(claimed, "engine", NewTrack(
+        blob_path=f"tracks/{job.id}.mp3", duration_s=job.spec["duration_s"], seed=seed or job.seed, sha256="0" * 64,
+        title="Rain", caption=job.spec["caption"], lyrics=job.spec.get("lyrics", ""), meta={"bpm": 90},
+        model={"backend": "sketch"}, plan=plan), service.clock())
+
+
+async def test_submit_song_builds_the_spec(service):
+    job = await service.submit_song(ALICE, SongRequest("lo-fi rain", lyrics="la", bpm=80, seed=5), TARGET)
+    assert job.status == QUEUED and job.kind == "song" and job.seed == 5
+    assert job.spec["caption"] == "lo-fi rain" and job.spec["duration_s"] == 60 and job.spec["bpm"] == 80
+    assert job.spec["lyrics"] == "la" and job.spec["duration_given"] is False
+    instrumental = await service.submit_song(BOB, SongRequest("drums", lyrics="ignored", instrumental=True), TARGET)
+    assert instrumental.spec["lyrics"] == "" and 0 <= instrumental.seed < 2**32
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (SongRequest("x" * 501), "under 500 characters"),
+        (SongRequest("rain", lyrics="l" * 4001), "lyrics under"),
+        (SongRequest("rain", duration_s=9), "between 10 and 120"),
+        (SongRequest("rain", duration_s=121), "between 10 and 120"),
+        (SongRequest("rain", bpm=301), "bpm must be"),
+    ],
+)
+async def test_song_limits(service, request_, message):
+    with pytest.raises(UserError, match=message):
+        await service.submit_song(ALICE, request_, TARGET)
+
+
+async def test_duration_bounds_are_inclusive(service):
+    assert (await service.submit_song(ALICE, SongRequest("a", duration_s=10), TARGET)).spec["duration_s"] == 10
+    assert (await service.submit_song(ALICE, SongRequest("a", duration_s=120), TARGET)).spec["duration_s"] == 120
+
+
+async def test_reroll_with_own_seed_copies_spec_and_plan(service):
+    job = await service.submit_song(ALICE, SongRequest("rain", seed=11), TARGET)
+    finish(service, job, plan={"audio_codes": [4, 5]})
+    same = await service.reroll(BOB, job.id, 11, TARGET)
+    assert same.kind == "reroll" and same.parent_id == job.id and same.seed == 11
+    assert same.spec["caption"] == "rain" and same.spec["plan"] == {"audio_codes": [4, 5]}
+    other = await service.reroll(BOB, job.id, None, TARGET)
+    assert other.spec["plan"] == same.spec["plan"]
+    with pytest.raises(NotFound, match="no finished song #999"):
+        await service.reroll(ALICE, 999, None, TARGET)
+
+
+async def test_check_upload_refuses_before_download(service):
+    service.check_upload(500_000, "audio/mpeg", "song.mp3")
+    with pytest.raises(LimitError, match="up to 1 MB"):
+        service.check_upload(5 * 1048576, "audio/mpeg", "song.mp3")
+    with pytest.raises(BadAudio, match="not audio"):
+        service.check_upload(100, "image/png", "song.mp3")
+    with pytest.raises(BadAudio, match="not audio"):
+        service.check_upload(100, None, "cat.PNG")
+    with pytest.raises(BadAudio, match="empty"):
+        service.check_upload(0, "audio/ogg", "voice.ogg")
+
+
+async def test_cover_validates_and_stores_the_source(service):
+    job = await service.submit_cover(ALICE, CoverRequest("jazz trio", 0.7), wav(12.0), "take.wav", TARGET)
+    assert job.kind == "cover" and job.spec["strength"] == 0.7 and job.spec["duration_s"] == pytest.approx(12.0)
+    assert service.blobs.path(job.source_blob).read_bytes()[:4] == b"RIFF"
+    with pytest.raises(BadAudio, match="only 3 seconds"):
+        await service.submit_cover(ALICE, CoverRequest(), wav(3.0), "short.wav", TARGET)
+    with pytest.raises(BadAudio, match="silent"):
+        await service.submit_cover(ALICE, CoverRequest(), wav(12.0, amplitude=0.0), "quiet.wav", TARGET)
+    with pytest.raises(BadAudio, match="not audio"):
+        await service.submit_cover(ALICE, CoverRequest(), b"\x89PNG\r\n\x1a\n" + bytes(100), "x.mp3", TARGET)
+
+
+async def test_cancel_history_queue_and_lyrics(service):
+    first = await service.submit_song(ALICE, SongRequest("one", lyrics="hello"), TARGET)
+    second = await service.submit_song(ALICE, SongRequest("two"), TARGET)
+    assert "position 2" in await service.queue_info(ALICE)
+    cancelled = await service.cancel(ALICE, None)
+    assert cancelled.id == second.id
+    with pytest.raises(NotFound):
+        await service.cancel(BOB, first.id)
+    finish(service, first)
+    assert [track.job_id for track in await service.history(ALICE)] == [first.id]
+    assert await service.history(BOB) == []
+    assert "hello" in await service.lyrics(first.id)
+    with pytest.raises(NotFound):
+        await service.cancel(ALICE, None)
+
+
+async def test_admin_commands(service):
+    with pytest.raises(LimitError, match="operators"):
+        await service.admin(ALICE, "pause")
+    await service.submit_song(ALICE, SongRequest("one"), TARGET)
+    assert "paused" in await service.admin(ADMIN, "pause")
+    with pytest.raises(LimitError, match="paused"):
+        await service.submit_song(BOB, SongRequest("two"), TARGET)
+    await service.admin(ADMIN, "resume")
+    assert "banned" in await service.admin(ADMIN, "ban", "telegram:1")
+    with pytest.raises(LimitError, match="not allowed"):
+        await service.submit_song(ALICE, SongRequest("three"), TARGET)
+    await service.admin(ADMIN, "unban", "telegram:1")
+    await service.admin(ADMIN, "quota", "telegram:1 1")
+    with pytest.raises(LimitError, match="1 songs for today"):
+        await service.submit_song(ALICE, SongRequest("four"), TARGET)
+    assert "Users: 2" in await service.admin(ADMIN, "stats")  # Alice and Bob; admin commands add nobody
+    with pytest.raises(NotFound):
+        await service.admin(ADMIN, "ban", "telegram:12345")
+    with pytest.raises(UserError, match="Admin commands"):
+        await service.admin(ADMIN, "explode")
+
+
+async def test_allowlist(tmp_path):
+    service = SongService.from_settings(make_settings(tmp_path, allowed_user_ids="telegram:2",
+                                                      allowed_chat_ids="-100"))
+    with pytest.raises(LimitError, match="private"):
+        await service.submit_song(ALICE, SongRequest("rain"), TARGET)
+    assert (await service.submit_song(BOB, SongRequest("rain"), TARGET)).status == QUEUED
+    assert service.chat_allowed("telegram", "-100") and not service.chat_allowed("telegram", "5")

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from engine.protocol import TrackRequest
+from engine.sketch import NOTICE, SketchGenerator, parse_key, title_from
+
+RATE = 48_000
+
+
+def request(**kwargs):
+    values = {"job_id": 1, "kind": "song", "caption": "lo-fi rain at night", "lyrics": "", "instrumental": True,
+              "duration_s": 10.0, "seed": 5}
+    values.update(kwargs)
+    return TrackRequest(**values)
+
+
+def generate(**kwargs):
+    calls = []
+    [track] = SketchGenerator().generate([request(**kwargs)], lambda *args: calls.append(args))
+    return track, calls
+
+
+def test_deterministic_from_the_seed():
+    a, _ = generate(seed=5)
+    b, _ = generate(seed=5)
+    c, _ = generate(seed=6)
+    assert np.array_equal(a.audio, b.audio)
+    assert not np.array_equal(a.audio, c.audio)
+
+
+def test_duration_format_and_notice():
+    track, calls = generate(duration_s=12.5)
+    assert track.audio.shape == (int(12.5 * RATE), 2) and track.audio.dtype == np.float32
+    assert np.abs(track.audio).max() <= 1.0 and np.abs(track.audio).max() > 0.05
+    assert track.notice == NOTICE and "not ACE-Step" in track.notice
+    assert track.model == {"backend": "sketch"}
+    assert calls[-1] == (1, "generating", 100.0)
+
+
+@pytest.mark.parametrize("bpm", [70, 120])
+def test_honours_bpm(bpm):
+    track, _ = generate(bpm=bpm, duration_s=12.0)
+    assert track.metadata["bpm"] == bpm
+    # The kick drum repeats every beat: the envelope's autocorrelation peaks at 60/bpm seconds.
+    envelope = np.abs(track.audio.mean(axis=1))[: 10 * RATE].reshape(-1, 480).mean(axis=1)  # 100 Hz frames
+    envelope = envelope - envelope.mean()
+    corr = np.correlate(envelope, envelope, mode="full")[envelope.size - 1:]
+    lags = np.arange(corr.size) / 100.0
+    window = (lags > 0.3) & (lags < 1.0)
+    best = lags[window][np.argmax(corr[window])]
+    assert best == pytest.approx(60.0 / bpm, abs=0.03)
+
+
+def test_honours_key():
+    track, _ = generate(key="A minor", duration_s=10.0)
+    assert track.metadata["key"] == "A minor"
+    spectrum = np.abs(np.fft.rfft(track.audio.mean(axis=1)))
+    freqs = np.fft.rfftfreq(track.audio.shape[0], 1 / RATE)
+    band = (freqs > 100) & (freqs < 2000)
+    pitch_classes = np.round(12 * np.log2(freqs[band] / 440.0)).astype(int) % 12  # 0 = A
+    energy = np.bincount(pitch_classes, weights=spectrum[band] ** 2, minlength=12)
+    a_minor = {0, 2, 3, 5, 7, 8, 10}  # A B C D E F G relative to A
+    inside = sum(energy[pc] for pc in a_minor)
+    assert inside / energy.sum() > 0.9
+
+
+def test_cover_follows_the_source():
+    source = (0.5 * np.sin(np.linspace(0, 2000, 10 * RATE))[:, None].repeat(2, 1)).astype(np.float32)
+    near, _ = generate(kind="cover", source_audio=source, strength=0.9)
+    far, _ = generate(kind="cover", source_audio=source, strength=0.1)
+    assert np.corrcoef(near.audio[:, 0], source[:, 0])[0, 1] > np.corrcoef(far.audio[:, 0], source[:, 0])[0, 1]
+
+
+def test_key_parsing_and_titles():
+    assert parse_key("F# minor")[0] == 6 and parse_key("Bb major")[0] == 10 and parse_key("nonsense")[0] == 0
+    assert title_from("lo-fi rain at night, with a cat!") == "Lo-fi rain at night with a"
+    assert title_from("!!!") == "Untitled"

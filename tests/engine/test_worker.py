@@ -1,0 +1,198 @@
+"""The engine loop over a real SQLite queue, with small fake backends where a test needs one."""
+
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.main import build_worker
+from engine.protocol import GeneratedTrack
+from engine.worker import Worker, WorkerConfig
+from storage import audio
+from storage.accounts import Accounts
+from storage.blobs import Blobs
+from storage.db import utcnow
+from storage.errors import GenerationError
+from storage.library import Library
+from storage.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
+from tests.helpers import make_settings
+
+
+@pytest.fixture
+def worker(tmp_path):
+    return build_worker(make_settings(tmp_path))
+
+
+def submit(worker, duration=10.0, seed=3, **spec):
+    uid = Accounts(worker.queue.engine).ensure(UserRef("console", "u"), utcnow(), admin=True).id
+    spec = {"caption": "rain", "duration_s": duration, **spec}
+    return worker.queue.submit(uid, spec.pop("kind", "song"), spec, seed, duration, utcnow(),
+                               source_blob=spec.pop("source_blob", None))
+
+
+class Scripted:
+    """A backend that runs a given function instead of making music."""
+
+    name = "scripted"
+    max_batch = 4
+
+    def __init__(self, body):
+        self.body = body
+        self.batches = []
+
+    def generate(self, batch, progress):
+        self.batches.append([r.job_id for r in batch])
+        return self.body(batch, progress)
+
+
+def silence_tracks(batch, progress):
+    for request in batch:
+        progress(request.job_id, "generating", 50.0)
+    return [GeneratedTrack(job_id=r.job_id, audio=np.full((48_000 * 2, 2), 0.1, np.float32), seed=r.seed,
+                           title="t", caption=r.caption, lyrics="") for r in batch]
+
+
+def test_sketch_jobs_become_tagged_mp3s(worker):
+    job = submit(worker, duration=10.0, seed=77, bpm=100, key="D minor")
+    assert worker.run_once()
+    done = worker.queue.get(job.id)
+    assert done.status == SUCCEEDED and done.progress == 100.0
+    track = Library(worker.queue.engine).get(job.id)
+    path = worker.blobs.path(track.blob_path)
+    decoded, rate = sf.read(str(path), always_2d=True)
+    assert rate == 48_000 and decoded.shape == (480_000, 2)
+    assert track.meta["bpm"] == 100 and track.meta["key"] == "D minor" and track.seed == 77
+    assert "not ACE-Step" in track.notice
+    tags = audio.read_tags(path)
+    assert tags["seed"] == "77" and tags["song_id"] == str(job.id) and tags["prompt"] == "rain"
+    assert not worker.run_once()
+
+
+def test_claims_batches_up_to_the_limit(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=2))
+    backend = Scripted(silence_tracks)
+    worker.generator = backend
+    jobs = [submit(worker) for _ in range(3)]
+    worker.run_once()
+    worker.run_once()
+    assert backend.batches == [[jobs[0].id, jobs[1].id], [jobs[2].id]]
+
+
+def test_generation_error_fails_the_batch_with_its_sentence(worker):
+    def broken(batch, progress):
+        raise GenerationError("The model produced silence; try another seed.")
+
+    worker.generator = Scripted(broken)
+    job = submit(worker)
+    worker.run_once()
+    failed = worker.queue.get(job.id)
+    assert failed.status == FAILED and failed.error == "The model produced silence; try another seed."
+
+
+def test_unexpected_error_fails_with_a_generic_sentence(worker):
+    worker.generator = Scripted(lambda batch, progress: 1 / 0)
+    job = submit(worker)
+    worker.run_once()
+    assert "Something went wrong" in worker.queue.get(job.id).error
+
+
+def test_nan_audio_fails_the_job(worker):
+    def nan(batch, progress):
+        tracks = silence_tracks(batch, progress)
+        tracks[0].audio[10] = np.nan
+        return tracks
+
+    worker.generator = Scripted(nan)
+    job = submit(worker)
+    worker.run_once()
+    assert worker.queue.get(job.id).status == FAILED
+    assert "broken audio" in worker.queue.get(job.id).error
+
+
+def test_bad_cover_source_fails_only_that_job(worker):
+    blob = worker.blobs.put_upload(b"not audio at all" * 10, ".mp3")
+    bad = submit(worker, kind="cover", source_blob=blob, strength=0.5)
+    good = submit(worker)
+    worker.run_once()
+    assert worker.queue.get(bad.id).status == FAILED
+    assert worker.queue.get(good.id).status == SUCCEEDED
+
+
+def test_cover_source_reaches_the_backend(worker):
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.3 * np.sin(np.linspace(0, 3000, 16000 * 12)), 16000, format="WAV")
+    blob = worker.blobs.put_upload(buffer.getvalue(), ".wav")
+    seen = {}
+
+    def capture(batch, progress):
+        seen["source"] = batch[0].source_audio
+        seen["strength"] = batch[0].strength
+        return silence_tracks(batch, progress)
+
+    worker.generator = Scripted(capture)
+    submit(worker, kind="cover", source_blob=blob, strength=0.8)
+    worker.run_once()
+    assert seen["source"].shape == (48_000 * 12, 2) and seen["strength"] == 0.8
+
+
+def test_stop_during_generation_releases_the_job(worker):
+    started = threading.Event()
+
+    def slow(batch, progress):
+        started.set()
+        for _ in range(200):
+            progress(None, "generating", 10.0)
+            time.sleep(0.02)
+        return silence_tracks(batch, progress)
+
+    worker.generator = Scripted(slow)
+    job = submit(worker)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    started.wait(5)
+    worker.stop()
+    thread.join(10)
+    released = worker.queue.get(job.id)
+    assert released.status == QUEUED and released.attempts == 0
+
+
+def test_lost_lease_abandons_the_batch(tmp_path):
+    settings = make_settings(tmp_path, engine_lease_s=0.3)
+    worker = build_worker(settings)
+    other = Worker(worker.queue, Blobs(settings.blob_dir), Scripted(silence_tracks),
+                   WorkerConfig(owner="other", lease_s=30))
+
+    def stalls(batch, progress):
+        time.sleep(0.5)  # longer than the lease, and the heartbeat cannot help: the job is stolen
+        worker.queue.reap(utcnow())
+        other.run_once()
+        progress(None, "generating", 90.0)
+        return silence_tracks(batch, progress)
+
+    # Heartbeats every lease/3 would keep the lease; stop them to model a hung process.
+    worker.config = WorkerConfig(owner=worker.config.owner, lease_s=0.3)
+    worker.generator = Scripted(stalls)
+    job = submit(worker)
+    import engine.worker as module
+
+    original = module._Heartbeat._run
+    module._Heartbeat._run = lambda self: None
+    try:
+        worker.run_once()
+    finally:
+        module._Heartbeat._run = original
+    done = worker.queue.get(job.id)
+    assert done.status == SUCCEEDED and done.attempts == 2
+    assert Library(worker.queue.engine).get(job.id).model == {}
+
+
+def test_reaper_marks_a_repeatedly_crashing_job_dead(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_attempts=1))
+    job = submit(worker)
+    worker.queue.claim("crashed-engine", 1, utcnow(), lease_s=0.01)
+    time.sleep(0.05)
+    worker.run_once()
+    assert worker.queue.get(job.id).status == DEAD
