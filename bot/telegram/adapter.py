@@ -236,6 +236,8 @@ def _install(application: Application, h: Handlers) -> None:
     captioned_cover = filters.CaptionRegex(r"^/cover\b") & COVER_SOURCES & NOT_EDITED
     application.add_handler(MessageHandler(captioned_cover, h.cover))
     application.add_handler(CallbackQueryHandler(h.button, pattern=CALLBACK_PATTERN))
+    lost = filters.ChatType.PRIVATE & (filters.TEXT | filters.COMMAND) & NOT_EDITED  # after the commands
+    application.add_handler(MessageHandler(lost, h.hint))
     application.add_error_handler(h.on_error)
 
 

@@ -42,6 +42,7 @@ COMMANDS = [
 ADMIN_COMMAND = BotCommand("admin", "Operators: pause, resume, stats, ban, unban, quota")
 ADMIN_USAGE = "Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or quota <platform:id> <n>."
 NOT_ALLOWED = "Sorry, this bot is not open to you here."
+HINT = "Send /song and a description to make a song, for example /song lo-fi rain at night, or /help."
 TELEGRAM_HELP = (
     "In groups, address me as /song@{bot}. To cover a song, reply to an audio file, voice note or video "
     "note with /cover [style]."
@@ -138,6 +139,10 @@ class Handlers:
             raise UserError(ADMIN_USAGE)
         answer = await self.service.admin(_user(update), action.lower(), arg.strip() or None)
         await _message(update).reply_text(defang(answer))
+
+    async def hint(self, update: Update, context: Context) -> None:
+        """Point someone who wrote something else (in a private chat) at the commands."""
+        await _message(update).reply_text(HINT)
 
     async def button(self, update: Update, context: Context) -> None:
         """🎲 Re-roll (a new seed) or 📝 Lyrics under a result; every press is answered."""

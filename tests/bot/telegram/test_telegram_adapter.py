@@ -92,6 +92,17 @@ async def test_group_commands_and_refusals(api: FakeTelegramAPI, running: Runnin
     refusal = await api.wait_for("sendMessage", chat_id=BOB.id, after=mark)
     assert refusal.params["text"] == "duration must be a whole number, not 'abc'."
 
+    mark = api.mark()
+    api.user_message(BOB, "/help")
+    help_text = (await api.wait_for("sendMessage", chat_id=BOB.id, after=mark)).params["text"]
+    assert "/song" in help_text and "/cover" in help_text and "Privacy" in help_text
+    assert f"/song@{BOT_USER['username']}" in help_text  # how to address the bot in a group
+    for text in ("/dance", "just chatting"):
+        mark = api.mark()
+        api.user_message(BOB, text)
+        hint = await api.wait_for("sendMessage", chat_id=BOB.id, after=mark)
+        assert hint.params["text"].startswith("Send /song")
+
 
 async def test_token_and_message_text_never_logged(
     api: FakeTelegramAPI, settings: Settings, engine: None, caplog: pytest.LogCaptureFixture
