@@ -8,6 +8,7 @@ pin them byte for byte.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,12 +48,18 @@ class ChatTemplate:
 
     def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
         """Render chat messages to the prompt text."""
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise
-        env.filters["tojson"] = lambda value, **kw: json.dumps(value, ensure_ascii=False, **kw)
-        return env.from_string(self.source).render(
+        return _compile(self.source).render(
             messages=list(messages), add_generation_prompt=add_generation_prompt, tools=None
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _compile(source: str) -> jinja2.Template:
+    """Compile a template once (as ``apply_chat_template`` does: trim and lstrip blocks)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    env.filters["tojson"] = lambda value, **kw: json.dumps(value, ensure_ascii=False, **kw)
+    return env.from_string(source)
 
 
 def _system(instruction: str) -> dict[str, str]:

@@ -44,5 +44,5 @@ def tiny_lm_dir(tmp_path_factory):
 def tiny_planner(tiny_lm_dir):
     from engine.acestep.lm.planner import Planner, PlannerSettings
 
-    settings = PlannerSettings(duration_max=40, caption_max=24, genres_max=6, lyrics_max=24)
+    settings = PlannerSettings(duration_max=20, caption_max=24, genres_max=6, lyrics_max=24)
     return Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", "cpu", settings)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from engine.acestep.lm.constraints import KEYSCALES, LANGUAGES
@@ -10,7 +12,7 @@ def _check(plan: dict, req: PlanRequest) -> None:
     assert list(plan) == list(PLAN_KEYS)
     validate_plan(plan)
     assert 30 <= plan["bpm"] <= 300
-    assert 10 <= plan["duration"] <= 40
+    assert 10 <= plan["duration"] <= 20
     assert plan["keyscale"] in KEYSCALES
     assert plan["language"] in LANGUAGES
     assert plan["timesignature"] in (2, 3, 4, 6)
@@ -33,16 +35,18 @@ REQUESTS = [
         instrumental=s % 3 == 0,
         language="en" if s % 4 == 1 else None,
     )
-    for s, d in zip(range(8), (10, 13, 17, None, 22, 11, None, 15), strict=True)
+    for s, d in zip(range(8), (10, 12, 10, None, 14, 11, None, 10), strict=True)
 ]
 
 
 def test_many_seeds_and_durations_give_valid_plans_batched_equal_to_solo(tiny_planner):
-    batch = tiny_planner.plan(REQUESTS)
+    # Without the top-p cut (the random model's flat distributions make its sort the slow part
+    # on a shared CPU); test_decode and the tests below keep top-p 0.9.
+    planner = replace(tiny_planner, settings=replace(tiny_planner.settings, top_p=None))
+    batch = planner.plan(REQUESTS)
     for plan, req in zip(batch, REQUESTS, strict=True):
         _check(plan, req)
-    assert tiny_planner.plan([REQUESTS[1]]) == [batch[1]]
-    assert tiny_planner.plan([REQUESTS[4], REQUESTS[2]]) == [batch[4], batch[2]]
+    assert planner.plan([REQUESTS[4], REQUESTS[1]]) == [batch[4], batch[1]]
 
 
 def test_same_seed_same_plan_and_other_seed_other_codes(tiny_planner):
@@ -70,8 +74,6 @@ def test_given_fields_and_user_lyrics(tiny_planner):
 
 
 def test_context_check_refuses_with_one_sentence(tiny_planner):
-    from dataclasses import replace
-
     big = replace(tiny_planner, settings=replace(tiny_planner.settings, duration_max=600, lyrics_max=1024))
     big.check_fits(PlanRequest("a song", seed=1, duration=300))
     with pytest.raises(UserError) as err:
