@@ -1,6 +1,6 @@
 """The official checkpoint layout: which files a complete set needs, and the start-up check.
 
-A complete set is what ``huggingface-cli download ACE-Step/Ace-Step1.5`` puts in a folder (the
+A complete set is what ``songbot models download DIR`` (the HF repo ACE-Step/Ace-Step1.5) writes (the
 5 Hz LM sub-folder is optional here: the DiT runs without it).
 """
 
@@ -23,7 +23,7 @@ REQUIRED_FILES = (
     f"{TEXT_ENCODER_DIR}/model.safetensors",
     f"{TEXT_ENCODER_DIR}/tokenizer.json",
 )
-DOWNLOAD_COMMAND = "huggingface-cli download ACE-Step/Ace-Step1.5 --local-dir {model_dir}"
+DOWNLOAD_COMMAND = "songbot models download {model_dir}"
 
 
 def missing_files(model_dir: Path) -> list[str]:

@@ -32,7 +32,7 @@ def test_partial_set_names_missing_files_and_the_download_command(tmp_path: Path
         require_complete(tmp_path)
     message = err.value.user_message
     assert "acestep-v15-turbo/model.safetensors" in message and "vae/config.json" not in message
-    assert "huggingface-cli download ACE-Step/Ace-Step1.5" in message
+    assert "songbot models download" in message
 
 
 def test_required_files_match_the_official_layout() -> None:

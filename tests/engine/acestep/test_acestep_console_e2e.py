@@ -1,0 +1,66 @@
+"""End to end through `python -m songbot chat` with the real ACE-Step engine on the tiny set (CPU)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from storage import audio
+from tests.helpers import REPO
+
+RESULT = re.compile(r"^✅ #(\d+) seed (\d+) (/.+\.mp3)$", re.M)
+
+
+def chat(tmp_path: Path, model_dir: Path, text: str) -> str:
+    """Run the console chat with ENGINE_BACKEND=acestep on ``model_dir``; return its stdout."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SONGBOT_DATA_DIR": str(tmp_path / "data"),
+            "MODEL_DIR": str(model_dir),
+            "ENGINE_BACKEND": "acestep",
+            "ENGINE_DEVICE": "cpu",
+            "ENGINE_POLL_S": "0.1",
+            "DELIVERY_POLL_S": "0.1",
+            "STATUS_EDIT_INTERVAL_S": "0",
+            "OMP_NUM_THREADS": "1",  # tiny models run fastest on one thread of a shared machine
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "songbot", "chat"],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_song_and_cover_through_the_acestep_backend(tmp_path: Path, tiny_set: Path) -> None:
+    source = tmp_path / "take.wav"
+    t = np.arange(16_000 * 11) / 16_000
+    sf.write(str(source), 0.4 * np.sin(2 * np.pi * 330 * t), 16_000)
+    commands = f"/song lo-fi rain at night duration=10 seed=5\n\n/cover {source} bossa nova seed=3\n"
+    out = chat(tmp_path, tiny_set, commands)
+    found = sorted((int(i), int(s), Path(p)) for i, s, p in RESULT.findall(out))
+    assert len(found) == 2, out
+    (song_id, song_seed, song_path), (_, cover_seed, cover_path) = found
+    assert "not ACE-Step" not in out  # the sketch backend's notice must not appear
+    assert song_seed == 5 and cover_seed == 3
+    song, rate = sf.read(str(song_path), dtype="float32", always_2d=True)
+    assert rate == 48_000 and abs(song.shape[0] / rate - 10.0) < 0.1 and np.abs(song).max() > 0
+    cover, _ = sf.read(str(cover_path), dtype="float32", always_2d=True)
+    assert abs(cover.shape[0] / rate - 11.0) < 0.1
+    assert audio.read_tags(song_path)["song_id"] == str(song_id)
