@@ -98,3 +98,10 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Poll ``predicate`` (for state that no API call announces, such as rows in the database)."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.05)

@@ -6,12 +6,22 @@ The engine runs one job at a time here (``engine_max_batch=1``), so "a job durat
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
+import pytest
+
+from storage.settings import Settings
 from storage.types import JobView
-from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, song_id_and_seed
+from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, eventually, song_id_and_seed, telegram_settings
 from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
 
 HEAVY, LIGHT = FakeUser(401, "Heavy"), FakeUser(402, "Light")
+
+
+@pytest.fixture
+def settings(api: FakeTelegramAPI, tmp_path: Path) -> Settings:
+    # Dozens of jobs in flight: a calmer delivery loop leaves the CPU to the engine.
+    return telegram_settings(api, tmp_path, delivery_poll_s=0.3, status_edit_interval_s=1.0)
 
 
 def all_jobs(running: RunningBot) -> list[JobView]:
@@ -42,7 +52,7 @@ async def test_ten_users_three_songs_each_all_served(api: FakeTelegramAPI, runni
 async def test_light_user_is_not_stuck_behind_a_heavy_one(api: FakeTelegramAPI, running: RunningBot) -> None:
     for n in range(10):
         api.user_message(HEAVY, f"/song heavy number {n} duration={SONG_S}")
-    await api.wait_until(lambda: sum(1 for j in all_jobs(running) if j.status == "queued") >= 8)
+    await eventually(lambda: sum(1 for j in all_jobs(running) if j.status == "queued") >= 8)
     api.user_message(LIGHT, f"/song just one for me duration={SONG_S}")
     audio = await api.wait_for("sendAudio", chat_id=LIGHT.id, timeout=60)
 

@@ -22,7 +22,7 @@ from bot.core.service import SongService
 from storage.db import make_engine, utcnow
 from storage.models import Delivery
 from storage.settings import Settings
-from tests.bot.telegram.telegram_stack import SONG_S, start_engine
+from tests.bot.telegram.telegram_stack import SONG_S, eventually, start_engine
 from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
 from tests.helpers import REPO
 
@@ -110,12 +110,6 @@ async def bot_process(settings: Settings, tmp_path: Path) -> AsyncIterator[BotPr
     process = BotProcess(settings, workdir)
     yield process
     await process.terminate()
-
-
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 def expire_delivery_leases(settings: Settings) -> None:
