@@ -9,6 +9,7 @@ songbot models check [DIR]   which checkpoint files are present or missing
 songbot models make-tiny DIR a tiny random checkpoint set in the official layout (for tests)
 songbot models download DIR  the official checkpoints from Hugging Face
 songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
+songbot plan "<description>" [--instrumental] [--seed N] [--duration S] [--json]  the 5 Hz LM's plan
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("dir", type=Path)
     download = models.add_parser("download", help="download the official checkpoints")
     download.add_argument("dir", nargs="?", type=Path)
+    plan = commands.add_parser("plan", add_help=False,
+                               help='"<description>" [--instrumental] [--seed N] [--duration S] [--json]: the LM plan')
+    plan.add_argument("argv", nargs=argparse.REMAINDER)
     discord = commands.add_parser("discord", help="Discord tools").add_subparsers(dest="discord_command",
                                                                                  required=True)
     sync = discord.add_parser("sync", help="register the slash commands (Discord caps creates per day)")
@@ -72,6 +76,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_engine(settings)
     if args.command == "models":
         return models_command(args, settings)
+    if args.command == "plan":
+        from engine.acestep.lm.cli import plan_main
+
+        return plan_main(args.argv)
     if args.command == "discord":
         from bot.discord.adapter import sync_commands
 

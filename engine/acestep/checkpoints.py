@@ -49,6 +49,8 @@ def require_complete(model_dir: Path) -> None:
 
 def make_tiny(model_dir: Path, seed: int = 0) -> None:
     """Write a complete tiny random checkpoint set in the official layout (see ``tiny.py``)."""
+    from engine.acestep.lm.tiny import make_tiny_lm
     from engine.acestep.tiny import write_tiny_set
 
     write_tiny_set(Path(model_dir), seed)
+    make_tiny_lm(Path(model_dir), seed=seed)  # the 5 Hz LM planner (acestep-5Hz-lm-0.6B)

@@ -1,0 +1,24 @@
+import json
+
+from engine.acestep.lm.cli import plan_main
+from engine.acestep.lm.plan import PLAN_KEYS
+
+
+def test_plan_prints_one_json_object(tiny_lm_dir, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_DIR", str(tiny_lm_dir))
+    monkeypatch.delenv("LM_MODEL", raising=False)
+    args = ["a sad folk song about trains", "--instrumental", "--seed", "5", "--duration", "10", "--json"]
+    assert plan_main([*args, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    plan = json.loads(out[0])
+    assert set(plan) == set(PLAN_KEYS)
+    assert plan["duration"] == 10 and len(plan["audio_codes"]) == 50
+    assert all(isinstance(c, int) for c in plan["audio_codes"])
+    assert plan["lyrics"] == "[Instrumental]"
+
+
+def test_plan_without_models_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    assert plan_main(["x", "--json", "--device", "cpu"]) == 2
+    assert "MODEL_DIR" in capsys.readouterr().err
