@@ -86,8 +86,8 @@ class AceStepPipeline:
         require_complete(model_dir)
         dit = load_dit(model_dir / DIT_DIR, device, dtype)
         silence = load_silence_latent(model_dir / DIT_DIR, device, dtype)
-        vae = Vae(model_dir / VAE_DIR, device, dtype)
-        text = TextEncoder(model_dir / TEXT_ENCODER_DIR, device, dtype)
+        vae = Vae.load(model_dir / VAE_DIR, device, dtype)
+        text = TextEncoder.load(model_dir / TEXT_ENCODER_DIR, device, dtype)
         return cls(dit, vae, text, silence)
 
     @torch.no_grad()

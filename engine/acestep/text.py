@@ -84,13 +84,19 @@ def pad_ids(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Ten
 class TextEncoder:
     """Qwen3-Embedding-0.6B (through transformers, no remote code) plus its tokenizer."""
 
-    def __init__(self, encoder_dir: Path, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, tokenizer: Tokenizer, model: torch.nn.Module, device: torch.device) -> None:
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.token_to_id("<|endoftext|>")
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @classmethod
+    def load(cls, encoder_dir: Path, device: torch.device, dtype: torch.dtype) -> TextEncoder:
+        """The tokenizer and ``AutoModel.from_pretrained`` (a plain Qwen3Model; no remote code)."""
         from transformers import AutoModel  # heavy import, only when a real engine starts
 
-        self.tokenizer = load_tokenizer(encoder_dir)
-        self.pad_id = self.tokenizer.token_to_id("<|endoftext|>")
-        self.model = AutoModel.from_pretrained(str(encoder_dir), dtype=dtype).to(device).eval()
-        self.device = device
+        model = AutoModel.from_pretrained(str(encoder_dir), dtype=dtype)
+        return cls(load_tokenizer(encoder_dir), model, device)
 
     @torch.no_grad()
     def captions(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,15 +19,20 @@ ENCODE_OVERLAP_FRAMES = 50  # 2 s
 class Vae:
     """A loaded VAE and the two tiled directions."""
 
-    def __init__(self, vae_dir: Path, device: torch.device, dtype: torch.dtype) -> None:
-        from diffusers import AutoencoderOobleck  # heavy import, only when a real engine starts
-
-        self.model = AutoencoderOobleck.from_pretrained(str(vae_dir)).to(device=device, dtype=dtype).eval()
-        self.hop = int(torch.tensor(self.model.config.downsampling_ratios).prod())
-        self.sample_rate = int(self.model.config.sampling_rate)
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.hop = int(torch.tensor(model.config.downsampling_ratios).prod())
+        self.sample_rate = int(model.config.sampling_rate)
         self.device, self.dtype = device, dtype
         self.decode_tile = (DECODE_CHUNK_FRAMES, DECODE_OVERLAP_FRAMES)
         self.encode_tile = (ENCODE_CHUNK_FRAMES, ENCODE_OVERLAP_FRAMES)
+
+    @classmethod
+    def load(cls, vae_dir: Path, device: torch.device, dtype: torch.dtype) -> Vae:
+        """``AutoencoderOobleck.from_pretrained(vae_dir)`` (weight-norm g/v pairs are folded by diffusers)."""
+        from diffusers import AutoencoderOobleck  # heavy import, only when a real engine starts
+
+        return cls(AutoencoderOobleck.from_pretrained(str(vae_dir), torch_dtype=dtype), device, dtype)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

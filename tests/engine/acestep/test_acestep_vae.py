@@ -12,7 +12,7 @@ from engine.acestep.vae import Vae
 
 @pytest.fixture(scope="module")
 def vae(tiny_set: Path) -> Vae:
-    return Vae(tiny_set / "vae", torch.device("cpu"), torch.float32)
+    return Vae.load(tiny_set / "vae", torch.device("cpu"), torch.float32)
 
 
 def test_geometry_is_25_frames_per_second(vae: Vae) -> None:

