@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Protocol
 
 from telegram import BotCommandScopeChat, ReplyParameters, Update
 from telegram.constants import ChatAction, FileSizeLimit
@@ -35,6 +34,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.core.service import ResultView, SongService
 from bot.telegram.handlers import ADMIN_COMMAND, COMMANDS, Handlers
 from bot.telegram.keyboards import CALLBACK_PATTERN, result_keyboard
 from bot.telegram.status import StatusBoard
@@ -42,7 +42,7 @@ from bot.telegram.text import caption, defang
 from bot.telegram.webhook import WebhookServer, webhook_secret
 from storage.audio import fit_mp3
 from storage.settings import Settings
-from storage.types import DeliveryView, TrackView
+from storage.types import DeliveryView
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +55,12 @@ NOT_EDITED = ~filters.UpdateType.EDITED_MESSAGE  # editing an old /song must not
 COVER_SOURCES = filters.AUDIO | filters.VOICE | filters.VIDEO_NOTE | filters.Document.ALL
 
 
-class Result(Protocol):
-    """What the delivery loop hands to ``send_result``."""
-
-    job_id: int
-    mp3_path: Path | str
-    caption: str
-    track: TrackView
-
-
 class TelegramAdapter:
     """One Telegram bot: receives commands, and shows statuses and results for the delivery loop."""
 
     platform = "telegram"
 
-    def __init__(self, settings: Settings, service: Any) -> None:
+    def __init__(self, settings: Settings, service: SongService) -> None:
         if settings.telegram_token is None:
             raise ValueError("TelegramAdapter needs TELEGRAM_TOKEN")
         self.settings = settings
@@ -119,7 +110,7 @@ class TelegramAdapter:
         self.board.update(chat_id, int(delivery.status_message_id), defang(text))
         return delivery.status_message_id
 
-    async def send_result(self, delivery: DeliveryView, result: Result) -> None:
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Post the song as an audio message with its caption and the 🎲/📝 buttons."""
         chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
         await self.application.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VOICE, message_thread_id=thread_id)

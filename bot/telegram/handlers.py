@@ -8,10 +8,10 @@ delivery loop reports back through the adapter's Messenger methods.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any
 
-from telegram import BotCommand, Message, Update
+from telegram import BotCommand, Chat, Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
@@ -19,13 +19,14 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from bot.core import parser
 from bot.core.parser import ParsedCommand
 from bot.core.render import help_text, history_text
+from bot.core.service import SongService
 from bot.telegram.keyboards import LYRICS, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
 from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
 from storage.settings import MIN_DURATION_S, Settings
-from storage.types import DeliveryTarget, UserRef
+from storage.types import DeliveryTarget, JobView, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ Context = ContextTypes.DEFAULT_TYPE
 class Handlers:
     """The handler callbacks of one bot, sharing its settings, service and status board."""
 
-    def __init__(self, settings: Settings, service: Any, board: StatusBoard) -> None:
+    def __init__(self, settings: Settings, service: SongService, board: StatusBoard) -> None:
         self.settings = settings
         self.service = service
         self.board = board
@@ -176,7 +177,7 @@ class Handlers:
 
     # ---- helpers ---------------------------------------------------------------------------------------
 
-    def _allowed(self, user_id: int, chat: Any) -> bool:
+    def _allowed(self, user_id: int, chat: Chat) -> bool:
         if self.settings.is_admin("telegram", str(user_id)):
             return True
         if not self.settings.user_allowed("telegram", str(user_id)):
@@ -214,13 +215,19 @@ class Handlers:
         )
         return replace(target, status_message_id=str(status_id))
 
-    async def _submit(self, target: DeliveryTarget, submitted: Any) -> None:
+    async def _submit(self, target: DeliveryTarget, submitted: Awaitable[JobView]) -> None:
         """Await a submission; a refusal replaces the acknowledgement, so the user sees one sentence."""
         try:
             await submitted
         except UserError as exc:
-            assert target.status_message_id is not None
-            await self.board.edit_now(int(target.chat_id), int(target.status_message_id), defang(exc.user_message))
+            sentence = exc.user_message
+        except Exception:
+            log.exception("submitting a job failed", extra={"chat": target.chat_id})
+            sentence = GENERIC_FAILURE
+        else:
+            return
+        assert target.status_message_id is not None
+        await self.board.edit_now(int(target.chat_id), int(target.status_message_id), defang(sentence))
 
     async def _send_lyrics(self, message: Message, song_id: int) -> None:
         for part in chunks(defang("📝 " + await self.service.lyrics(song_id))):
