@@ -75,10 +75,20 @@ def test_cover_follows_source_length_and_is_batch_invariant(generator: AceStepGe
 
 def test_planned_audio_codes_drive_the_song(generator: AceStepGenerator) -> None:
     codes = [(i * 7919) % 64_000 for i in range(30)]
-    plan = {"caption": "planned caption", "lyrics": "[Verse]\nplanned", "bpm": 90, "audio_codes": codes}
+    plan = {
+        "caption": "planned caption",
+        "lyrics": "[Verse]\nplanned",
+        "bpm": 90,
+        "keyscale": "E minor",
+        "timesignature": 3,
+        "duration": 6.0,
+        "language": "en",
+        "audio_codes": codes,
+    }
     first, plain = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     again, _ = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     assert first.caption == "planned caption" and first.lyrics == "[Verse]\nplanned" and first.plan == plan
+    assert (first.metadata["key"], first.metadata["time_signature"], first.metadata["bpm"]) == ("E minor", 3, 90)
     assert np.array_equal(first.audio, again.audio)
     assert not np.allclose(first.audio, plain.audio)
 
