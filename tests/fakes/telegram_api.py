@@ -68,7 +68,7 @@ class FakeTelegramAPI:
         self._failures: dict[str, list[ApiError]] = {}
         self._ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
-        self._changed = asyncio.Condition()
+        self._tick = asyncio.Event()  # set (and replaced) whenever anything changes
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
@@ -90,7 +90,7 @@ class FakeTelegramAPI:
     async def stop(self) -> None:
         """Wake pending long polls and close the server."""
         self._closing.set()
-        await self._notify()
+        self._notify()
         if self._pusher:
             self._pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,10 +242,9 @@ class FakeTelegramAPI:
         """Wait until ``predicate()`` is truthy and return its value; fail loudly on timeout."""
 
         async def _wait() -> Any:
-            async with self._changed:
-                while not (value := predicate()):
-                    await self._changed.wait()
-                return value
+            while not (value := predicate()):
+                await self._tick.wait()
+            return value
 
         try:
             return await asyncio.wait_for(_wait(), timeout)
@@ -289,7 +288,7 @@ class FakeTelegramAPI:
         params, files = await read_params(request)
         call = ApiCall(method, params, files)
         self.calls.append(call)
-        await self._notify()
+        self._notify()
         try:
             if queued := self._failures.get(method):
                 raise queued.pop(0)
@@ -300,7 +299,7 @@ class FakeTelegramAPI:
         except ApiError as exc:
             call.error = exc
         call.answered = True
-        await self._notify()
+        self._notify()
         if call.error:
             return web.json_response(call.error.body(), status=call.error.status)
         return web.json_response({"ok": True, "result": call.result})
@@ -334,9 +333,8 @@ class FakeTelegramAPI:
         return self._updates[:limit]
 
     async def _wait_updates(self) -> None:
-        async with self._changed:
-            while not self._updates and not self._closing.is_set():
-                await self._changed.wait()
+        while not self._updates and not self._closing.is_set():
+            await self._tick.wait()
 
     async def _api_deleteWebhook(self, params: Json, files: dict[str, UploadedFile]) -> bool:
         if params.get("drop_pending_updates"):
@@ -465,11 +463,11 @@ class FakeTelegramAPI:
 
     def _push_update(self, payload: Json) -> None:
         self._updates.append({"update_id": next(self._ids), **payload})
-        asyncio.get_running_loop().create_task(self._notify())
+        self._notify()
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _notify(self) -> None:
+        self._tick.set()
+        self._tick = asyncio.Event()
 
     async def _push_to_webhook(self) -> None:
         """Webhook mode: POST each pending update to the bot's URL, as Telegram does, until it is taken."""
