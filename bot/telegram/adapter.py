@@ -17,10 +17,12 @@ The API base URLs are settings, so a self-hosted Bot API server (or the tests' f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from telegram import BotCommandScopeChat, ReplyParameters, Update
+from telegram import Bot, BotCommandScopeChat, ReplyParameters, Update
 from telegram.constants import ChatAction, FileSizeLimit
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -50,6 +52,7 @@ PERFORMER = "SongBot"
 POLL_TIMEOUT_S = 10  # long-poll length: one cheap request every 10 s while idle
 MAX_RETRIES_429 = 5
 UPLOAD_TIMEOUT_S = 120.0
+CHAT_ACTION_EVERY_S = 4.0  # Telegram shows a chat action for 5 s
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 NOT_EDITED = ~filters.UpdateType.EDITED_MESSAGE  # editing an old /song must not make a second song
 COVER_SOURCES = filters.AUDIO | filters.VOICE | filters.VIDEO_NOTE | filters.Document.ALL
@@ -113,7 +116,12 @@ class TelegramAdapter:
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Post the song as an audio message with its caption and the 🎲/📝 buttons."""
         chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
-        await self.application.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VOICE, message_thread_id=thread_id)
+        async with _chat_action(self.application.bot, chat_id, ChatAction.UPLOAD_VOICE, thread_id):
+            await self._upload(chat_id, thread_id, delivery, result)
+        if delivery.status_message_id is not None:  # the status message ends where the song begins
+            self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{result.job_id} done")
+
+    async def _upload(self, chat_id: int, thread_id: int | None, delivery: DeliveryView, result: ResultView) -> None:
         path = await asyncio.to_thread(fit_mp3, Path(result.mp3_path), FileSizeLimit.FILESIZE_UPLOAD)
         data = await asyncio.to_thread(path.read_bytes)  # bytes, so a retried upload sends them again
         track = result.track
@@ -131,8 +139,6 @@ class TelegramAdapter:
             write_timeout=UPLOAD_TIMEOUT_S,
             read_timeout=UPLOAD_TIMEOUT_S,
         )
-        if delivery.status_message_id is not None:  # the status message ends where the song begins
-            self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{result.job_id} done")
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """Replace the status with the one sentence (or reply with it when there is no status message)."""
@@ -179,6 +185,29 @@ class TelegramAdapter:
         await self.application.bot.set_webhook(
             settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
         )
+
+
+@contextlib.asynccontextmanager
+async def _chat_action(bot: Bot, chat_id: int, action: str, thread_id: int | None) -> AsyncIterator[None]:
+    """Show ``action`` ("sending a voice message…") for as long as the block runs.
+
+    Telegram clears a chat action after 5 seconds, so it is sent again every few seconds.
+    """
+    await bot.send_chat_action(chat_id, action, message_thread_id=thread_id)
+
+    async def keep_showing() -> None:
+        while True:
+            await asyncio.sleep(CHAT_ACTION_EVERY_S)
+            with contextlib.suppress(TelegramError):  # only a courtesy: never fail an upload over it
+                await bot.send_chat_action(chat_id, action, message_thread_id=thread_id)
+
+    repeater = asyncio.create_task(keep_showing())
+    try:
+        yield
+    finally:
+        repeater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await repeater
 
 
 def silence_request_logs() -> None:

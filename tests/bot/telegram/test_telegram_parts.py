@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from telegram import Message
 
+from bot.telegram import adapter
 from bot.telegram.keyboards import history_keyboard, parse_callback, result_keyboard
 from bot.telegram.media import find_source
 from bot.telegram.text import caption, chunks, defang
@@ -78,3 +80,20 @@ def test_source_from_reply_or_own_attachment() -> None:
     assert found is not None and (found.mime, found.filename, found.size_bytes) == ("image/png", "cat.png", None)
     assert find_source(message(text="/cover")) is None
     assert find_source(message(text="/cover", reply_to_message={**reply, "text": "just words"})) is None
+
+
+async def test_chat_action_is_repeated_while_the_block_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    actions: list[tuple[int, str]] = []
+
+    class ActionBot:
+        async def send_chat_action(self, chat_id: int, action: str, **kwargs: Any) -> bool:
+            actions.append((chat_id, action))
+            return True
+
+    monkeypatch.setattr(adapter, "CHAT_ACTION_EVERY_S", 0.05)
+    async with adapter._chat_action(ActionBot(), 7, "upload_voice", None):  # type: ignore[arg-type]
+        assert actions == [(7, "upload_voice")]  # shown before the block starts
+        await asyncio.sleep(0.3)
+    shown = len(actions)
+    await asyncio.sleep(0.15)
+    assert shown >= 3 and len(actions) == shown  # repeated during the block, and stopped after it
