@@ -92,6 +92,10 @@ class AceStepGenerator:
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
         self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype)
+        from engine.acestep.lm.integration import load_planner
+
+        # The 5 Hz LM planner (engine/acestep/lm) when MODEL_DIR holds an acestep-5Hz-lm-* folder.
+        self.planner = load_planner(self.model_dir, str(self.device))
 
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order, ``max_batch`` at a time."""
@@ -101,6 +105,10 @@ class AceStepGenerator:
         return results
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        if self.planner is not None:
+            from engine.acestep.lm.integration import with_plans
+
+            requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
         tracks = [request_to_track(r) for r in requests]
 
         def report(stage: str, percent: float) -> None:
