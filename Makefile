@@ -28,10 +28,9 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev

@@ -8,12 +8,11 @@ from sqlalchemy import Engine, func, select, update
 
 from storage.db import read_only
 from storage.errors import NotFound
-from storage.models import Job, User
+from storage.models import users_table
 from storage.queue import user_view
 from storage.types import UserRef, UserView
 
-users = User.__table__
-jobs = Job.__table__
+users = users_table
 
 
 class Accounts:

@@ -74,10 +74,10 @@ def _decode_with_av(data: bytes) -> tuple[np.ndarray, int]:
     import av
 
     with av.open(io.BytesIO(data), mode="r") as container:
-        stream = next(s for s in container.streams if s.type == "audio")
         resampler = av.AudioResampler(format="flt", layout="stereo", rate=SAMPLE_RATE)
         chunks = []
-        for frame in container.decode(stream):
+        # Packed float ("flt") frames come out as one row of interleaved samples.
+        for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1, 2))
         for out in resampler.resample(None):

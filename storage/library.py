@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import Engine, Row, select
 
 from storage.db import read_only
-from storage.models import Job, Track
+from storage.models import jobs_table, tracks_table
 from storage.types import TrackView
 
-tracks = Track.__table__
-jobs = Job.__table__
+tracks = tracks_table
+jobs = jobs_table
 
 
 class Library:

@@ -8,7 +8,7 @@ Times are naive UTC datetimes passed in from Python (SQLite has no time zones), 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -158,3 +159,11 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# Core tables for the queue's SQL (typed as `Table`, which `__table__` is at run time).
+users_table = cast(Table, User.__table__)
+queue_state_table = cast(Table, QueueState.__table__)
+jobs_table = cast(Table, Job.__table__)
+tracks_table = cast(Table, Track.__table__)
+deliveries_table = cast(Table, Delivery.__table__)

@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, and_, or_, select, update
 
-from storage.models import Delivery, Job
+from storage.models import deliveries_table, jobs_table
 from storage.queue import _job
 from storage.types import DeliveryView, JobView
 
-deliveries = Delivery.__table__
-jobs = Job.__table__
+deliveries = deliveries_table
+jobs = jobs_table
 
 PENDING, DONE, GAVE_UP = "pending", "done", "failed"
 

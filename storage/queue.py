@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from storage import fairness
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
-from storage.models import Delivery, Job, QueueState, Track, User
+from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
 from storage.types import (
     CANCELLED,
     DEAD,
@@ -38,11 +38,11 @@ from storage.types import (
     UserView,
 )
 
-jobs = Job.__table__
-users = User.__table__
-tracks = Track.__table__
-deliveries = Delivery.__table__
-queue_state = QueueState.__table__
+jobs = jobs_table
+users = users_table
+tracks = tracks_table
+deliveries = deliveries_table
+queue_state = queue_state_table
 
 DEAD_MESSAGE = "This song failed several times in a row, so I gave up on it; please try again later."
 PAUSED_MESSAGE = "The bot is paused by its operators right now; please try again a little later."

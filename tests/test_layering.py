@@ -1,0 +1,50 @@
+"""The import contracts of DESIGN §2: bot and engine meet only through storage."""
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.helpers import REPO
+
+RULES = {
+    "bot": {"engine", "songbot"},
+    "engine": {"bot", "songbot"},
+    "storage": {"bot", "engine", "songbot"},
+    "migrations": {"bot", "engine", "songbot"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_no_forbidden_imports_anywhere_in_the_tree():
+    violations = []
+    for package, forbidden in RULES.items():
+        for path in (REPO / package).rglob("*.py"):
+            bad = imported_roots(path) & forbidden
+            if bad:
+                violations.append(f"{path.relative_to(REPO)} imports {sorted(bad)}")
+    assert violations == []
+
+
+def test_the_check_sees_a_violation(tmp_path):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def f():\n    from engine.worker import Worker\n    return Worker\n")
+    assert "engine" in imported_roots(sneaky)
+
+
+def test_import_linter_contracts_hold():
+    lint = shutil.which("lint-imports")
+    assert lint, "import-linter is part of the dev extra"
+    done = subprocess.run([lint, "--config", str(REPO / "pyproject.toml")], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
