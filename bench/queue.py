@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from storage.accounts import Accounts  # noqa: E402
-from storage.db import make_engine, upgrade  # noqa: E402
-from storage.fairness import jain_index, tags_for  # noqa: E402
-from storage.models import Job  # noqa: E402
-from storage.queue import Queue  # noqa: E402
-from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
+from storage.accounts import Accounts
+from storage.db import make_engine, upgrade
+from storage.fairness import jain_index, tags_for
+from storage.models import Job
+from storage.queue import Queue
+from storage.types import NewTrack, QueueLimits, UserRef
 
 T0 = datetime(2026, 1, 1)
 UNLIMITED = QueueLimits(max_pending_per_user=10**9, daily_quota=0, max_queued_total=10**9)
@@ -65,7 +65,8 @@ def claim_latency(queue: Queue, users: int = 200, jobs: int = 20_000, claims: in
             "claim_p99_ms": round(timings[int(len(timings) * 0.99)], 3)}
 
 
-def serve(queue: Queue, arrivals: list[tuple[float, int, float]], until_s: float) -> list[tuple[int, float, float, float]]:
+def serve(queue: Queue, arrivals: list[tuple[float, int, float]],
+          until_s: float) -> list[tuple[int, float, float, float]]:
     """Simulate one GPU: returns (user id, submitted, started, cost) for each job served."""
     pending = sorted(arrivals)
     submitted: dict[int, float] = {}
