@@ -9,7 +9,7 @@ of the batch in one loop; each request has its own constraint state and seeded g
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ CODES_PER_SECOND = 5
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
 # Tokens of the prompt scaffolding and CoT keys around caption and lyrics (measured: ~45 + ~25).
 SCAFFOLD_TOKENS = 96
+TINY_BUDGETS = {"caption_max": 32, "genres_max": 8, "lyrics_max": 48}
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,14 @@ class Planner:
     @classmethod
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
         """Load ``model_dir/name`` (an ``acestep-5Hz-lm-*`` folder) on ``device``."""
-        settings = settings or PlannerSettings()
         lm = load_lm(Path(model_dir) / name, device)
+        settings = settings or PlannerSettings()
+        if int(lm.config.get("hidden_size", 0)) < 256:
+            # A test-size random model never ends its free text by itself: keep it short
+            # (budgets left at their defaults only).
+            defaults = PlannerSettings()
+            short = {k: v for k, v in TINY_BUDGETS.items() if getattr(settings, k) == getattr(defaults, k)}
+            settings = replace(settings, **short)
         vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
         planner = cls(lm=lm, vocab=vocab, settings=settings)
         if settings.backend == "vllm":

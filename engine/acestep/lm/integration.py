@@ -1,0 +1,83 @@
+"""Glue between the planner and the ACE-Step backend: plan the song requests that need one.
+
+A ``song`` request without a plan is planned (caption, lyrics, metadata and audio codes); a
+request that already carries a plan (a re-roll) keeps it exactly, so the same seed repeats the
+same song and another seed keeps its blueprint. Covers are not planned.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from engine.acestep.lm.constraints import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
+from engine.acestep.lm.model import find_lm
+from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest
+from engine.protocol import TrackRequest
+from storage.errors import GenerationError, UserError
+
+log = logging.getLogger(__name__)
+
+
+def load_planner(model_dir: Path, device: str, name: str | None = None, backend: str = "torch") -> Planner | None:
+    """Load the LM planner when ``model_dir`` holds an ``acestep-5Hz-lm-*`` folder, else None.
+
+    Args:
+        model_dir: The checkpoint folder (MODEL_DIR).
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        name: Preferred LM folder (settings.lm_model); any present LM is used otherwise.
+        backend: ``torch`` or ``vllm`` (settings.lm_backend).
+    """
+    folder = find_lm(model_dir, name) or find_lm(model_dir)
+    if folder is None:
+        return None
+    settings = PlannerSettings(backend=backend)
+    planner = Planner.load(model_dir, folder.name, device, settings)
+    log.info("5 Hz LM planner loaded from %s on %s", folder.name, device)
+    return planner
+
+
+def plan_request(request: TrackRequest) -> PlanRequest:
+    """The planner's view of a song request; values outside the model's sets are left to the LM."""
+    bpm = request.bpm if request.bpm is not None and BPM_RANGE[0] <= request.bpm <= BPM_RANGE[1] else None
+    signature = request.time_signature if request.time_signature in TIME_SIGNATURES else None
+    return PlanRequest(
+        description=request.caption,
+        seed=int(request.seed) & 0xFFFFFFFF,
+        instrumental=request.instrumental,
+        language=request.language if request.language in LANGUAGES else None,
+        duration=request.duration_s,
+        bpm=bpm,
+        keyscale=request.key if request.key in KEYSCALES else None,
+        timesignature=signature,
+        lyrics=request.lyrics.strip() or None,
+    )
+
+
+def needs_plan(request: TrackRequest) -> bool:
+    """Only fresh songs are planned; re-rolls reuse their stored plan, covers follow their source.
+
+    The LM writes durations of 10 s and more (upstream's range, and the bots' minimum), so a
+    shorter request (only internal callers make them) stays on the DiT-only path.
+    """
+    return request.kind == "song" and request.plan is None and round(request.duration_s) >= DURATION_MIN
+
+
+def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
+    """Return the requests with a plan attached to every one that needs it (one batched decode).
+
+    Raises:
+        GenerationError: with the planner's sentence when a request cannot be planned.
+    """
+    todo = [i for i, r in enumerate(requests) if needs_plan(r)]
+    if not todo:
+        return requests
+    try:
+        plans = planner.plan([plan_request(requests[i]) for i in todo])
+    except UserError as error:
+        raise GenerationError(error.user_message) from error
+    out = list(requests)
+    for i, plan in zip(todo, plans, strict=True):
+        out[i] = replace(requests[i], plan=plan)
+    return out

@@ -1,0 +1,74 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from engine.acestep.lm.integration import plan_request, with_plans
+from engine.protocol import TrackRequest
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    from engine.acestep.backend import AceStepGenerator
+    from engine.acestep.checkpoints import make_tiny
+
+    root = tmp_path_factory.mktemp("tiny_set")
+    make_tiny(root)
+    return AceStepGenerator(root, device="cpu", max_batch=4)
+
+
+def _song(job_id: int, seed: int, **kw) -> TrackRequest:
+    base = {
+        "job_id": job_id,
+        "kind": "song",
+        "caption": "a sad folk song about trains",
+        "lyrics": "",
+        "instrumental": False,
+        "duration_s": 10.0,
+        "seed": seed,
+    }
+    return TrackRequest(**{**base, **kw})
+
+
+def test_song_is_planned_and_reroll_with_the_plan_is_identical(generator):
+    assert generator.planner is not None
+    first = generator.generate([_song(1, 5)], lambda *a: None)[0]
+    plan = first.plan
+    assert plan is not None and len(plan["audio_codes"]) == 50 and plan["duration"] == 10
+    assert first.caption == plan["caption"] and first.lyrics == plan["lyrics"]
+    reroll = _song(2, 5, kind="reroll", plan=plan)
+    again = generator.generate([reroll], lambda *a: None)[0]
+    assert again.plan == plan
+    assert np.array_equal(again.audio, first.audio)
+    other = generator.generate([replace(reroll, seed=6)], lambda *a: None)[0]
+    assert other.plan == plan and not np.array_equal(other.audio, first.audio)
+
+
+def test_with_plans_batches_only_fresh_songs(generator):
+    stored = {
+        "caption": "x",
+        "lyrics": "[Instrumental]",
+        "bpm": 90,
+        "keyscale": "C major",
+        "timesignature": 4,
+        "duration": 10,
+        "language": "en",
+        "audio_codes": [1] * 50,
+    }
+    requests = [
+        _song(1, 1, instrumental=True),
+        _song(2, 2, kind="reroll", plan=stored),
+        _song(3, 3, kind="cover"),
+        _song(4, 4, duration_s=6.0),
+    ]
+    out = with_plans(generator.planner, requests)
+    assert out[0].plan is not None and out[0].plan["lyrics"] == "[Instrumental]"
+    assert out[1].plan is stored and out[2].plan is None and out[3].plan is None
+
+
+def test_request_values_outside_the_model_sets_are_left_to_the_lm():
+    req = plan_request(
+        _song(1, 2**32 + 7, key="H major", bpm=999, language="xx", time_signature=5, lyrics="  [Verse]\nla  ")
+    )
+    assert (req.keyscale, req.bpm, req.language, req.timesignature) == (None, None, None, None)
+    assert req.seed == 7 and req.lyrics == "[Verse]\nla"
