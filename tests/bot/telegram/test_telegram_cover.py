@@ -4,27 +4,36 @@ downloading where Telegram tells the size and type, and the bot keeps serving.""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 import soundfile as sf
 
-from tests.bot.telegram.telegram_stack import RunningBot, song_id_and_seed
+from storage.settings import Settings
+from tests.bot.telegram.telegram_stack import RunningBot, song_id_and_seed, telegram_settings
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI, FakeUser
 
 CARA = FakeUser(201, "Cara")
 SOURCE_S = 12.0
+MAX_SOURCE_S = 20
 TIMEOUT_S = 30.0
 
 
-def tone(seconds: float = SOURCE_S, rate: int = 16000) -> np.ndarray:
+@pytest.fixture
+def settings(api: FakeTelegramAPI, tmp_path: Path) -> Settings:
+    return telegram_settings(api, tmp_path, max_source_duration_s=MAX_SOURCE_S)
+
+
+def tone(seconds: float = SOURCE_S, rate: int = 16000, level: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
-    return (0.3 * np.sin(2 * np.pi * 330 * t)).astype("float32")
+    return (level * np.sin(2 * np.pi * 330 * t)).astype("float32")
 
 
-def ogg(subtype: str = "VORBIS", rate: int = 16000) -> bytes:
+def ogg(subtype: str = "VORBIS", rate: int = 16000, seconds: float = SOURCE_S, level: float = 0.3) -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, tone(rate=rate), rate, format="OGG", subtype=subtype)
+    sf.write(buffer, tone(seconds, rate, level), rate, format="OGG", subtype=subtype)
     return buffer.getvalue()
 
 
@@ -86,10 +95,16 @@ async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTel
     huge = api.document(b"ID3", mime="audio/mpeg", file_name="long.mp3", declared_size=5 * 1024 * 1024)
     assert "MB" in await refusal_of(api, huge)
     corrupt = api.audio(b"this is not an mp3 at all" * 40, file_name="broken.mp3")
-    await refusal_of(api, corrupt)
-    # Size and type were judged before downloading: Telegram was never asked for those three files.
+    assert "corrupt" in await refusal_of(api, corrupt)
+    silent = api.audio(ogg(level=0.0), mime="audio/ogg", file_name="silence.ogg")
+    assert "silent" in await refusal_of(api, silent)
+    too_long = api.voice(ogg("OPUS", 48000, seconds=MAX_SOURCE_S + 5), duration=MAX_SOURCE_S + 5)
+    assert "too long" in await refusal_of(api, too_long)
+    too_short = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="blip.ogg")
+    assert "only 4 seconds" in await refusal_of(api, too_short)
+    # Size and type were judged before downloading: Telegram was never asked for the first three files.
     asked = {call.params["file_id"] for call in api.calls_of("getFile")}
-    assert asked == {corrupt[1]["file_id"]}
+    assert asked == {media[1]["file_id"] for media in (corrupt, silent, too_long, too_short)}
     no_reply = len(api.chat_messages(CARA.id))
     api.user_message(CARA, "/cover but to nothing")
     await api.wait_until(lambda: len(api.chat_messages(CARA.id)) > no_reply)
@@ -97,6 +112,6 @@ async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTel
 
     still = await cover_of(api, api.audio(ogg(), mime="audio/ogg", file_name="ok.ogg"))
     assert song_id_and_seed(still)
-    # Five sentences, then the good cover's status message and its audio: nothing else, and one job only.
-    assert len(api.chat_messages(CARA.id)) == 7
+    # Eight sentences, then the good cover's status message and its audio: nothing else, and one job only.
+    assert len(api.chat_messages(CARA.id)) == 10
     assert sum(running.service.queue.counts().values()) == 1
