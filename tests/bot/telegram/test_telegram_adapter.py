@@ -119,12 +119,17 @@ async def test_token_and_message_text_never_logged(
 
 async def test_flood_control_on_send_audio_is_retried(api: FakeTelegramAPI, running: RunningBot) -> None:
     api.fail_next("sendAudio", 1, retry_after=1)
+    api.fail_next("editMessageText", 1, retry_after=1)
     api.user_message(ANN, f"/song patient waltz duration={SONG_S}")
     audio = await api.wait_for("sendAudio", chat_id=ANN.id, timeout=SONG_TIMEOUT_S)
     tries = api.calls_of("sendAudio", chat_id=ANN.id, ok_only=False)
     assert [t.error.status if t.error else 200 for t in tries] == [429, 200]
     assert tries[1].at - tries[0].at >= 1.0  # it waited retry_after before sending again
     assert tries[1].files["audio"].data == tries[0].files["audio"].data and decode(api, audio)[0].size
+    # The refused status edit was retried too: the status message still ends on "done".
+    assert api.calls_of("editMessageText", ok_only=False)[0].error is not None
+    status_id = api.calls_of("sendMessage", chat_id=ANN.id)[0].result["message_id"]
+    await api.wait_until(lambda: api.edits[(ANN.id, status_id)][-1].startswith("✅"))
 
 
 async def test_history_lists_songs_with_reroll_buttons(api: FakeTelegramAPI, running: RunningBot) -> None:
