@@ -41,7 +41,7 @@ def test_backend_choice(tmp_path):
     assert choose_backend("auto", empty) == "sketch"
     empty.mkdir()
     assert choose_backend("auto", empty) == "sketch"
-    with pytest.raises(ModelsMissing, match="missing.*songbot models download"):
+    with pytest.raises(ModelsMissing, match=r"missing.*songbot models download"):
         choose_backend("acestep", empty)
     (empty / "vae").mkdir()
     with pytest.raises(ModelsMissing, match="acestep-v15-turbo"):
