@@ -29,61 +29,13 @@ from engine.acestep.lm.tokenizer import EOS, PAD, VALID_CODES, code_token, encod
 KEYSCALES = tuple(
     f"{note}{acc} {mode}" for note in "ABCDEFG" for acc in ("", "#", "b", "♭", "♯") for mode in ("major", "minor")
 )
-LANGUAGES = tuple(
-    [
-        "ar",
-        "az",
-        "bg",
-        "bn",
-        "ca",
-        "cs",
-        "da",
-        "de",
-        "el",
-        "en",
-        "es",
-        "fa",
-        "fi",
-        "fr",
-        "he",
-        "hi",
-        "hr",
-        "ht",
-        "hu",
-        "id",
-        "is",
-        "it",
-        "ja",
-        "ko",
-        "la",
-        "lt",
-        "ms",
-        "ne",
-        "nl",
-        "no",
-        "pa",
-        "pl",
-        "pt",
-        "ro",
-        "ru",
-        "sa",
-        "sk",
-        "sr",
-        "sv",
-        "sw",
-        "ta",
-        "te",
-        "th",
-        "tl",
-        "tr",
-        "uk",
-        "ur",
-        "vi",
-        "yue",
-        "zh",
-        "unknown",
-    ]
+# fmt: off
+LANGUAGES = (
+    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hr",
+    "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl", "pt", "ro",
+    "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "yue", "zh", "unknown",
 )
+# fmt: on
 TIME_SIGNATURES = (2, 3, 4, 6)
 BPM_RANGE = (30, 300)
 DURATION_MIN = 10

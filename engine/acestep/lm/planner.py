@@ -294,6 +294,54 @@ class Planner:
         return out
 
 
+UNDERSTAND_TEMPERATURE = 0.3
+
+
+def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[dict[str, Any]]:
+    """Describe audio from its 5 Hz codes (to caption covers and uploads): metadata and lyrics.
+
+    Upstream's understand mode: no guidance, temperature 0.3, all seven fields (genres
+    included), then free lyrics with audio codes blocked. The LM's duration is a guess, so the
+    audio's own length (codes / 5) is injected instead.
+
+    Raises:
+        UserError: when the codes (the audio) are too long for the LM's context.
+    """
+    s = planner.settings
+    jobs = []
+    for i, code_list in enumerate(codes):
+        prompt = planner._tok(planner.lm.prompts.understand(code_list))
+        if len(prompt) + SCAFFOLD_TOKENS + s.caption_max + s.genres_max + s.lyrics_max > planner._budget():
+            raise UserError("This audio is too long for the song planner to describe; please use a shorter clip.")
+        seconds = min(max(round(len(code_list) / CODES_PER_SECOND), DURATION_MIN), s.duration_max)
+        spec = Spec(
+            "meta_text",
+            fields=FIELD_ORDER,
+            given={"duration": seconds},
+            caption_max=s.caption_max,
+            genres_max=s.genres_max,
+            text_max=s.lyrics_max,
+        )
+        jobs.append(
+            DecodeJob(
+                prompt,
+                Constraint(planner.vocab, spec),
+                _seed(seed + i, 0),
+                None,
+                1.0,
+                UNDERSTAND_TEMPERATURE,
+                s.top_p,
+                max_new_tokens=planner._budget(),
+            )
+        )
+    decode(planner.lm.model, jobs, planner.vocab.pad, planner.lm.device)
+    out = []
+    for job, code_list in zip(jobs, codes, strict=True):
+        meta, lyrics = split_output(planner.lm.tokenizer.decode(job.tokens, skip_special_tokens=False))
+        out.append({**meta, "lyrics": lyrics, "duration": len(code_list) / CODES_PER_SECOND})
+    return out
+
+
 def _seed(seed: int, phase: int) -> int:
     """A separate deterministic stream per phase (the generator takes 64-bit seeds)."""
     return (int(seed) & 0xFFFFFFFF) * 2 + phase

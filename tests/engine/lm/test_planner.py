@@ -85,3 +85,13 @@ def test_context_check_refuses_with_one_sentence(tiny_planner):
         tiny_planner.check_fits(PlanRequest("a song", seed=1, bpm=500))
     with pytest.raises(UserError):
         tiny_planner.plan([PlanRequest("a song", seed=1, keyscale="H major")])
+
+
+def test_understand_describes_codes_with_the_audio_length(tiny_planner):
+    from engine.acestep.lm.planner import understand
+
+    [desc] = understand(tiny_planner, [[7] * 62], seed=3)
+    assert desc["duration"] == 12.4
+    assert desc["keyscale"] in KEYSCALES and desc["language"] in LANGUAGES
+    assert desc["timesignature"] in (2, 3, 4, 6) and 30 <= desc["bpm"] <= 300
+    assert "genres" in desc and "<|audio_code_" not in desc["lyrics"]
