@@ -188,20 +188,19 @@ class AceStepPipeline:
     # -- decoding ---------------------------------------------------------------------------------
 
     def _decode(self, latents: torch.Tensor, lengths: list[int], report: Stage) -> list[np.ndarray]:
-        """Check each track's latents, decode them tile by tile, and tame the peak."""
+        """Check each track's latents, decode them all tile by tile, and tame each peak."""
+        own = [latents[i, :n] for i, n in enumerate(lengths)]
+        if not all(bool(torch.isfinite(z).all()) for z in own):
+            raise GenerationError("The model produced invalid numbers for this song; please try another seed.")
         songs = []
-        for i, n in enumerate(lengths):
-            own = latents[i, :n]
-            if not torch.isfinite(own).all():
-                raise GenerationError("The model produced invalid numbers for this song; please try another seed.")
-            wave = self.vae.decode(own.T)
+        for wave in self.vae.decode_many([z.T for z in own]):
             peak = float(wave.abs().max())
             if not np.isfinite(peak):
                 raise GenerationError("The decoder produced invalid audio for this song; please try again.")
             if peak > 1.0:
                 wave = wave / peak
             songs.append(wave.T.contiguous().numpy().astype(np.float32))
-            report("decoding", 100.0 * (i + 1) / len(lengths))
+        report("decoding", 100.0)
         return songs
 
 

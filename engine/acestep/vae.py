@@ -12,6 +12,7 @@ import torch
 
 DECODE_CHUNK_FRAMES = 512
 DECODE_OVERLAP_FRAMES = 64
+DECODE_TILES_PER_CALL = 8  # bounds decoder memory: 8 tiles of 512 frames ≈ 8 × 20 s of audio
 ENCODE_CHUNK_FRAMES = 750  # 30 s
 ENCODE_OVERLAP_FRAMES = 50  # 2 s
 
@@ -25,6 +26,7 @@ class Vae:
         self.sample_rate = int(model.config.sampling_rate)
         self.device, self.dtype = device, dtype
         self.decode_tile = (DECODE_CHUNK_FRAMES, DECODE_OVERLAP_FRAMES)
+        self.tiles_per_call = DECODE_TILES_PER_CALL
         self.encode_tile = (ENCODE_CHUNK_FRAMES, ENCODE_OVERLAP_FRAMES)
 
     @classmethod
@@ -37,16 +39,31 @@ class Vae:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents [64, T] → audio [2, T · hop] (float32, on the CPU), tile by tile."""
-        frames = latents.shape[-1]
+        return self.decode_many([latents])[0]
+
+    @torch.no_grad()
+    def decode_many(self, latents: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Decode several songs; equal-width tiles of all songs share calls, at most ``tiles_per_call`` each.
+
+        Each tile is decoded with ``overlap`` extra frames on both sides, which are then discarded,
+        so a song's audio does not depend (beyond float rounding) on which songs shared its calls.
+        """
         chunk, overlap = self.decode_tile
-        pieces = []
-        for start in range(0, frames, chunk - 2 * overlap):
-            end = min(start + chunk - 2 * overlap, frames)
-            lo, hi = max(0, start - overlap), min(frames, end + overlap)
-            window = latents[None, :, lo:hi].to(self.device, self.dtype).contiguous()
-            wave = self.model.decode(window).sample[0].float().cpu()
-            pieces.append(wave[:, (start - lo) * self.hop : (end - lo) * self.hop])
-        return torch.cat(pieces, dim=-1)
+        tiles = [(i, *span) for i, z in enumerate(latents) for span in _spans(z.shape[-1], chunk, overlap)]
+        by_width: dict[int, list[tuple[int, int, int, int, int]]] = {}
+        for tile in tiles:
+            by_width.setdefault(tile[4] - tile[3], []).append(tile)
+        pieces: dict[tuple[int, int], torch.Tensor] = {}
+        for group in by_width.values():
+            for first in range(0, len(group), self.tiles_per_call):
+                part = group[first : first + self.tiles_per_call]
+                windows = torch.stack([latents[i][:, lo:hi] for i, _, _, lo, hi in part])
+                waves = self.model.decode(windows.to(self.device, self.dtype).contiguous()).sample.float().cpu()
+                for wave, (i, start, end, lo, _) in zip(waves, part, strict=True):
+                    pieces[(i, start)] = wave[:, (start - lo) * self.hop : (end - lo) * self.hop]
+        return [
+            torch.cat([pieces[(i, start)] for j, start, *_ in tiles if j == i], dim=-1) for i in range(len(latents))
+        ]
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -65,13 +82,19 @@ class Vae:
         pad = (-audio.shape[-1]) % self.hop
         audio = torch.nn.functional.pad(audio, (0, pad))
         frames = audio.shape[-1] // self.hop
-        chunk, overlap = self.encode_tile
         means, stds = [], []
-        for start in range(0, frames, chunk - 2 * overlap):
-            end = min(start + chunk - 2 * overlap, frames)
-            lo, hi = max(0, start - overlap), min(frames, end + overlap)
+        for start, end, lo, hi in _spans(frames, *self.encode_tile):
             window = audio[None, :, lo * self.hop : hi * self.hop].to(self.device, self.dtype).contiguous()
             dist = self.model.encode(window).latent_dist
             means.append(dist.mean[0, :, start - lo : end - lo].float().cpu())
             stds.append(dist.std[0, :, start - lo : end - lo].float().cpu())
         return torch.cat(means, dim=-1), torch.cat(stds, dim=-1)
+
+
+def _spans(frames: int, chunk: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Tiles over ``frames``: (start, end) kept, (lo, hi) computed, with ``overlap`` context each side."""
+    core = chunk - 2 * overlap
+    return [
+        (start, min(start + core, frames), max(0, start - overlap), min(frames, start + core + overlap))
+        for start in range(0, frames, core)
+    ]

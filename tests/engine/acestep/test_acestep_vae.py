@@ -46,3 +46,13 @@ def test_encode_draws_from_the_tracks_own_generator(vae: Vae) -> None:
     again = vae.encode(audio, torch.Generator().manual_seed(9))
     other = vae.encode(audio, torch.Generator().manual_seed(10))
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_decoding_songs_together_equals_decoding_each_alone(vae: Vae) -> None:
+    vae.decode_tile, vae.tiles_per_call = (40, 8), 3
+    gen = torch.Generator().manual_seed(4)
+    songs = [torch.randn(8, 70, generator=gen), torch.randn(8, 45, generator=gen)]
+    together = vae.decode_many(songs)
+    for latents, wave in zip(songs, together, strict=True):
+        torch.testing.assert_close(wave, vae.decode(latents), atol=1e-5, rtol=1e-4)
+        assert wave.shape == (2, latents.shape[1] * 1920)
