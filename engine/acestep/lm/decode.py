@@ -55,44 +55,128 @@ class DecodeJob:
         return self.uncond_prompt is not None and self.cfg_scale > 1.0
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float | None, head: int = 256) -> torch.Tensor:
-    """Keep the smallest set of most likely tokens whose mass reaches ``top_p`` (always the first).
+def top_p_rows(logits: torch.Tensor, top_p: torch.Tensor, head: int = 256) -> torch.Tensor:
+    """Per row, keep the smallest set of most likely tokens whose mass reaches ``top_p``.
 
-    A trained LM's nucleus is usually a few tokens, so the ``head`` best are tried first and
-    the full sort runs only when they do not reach ``top_p``.
+    The first token is always kept; ``top_p >= 1`` keeps everything. A trained LM's nucleus is
+    usually a few tokens, so the ``head`` best are tried first; a row whose head falls short
+    of ``top_p`` is fully sorted. Each row's path depends only on that row, so a request's
+    result does not depend on its batch.
     """
-    if top_p is None or top_p >= 1.0:
-        return logits
     probs = torch.softmax(logits, dim=-1)
-    k = min(head, probs.numel())
-    top, order = torch.topk(probs, k)
-    if float(top.sum()) < top_p and k < probs.numel():
-        top, order = torch.sort(probs, descending=True)
-    keep_sorted = top.cumsum(-1) - top <= top_p
-    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(0, order, keep_sorted)
+    k = min(head, probs.shape[-1])
+    top, order = torch.topk(probs, k, dim=-1)
+    keep = torch.zeros_like(probs, dtype=torch.bool)
+    keep.scatter_(-1, order, (top.cumsum(-1) - top) <= top_p[:, None])
+    full = (top.sum(-1) < top_p) & (top_p < 1.0)
+    if k < probs.shape[-1] and bool(full.any()):
+        rows = full.nonzero().squeeze(-1)
+        top, order = torch.sort(probs[rows], descending=True, dim=-1)
+        keep[rows] = torch.zeros_like(top, dtype=torch.bool).scatter_(
+            -1, order, (top.cumsum(-1) - top) <= top_p[rows, None]
+        )
+    keep |= (top_p >= 1.0)[:, None]
     return logits.masked_fill(~keep, NEG_INF)
 
 
+def top_p_filter(logits: torch.Tensor, top_p: float | None, head: int = 256) -> torch.Tensor:
+    """:func:`top_p_rows` for one row (``None`` keeps everything)."""
+    p = torch.tensor([1.0 if top_p is None else top_p], device=logits.device)
+    return top_p_rows(logits[None], p, head)[0]
+
+
+def sample_rows(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, gens: list[torch.Generator]
+) -> torch.Tensor:
+    """Sample one token per row of masked float32 logits (top-p, then temperature, as upstream).
+
+    Gumbel-max: ``argmax(logits / T + G)`` with ``G`` drawn from each row's own generator,
+    one full-width draw per sampled step, so a request's stream depends only on its seed.
+    """
+    filtered = top_p_rows(logits, top_p)
+    noise = torch.stack(
+        [torch.rand(logits.shape[-1], generator=g, device=logits.device, dtype=torch.float32) for g in gens]
+    )
+    gumbel = -torch.log(-torch.log(noise.clamp_(min=1e-20, max=1.0 - 1e-7)))
+    hot = temperature > 0
+    scores = torch.where(hot[:, None], filtered / temperature.clamp(min=1e-6)[:, None] + gumbel, filtered)
+    return scores.argmax(-1)
+
+
 def sample(logits: torch.Tensor, temperature: float, top_p: float | None, gen: torch.Generator) -> int:
-    """Sample one token from masked float32 logits (top-p, then temperature, as upstream)."""
-    if temperature <= 0:
-        return int(logits.argmax())
-    logits = top_p_filter(logits, top_p)
-    u = torch.rand(logits.shape, generator=gen, device=logits.device, dtype=torch.float32)
-    gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20, max=1.0 - 1e-7)))
-    return int((logits / temperature + gumbel).argmax())
+    """:func:`sample_rows` for one row."""
+    device = logits.device
+    t = torch.tensor([temperature], device=device)
+    p = torch.tensor([1.0 if top_p is None else top_p], device=device)
+    return int(sample_rows(logits[None], t, p, [gen])[0])
 
 
-def _choose(job: DecodeJob, logits: torch.Tensor, gen: torch.Generator) -> int:
-    """Pick this request's next token: forced ones directly, others sampled among the allowed."""
-    allowed = job.constraint.allowed(logits)
+def _allowed_mask(job: DecodeJob, row: torch.Tensor, cache: dict[int, torch.Tensor]) -> torch.Tensor | int:
+    """This request's allowed-token mask for the step, or the forced token itself."""
+    constraint = job.constraint
+    allowed = constraint.allowed(row)
     if allowed is None:
-        masked = logits.masked_fill(job.constraint.free_ban().to(logits.device), NEG_INF)
-        return sample(masked, job.temperature, job.top_p, gen)
+        return ~constraint.free_ban().to(row.device)
     if len(allowed) == 1:
         return int(allowed[0])
-    allowed = allowed.to(logits.device)
-    return int(allowed[sample(logits[allowed], job.temperature, job.top_p, gen)])
+    key = id(allowed)
+    if key not in cache:  # the code-id set is one shared tensor: build its mask once per loop
+        mask = torch.zeros(row.shape[-1], dtype=torch.bool, device=row.device)
+        mask[allowed.to(row.device)] = True
+        if allowed is constraint.vocab.code_ids:
+            cache[key] = mask
+        return mask
+    return cache[key]
+
+
+def _step(
+    jobs: list[DecodeJob],
+    todo: list[int],
+    rows: list[tuple[int, int | None]],
+    logits: torch.Tensor,
+    gens: list[torch.Generator],
+    masks: dict[int, torch.Tensor],
+) -> list[int]:
+    """One token for each job in ``todo``: guidance, constraint, top-p, temperature, sampling.
+
+    Args:
+        jobs: All requests of the loop.
+        todo: Indices of the requests still decoding.
+        rows: Per job in ``todo``, its (cond, uncond) row in ``logits``.
+        logits: The last position's logits of every live row, float32.
+        gens: Each request's generator.
+        masks: Allowed-token masks reused across steps (the code-id set).
+
+    Returns:
+        The token of each job in ``todo``.
+    """
+    device = logits.device
+    combined = logits[torch.tensor([c for c, _ in rows], device=device)]
+    guided = [k for k, (_, u) in enumerate(rows) if u is not None]
+    if guided:
+        g = torch.tensor(guided, device=device)
+        uncond = logits[torch.tensor([rows[k][1] for k in guided], device=device)]
+        scale = torch.tensor([jobs[todo[k]].cfg_scale for k in guided], device=device)[:, None]
+        combined[g] = uncond + scale * (combined[g] - uncond)
+    tokens: list[int] = [0] * len(todo)
+    sampled: list[int] = []
+    allow: list[torch.Tensor] = []
+    for k, j in enumerate(todo):
+        choice = _allowed_mask(jobs[j], combined[k], masks)
+        if isinstance(choice, int):
+            tokens[k] = choice
+        else:
+            sampled.append(k)
+            allow.append(choice)
+    if sampled:
+        picked = [jobs[todo[k]] for k in sampled]
+        masked = combined[torch.tensor(sampled, device=device)].masked_fill(~torch.stack(allow), NEG_INF)
+        temps = torch.tensor([job.temperature for job in picked], device=device)
+        top_p = torch.tensor([1.0 if job.top_p is None else job.top_p for job in picked], device=device)
+        chosen = sample_rows(masked, temps, top_p, [gens[todo[k]] for k in sampled]).tolist()
+        for k, token in zip(sampled, chosen, strict=True):
+            tokens[k] = int(token)
+    return tokens
 
 
 def _left_pad(rows: list[list[int]], pad: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,24 +234,20 @@ def decode(
     )
     cache, logits = out.past_key_values, out.logits[:, -1].float()
     active = [True] * len(jobs)
+    code_masks: dict[int, torch.Tensor] = {}
     step = 0
     while any(active):
         where = {int(r): i for i, r in enumerate(live.tolist())}
+        todo = [j for j in range(len(jobs)) if active[j]]
+        rows_now = [(where[slots[j][0]], where[slots[j][1]] if slots[j][1] is not None else None) for j in todo]
         next_tokens = torch.full((len(rows),), pad_id, dtype=torch.long)
-        for j, job in enumerate(jobs):
-            if not active[j]:
-                continue
-            cond_row, uncond_row = slots[j]
-            combined = logits[where[cond_row]]
-            if uncond_row is not None:
-                uncond = logits[where[uncond_row]]
-                combined = uncond + job.cfg_scale * (combined - uncond)
-            token = _choose(job, combined, gens[j])
+        for j, token in zip(todo, _step(jobs, todo, rows_now, logits, gens, code_masks), strict=True):
+            job = jobs[j]
             job.constraint.advance(token)
             job.tokens.append(token)
-            next_tokens[cond_row] = token
-            if uncond_row is not None:
-                next_tokens[uncond_row] = token
+            for row in slots[j]:
+                if row is not None:
+                    next_tokens[row] = token
             if job.constraint.done or len(job.tokens) >= job.max_new_tokens:
                 active[j] = False
         step += 1
