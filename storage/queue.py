@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, func, or_, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage import fairness
@@ -47,6 +47,37 @@ queue_state = queue_state_table
 DEAD_MESSAGE = "This song failed several times in a row, so I gave up on it; please try again later."
 PAUSED_MESSAGE = "The bot is paused by its operators right now; please try again a little later."
 
+
+
+def _claim_statement() -> Any:
+    """The claim, built once: the engine runs it in a tight loop.
+
+    The smallest start tags first. SKIP LOCKED (PostgreSQL) lets several engines claim at once
+    without waiting on each other; SQLite serialises writers with BEGIN IMMEDIATE and renders no
+    FOR UPDATE at all. MATERIALIZED makes PostgreSQL run the LIMIT once: as a plain IN-subquery
+    it may be re-run per row and hand out more than n jobs.
+    """
+    candidates = (
+        select(jobs.c.id)
+        .where(jobs.c.status == QUEUED, jobs.c.run_after <= bindparam("now"))
+        .order_by(jobs.c.vstart, jobs.c.id)
+        .limit(bindparam("n"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_(select(candidates.c.id)), jobs.c.status == QUEUED)
+        .values(status=RUNNING, lease_owner=bindparam("owner"), attempts=jobs.c.attempts + 1,
+                started_at=bindparam("now"), lease_expires_at=bindparam("expires"), stage="starting",
+                progress=0.0)
+        .returning(*jobs.c)
+    )
+
+
+CLAIM = _claim_statement()
+CLOCK = select(queue_state.c.vtime, queue_state.c.paused)
 
 class Queue:
     """All job-queue operations, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
@@ -129,29 +160,11 @@ class Queue:
     def claim(self, owner: str, n: int, now: datetime, lease_s: float) -> list[JobView]:
         """Claim up to `n` queued jobs in fairness order, leased to `owner` for `lease_s`."""
         with self.engine.begin() as conn:
-            clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
+            clock, paused = conn.execute(CLOCK).one()
             if paused:
                 return []
-            # The smallest start tags first. SKIP LOCKED (PostgreSQL) lets several engines claim at
-            # once without waiting on each other; SQLite serialises writers with BEGIN IMMEDIATE and
-            # renders no FOR UPDATE at all. MATERIALIZED makes PostgreSQL run the LIMIT once: as a
-            # plain IN-subquery it may be re-run per row and hand out more than n jobs.
-            candidates = (
-                select(jobs.c.id)
-                .where(jobs.c.status == QUEUED, jobs.c.run_after <= now)
-                .order_by(jobs.c.vstart, jobs.c.id)
-                .limit(n)
-                .with_for_update(skip_locked=True)
-                .cte("candidates")
-                .prefix_with("MATERIALIZED")
-            )
-            rows = conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(select(candidates.c.id)), jobs.c.status == QUEUED)
-                .values(status=RUNNING, lease_owner=owner, attempts=jobs.c.attempts + 1, started_at=now,
-                        lease_expires_at=now + timedelta(seconds=lease_s), stage="starting", progress=0.0)
-                .returning(*jobs.c)
-            ).all()
+            params = {"owner": owner, "now": now, "n": n, "expires": now + timedelta(seconds=lease_s)}
+            rows = conn.execute(CLAIM, params).all()
             if not rows:
                 return []
             # The clock is the start tag of the job in service: late arrivals start from here.

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     # Delivery.
     status_edit_interval_s: float = Field(3.0, ge=0)
     delivery_poll_s: float = Field(0.5, gt=0)
+    delivery_lease_s: float = Field(30.0, gt=0)
 
     # Telegram.
     telegram_token: SecretStr | None = None

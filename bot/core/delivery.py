@@ -26,7 +26,6 @@ from storage.types import SUCCEEDED, DeliveryView, JobView
 
 log = logging.getLogger("songbot.delivery")
 
-LEASE_S = 120.0
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 2.0
 
@@ -83,7 +82,8 @@ class DeliveryLoop:
         """One pass over every platform's open deliveries. Returns how many were looked at."""
         seen = 0
         for platform, messenger in list(self.messengers.items()):
-            rows = await asyncio.to_thread(self.outbox.claim_open, platform, self.owner, self.clock(), LEASE_S)
+            rows = await asyncio.to_thread(self.outbox.claim_open, platform, self.owner, self.clock(),
+                                           self.service.settings.delivery_lease_s)
             seen += len(rows)
             # Chats are served side by side; within one chat, in order, so messages keep their order.
             by_chat: dict[str, list[tuple[DeliveryView, JobView]]] = {}
