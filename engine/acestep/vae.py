@@ -21,7 +21,9 @@ class Vae:
     """A loaded VAE and the two tiled directions."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
-        self.model = model.to(device=device, dtype=dtype).eval()
+        if next(model.parameters()).dtype != dtype:
+            model = model.to(dtype=dtype)
+        self.model = model.to(device=device).eval()
         self.hop = int(torch.tensor(model.config.downsampling_ratios).prod())
         self.sample_rate = int(model.config.sampling_rate)
         self.device, self.dtype = device, dtype
