@@ -70,3 +70,21 @@ def test_official_full_size_config_parses() -> None:
     config = DitConfig.from_file(FACTS / "configs" / "acestep-v15-turbo" / "config.json")
     assert (config.hidden_size, config.num_hidden_layers, config.sliding_window) == (2048, 24, 128)
     assert config.is_sliding(0) and not config.is_sliding(1)
+
+
+def test_full_size_model_has_the_official_677_keys_and_shapes() -> None:
+    import ast
+
+    from engine.acestep.config import DitConfig
+    from engine.acestep.model import AceStepDiT
+
+    listing = (FACTS.parent / "acestep_dit" / "keys_full_2b.txt").read_text().splitlines()
+    official = {}
+    for line in listing:
+        if line.strip() and not line.startswith("#"):
+            name, shape, *_ = line.split("\t")
+            official[name] = tuple(ast.literal_eval(shape))
+    config = DitConfig.from_file(FACTS / "configs" / "acestep-v15-turbo" / "config.json")
+    with torch.device("meta"):
+        ours = {k: tuple(v.shape) for k, v in AceStepDiT(config).state_dict().items()}
+    assert len(official) == 677 and ours == official
