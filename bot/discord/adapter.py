@@ -98,6 +98,9 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError, discord.DiscordException, OSError):
                 await self._connection
             self._connection = None
+        # Let event handlers that discord.py scheduled while closing (on_disconnect, ...) run now,
+        # not be dropped unstarted when the event loop ends.
+        await asyncio.sleep(0)
 
     async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
         """See `bot.core.delivery.Messenger`."""

@@ -65,10 +65,6 @@ class SongbotClient(discord.Client):
         """Buttons posted by any earlier process are handled by these templates."""
         self.add_dynamic_items(RerollButton, LyricsButton)
 
-    async def on_ready(self) -> None:
-        """Log the connection (no names: guild and user names are user data)."""
-        log.info("discord ready", extra={"guilds": len(self.guilds)})
-
     async def on_guild_join(self, guild: discord.Guild) -> None:
         """Leave a server that is not on the allowlist."""
         if self.service is not None and not self.service.chat_allowed("discord", str(guild.id)):

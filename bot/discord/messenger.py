@@ -12,6 +12,7 @@ are throttled by the loop (`STATUS_EDIT_INTERVAL_S`, default 3 s, well inside th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,7 @@ class DiscordMessenger:
             )
 
         await self._original_or(delivery, edit_original, post_in_channel)
+        await self._drop_channel_status(delivery)
         log.info("result posted", extra={"job": result.job_id, "via": "webhook" if valid else "channel"})
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
@@ -104,6 +106,7 @@ class DiscordMessenger:
             )
 
         await self._original_or(delivery, private_followup, post_in_channel)
+        await self._drop_channel_status(delivery)
 
     # ------------------------------------------------------------------ helpers
     async def _original_or(
@@ -145,6 +148,13 @@ class DiscordMessenger:
             return existing
         message = await channel.send(content, allowed_mentions=NO_MENTIONS)
         return str(message.id)
+
+    async def _drop_channel_status(self, delivery: DeliveryView) -> None:
+        """Remove the channel status message (if the token expired mid-job): the result replaces it."""
+        existing = delivery.status_message_id
+        if existing and existing.isdigit():
+            with contextlib.suppress(discord.HTTPException):
+                await self._channel(delivery).get_partial_message(int(existing)).delete()
 
     def _size_limit(self, delivery: DeliveryView, via_interaction: bool) -> int:
         """The upload limit: the interaction's own, else the guild's (boost tier), else Discord's default."""

@@ -252,6 +252,7 @@ class FakeDiscord(InteractionRoutes):
         message = api + "/channels/{channel}/messages/{message}"
         router.add_get(message, self._authed(self._get_channel_message))
         router.add_patch(message, self._edit_channel_message)
+        router.add_delete(message, self._delete_channel_message)
         router.add_get("/cdn/{path:.*}", self._cdn)
         self.add_interaction_routes(router, api)
         router.add_route("*", "/{tail:.*}", self._unhandled)
@@ -346,6 +347,17 @@ class FakeDiscord(InteractionRoutes):
                 self.channel_messages[index] = edited
                 return json_response(edited)
         return error_response(404, 10008, "Unknown Message")
+
+    async def _delete_channel_message(self, request: web.Request) -> web.Response:
+        self._record(request, None, [], 204)
+        if not self._authorized(request):
+            return error_response(401, 0, "401: Unauthorized")
+        wanted = request.match_info["message"]
+        kept = [m for m in self.channel_messages if m["id"] != wanted]
+        if len(kept) == len(self.channel_messages):
+            return error_response(404, 10008, "Unknown Message")
+        self.channel_messages = kept
+        return web.Response(status=204)
 
     def _get_channel_message(self, request: web.Request, body: Any) -> Json:
         wanted = request.match_info["message"]
