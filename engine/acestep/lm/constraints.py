@@ -25,21 +25,15 @@ import torch
 from tokenizers import Tokenizer
 
 from engine.acestep.lm.tokenizer import EOS, PAD, VALID_CODES, code_token, encode
+from engine.acestep.lm.values import (
+    BPM_RANGE,
+    DURATION_MIN,
+    FIELD_ORDER,
+    KEYSCALES,
+    LANGUAGES,
+    TIME_SIGNATURES,
+)
 
-KEYSCALES = tuple(
-    f"{note}{acc} {mode}" for note in "ABCDEFG" for acc in ("", "#", "b", "♭", "♯") for mode in ("major", "minor")
-)
-# fmt: off
-LANGUAGES = (
-    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hr",
-    "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl", "pt", "ro",
-    "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "yue", "zh", "unknown",
-)
-# fmt: on
-TIME_SIGNATURES = (2, 3, 4, 6)
-BPM_RANGE = (30, 300)
-DURATION_MIN = 10
-FIELD_ORDER = ("bpm", "caption", "duration", "genres", "keyscale", "language", "timesignature")
 NEG_INF = float("-inf")
 
 

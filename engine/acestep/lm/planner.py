@@ -13,13 +13,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.acestep.lm.budget import (
+    CODES_PER_SECOND,
+    SCAFFOLD_TOKENS,
+    ContextBudget,
+    PlannerSettings,
+    PlanRequest,
+)
 from engine.acestep.lm.constraints import (
-    BPM_RANGE,
     DURATION_MIN,
     FIELD_ORDER,
-    KEYSCALES,
-    LANGUAGES,
-    TIME_SIGNATURES,
     Constraint,
     Spec,
     Vocab,
@@ -27,82 +30,13 @@ from engine.acestep.lm.constraints import (
 from engine.acestep.lm.decode import DecodeJob, decode
 from engine.acestep.lm.model import LoadedLM, load_lm
 from engine.acestep.lm.plan import PLAN_KEYS, format_cot, split_output
-from engine.acestep.lm.prompts import DEFAULT_NEGATIVE, INSTRUMENTAL_LYRICS
+from engine.acestep.lm.prompts import INSTRUMENTAL_LYRICS
 from engine.acestep.lm.tokenizer import encode
 from storage.errors import GenerationError, UserError
 
 log = logging.getLogger(__name__)
-CODES_PER_SECOND = 5
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
-# Tokens of the prompt scaffolding and CoT keys around caption and lyrics (measured: ~45 + ~25).
-SCAFFOLD_TOKENS = 96
 TINY_BUDGETS = {"caption_max": 32, "genres_max": 8, "lyrics_max": 48}
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    """What one user asked for.
-
-    Args:
-        description: The user's sentence (or caption, when lyrics are given).
-        seed: uint32 seed; the same request and seed give the same plan on the same device.
-        instrumental: No vocals (the lyrics become ``[Instrumental]``).
-        language: Vocal language code, or None for the model's choice.
-        duration: Seconds, or None for the model's choice.
-        bpm: Fixed tempo, or None.
-        keyscale: Fixed key such as ``F# minor``, or None.
-        timesignature: Fixed beats per bar (2, 3, 4 or 6), or None.
-        lyrics: The user's own lyrics, or None to have the model write them.
-    """
-
-    description: str
-    seed: int
-    instrumental: bool = False
-    language: str | None = None
-    duration: float | None = None
-    bpm: int | None = None
-    keyscale: str | None = None
-    timesignature: int | None = None
-    lyrics: str | None = None
-
-    def given(self) -> dict[str, Any]:
-        """The metadata fields the user fixed, validated."""
-        out: dict[str, Any] = {}
-        if self.bpm is not None:
-            if not BPM_RANGE[0] <= int(self.bpm) <= BPM_RANGE[1]:
-                raise UserError(f"The tempo must be between {BPM_RANGE[0]} and {BPM_RANGE[1]} bpm.")
-            out["bpm"] = int(self.bpm)
-        if self.duration is not None:
-            out["duration"] = round(self.duration)
-        if self.keyscale is not None:
-            if self.keyscale not in KEYSCALES:
-                raise UserError("The key must look like 'C major' or 'F# minor'.")
-            out["keyscale"] = self.keyscale
-        if self.language is not None and self.language != "unknown":
-            if self.language not in LANGUAGES:
-                raise UserError(f"The language code {self.language!r} is not one the model knows.")
-            out["language"] = self.language
-        if self.timesignature is not None:
-            if int(self.timesignature) not in TIME_SIGNATURES:
-                raise UserError("The time signature must be 2, 3, 4 or 6 beats per bar.")
-            out["timesignature"] = int(self.timesignature)
-        return out
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    """Decoding settings; the defaults are upstream's ``GenerationParams``."""
-
-    cfg_scale: float = 2.0
-    temperature: float = 0.85
-    top_p: float | None = 0.9
-    negative_prompt: str = DEFAULT_NEGATIVE
-    max_model_len: int = 4096
-    duration_max: int = 600
-    caption_max: int = 320
-    genres_max: int = 64
-    lyrics_max: int = 1024
-    backend: str = "torch"
 
 
 @dataclass
@@ -135,41 +69,21 @@ class Planner:
 
     # ---- context budget -------------------------------------------------------------------
 
-    def _budget(self) -> int:
-        return self.settings.max_model_len - 64
+    @property
+    def budget(self) -> ContextBudget:
+        """The context check, built on this planner's tokenizer and settings."""
+        return ContextBudget(self.lm.tokenizer, self.settings)
 
-    def _lyrics_tokens(self, req: PlanRequest) -> int:
-        if req.instrumental:
-            return len(encode(self.lm.tokenizer, INSTRUMENTAL_LYRICS))
-        if req.lyrics:
-            return len(encode(self.lm.tokenizer, req.lyrics))
-        return self.settings.lyrics_max
+    def _budget(self) -> int:
+        return self.budget.tokens()
 
     def max_duration(self, req: PlanRequest) -> int:
         """The longest song (seconds) whose prompts and codes fit the LM's context."""
-        s = self.settings
-        desc = len(encode(self.lm.tokenizer, req.description))
-        caption = s.caption_max if not req.lyrics else max(desc, s.caption_max)
-        # The codes prompt holds the caption twice (user turn and CoT) and the lyrics once.
-        fixed = SCAFFOLD_TOKENS + 2 * caption + self._lyrics_tokens(req) + 1
-        return min(s.duration_max, (self._budget() - fixed) // CODES_PER_SECOND)
+        return self.budget.max_duration(req)
 
     def check_fits(self, req: PlanRequest) -> None:
-        """Raise UserError (one sentence) when the request cannot fit the LM's context.
-
-        Call it before queueing: it needs only the tokenizer.
-        """
-        req.given()
-        s = self.settings
-        phase_a = len(encode(self.lm.tokenizer, req.description)) + SCAFFOLD_TOKENS + s.caption_max
-        phase_a += s.genres_max + self._lyrics_tokens(req)
-        longest = self.max_duration(req)
-        if phase_a > self._budget() or longest < DURATION_MIN:
-            raise UserError("This description and lyrics are too long for the song planner; please shorten them.")
-        if req.duration is not None and round(req.duration) > longest:
-            raise UserError(f"With these lyrics the planner can make songs of at most {longest} seconds.")
-        if req.duration is not None and round(req.duration) < DURATION_MIN:
-            raise UserError(f"Songs must be at least {DURATION_MIN} seconds long.")
+        """Raise UserError (one sentence) when the request cannot fit the LM's context."""
+        self.budget.check_fits(req)
 
     # ---- planning -------------------------------------------------------------------------
 
