@@ -253,3 +253,24 @@ async def test_songbot_discord_sync_cli(tmp_path: Path, fake_discord: FakeDiscor
     names = {c["name"] for c in fake_discord.commands[fake_discord.guild_id]}
     assert out.decode().strip() == f"Synced {len(names)} commands to guild {fake_discord.guild_id}."
     assert {"song", "cover", "Cover this", "admin"} <= names and BOT_TOKEN not in err.decode()
+
+
+async def test_cancel_replaces_the_public_status_with_a_private_sentence(
+    tmp_path: Path, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    stack = build_stack(tmp_path, fake, engine=False)  # no engine: the song stays queued
+    await sync_commands(stack.settings, int(fake.guild_id))
+    await stack.start_bot()
+    try:
+        user = fake.member("kim")
+        record = await fake.send_slash("song", [p.option("description", "never made")], user)
+        queued = await fake.wait_for(lambda: next((t for t in record.texts() if "queued" in t), None))
+        song_id = int(queued.split("#")[1].split(" ")[0])
+        cancel = await fake.send_slash("cancel", [p.option("song_id", song_id)], user)
+        said = await fake.wait_for(lambda: cancel.original)
+        assert said["flags"] & EPHEMERAL and f"#{song_id}" in said["content"]
+        notice = await fake.wait_for(lambda: record.followups and record.followups[0])
+        assert notice["flags"] & EPHEMERAL and "cancelled" in notice["content"] and record.original is None
+    finally:
+        await stack.stop_bot()
