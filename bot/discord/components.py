@@ -119,6 +119,7 @@ class LyricsModal(discord.ui.Modal, title="✍️ Write lyrics"):
         super().__init__(timeout=15 * 60)
         self.request = request
         self.lyrics.max_length = min(max_chars, 4000)
+        self.lyrics.default = request.lyrics[: self.lyrics.max_length] or None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """The guild allowlist applies to modals too."""

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import discord
 
@@ -35,6 +35,8 @@ log = logging.getLogger("songbot.discord")
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 # Discord's default per-file limit when neither the interaction nor the guild says otherwise.
 DEFAULT_FILESIZE_LIMIT = 10 * 1024 * 1024
+# discord.py types webhook message ids as int, but its routes take the "@original" alias as well.
+ORIGINAL_MESSAGE = cast("int", ORIGINAL)
 # Discord answers these when an interaction token is no longer usable.
 TOKEN_GONE_STATUSES = frozenset({401, 404})
 
@@ -58,7 +60,7 @@ class DiscordMessenger:
         content = clip(escape(text))
 
         async def edit_original() -> str:
-            await self._webhook(delivery).edit_message(ORIGINAL, content=content, allowed_mentions=NO_MENTIONS)  # type: ignore[arg-type]
+            await self._webhook(delivery).edit_message(ORIGINAL_MESSAGE, content=content, allowed_mentions=NO_MENTIONS)
             return ORIGINAL
 
         return await self._original_or(delivery, edit_original, lambda: self._channel_status(delivery, content))
@@ -70,8 +72,8 @@ class DiscordMessenger:
 
         async def edit_original() -> None:
             path, note = await _fitted(result, self._size_limit(delivery, True))
-            await self._webhook(delivery).edit_message(  # type: ignore[call-overload]
-                ORIGINAL,
+            await self._webhook(delivery).edit_message(
+                ORIGINAL_MESSAGE,
                 content=caption + note,
                 attachments=_files(path, result.job_id),
                 view=result_view(result.job_id),
@@ -97,7 +99,7 @@ class DiscordMessenger:
 
         async def private_followup() -> None:
             webhook = self._webhook(delivery)
-            await webhook.delete_message(ORIGINAL)  # type: ignore[arg-type]
+            await webhook.delete_message(ORIGINAL_MESSAGE)
             await webhook.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
         async def post_in_channel() -> None:

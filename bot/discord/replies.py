@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 import discord
-from discord.utils import escape_markdown, escape_mentions
+from discord.utils import MISSING, escape_markdown, escape_mentions
 
-from storage.errors import UserError
+from storage.errors import GENERIC_FAILURE, UserError
 from storage.types import DeliveryTarget, JobView, UserRef
 
 if TYPE_CHECKING:
@@ -91,13 +91,13 @@ async def refuse(interaction: discord.Interaction, sentence: str) -> None:
     await interaction.followup.send(text, ephemeral=True)
 
 
-async def reply_private(interaction: discord.Interaction, text: str, **kwargs: object) -> None:
+async def reply_private(interaction: discord.Interaction, text: str, view: discord.ui.View = MISSING) -> None:
     """An ephemeral answer (as the initial response, or a follow-up once deferred)."""
     content = clip(escape(text))
     if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)  # type: ignore[arg-type]
+        await interaction.followup.send(content, ephemeral=True, view=view)
     else:
-        await interaction.response.send_message(content, ephemeral=True, **kwargs)  # type: ignore[arg-type]
+        await interaction.response.send_message(content, ephemeral=True, view=view)
 
 
 async def submit_deferred(interaction: discord.Interaction, submit: Submit) -> JobView | None:
@@ -108,6 +108,11 @@ async def submit_deferred(interaction: discord.Interaction, submit: Submit) -> J
         job = await submit(delivery_target(interaction))
     except UserError as error:
         await refuse(interaction, error.user_message)
+        return None
+    except Exception:
+        # Buttons and modals have no tree error handler: never leave a "thinking…" message behind.
+        log.exception("submit failed", extra={"interaction": interaction.id})
+        await refuse(interaction, GENERIC_FAILURE)
         return None
     log.info("job submitted", extra={"job": job.id, "kind": job.kind, "interaction": interaction.id})
     return job

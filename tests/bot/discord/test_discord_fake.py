@@ -7,6 +7,7 @@ callbacks, ``@original`` edits and follow-ups with multipart files, CDN download
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import AsyncIterator
 
@@ -59,7 +60,7 @@ class EchoBot(discord.Client):
         await asyncio.sleep(self.slow_s)
         await interaction.response.defer(thinking=True)
         await interaction.edit_original_response(content=f"working on {text}")
-        file = discord.File(fp=__import__("io").BytesIO(text.encode() * n), filename="out.txt")
+        file = discord.File(fp=io.BytesIO(text.encode() * n), filename="out.txt")
         await interaction.edit_original_response(content="done", attachments=[file], view=self.view(n))
 
     async def size(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
@@ -189,3 +190,13 @@ async def test_late_ack_and_expired_token_are_refused(fake_discord: FakeDiscord,
     with pytest.raises(discord.HTTPException) as error:
         await webhook.edit_message("@original", content="too late")  # type: ignore[arg-type]
     assert error.value.status == 401 and error.value.code == 50027
+
+
+async def test_global_429_on_a_rest_route_is_retried(fake_discord: FakeDiscord, bot: EchoBot) -> None:
+    rule = fake_discord.rate_limit("POST", r"/channels/\d+/messages$", is_global=True, retry_after_s=0.1)
+    channel = bot.get_channel(int(fake_discord.channel["id"]))
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("hello", file=discord.File(io.BytesIO(b"abc"), "a.txt"))
+    assert rule.hits == 1 and sent.attachments[0].filename == "a.txt"
+    assert [c.status for c in fake_discord.calls_to("POST", "/messages$")] == [429, 200]
+    assert fake_discord.channel_messages[-1]["content"] == "hello"
