@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import discord
 
+from bot.core import render
 from bot.core.service import ResultView
 from bot.discord.components import result_view
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
@@ -71,8 +72,12 @@ class DiscordMessenger:
         caption = clip(escape(result.caption), 1900)
 
         async def edit_original() -> None:
+            webhook = self._webhook(delivery)
+            # The re-encode and the upload can take a while: say so in the status first.
+            uploading = f"{render.STAGE_TEXT['uploading']} #{result.job_id}"
+            await webhook.edit_message(ORIGINAL_MESSAGE, content=uploading, allowed_mentions=NO_MENTIONS)
             path, note = await _fitted(result, self._size_limit(delivery, True))
-            await self._webhook(delivery).edit_message(
+            await webhook.edit_message(
                 ORIGINAL_MESSAGE,
                 content=caption + note,
                 attachments=_files(path, result.job_id),

@@ -77,6 +77,7 @@ async def test_song_defers_edits_progress_and_attaches_the_mp3(stack: Stack) -> 
     record = next(r for r in fake.interactions.values() if r.original is message)
     statuses = record.texts()
     assert any("generating" in s and "%" in s for s in statuses[:-1]), statuses
+    assert statuses[-2].startswith("📤 Uploading") and statuses[-1] == message["content"]
     samples, rate = decode(mp3)
     assert abs(len(samples) / rate - SONG_S) < 0.5 and np.abs(samples).max() > 0.01
     song_id = message["content"].split("#")[-1].split(" ")[0]
