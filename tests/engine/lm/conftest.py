@@ -46,3 +46,13 @@ def tiny_planner(tiny_lm_dir):
 
     settings = PlannerSettings(duration_max=20, caption_max=24, genres_max=6, lyrics_max=24)
     return Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", "cpu", settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_full_set(tmp_path_factory):
+    """The whole tiny checkpoint set (DiT, VAE, text encoder and the LM) as make-tiny writes it."""
+    from engine.acestep.checkpoints import make_tiny
+
+    root = tmp_path_factory.mktemp("tiny_full_set")
+    make_tiny(root, seed=0)
+    return root

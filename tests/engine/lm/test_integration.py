@@ -8,13 +8,10 @@ from engine.protocol import TrackRequest
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory):
+def generator(tiny_full_set):
     from engine.acestep.backend import AceStepGenerator
-    from engine.acestep.checkpoints import make_tiny
 
-    root = tmp_path_factory.mktemp("tiny_set")
-    make_tiny(root)
-    return AceStepGenerator(root, device="cpu", max_batch=4)
+    return AceStepGenerator(tiny_full_set, device="cpu", max_batch=4)
 
 
 def _song(job_id: int, seed: int, **kw) -> TrackRequest:

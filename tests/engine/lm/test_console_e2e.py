@@ -1,0 +1,58 @@
+"""End to end with the real worker: /song through the planner and the DiT, then an exact /reroll."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bot.core import parser
+from bot.core.service import SongService
+from storage.errors import NotFound
+from storage.types import DeliveryTarget, TrackView, UserRef
+from tests.helpers import make_settings, start_engine
+
+
+async def _finished(service: SongService, job_id: int) -> TrackView:
+    for _ in range(1200):
+        try:
+            return await service.track(job_id)
+        except NotFound:
+            job = await asyncio.to_thread(service.queue.get, job_id)
+            assert job.status != "failed", job.error
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _samples(service: SongService, track: TrackView) -> np.ndarray:
+    job = service.queue.get(track.job_id)
+    result = service.result(job)
+    assert result is not None
+    data, rate = sf.read(str(result.mp3_path), dtype="float32", always_2d=True)
+    assert rate == 48_000
+    return data
+
+
+async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_full_set: Path) -> None:
+    assert (tiny_full_set / "acestep-5Hz-lm-0.6B" / "model.safetensors").is_file()
+    settings = make_settings(tmp_path, engine_backend="acestep", model_dir=tiny_full_set, engine_device="cpu")
+    service = SongService.from_settings(settings)
+    stop = start_engine(settings)
+    try:
+        user, target = UserRef("console", "tester"), DeliveryTarget("console", "console")
+        command = parser.parse_command("/song a sad folk song about trains duration=10 seed=5")
+        assert command is not None
+        job = await service.submit_song(user, parser.parse_song(command), target)
+        song = await _finished(service, job.id)
+        reroll_job = await service.reroll(user, job.id, 5, target)
+        reroll = await _finished(service, reroll_job.id)
+    finally:
+        stop()
+    plan = song.plan
+    assert plan is not None and plan["duration"] == 10 and len(plan["audio_codes"]) == 50
+    assert song.caption == plan["caption"] and reroll.plan == plan and reroll.seed == 5
+    first, again = _samples(service, song), _samples(service, reroll)
+    assert abs(first.shape[0] / 48_000 - 10.0) < 0.1
+    assert np.array_equal(first, again)  # the same decoded samples
