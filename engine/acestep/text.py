@@ -86,7 +86,10 @@ class TextEncoder:
 
     def __init__(self, tokenizer: Tokenizer, model: torch.nn.Module, device: torch.device) -> None:
         self.tokenizer = tokenizer
-        self.pad_id = tokenizer.token_to_id("<|endoftext|>")
+        pad_id = tokenizer.token_to_id("<|endoftext|>")
+        if pad_id is None:
+            raise ValueError("The text encoder's tokenizer has no <|endoftext|> token.")
+        self.pad_id: int = pad_id
         self.model = model.to(device).eval()
         self.device = device
 
