@@ -278,7 +278,7 @@ class Constraint:
             ids = torch.tensor(sorted(self.node.children))
             if arg == "language" and self.count == 0:
                 # Upstream forces the top-1 language start rather than sampling it.
-                return ids[logits[ids].argmax()].reshape(1)
+                return ids[int(logits[ids.to(logits.device)].argmax())].reshape(1)
             return ids
         if kind == "codes":
             target = self.spec.target_codes
@@ -325,7 +325,7 @@ class Constraint:
         """After a caption line: continue when the top token is indented, else end the caption."""
         if self.count >= self.spec.caption_max:
             return None
-        masked = logits.masked_fill(self._free_ban("caption"), NEG_INF)
+        masked = logits.masked_fill(self._free_ban("caption").to(logits.device), NEG_INF)
         top = int(masked.argmax())
         return top if bool(self.vocab.starts_ws[top]) and not bool(self.vocab.has_newline[top]) else None
 
