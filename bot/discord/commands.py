@@ -26,6 +26,7 @@ Duration = app_commands.Range[int, MIN_DURATION_S, MODEL_MAX_DURATION_S]
 Bpm = app_commands.Range[int, 30, 300]
 Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
+Key = app_commands.Range[str, 1, 40]
 
 
 def register_commands(tree: app_commands.CommandTree[discord.Client], settings: Settings) -> None:
@@ -54,7 +55,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         instrumental: bool = False,
         duration: Duration | None = None,
         bpm: Bpm | None = None,
-        key: str | None = None,
+        key: Key | None = None,
         language: str | None = None,
         seed: Seed | None = None,
         write_lyrics: bool = False,
