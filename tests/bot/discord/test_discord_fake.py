@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -34,6 +35,25 @@ class EchoButton(discord.ui.DynamicItem[discord.ui.Button], template=r"echo:(?P<
         await interaction.response.send_message(f"echo {self.n}", ephemeral=True)
 
 
+class EditButton(discord.ui.DynamicItem[discord.ui.Button], template=r"edit:(?P<mode>update|defer)"):
+    """Edits the message it is on: with UPDATE_MESSAGE (7) or DEFERRED_UPDATE (6) then an edit."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(discord.ui.Button(label="Edit", custom_id=f"edit:{mode}"))
+        self.mode = mode
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match: re.Match[str]) -> EditButton:  # type: ignore[override]
+        return cls(match["mode"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if self.mode == "update":
+            await interaction.response.edit_message(content="updated", view=None)
+        else:
+            await interaction.response.defer()
+            await interaction.edit_original_response(content="edited later")
+
+
 class EchoModal(discord.ui.Modal, title="Say"):
     text = discord.ui.TextInput(label="Text", custom_id="text", style=discord.TextStyle.paragraph)
 
@@ -50,11 +70,12 @@ class EchoBot(discord.Client):
         self.tree.add_command(app_commands.Command(name="ping", description="Ping", callback=self.ping))
         self.tree.add_command(app_commands.Command(name="size", description="Size", callback=self.size))
         self.tree.add_command(app_commands.Command(name="say", description="Say", callback=self.say))
+        self.tree.add_command(app_commands.Command(name="file", description="File", callback=self.file))
         self.tree.add_command(app_commands.ContextMenu(name="Measure", callback=self.measure))
         self.slow_s = 0.0
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(EchoButton)
+        self.add_dynamic_items(EchoButton, EditButton)
 
     async def ping(self, interaction: discord.Interaction, text: str, n: int = 1) -> None:
         await asyncio.sleep(self.slow_s)
@@ -66,6 +87,12 @@ class EchoBot(discord.Client):
     async def size(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         data = await file.read()
         await interaction.response.send_message(f"{file.filename}: {len(data)} bytes", ephemeral=True)
+
+    async def file(self, interaction: discord.Interaction) -> None:
+        view = discord.ui.View(timeout=None)
+        view.add_item(EditButton("update"))
+        view.add_item(EditButton("defer"))
+        await interaction.response.send_message("here", file=discord.File(io.BytesIO(b"xyz"), "x.bin"), view=view)
 
     async def say(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(EchoModal())
@@ -106,7 +133,7 @@ async def test_login_reaches_ready_with_default_intents(fake_discord: FakeDiscor
 
 async def test_sync_registers_commands_per_guild(fake_discord: FakeDiscord, bot: EchoBot) -> None:
     names = {(c["name"], c["type"]) for c in fake_discord.commands[fake_discord.guild_id]}
-    assert names == {("ping", 1), ("size", 1), ("say", 1), ("Measure", 3)}
+    assert names == {("ping", 1), ("size", 1), ("say", 1), ("file", 1), ("Measure", 3)}
     ping = next(c for c in fake_discord.commands[fake_discord.guild_id] if c["name"] == "ping")
     assert [(o["name"], o["type"], o.get("required", False)) for o in ping["options"]] == [
         ("text", 3, True),
@@ -200,3 +227,19 @@ async def test_global_429_on_a_rest_route_is_retried(fake_discord: FakeDiscord, 
     assert rule.hits == 1 and sent.attachments[0].filename == "a.txt"
     assert [c.status for c in fake_discord.calls_to("POST", "/messages$")] == [429, 200]
     assert fake_discord.channel_messages[-1]["content"] == "hello"
+
+
+async def test_file_in_the_initial_response_and_component_updates(fake_discord: FakeDiscord, bot: EchoBot) -> None:
+    user = fake_discord.member("ivan")
+    record = await fake_discord.send_slash("file", [], user)
+    message = await fake_discord.wait_for(lambda: record.original)
+    assert record.ack_type == 4 and record.ack is not None and record.ack.files[0].data == b"xyz"
+    attachment = message["attachments"][0]
+    async with aiohttp.ClientSession() as session, session.get(attachment["url"]) as response:
+        assert await response.read() == b"xyz"  # uploads are served back from the CDN route
+    update = await fake_discord.click("edit:update", message, user)
+    updated = await fake_discord.wait_for(lambda: update.original)
+    assert update.ack_type == 7 and updated["content"] == "updated" and updated["id"] == message["id"]
+    later = await fake_discord.click("edit:defer", message, user)
+    await fake_discord.wait_for(lambda: later.edits)
+    assert later.ack_type == 6 and later.original is not None and later.original["content"] == "edited later"
