@@ -31,7 +31,7 @@ from tests.helpers import make_settings
 RESULT_TIMEOUT_S = 60.0
 # Seconds the engine pauses after each progress report, like a slow GPU, so that the status edits
 # between "queued" and the result can be seen (the sketch backend alone finishes in milliseconds).
-PACE_S = 0.08
+PACE_S = 0.4
 ADMIN_ID = "900000000000000001"
 
 
