@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -71,7 +72,9 @@ def full_size_model(device: str) -> tuple[torch.nn.Module, Any, int]:
     return model.eval(), tok, FULL_1_7B["vocab_size"]
 
 
-def run_case(model, vocab: Vocab, device: str, batch: int, guided: bool, tokens: int) -> dict[str, Any]:
+def run_case(
+    model, vocab: Vocab, device: str, batch: int, guided: bool, tokens: int, top_p: float | None = 0.9
+) -> dict[str, Any]:
     """Decode ``batch`` requests of ``tokens`` codes each; return the timing."""
     prompt = [vocab.think_open, vocab.newline] * 32  # a 64-token prompt; its content does not matter
     uncond = [vocab.newline] * 48
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="codes per request (default 100 tiny, 500 full)")
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus mass (1 disables the cut)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.tokens or (500 if args.full_size else 100)
     run_case(model, vocab, args.device, 1, True, 8)  # warm-up (allocator, kernels)
     results = [
-        run_case(model, vocab, args.device, int(b), guided, tokens)
+        run_case(model, vocab, args.device, int(b), guided, tokens, args.top_p)
         for b in args.batches.split(",")
         for guided in (False, True)
     ]
@@ -130,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         "model": "acestep-5Hz-lm-1.7B geometry, random bf16" if args.full_size else "tiny random LM, fp32",
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
-        "top_p": 0.9,
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the CPU may be shared; read numbers with it
+        "top_p": args.top_p,
         "temperature": 0.85,
         "cfg_scale": 2.0,
         "results": results,
     }
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
     return 0
 
 
