@@ -86,7 +86,7 @@ def run_case(
             uncond if guided else None,
             2.0 if guided else 1.0,
             0.85,
-            0.9,
+            top_p,
             max_new_tokens=tokens + 1,
         )
         for seed in range(batch)
