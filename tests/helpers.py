@@ -29,11 +29,18 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def start_engine(settings: Settings) -> Callable[[], None]:
-    """Run the real engine worker (backend from settings) in a thread; returns a stop function."""
+def start_engine(settings: Settings, wrap: Callable[[Any], Any] | None = None) -> Callable[[], None]:
+    """Run the real engine worker (backend from settings) in a thread; returns a stop function.
+
+    Args:
+        settings: The settings the engine process would read.
+        wrap: Optionally wraps the loaded generator (to pace or hold it in a test).
+    """
     from engine.main import build_worker
 
     worker = build_worker(settings)
+    if wrap is not None:
+        worker.generator = wrap(worker.generator)
     thread = threading.Thread(target=worker.run, name="test-engine", daemon=True)
     thread.start()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +20,11 @@ import soundfile as sf
 
 from bot.core.service import SongService
 from bot.runner import run_bot
-from engine.main import build_worker
 from storage.settings import Settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 from tests.fakes.discord_http import Call
 from tests.fakes.discord_interactions import InteractionRecord
-from tests.helpers import make_settings
+from tests.helpers import make_settings, start_engine
 
 RESULT_TIMEOUT_S = 60.0
 # Seconds the engine pauses after each progress report, like a slow GPU, so that the status edits
@@ -102,17 +100,8 @@ class PacedGenerator:
 
 
 def start_paced_engine(settings: Settings, pause_s: float = PACE_S) -> Callable[[], None]:
-    """The real engine worker in a thread (like `tests.helpers.start_engine`), with a paced backend."""
-    worker = build_worker(settings)
-    worker.generator = PacedGenerator(worker.generator, pause_s)
-    thread = threading.Thread(target=worker.run, name="test-engine", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        worker.stop()
-        thread.join(timeout=30)
-
-    return stop
+    """The real engine worker in a thread (`tests.helpers.start_engine`), with a paced backend."""
+    return start_engine(settings, wrap=lambda generator: PacedGenerator(generator, pause_s))
 
 
 async def final_edit(fake: FakeDiscord, record: InteractionRecord) -> Call:

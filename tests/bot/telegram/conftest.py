@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from storage.settings import Settings
-from tests.bot.telegram.telegram_stack import RunningBot, start_bot, start_engine, telegram_settings
+from tests.bot.telegram.telegram_stack import RunningBot, start_bot, telegram_settings
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.helpers import start_engine
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 from bot.core.service import SongService
 from bot.runner import run_bot
-from engine.main import build_worker
 from storage.settings import Settings
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI
 from tests.helpers import make_settings
@@ -37,21 +35,6 @@ def telegram_settings(api: FakeTelegramAPI, tmp_path: Path, **overrides: Any) ->
         **overrides,
     }
     return make_settings(tmp_path, **values)
-
-
-def start_engine(settings: Settings, wrap: Callable[[Any], Any] | None = None) -> Callable[[], None]:
-    """Run the real engine worker (sketch backend) in a thread; ``wrap`` may wrap its generator."""
-    worker = build_worker(settings)
-    if wrap is not None:
-        worker.generator = wrap(worker.generator)
-    thread = threading.Thread(target=worker.run, name="engine", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        worker.stop()
-        thread.join(timeout=10)
-
-    return stop
 
 
 @dataclass

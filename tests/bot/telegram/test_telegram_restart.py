@@ -18,9 +18,9 @@ import pytest
 
 from bot.core.service import SongService
 from storage.settings import Settings
-from tests.bot.telegram.telegram_stack import SONG_S, eventually, start_engine
+from tests.bot.telegram.telegram_stack import SONG_S, eventually
 from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
-from tests.helpers import REPO
+from tests.helpers import REPO, start_engine
 
 DANA = FakeUser(501, "Dana")
 
