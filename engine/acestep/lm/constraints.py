@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from engine.acestep.lm.tokenizer import EOS, PAD, VALID_CODES, code_token, encode
+from engine.acestep.lm.tokenizer import EOS, PAD, VALID_CODES, code_token, encode, token_id
 from engine.acestep.lm.values import (
     BPM_RANGE,
     DURATION_MIN,
@@ -115,14 +115,14 @@ class Vocab:
                 has_nl[idx] = True
                 ends_nl[idx] = text.endswith("\n")
                 bad_nl[idx] |= bool(text.rsplit("\n", 1)[-1].strip())
-        code0 = tok.token_to_id(code_token(0))
+        code0 = token_id(tok, code_token(0))
         vocab = cls(
             tokenizer=tok,
             size=size,
-            eos=tok.token_to_id(EOS),
-            pad=tok.token_to_id(PAD),
-            think_open=tok.token_to_id("<think>"),
-            think_close=tok.token_to_id("</think>"),
+            eos=token_id(tok, EOS),
+            pad=token_id(tok, PAD),
+            think_open=token_id(tok, "<think>"),
+            think_close=token_id(tok, "</think>"),
             newline=encode(tok, "\n")[0],
             code0=code0,
             has_newline=has_nl,

@@ -179,6 +179,10 @@ def _step(
     return tokens
 
 
+def _row(where: dict[int, int], row: int | None) -> int | None:
+    return None if row is None else where[row]
+
+
 def _left_pad(rows: list[list[int]], pad: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -239,7 +243,7 @@ def decode(
     while any(active):
         where = {int(r): i for i, r in enumerate(live.tolist())}
         todo = [j for j in range(len(jobs)) if active[j]]
-        rows_now = [(where[slots[j][0]], where[slots[j][1]] if slots[j][1] is not None else None) for j in todo]
+        rows_now = [(where[slots[j][0]], _row(where, slots[j][1])) for j in todo]
         next_tokens = torch.full((len(rows),), pad_id, dtype=torch.long)
         for j, token in zip(todo, _step(jobs, todo, rows_now, logits, gens, code_masks), strict=True):
             job = jobs[j]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -72,7 +73,7 @@ def load_lm(folder: Path, device: str = "cpu") -> LoadedLM:
     if "lm_head.weight" not in state:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     model.load_state_dict(state, strict=True, assign=True)
-    model.tie_weights()
+    model.tie_weights()  # type: ignore[call-arg]  # mypy misreads transformers' wrapper
     _init_rotary(model, "cpu")
     model.to(device=device, dtype=dtype_for(device))
     _init_rotary(model, device)  # again: ``to(dtype)`` would have cast the fp32 tables to bf16
@@ -91,5 +92,5 @@ def _init_rotary(model: torch.nn.Module, device: str) -> None:
     """Rebuild the rotary tables, which are not in the checkpoint and were created on ``meta``."""
     from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
 
-    inner = model.model  # type: ignore[attr-defined]
+    inner: Any = model.model
     inner.rotary_emb = Qwen3RotaryEmbedding(config=inner.config).to(device)

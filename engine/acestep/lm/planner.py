@@ -57,7 +57,9 @@ class Planner:
             # A test-size random model never ends its free text by itself: keep it short
             # (budgets left at their defaults only).
             defaults = PlannerSettings()
-            short = {k: v for k, v in TINY_BUDGETS.items() if getattr(settings, k) == getattr(defaults, k)}
+            short: dict[str, Any] = {
+                k: v for k, v in TINY_BUDGETS.items() if getattr(settings, k) == getattr(defaults, k)
+            }
             settings = replace(settings, **short)
         vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
         planner = cls(lm=lm, vocab=vocab, settings=settings)
@@ -110,7 +112,7 @@ class Planner:
     def _phase_a_job(self, req: PlanRequest) -> DecodeJob:
         s, prompts = self.settings, self.lm.prompts
         given = req.given()
-        common = {
+        common: dict[str, Any] = {
             "given": given,
             "caption_max": s.caption_max,
             "genres_max": s.genres_max,

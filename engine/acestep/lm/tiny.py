@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from engine.acestep.lm.chat_template import QWEN3_CHAT_TEMPLATE
-from engine.acestep.lm.tokenizer import EOS, PAD, build_tiny_tokenizer
+from engine.acestep.lm.tokenizer import EOS, PAD, build_tiny_tokenizer, token_id
 
 TINY_SHAPE = {
     "hidden_size": 64,
@@ -70,7 +70,7 @@ def make_tiny_lm(model_dir: Path, name: str = "acestep-5Hz-lm-0.6B", seed: int =
     folder = Path(model_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tiny_tokenizer()
-    config = tiny_config(tok.get_vocab_size(), tok.token_to_id(EOS), tok.token_to_id(PAD))
+    config = tiny_config(tok.get_vocab_size(), token_id(tok, EOS), token_id(tok, PAD))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         qconfig = Qwen3Config(**{k: v for k, v in config.items() if k not in ("architectures", "dtype")})

@@ -53,6 +53,18 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     return Tokenizer.from_file(str(model_dir / "tokenizer.json"))
 
 
+def token_id(tok: Tokenizer, token: str) -> int:
+    """The id of a token the LM tokenizer must have.
+
+    Raises:
+        ValueError: when the tokenizer lacks it (not a 5 Hz LM tokenizer).
+    """
+    idx = tok.token_to_id(token)
+    if idx is None:
+        raise ValueError(f"the tokenizer has no {token!r} token")
+    return int(idx)
+
+
 def encode(tok: Tokenizer, text: str) -> list[int]:
     """Encode like the official code: no BOS/EOS are added, specials are matched."""
     return tok.encode(text, add_special_tokens=False).ids
