@@ -22,25 +22,42 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+# This file is named like the standard library's `queue`, which psycopg imports: take the script's own
+# folder off the path so that `import queue` finds the real one.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert
+from sqlalchemy import insert  # noqa: E402
 
-from storage.accounts import Accounts
-from storage.db import make_engine, upgrade
-from storage.fairness import jain_index, tags_for
-from storage.models import Job
-from storage.queue import Queue
-from storage.types import NewTrack, QueueLimits, UserRef
+from storage.accounts import Accounts  # noqa: E402
+from storage.db import make_engine, upgrade  # noqa: E402
+from storage.fairness import jain_index, tags_for  # noqa: E402
+from storage.models import Job  # noqa: E402
+from storage.queue import Queue  # noqa: E402
+from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
 UNLIMITED = QueueLimits(max_pending_per_user=10**9, daily_quota=0, max_queued_total=10**9)
 
 
 def fresh_queue(url: str | None, folder: Path, name: str) -> Queue:
-    engine = make_engine(url or f"sqlite:///{folder / name}.db")
+    """A migrated database: a SQLite file in `folder`, or a schema of its own on the server at `url`."""
+    if url is None:
+        engine = make_engine(f"sqlite:///{folder / name}.db")
+    else:
+        with make_engine(url).begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS bench_{name} CASCADE; CREATE SCHEMA bench_{name}")
+        separator = "&" if "?" in url else "?"
+        engine = make_engine(f"{url}{separator}options=-csearch_path%3Dbench_{name}")
     upgrade(engine)
     return Queue(engine, UNLIMITED)
+
+
+def drop(url: str | None, name: str) -> None:
+    """Remove a benchmark schema from the server."""
+    if url is not None:
+        with make_engine(url).begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS bench_{name} CASCADE")
 
 
 def claim_latency(queue: Queue, users: int = 200, jobs: int = 20_000, claims: int = 2_000) -> dict[str, float]:
@@ -123,12 +140,14 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         result = {"database": args.database_url.split("@")[-1] if args.database_url else "sqlite (file, WAL)"}
-        result.update(claim_latency(fresh_queue(args.database_url, Path(folder), "claims")))
-        if args.database_url:
-            print("fairness simulations need a fresh database each; run them on SQLite", file=sys.stderr)
-        else:
-            result["jain_index"] = fairness(fresh_queue(None, Path(folder), "fair"))
-            result["light_user_max_wait_jobs"] = light_user_wait(fresh_queue(None, Path(folder), "light"))
+        url = args.database_url
+        try:
+            result.update(claim_latency(fresh_queue(url, Path(folder), "claims")))
+            result["jain_index"] = fairness(fresh_queue(url, Path(folder), "fair"))
+            result["light_user_max_wait_jobs"] = light_user_wait(fresh_queue(url, Path(folder), "light"))
+        finally:
+            for name in ("claims", "fair", "light"):
+                drop(url, name)
     result["machine"] = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
     text = json.dumps(result)
     print(text)
