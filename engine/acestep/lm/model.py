@@ -73,9 +73,9 @@ def load_lm(folder: Path, device: str = "cpu") -> LoadedLM:
     if "lm_head.weight" not in state:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     model.load_state_dict(state, strict=True, assign=True)
-    model.tie_weights()  # type: ignore[call-arg]  # mypy misreads transformers' wrapper
+    model.tie_weights()
     _init_rotary(model, "cpu")
-    model.to(device=device, dtype=dtype_for(device))
+    model.to(device=device, dtype=dtype_for(device))  # type: ignore[call-arg]  # mypy misreads the wrapper
     _init_rotary(model, device)  # again: ``to(dtype)`` would have cast the fp32 tables to bf16
     model.eval()
     return LoadedLM(
