@@ -146,7 +146,7 @@ class Worker:
         return report
 
     def _store(self, job: JobView, result: GeneratedTrack) -> None:
-        self.queue.report(job, self.config.owner, "encoding", 100.0, self.clock(), self.config.lease_s)
+        self.queue.report(job, self.config.owner, "saving", 100.0, self.clock(), self.config.lease_s)
         if not _finite(result):
             self.queue.fail(job, self.config.owner, "The model produced broken audio for this song; "
                             "please try again with another seed.", self.clock())

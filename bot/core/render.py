@@ -35,8 +35,9 @@ def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: floa
 STAGE_TEXT = {
     "starting": "🎛 Starting…",
     "planning": "📝 Writing the song…",
-    "encoding": "🎚 Encoding…",
+    "encoding": "🎛 Reading the prompt…",
     "decoding": "🎚 Mixing down…",
+    "saving": "💾 Saving…",
     "uploading": "📤 Uploading…",
 }
 
