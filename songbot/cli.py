@@ -98,9 +98,10 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from bot.console.repl import ConsoleChat, stdin_lines
     from bot.core.delivery import DeliveryLoop
     from bot.core.service import SongService
+    from songbot.checks import song_checks
     from songbot.supervisor import EngineSupervisor
 
-    service = SongService.from_settings(settings)
+    service = SongService.from_settings(settings, song_checks=song_checks(settings))
     supervisor = EngineSupervisor() if with_engine else None
     if supervisor:
         supervisor.start()
@@ -117,12 +118,13 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     """The bots whose tokens are set (or the console chat), and optionally the engine."""
     from bot.core.service import SongService
     from bot.runner import configured_platforms, run_bot
+    from songbot.checks import song_checks
     from songbot.supervisor import EngineSupervisor
 
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)
         return await run_chat(settings, with_engine)
-    service = SongService.from_settings(settings)
+    service = SongService.from_settings(settings, song_checks=song_checks(settings))
     supervisor = EngineSupervisor() if with_engine else None
     if supervisor:
         supervisor.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,8 @@ from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackVie
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# A check run on every /song before it is queued (the composition root adds the LM's context check).
+SongCheck = Callable[[SongRequest, int], None]
 
 NOT_AUDIO_TYPES = ("image/", "text/", "application/pdf", "application/zip", "application/json")
 NOT_AUDIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt", ".zip", ".exe", ".doc", ".docx")
@@ -51,8 +53,9 @@ class SongService:
     """Every command, over one queue and one blob directory."""
 
     def __init__(self, settings: Settings, queue: Queue, accounts: Accounts, library: Library, blobs: Blobs,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, song_checks: Sequence[SongCheck] = ()) -> None:
         self.settings = settings
+        self.song_checks = tuple(song_checks)
         self.queue = queue
         self.accounts = accounts
         self.library = library
@@ -61,14 +64,16 @@ class SongService:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, migrate: bool = True) -> SongService:
+    def from_settings(cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
+                      ) -> SongService:
         """Build the service and its storage from settings (the bot's composition root calls this)."""
         engine = make_engine(settings.db_url)
         if migrate:
             upgrade(engine)
         limits = QueueLimits(max_pending_per_user=settings.max_pending_per_user, daily_quota=settings.daily_quota,
                              max_queued_total=settings.max_queued_total, max_attempts=settings.engine_max_attempts)
-        return cls(settings, Queue(engine, limits), Accounts(engine), Library(engine), Blobs(settings.blob_dir))
+        return cls(settings, Queue(engine, limits), Accounts(engine), Library(engine), Blobs(settings.blob_dir),
+                   song_checks=song_checks)
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(function, *args, **kwargs)
@@ -79,6 +84,8 @@ class SongService:
         """Queue a new song. Raises UserError with the sentence to show."""
         self._check_song(request)
         duration = request.duration_s or self.settings.default_duration_s
+        for check in self.song_checks:
+            await self._run(check, request, duration)
         spec = {
             "caption": request.description, "description": request.description,
             "lyrics": "" if request.instrumental else request.lyrics, "instrumental": request.instrumental,

@@ -87,7 +87,8 @@ class AceStepGenerator:
 
     name = "acestep"
 
-    def __init__(self, model_dir: Path, device: str = "auto", max_batch: int = 4) -> None:
+    def __init__(self, model_dir: Path, device: str = "auto", max_batch: int = 4, lm_model: str | None = None,
+                 lm_backend: str = "torch", lm_thinking: bool = True) -> None:
         self.model_dir = Path(model_dir)
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
@@ -95,7 +96,8 @@ class AceStepGenerator:
         from engine.acestep.lm.integration import load_planner
 
         # The 5 Hz LM planner (engine/acestep/lm) when MODEL_DIR holds an acestep-5Hz-lm-* folder.
-        self.planner = load_planner(self.model_dir, str(self.device))
+        self.planner = load_planner(self.model_dir, str(self.device), name=lm_model, backend=lm_backend,
+                                    thinking=lm_thinking)
 
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order, ``max_batch`` at a time."""
@@ -106,8 +108,11 @@ class AceStepGenerator:
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         if self.planner is not None:
-            from engine.acestep.lm.integration import with_plans
+            from engine.acestep.lm.integration import needs_plan, with_plans
 
+            for r in requests:
+                if needs_plan(r):
+                    progress(r.job_id, "planning", 0.0)
             requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
         tracks = [request_to_track(r) for r in requests]
 

@@ -86,6 +86,9 @@ class PlannerSettings:
     genres_max: int = 64
     lyrics_max: int = 1024
     backend: str = "torch"
+    # Upstream's `thinking`: when off, the LM writes the metadata (CoT) but no audio codes, and the
+    # DiT makes the song from caption, lyrics and metadata alone.
+    thinking: bool = True
 
 
 @dataclass(frozen=True)

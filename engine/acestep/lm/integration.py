@@ -20,7 +20,8 @@ from storage.errors import GenerationError, UserError
 log = logging.getLogger(__name__)
 
 
-def load_planner(model_dir: Path, device: str, name: str | None = None, backend: str = "torch") -> Planner | None:
+def load_planner(model_dir: Path, device: str, name: str | None = None, backend: str = "torch",
+                 thinking: bool = True) -> Planner | None:
     """Load the LM planner when ``model_dir`` holds an ``acestep-5Hz-lm-*`` folder, else None.
 
     Args:
@@ -28,11 +29,12 @@ def load_planner(model_dir: Path, device: str, name: str | None = None, backend:
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         name: Preferred LM folder (settings.lm_model); any present LM is used otherwise.
         backend: ``torch`` or ``vllm`` (settings.lm_backend).
+        thinking: Write audio codes after the metadata (settings.lm_thinking).
     """
     folder = find_lm(model_dir, name) or find_lm(model_dir)
     if folder is None:
         return None
-    settings = PlannerSettings(backend=backend)
+    settings = PlannerSettings(backend=backend, thinking=thinking)
     planner = Planner.load(model_dir, folder.name, device, settings)
     log.info("5 Hz LM planner loaded from %s on %s", folder.name, device)
     return planner

@@ -99,7 +99,7 @@ class Planner:
         for req in requests:
             self.check_fits(req)
         metas = self._phase_a(requests)
-        codes = self._phase_b(requests, metas)
+        codes = self._phase_b(requests, metas) if self.settings.thinking else [[] for _ in metas]
         plans = []
         for meta, code_list in zip(metas, codes, strict=True):
             plan = {**meta, "audio_codes": code_list}

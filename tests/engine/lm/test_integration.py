@@ -69,3 +69,22 @@ def test_request_values_outside_the_model_sets_are_left_to_the_lm():
     )
     assert (req.keyscale, req.bpm, req.language, req.timesignature) == (None, None, None, None)
     assert req.seed == 7 and req.lyrics == "[Verse]\nla"
+
+
+def test_planning_stage_is_reported_and_thinking_off_writes_no_codes(tiny_full_set):
+    from engine.acestep.backend import AceStepGenerator
+
+    generator = AceStepGenerator(tiny_full_set, device="cpu", max_batch=4, lm_thinking=False)
+    stages = []
+    [track] = generator.generate([_song(1, 5)], lambda job, stage, pct: stages.append((job, stage)))
+    assert stages[0] == (1, "planning")
+    assert track.plan is not None and track.plan["audio_codes"] == []
+    assert track.caption == track.plan["caption"] and track.audio.shape[0] == 10 * 48_000
+
+
+def test_lm_model_setting_picks_the_folder(tiny_full_set):
+    from engine.acestep.lm.integration import load_planner
+
+    assert load_planner(tiny_full_set, "cpu", name="acestep-5Hz-lm-0.6B").lm.folder.name == "acestep-5Hz-lm-0.6B"
+    # A name that is not there falls back to any LM present, rather than refusing to plan.
+    assert load_planner(tiny_full_set, "cpu", name="acestep-5Hz-lm-4B") is not None

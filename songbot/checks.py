@@ -1,0 +1,39 @@
+"""Checks the bot runs before queueing that need engine knowledge (wired here, the composition root).
+
+`bot/` may not import `engine/`, so the LM's context check is built here and handed to the
+service as a plain function.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core.parser import SongRequest
+from bot.core.service import SongCheck
+from storage.settings import Settings
+
+log = logging.getLogger("songbot")
+
+
+def song_checks(settings: Settings) -> list[SongCheck]:
+    """The LM context check when MODEL_DIR holds a planner LM (and its tokenizer loads), else none."""
+    if settings.engine_backend == "sketch":
+        return []
+    try:
+        from engine.acestep.lm.budget import ContextBudget, PlanRequest
+    except ImportError:
+        return []
+    try:
+        budget = ContextBudget.load(settings.model_dir, settings.lm_model)
+    except (FileNotFoundError, OSError, ValueError):
+        return []
+
+    def fits_the_planner(request: SongRequest, duration_s: int) -> None:
+        budget.check_fits(PlanRequest(
+            description=request.description, seed=0, instrumental=request.instrumental,
+            language=request.language, duration=float(duration_s), bpm=request.bpm, keyscale=request.key,
+            timesignature=request.time_signature, lyrics=request.lyrics.strip() or None,
+        ))
+
+    log.info("song requests are checked against the planner LM's context", extra={"lm": settings.lm_model})
+    return [fits_the_planner]
