@@ -17,14 +17,6 @@ ANN = FakeUser(101, "Ann")
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeTelegramAPI]:
-    server = FakeTelegramAPI()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def bot(api: FakeTelegramAPI) -> AsyncIterator[Bot]:
     async with Bot(api.token, base_url=api.base_url, base_file_url=api.file_base_url) as client:
         yield client
