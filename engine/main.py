@@ -26,7 +26,8 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
     if migrate:
         upgrade(engine)
     generator = load_backend(settings.engine_backend, settings.model_dir, settings.engine_device,
-                             settings.engine_max_batch, settings.lm_model, settings.lm_backend, settings.lm_thinking)
+                             settings.engine_max_batch, settings.lm_model, settings.lm_backend, settings.lm_thinking,
+                             settings.max_duration_s)
     config = WorkerConfig(
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
         max_batch=settings.engine_max_batch, lease_s=settings.engine_lease_s, poll_s=settings.engine_poll_s,

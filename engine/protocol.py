@@ -38,6 +38,8 @@ class TrackRequest:
         strength: Covers: share of the sampling steps that follow the source (0..1).
         plan: A stored LM plan (caption, lyrics, metadata, audio codes) to reuse
             exactly on a re-roll, or None to plan afresh.
+        duration_given: The user chose the duration; when False a planner may pick the
+            length itself (``duration_s`` is then the default, used without a planner).
     """
 
     job_id: int
@@ -54,6 +56,7 @@ class TrackRequest:
     source_audio: np.ndarray | None = None
     strength: float = 0.5
     plan: dict[str, Any] | None = None
+    duration_given: bool = True
 
 
 @dataclass

@@ -125,6 +125,7 @@ class Worker:
             seed=job.seed, language=spec.get("language"), bpm=spec.get("bpm"), key=spec.get("key"),
             time_signature=spec.get("time_signature"), source_audio=source,
             strength=float(spec.get("strength", 0.5)), plan=spec.get("plan"),
+            duration_given=bool(spec.get("duration_given", True)),
         )
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:

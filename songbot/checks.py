@@ -28,10 +28,11 @@ def song_checks(settings: Settings) -> list[SongCheck]:
     except (FileNotFoundError, OSError, ValueError):
         return []
 
-    def fits_the_planner(request: SongRequest, duration_s: int) -> None:
+    def fits_the_planner(request: SongRequest, _default_duration_s: int) -> None:
         budget.check_fits(PlanRequest(
             description=request.description, seed=0, instrumental=request.instrumental,
-            language=request.language, duration=float(duration_s), bpm=request.bpm, keyscale=request.key,
+            language=request.language, duration=float(request.duration_s) if request.duration_s else None,
+            bpm=request.bpm, keyscale=request.key,
             timesignature=request.time_signature, lyrics=request.lyrics.strip() or None,
         ))
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def load_planner(model_dir: Path, device: str, name: str | None = None, backend: str = "torch",
-                 thinking: bool = True) -> Planner | None:
+                 thinking: bool = True, duration_max: int = 600) -> Planner | None:
     """Load the LM planner when ``model_dir`` holds an ``acestep-5Hz-lm-*`` folder, else None.
 
     Args:
@@ -30,11 +30,12 @@ def load_planner(model_dir: Path, device: str, name: str | None = None, backend:
         name: Preferred LM folder (settings.lm_model); any present LM is used otherwise.
         backend: ``torch`` or ``vllm`` (settings.lm_backend).
         thinking: Write audio codes after the metadata (settings.lm_thinking).
+        duration_max: The longest song the LM may plan (settings.max_duration_s).
     """
     folder = find_lm(model_dir, name) or find_lm(model_dir)
     if folder is None:
         return None
-    settings = PlannerSettings(backend=backend, thinking=thinking)
+    settings = PlannerSettings(backend=backend, thinking=thinking, duration_max=duration_max)
     planner = Planner.load(model_dir, folder.name, device, settings)
     log.info("5 Hz LM planner loaded from %s on %s", folder.name, device)
     return planner
@@ -49,7 +50,7 @@ def plan_request(request: TrackRequest) -> PlanRequest:
         seed=int(request.seed) & 0xFFFFFFFF,
         instrumental=request.instrumental,
         language=request.language if request.language in LANGUAGES else None,
-        duration=request.duration_s,
+        duration=request.duration_s if request.duration_given else None,  # the LM picks the length
         bpm=bpm,
         keyscale=request.key if request.key in KEYSCALES else None,
         timesignature=signature,

@@ -88,3 +88,13 @@ def test_lm_model_setting_picks_the_folder(tiny_full_set):
     assert load_planner(tiny_full_set, "cpu", name="acestep-5Hz-lm-0.6B").lm.folder.name == "acestep-5Hz-lm-0.6B"
     # A name that is not there falls back to any LM present, rather than refusing to plan.
     assert load_planner(tiny_full_set, "cpu", name="acestep-5Hz-lm-4B") is not None
+
+
+def test_the_planner_picks_the_length_when_the_user_gave_none(tiny_full_set):
+    from engine.acestep.backend import AceStepGenerator
+
+    generator = AceStepGenerator(tiny_full_set, device="cpu", max_batch=4, max_duration_s=12)
+    [track] = generator.generate([_song(1, 9, duration_s=60.0, duration_given=False)], lambda *a: None)
+    assert 10 <= track.plan["duration"] <= 12
+    assert track.audio.shape[0] == track.plan["duration"] * 48_000
+    assert len(track.plan["audio_codes"]) == 5 * track.plan["duration"]
