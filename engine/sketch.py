@@ -42,7 +42,8 @@ class SketchGenerator:
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, request.strength)
         return GeneratedTrack(
-            job_id=request.job_id, audio=audio, seed=request.seed, title=title_from(request.caption),
+            job_id=request.job_id, audio=audio, seed=request.seed,
+            title=title_from(request.caption) if request.caption.strip() or request.kind != "cover" else "Cover",
             caption=request.caption, lyrics=request.lyrics,
             metadata={"bpm": bpm, "key": key, "time_signature": request.time_signature or 4,
                       "language": request.language or "", "duration_s": request.duration_s},

@@ -35,6 +35,7 @@ def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: floa
 STAGE_TEXT = {
     "starting": "🎛 Starting…",
     "planning": "📝 Writing the song…",
+    "listening": "👂 Listening to the original…",
     "encoding": "🎛 Reading the prompt…",
     "decoding": "🎚 Mixing down…",
     "saving": "💾 Saving…",
@@ -77,8 +78,10 @@ def result_caption(track: TrackView) -> str:
         str(meta.get("key") or ""),
         format_duration(track.duration_s),
     ) if part]
-    lines = [f"🎵 {track.title}", f"Style: {shorten(track.caption, 200)}", " · ".join(facts),
-             f"#{track.job_id} · seed {track.seed}"]
+    lines = [f"🎵 {track.title}"]
+    if track.caption.strip():
+        lines.append(f"Style: {shorten(track.caption, 200)}")
+    lines += [" · ".join(facts), f"#{track.job_id} · seed {track.seed}"]
     if track.notice:
         lines.append(f"ℹ️ {track.notice}")
     return "\n".join(lines)

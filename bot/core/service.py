@@ -121,9 +121,8 @@ class SongService:
                            f"{MIN_DURATION_S} seconds.")
         suffix = Path(filename or "upload.bin").suffix[:8] or ".bin"
         blob = await self._run(self.blobs.put_upload, data, suffix)
-        style = request.style or "a fresh cover of the original"
         spec = {
-            "caption": style, "style": request.style,
+            "caption": request.style, "style": request.style,
             "strength": request.strength if request.strength is not None else DEFAULT_STRENGTH,
             "duration_s": round(min(seconds, self.settings.max_duration_s), 2), "lyrics": "",
             "instrumental": False,

@@ -22,6 +22,8 @@ from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.errors import GenerationError
 
 STAGES = ("encoding", "generating", "decoding")
+# A cover with no style and no LM reading of its source still needs a caption.
+COVER_CAPTION = "a cover of the original recording"
 _SKIP_WORDS = {"a", "an", "the", "some"}
 
 
@@ -70,15 +72,15 @@ def request_to_track(request: TrackRequest) -> Track:
     if request.kind == "cover" and request.source_audio is None:
         raise GenerationError("A cover needs the source audio, and none arrived with the request.")
     return Track(
-        caption=str(_planned(plan, ("caption",), request.caption)),
+        caption=str(_planned(plan, ("caption",), request.caption)) or COVER_CAPTION,
         lyrics=lyrics,
         language=str(_planned(plan, ("language",), request.language) or "unknown"),
         metas=metas,
         seed=int(request.seed) & 0xFFFFFFFF,
-        source_audio=request.source_audio if request.kind == "cover" else None,
+        source_audio=request.source_audio,  # a cover, or a re-roll of one
         audio_codes=[int(c) for c in codes] if codes else None,
         # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
-        strength=float(request.strength) if request.kind == "cover" else 1.0,
+        strength=float(request.strength) if request.source_audio is not None else 1.0,
     )
 
 
@@ -114,6 +116,7 @@ class AceStepGenerator:
                 if needs_plan(r):
                     progress(r.job_id, "planning", 0.0)
             requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
+            requests = self._understand(requests, progress)
         tracks = [request_to_track(r) for r in requests]
 
         def report(stage: str, percent: float) -> None:
@@ -122,6 +125,18 @@ class AceStepGenerator:
 
         songs = self.pipeline(tracks, report)
         return [self._result(r, t, a) for r, t, a in zip(requests, tracks, songs, strict=True)]
+
+    def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""
+        from engine.acestep.lm.integration import needs_understanding, with_understanding
+
+        todo = [r for r in requests if needs_understanding(r)]
+        for r in todo:
+            progress(r.job_id, "listening", 0.0)
+        if not todo or self.planner is None:
+            return requests
+        return with_understanding(self.planner, lambda r: self.pipeline.source_codes(r.source_audio, r.seed),
+                                  requests)
 
     def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
         metadata = {

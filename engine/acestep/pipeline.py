@@ -113,6 +113,15 @@ class AceStepPipeline:
         )
         return self._decode(latents, lengths, report)
 
+    @torch.no_grad()
+    def source_codes(self, source_audio: np.ndarray, seed: int) -> list[int]:
+        """The 5 Hz FSQ codes of an upload (VAE encode, then the DiT's tokenizer): what the LM reads."""
+        audio = torch.from_numpy(np.ascontiguousarray(source_audio, dtype=np.float32)).T
+        src = self.vae.encode(audio, torch.Generator().manual_seed(seed)).to(self.device, self.dtype)
+        ones = torch.ones(1, src.shape[0], dtype=self.dtype, device=self.device)
+        _, indices, _ = self.dit.tokenize(src[None], self.silence, ones)
+        return [int(code) for code in indices[0, :, 0].tolist()]
+
     # -- lengths, hints and noise ---------------------------------------------------------------
 
     def _length(self, track: Track) -> int:

@@ -2,18 +2,21 @@
 
 A ``song`` request without a plan is planned (caption, lyrics, metadata and audio codes); a
 request that already carries a plan (a re-roll) keeps it exactly, so the same seed repeats the
-same song and another seed keeps its blueprint. Covers are not planned.
+same song and another seed keeps its blueprint. A cover is not planned: the LM reads its source
+instead (understand mode) for lyrics and metadata, and that reading is stored the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from engine.acestep.lm.constraints import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
 from engine.acestep.lm.model import find_lm
-from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest
+from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest, understand
 from engine.protocol import TrackRequest
 from storage.errors import GenerationError, UserError
 
@@ -84,3 +87,47 @@ def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequ
     for i, plan in zip(todo, plans, strict=True):
         out[i] = replace(requests[i], plan=plan)
     return out
+
+
+def needs_understanding(request: TrackRequest) -> bool:
+    """A fresh cover: the LM reads its source once; a re-roll of a cover reuses that reading."""
+    return request.kind == "cover" and request.plan is None and request.source_audio is not None
+
+
+def with_understanding(planner: Planner, codes_of: Callable[[TrackRequest], list[int]],
+                       requests: list[TrackRequest]) -> list[TrackRequest]:
+    """Attach the LM's reading of each fresh cover's source (lyrics and metadata) as its plan.
+
+    The user's style stays the caption (the LM's own caption fills in when none was given); the
+    source's own length wins over the LM's guess; the source audio, not codes, guides the DiT. A
+    source the LM cannot read (too long for its context) is covered from the style alone.
+    """
+    todo = [i for i, r in enumerate(requests) if needs_understanding(r)]
+    if not todo:
+        return requests
+    try:
+        readings = understand(planner, [codes_of(requests[i]) for i in todo], seed=requests[todo[0]].seed)
+    except (UserError, GenerationError) as error:
+        log.warning("the LM could not read a cover's source; covering from the style alone (%s)", error)
+        return requests
+    out = list(requests)
+    for i, reading in zip(todo, readings, strict=True):
+        out[i] = replace(requests[i], plan=cover_plan(requests[i], reading))
+    return out
+
+
+def cover_plan(request: TrackRequest, reading: dict[str, Any]) -> dict[str, Any]:
+    """A stored plan for a cover: the LM's reading, with the user's style and the source's length."""
+    lyrics = str(reading.get("lyrics") or "").strip()
+    if request.instrumental or lyrics.lower() in ("", "[instrumental]"):
+        lyrics = ""
+    return {
+        "caption": request.caption.strip() or str(reading.get("caption") or ""),
+        "lyrics": lyrics,
+        "bpm": reading.get("bpm"),
+        "keyscale": reading.get("keyscale"),
+        "timesignature": reading.get("timesignature"),
+        "duration": request.duration_s,
+        "language": reading.get("language"),
+        "audio_codes": [],
+    }

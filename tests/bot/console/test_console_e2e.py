@@ -97,9 +97,12 @@ def test_cover_of_an_uploaded_file(tmp_path):
     t = np.arange(16000 * 12) / 16000
     sf.write(str(source), 0.4 * np.sin(2 * np.pi * 330 * t), 16000)
     out = chat(tmp_path, f"/cover {source} bossa nova strength=0.7 seed=3\n")
-    [(_, seed, path)] = results(out)
+    [(song_id, seed, path)] = results(out)
     decoded, rate = sf.read(str(path), always_2d=True)
     assert seed == 3 and rate == 48_000 and abs(decoded.shape[0] / rate - 12.0) < 0.05
+    # A re-roll of a cover with its seed is the same cover (the source travels with the re-roll).
+    [(_, _, again)] = results(chat(tmp_path, f"/reroll {song_id} {seed}\n"))
+    assert np.array_equal(sf.read(str(again), always_2d=True)[0], decoded)
 
 
 def test_engine_killed_mid_job_is_reaped_rerun_and_delivered_once(tmp_path):

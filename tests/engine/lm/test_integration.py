@@ -98,3 +98,38 @@ def test_the_planner_picks_the_length_when_the_user_gave_none(tiny_full_set):
     assert 10 <= track.plan["duration"] <= 12
     assert track.audio.shape[0] == track.plan["duration"] * 48_000
     assert len(track.plan["audio_codes"]) == 5 * track.plan["duration"]
+
+
+def _source(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 48_000)) / 48_000
+    tone = 0.4 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    return np.stack([tone, tone], axis=1).astype(np.float32)
+
+
+def test_a_cover_is_read_by_the_lm_and_its_reroll_is_exact(generator):
+    source = _source(11.0)
+    cover = _song(1, 3, kind="cover", caption="", source_audio=source, strength=0.6, duration_s=11.0)
+    stages = []
+    [first] = generator.generate([cover], lambda job, stage, pct: stages.append(stage))
+    assert stages[0] == "listening"
+    plan = first.plan
+    assert plan is not None and plan["audio_codes"] == [] and plan["duration"] == 11.0
+    assert plan["caption"] and first.caption == plan["caption"]  # no style given: the LM's reading captions it
+    assert first.audio.shape[0] == 11 * 48_000
+    again = generator.generate([replace(cover, kind="reroll", plan=plan)], lambda *a: None)[0]
+    assert np.array_equal(again.audio, first.audio)
+    styled = generator.generate([replace(cover, caption="jazz trio")], lambda *a: None)[0]
+    assert styled.caption == "jazz trio" and styled.plan["caption"] == "jazz trio"
+
+
+def test_a_source_the_lm_cannot_read_is_covered_from_the_style(generator, monkeypatch):
+    import engine.acestep.lm.integration as integration
+    from storage.errors import UserError
+
+    def too_long(*args, **kwargs):
+        raise UserError("This audio is too long for the song planner to describe; please use a shorter clip.")
+
+    monkeypatch.setattr(integration, "understand", too_long)
+    cover = _song(1, 3, kind="cover", caption="bossa nova", source_audio=_source(10.0), strength=0.6)
+    [track] = generator.generate([cover], lambda *a: None)
+    assert track.plan is None and track.caption == "bossa nova"
