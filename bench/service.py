@@ -1,0 +1,120 @@
+"""Service overhead per job: everything but the model. Prints one JSON object.
+
+    python bench/service.py [--jobs 200] [--seconds 10] [--out bench/results/service.json]
+
+A null backend returns silence at once, so what is timed is the service itself: submit (validation,
+limits, fairness tags, outbox row), the engine's claim, MP3 encode and tagging, the fenced completion, and
+the delivery loop's pass that posts the result to a messenger that does nothing. Reported per job, p50
+and p99, on a file-backed SQLite database in WAL mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# bench/queue.py would shadow the standard library's `queue` (asyncio's threads import it).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bot.core.delivery import DeliveryLoop  # noqa: E402
+from bot.core.parser import SongRequest  # noqa: E402
+from bot.core.service import SongService  # noqa: E402
+from engine.main import build_worker  # noqa: E402
+from engine.protocol import GeneratedTrack  # noqa: E402
+from storage.settings import Settings  # noqa: E402
+from storage.types import DeliveryTarget, UserRef  # noqa: E402
+
+
+class Silence:
+    """A backend that costs nothing: the service's own overhead is what remains."""
+
+    name = "silence"
+    max_batch = 1
+
+    def generate(self, batch, progress):  # type: ignore[no-untyped-def]
+        return [GeneratedTrack(job_id=r.job_id, audio=np.zeros((int(r.duration_s * 48_000), 2), np.float32),
+                               seed=r.seed, title="bench", caption=r.caption, lyrics="") for r in batch]
+
+
+class NullMessenger:
+    """Delivers into the void, counting results."""
+
+    platform = "bench"
+
+    def __init__(self) -> None:
+        self.results = 0
+
+    async def show_status(self, delivery, text):  # type: ignore[no-untyped-def]
+        return None
+
+    async def send_result(self, delivery, result):  # type: ignore[no-untyped-def]
+        self.results += 1
+
+    async def send_error(self, delivery, text):  # type: ignore[no-untyped-def]
+        raise RuntimeError(text)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3)}
+
+
+async def run(jobs: int, seconds: int, folder: Path) -> dict[str, object]:
+    settings = Settings(_env_file=None, data_dir=folder, engine_backend="sketch", max_pending_per_user=jobs,
+                        daily_quota=0, status_edit_interval_s=0.0)  # type: ignore[call-arg]
+    service = SongService.from_settings(settings)
+    worker = build_worker(settings, migrate=False)
+    worker.generator = Silence()
+    loop = DeliveryLoop(service)
+    messenger = NullMessenger()
+    loop.register(messenger)
+    submit, engine_pass, delivery_pass = [], [], []
+    for i in range(jobs):
+        start = time.perf_counter()
+        await service.submit_song(UserRef("bench", str(i % 50)), SongRequest("bench", duration_s=seconds),
+                                  DeliveryTarget("bench", str(i)))
+        submit.append(time.perf_counter() - start)
+    for _ in range(jobs):
+        start = time.perf_counter()
+        worker.run_once()
+        engine_pass.append(time.perf_counter() - start)
+    while messenger.results < jobs:
+        start = time.perf_counter()
+        handled = await loop.run_once()
+        delivery_pass.append((time.perf_counter() - start) / max(handled, 1))
+    return {"jobs": jobs, "song_seconds": seconds, "submit": percentiles(submit),
+            "engine_per_job_without_model": percentiles(engine_pass),
+            "delivery_per_job": percentiles(delivery_pass)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        result = asyncio.run(run(args.jobs, args.seconds, Path(folder)))
+    result["database"] = "sqlite (file, WAL)"
+    result["machine"] = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    text = json.dumps(result)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
