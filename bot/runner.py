@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
+from storage.errors import SongbotError
 from storage.settings import Settings
 from storage.types import DeliveryView
 
@@ -42,6 +43,29 @@ class Adapter(Protocol):
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """See `bot.core.delivery.Messenger`."""
         ...
+
+
+class AdapterFailed(SongbotError):
+    """Every configured platform failed to start."""
+
+
+async def _start(adapter: Any, secrets: list[str]) -> bool:
+    """Start one adapter; a platform that refuses (a bad token, no network) is logged, not fatal."""
+    try:
+        await adapter.start()
+    except Exception as error:  # noqa: BLE001 - each platform raises its own types; the others go on
+        # Client libraries put the token into some messages (PTB's InvalidToken does): scrub it.
+        reason = str(error)
+        for secret in secrets:
+            reason = reason.replace(secret, "<token>")
+        log.error("could not start %s: %s: %s", adapter.platform, type(error).__name__, reason)
+        return False
+    log.info("adapter started", extra={"platform": adapter.platform})
+    return True
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [token.get_secret_value() for token in (settings.telegram_token, settings.discord_token) if token]
 
 
 def configured_platforms(settings: Settings) -> list[str]:
@@ -77,10 +101,11 @@ async def run_bot(settings: Settings, stop: asyncio.Event, service: SongService 
     started: list[Any] = []
     try:
         for adapter in adapters:
-            await adapter.start()
-            started.append(adapter)
-            delivery.register(adapter)
-            log.info("adapter started", extra={"platform": adapter.platform})
+            if await _start(adapter, _secrets(settings)):
+                started.append(adapter)
+                delivery.register(adapter)
+        if adapters and not started:
+            raise AdapterFailed("No chat platform could be started; check the tokens and the network (see the log).")
         await delivery.run(stop)
     finally:
         for adapter in reversed(started):

@@ -21,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.runner import AdapterFailed
 from songbot import logs
 from storage.errors import ModelsMissing
 from storage.settings import Settings
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         return dispatch(args, settings)
-    except ModelsMissing as error:
+    except (ModelsMissing, AdapterFailed) as error:
         print(error.user_message, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
