@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logs.configure(settings.log_level)
+    tokens = [token.get_secret_value() for token in (settings.telegram_token, settings.discord_token) if token]
+    logs.configure(settings.log_level, secrets=tokens)
     try:
         return dispatch(args, settings)
     except (ModelsMissing, AdapterFailed) as error:

@@ -8,27 +8,34 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 QUIET = ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway", "discord.http", "aiohttp.access", "alembic")
 
 
 class KeyValueFormatter(logging.Formatter):
-    """Appends the record's `extra` fields as key=value pairs."""
+    """Appends the record's `extra` fields as key=value pairs, and blanks out any secret."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = [secret for secret in secrets if secret]
 
     def format(self, record: logging.LogRecord) -> str:
-        """Format the base line, then the extras."""
-        base = super().format(record)
+        """Format the base line (traceback included), then the extras; tokens never get through."""
+        line = super().format(record)
         extras = {k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")}
-        if not extras:
-            return base
-        return base + " " + " ".join(f"{key}={value}" for key, value in extras.items())
+        if extras:
+            line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
+        for secret in self.secrets:
+            line = line.replace(secret, "<token>")
+        return line
 
 
-def configure(level: str = "INFO") -> None:
-    """Set up the root logger once per process."""
+def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Set up the root logger once per process; `secrets` (the bot tokens) are blanked in every line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
