@@ -45,45 +45,60 @@ def decode(data: bytes, max_duration_s: float, filename: str | None = None) -> n
         raise BadAudio("That file is empty, so there is nothing to cover.")
     if data.startswith(IMAGE_MAGIC):
         raise BadAudio("That file is not audio (it looks like a picture or a document); send a song or a voice note.")
-    audio, rate = _decode_any(data)
+    audio, rate = _decode_any(data, max_duration_s)
     if audio.shape[0] == 0:
         raise BadAudio("That file holds no sound I could read; it may be truncated.")
-    if audio.shape[0] / rate > max_duration_s:
-        minutes = max_duration_s / 60
-        raise BadAudio(f"That recording is too long; I can cover up to {minutes:g} minutes.")
     audio = to_stereo(audio)
     if not np.isfinite(audio).all() or float(np.abs(audio).max()) < SILENCE_PEAK:
         raise BadAudio("That recording is silent, so there is nothing to cover.")
     return resample(audio, rate, SAMPLE_RATE)
 
 
-def _decode_any(data: bytes) -> tuple[np.ndarray, int]:
+def _too_long(max_duration_s: float) -> BadAudio:
+    return BadAudio(f"That recording is too long; I can cover up to {max_duration_s / 60:g} minutes.")
+
+
+def _decode_any(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
+    """Decode with libsndfile, else FFmpeg; the length is checked before all of it is in memory."""
     try:
-        audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        return audio, int(rate)
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            # A two-hour upload is refused from its header, never decoded (it would take gigabytes).
+            if handle.frames / handle.samplerate > max_duration_s:
+                raise _too_long(max_duration_s)
+            return handle.read(dtype="float32", always_2d=True), int(handle.samplerate)
+    except BadAudio:
+        raise
     except Exception:  # noqa: BLE001 - libsndfile raises several types; PyAV gets the next try
         pass
     try:
-        return _decode_with_av(data)
+        return _decode_with_av(data, max_duration_s)
+    except BadAudio:
+        raise
     except Exception as error:
         raise BadAudio("I couldn't read that file as audio; it may be corrupt or in an unusual format.") from error
 
 
-def _decode_with_av(data: bytes) -> tuple[np.ndarray, int]:
-    """m4a, aac, mp4, webm, ogg/opus voice notes: anything FFmpeg reads."""
+def _decode_with_av(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
+    """m4a, aac, mp4, webm, ogg/opus voice notes: anything FFmpeg reads, stopped once it runs too long."""
     import av
 
+    limit = int(max_duration_s * SAMPLE_RATE)
     with av.open(io.BytesIO(data), mode="r") as container:
         resampler = av.AudioResampler(format="flt", layout="stereo", rate=SAMPLE_RATE)
-        chunks = []
+        chunks, samples = [], 0
         # Packed float ("flt") frames come out as one row of interleaved samples.
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1, 2))
+                samples += chunks[-1].shape[0]
+            if samples > limit:
+                raise _too_long(max_duration_s)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1, 2))
     if not chunks:
         return np.zeros((0, 2), np.float32), SAMPLE_RATE
+    if samples > limit:
+        raise _too_long(max_duration_s)
     return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
 
 

@@ -74,6 +74,11 @@ def test_refuses_truncated_file():
         audio.decode(data, max_duration_s=60)
 
 
+def test_refuses_a_too_long_m4a_while_decoding():
+    with pytest.raises(BadAudio, match="too long; I can cover up to 0.05 minutes"):
+        audio.decode(m4a_bytes(6.0), max_duration_s=3)
+
+
 def test_refuses_too_long_and_silent():
     with pytest.raises(BadAudio, match="too long"):
         audio.decode(encoded(tone(3.0, rate=8000), "WAV", rate=8000), max_duration_s=2)
