@@ -54,8 +54,17 @@ def decode(data: bytes, max_duration_s: float, filename: str | None = None) -> n
     return resample(audio, rate, SAMPLE_RATE)
 
 
-def _too_long(max_duration_s: float) -> BadAudio:
-    return BadAudio(f"That recording is too long; I can cover up to {max_duration_s / 60:g} minutes.")
+def too_long(max_duration_s: float) -> BadAudio:
+    """The refusal of a recording longer than the limit."""
+    return BadAudio(f"That recording is too long; I can cover up to {span(max_duration_s)}.")
+
+
+def span(seconds: float) -> str:
+    """`600` → `10 minutes`, `90` → `90 seconds`."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 def _decode_any(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
@@ -64,7 +73,7 @@ def _decode_any(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
         with sf.SoundFile(io.BytesIO(data)) as handle:
             # A two-hour upload is refused from its header, never decoded (it would take gigabytes).
             if handle.frames / handle.samplerate > max_duration_s:
-                raise _too_long(max_duration_s)
+                raise too_long(max_duration_s)
             return handle.read(dtype="float32", always_2d=True), int(handle.samplerate)
     except BadAudio:
         raise
@@ -92,13 +101,13 @@ def _decode_with_av(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int
                 chunks.append(out.to_ndarray().reshape(-1, 2))
                 samples += chunks[-1].shape[0]
             if samples > limit:
-                raise _too_long(max_duration_s)
+                raise too_long(max_duration_s)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1, 2))
     if not chunks:
         return np.zeros((0, 2), np.float32), SAMPLE_RATE
     if samples > limit:
-        raise _too_long(max_duration_s)
+        raise too_long(max_duration_s)
     return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
 
 

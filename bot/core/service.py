@@ -95,8 +95,12 @@ class SongService:
         seed = request.seed if request.seed is not None else new_seed()
         return await self._run(self._submit, user, "song", spec, seed, target)
 
-    def check_upload(self, size_bytes: int | None, mime: str | None, filename: str | None) -> None:
-        """Refuse an upload before downloading it: too big, empty or clearly not audio."""
+    def check_upload(self, size_bytes: int | None, mime: str | None, filename: str | None,
+                     duration_s: float | None = None) -> None:
+        """Refuse an upload before downloading it.
+
+        Too big, empty, clearly not audio, or (when the platform says how long it is) too long or too short.
+        """
         name = (filename or "").lower()
         if (mime and mime.lower().startswith(NOT_AUDIO_TYPES)) or name.endswith(NOT_AUDIO_SUFFIXES):
             raise BadAudio("That file is not audio; reply to a song, a voice note or an audio file.")
@@ -107,6 +111,11 @@ class SongService:
                 f"That file is {size_bytes / 1048576:.1f} MB; I can cover files up to "
                 f"{self.settings.max_source_mb:g} MB."
             )
+        if duration_s is not None and duration_s > self.settings.max_source_duration_s:
+            raise audio.too_long(self.settings.max_source_duration_s)
+        if duration_s is not None and 0 < duration_s < MIN_DURATION_S:
+            raise BadAudio(f"That recording is only {duration_s:.0f} seconds long; covers need at least "
+                           f"{MIN_DURATION_S} seconds.")
 
     async def submit_cover(self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None,
                            target: DeliveryTarget) -> JobView:

@@ -153,7 +153,7 @@ async def cover_attachment(
 ) -> None:
     """Check the declared size and type, then defer, download, and submit the cover."""
     try:
-        service.check_upload(file.size, file.content_type, file.filename)
+        service.check_upload(file.size, file.content_type, file.filename, file.duration)
     except UserError as error:
         await refuse(interaction, error.user_message)
         return

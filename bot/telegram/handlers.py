@@ -100,7 +100,7 @@ class Handlers:
         source = find_source(message)
         if source is None:
             raise UserError(NO_SOURCE)
-        self.service.check_upload(source.size_bytes, source.mime, source.filename)
+        self.service.check_upload(source.size_bytes, source.mime, source.filename, source.duration_s)
         await message.reply_chat_action(ChatAction.TYPING)
         data = await self._download(source, context)
         # No status message yet: a refusal is then the only answer, and the delivery loop posts the status.

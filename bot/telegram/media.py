@@ -6,6 +6,7 @@ The replied-to message holds it, or the message itself when ``/cover`` is the ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Message
 
@@ -20,6 +21,7 @@ class Source:
     size_bytes: int | None
     mime: str | None
     filename: str | None
+    duration_s: float | None = None
 
 
 def find_source(message: Message) -> Source | None:
@@ -33,15 +35,22 @@ def find_source(message: Message) -> Source | None:
 def _attachment(message: Message) -> Source | None:
     if message.audio:
         a = message.audio
-        return Source(a.file_id, a.file_size, a.mime_type, a.file_name)
+        return Source(a.file_id, a.file_size, a.mime_type, a.file_name, _seconds(a.duration))
     if message.voice:
         v = message.voice
-        return Source(v.file_id, v.file_size, v.mime_type or "audio/ogg", "voice.ogg")
+        return Source(v.file_id, v.file_size, v.mime_type or "audio/ogg", "voice.ogg", _seconds(v.duration))
     if message.video_note:
         # A round video message; its sound track is what we cover.
         n = message.video_note
-        return Source(n.file_id, n.file_size, "video/mp4", "video_note.mp4")
+        return Source(n.file_id, n.file_size, "video/mp4", "video_note.mp4", _seconds(n.duration))
     if message.document:
         d = message.document
         return Source(d.file_id, d.file_size, d.mime_type, d.file_name)
     return None
+
+
+def _seconds(value: object) -> float | None:
+    """Telegram's declared duration (an int, or a timedelta with PTB_TIMEDELTA) in seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if isinstance(value, int | float) else None

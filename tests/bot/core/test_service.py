@@ -150,3 +150,11 @@ async def test_allowlist(tmp_path):
         await service.submit_song(ALICE, SongRequest("rain"), TARGET)
     assert (await service.submit_song(BOB, SongRequest("rain"), TARGET)).status == QUEUED
     assert service.chat_allowed("telegram", "-100") and not service.chat_allowed("telegram", "5")
+
+
+async def test_check_upload_uses_the_declared_length(service):
+    service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=30.0)
+    with pytest.raises(BadAudio, match="too long; I can cover up to 10 minutes"):
+        service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=2 * 3600.0)
+    with pytest.raises(BadAudio, match="only 4 seconds"):
+        service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=4.0)

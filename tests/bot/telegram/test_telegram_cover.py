@@ -94,24 +94,28 @@ async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTel
     assert "empty" in await refusal_of(api, empty)
     huge = api.document(b"ID3", mime="audio/mpeg", file_name="long.mp3", declared_size=5 * 1024 * 1024)
     assert "MB" in await refusal_of(api, huge)
-    corrupt = api.audio(b"this is not an mp3 at all" * 40, file_name="broken.mp3")
+    corrupt = api.audio(b"this is not an mp3 at all" * 40, file_name="broken.mp3", duration=12)
     assert "corrupt" in await refusal_of(api, corrupt)
-    silent = api.audio(ogg(level=0.0), mime="audio/ogg", file_name="silence.ogg")
+    silent = api.audio(ogg(level=0.0), mime="audio/ogg", file_name="silence.ogg", duration=12)
     assert "silent" in await refusal_of(api, silent)
     too_long = api.voice(ogg("OPUS", 48000, seconds=MAX_SOURCE_S + 5), duration=MAX_SOURCE_S + 5)
     assert "too long" in await refusal_of(api, too_long)
-    too_short = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="blip.ogg")
+    too_short = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="blip.ogg", duration=4)
     assert "only 4 seconds" in await refusal_of(api, too_short)
-    # Size and type were judged before downloading: Telegram was never asked for the first three files.
+    # A length the file's header lies about is still caught after the download.
+    lying = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="liar.ogg", duration=15)
+    assert "only 4 seconds" in await refusal_of(api, lying)
+    # Size, type and declared length were judged before downloading: only the corrupt, silent and lying
+    # files were fetched from Telegram.
     asked = {call.params["file_id"] for call in api.calls_of("getFile")}
-    assert asked == {media[1]["file_id"] for media in (corrupt, silent, too_long, too_short)}
+    assert asked == {media[1]["file_id"] for media in (corrupt, silent, lying)}
     no_reply = len(api.chat_messages(CARA.id))
     api.user_message(CARA, "/cover but to nothing")
     await api.wait_until(lambda: len(api.chat_messages(CARA.id)) > no_reply)
     assert "Reply to an audio file" in api.chat_messages(CARA.id)[-1]["text"]
 
-    still = await cover_of(api, api.audio(ogg(), mime="audio/ogg", file_name="ok.ogg"))
+    still = await cover_of(api, api.audio(ogg(), mime="audio/ogg", file_name="ok.ogg", duration=12))
     assert song_id_and_seed(still)
-    # Eight sentences, then the good cover's status message and its audio: nothing else, and one job only.
-    assert len(api.chat_messages(CARA.id)) == 10
+    # Nine sentences, then the good cover's status message and its audio: nothing else, and one job only.
+    assert len(api.chat_messages(CARA.id)) == 11
     assert sum(running.service.queue.counts().values()) == 1
