@@ -14,8 +14,6 @@ The simulations run the real queue code against a simulated clock (no sleeping).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert  # noqa: E402
 
+from bench.report import emit  # noqa: E402
 from storage.accounts import Accounts  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
 from storage.fairness import jain_index, tags_for  # noqa: E402
@@ -148,12 +147,7 @@ def main() -> int:
         finally:
             for name in ("claims", "fair", "light"):
                 drop(url, name)
-    result["machine"] = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
-    text = json.dumps(result)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

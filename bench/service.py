@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench.report import emit  # noqa: E402
 from bot.core.delivery import DeliveryLoop  # noqa: E402
 from bot.core.parser import SongRequest  # noqa: E402
 from bot.core.service import SongService  # noqa: E402
@@ -107,12 +106,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         result = asyncio.run(run(args.jobs, args.seconds, Path(folder)))
     result["database"] = "sqlite (file, WAL)"
-    result["machine"] = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
-    text = json.dumps(result)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 
