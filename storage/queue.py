@@ -321,16 +321,20 @@ class Queue:
             return int(count) + int(running_count), float(cost) + float(running_cost)
 
     def seconds_per_cost(self, default: float = 1.0, sample: int = 20) -> float:
-        """Recent wall seconds per unit of cost, to turn a backlog into an ETA."""
+        """Recent busy seconds per unit of cost, to turn a backlog into an ETA.
+
+        Busy time is the union of the recent jobs' run intervals: jobs that ran together in one
+        batch count their shared time once, and idle gaps between jobs do not count.
+        """
         with self.reader.begin() as conn:
             rows = conn.execute(
                 select(jobs.c.cost, jobs.c.started_at, jobs.c.finished_at)
                 .where(jobs.c.status == SUCCEEDED, jobs.c.started_at.is_not(None))
                 .order_by(jobs.c.finished_at.desc()).limit(sample)
             ).all()
-        spent = sum((row.finished_at - row.started_at).total_seconds() for row in rows)
+        spent = busy_seconds([(row.started_at, row.finished_at) for row in rows])
         cost = sum(row.cost for row in rows)
-        return spent / cost if cost > 0 else default
+        return spent / cost if cost > 0 and spent > 0 else default
 
     def set_paused(self, paused: bool) -> None:
         """Admin switch: while paused, nobody but admins can submit and no job is claimed."""
@@ -347,6 +351,19 @@ class Queue:
         with self.reader.begin() as conn:
             rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
             return {status: int(count) for status, count in rows}
+
+
+def busy_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
+    """The length of the union of time intervals."""
+    total, reach = 0.0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
 
 
 def _owned(job: JobView, owner: str) -> Any:

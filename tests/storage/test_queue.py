@@ -236,3 +236,26 @@ def test_outbox_retry_and_give_up(queue, accounts, db):
     [(again, _)] = outbox.claim_open("telegram", "bot2", T0 + timedelta(seconds=11), 60)
     outbox.retry_later(again.id, "boom", T0, delay_s=0, max_attempts=2)
     assert outbox.for_job(job.id).state == "failed"
+
+
+def test_busy_seconds_counts_a_batch_once_and_skips_idle_gaps():
+    from storage.queue import busy_seconds
+
+    def at(seconds):
+        return T0 + timedelta(seconds=seconds)
+
+    batch = [(at(0), at(10)), (at(0), at(10)), (at(2), at(10))]
+    assert busy_seconds(batch) == 10.0
+    assert busy_seconds([(at(0), at(10)), (at(100), at(105)), (at(104), at(108))]) == 18.0
+    assert busy_seconds([]) == 0.0
+
+
+def test_eta_rate_from_a_batch(queue, accounts):
+    uid = user(accounts, "boss", admin=True)
+    for _ in range(4):
+        submit(queue, uid, cost=30.0)
+    batch = queue.claim("w", 4, T0, 600)
+    for job in batch:
+        queue.complete(job, "w", track(), T0 + timedelta(seconds=12))
+    # Four 30 s songs in one 12 s batch: 0.1 s of work per second of audio, not 0.4.
+    assert queue.seconds_per_cost() == pytest.approx(0.1)
