@@ -275,3 +275,20 @@ async def test_cancel_replaces_the_public_status_with_a_private_sentence(
         assert notice["flags"] & EPHEMERAL and "cancelled" in notice["content"] and record.original is None
     finally:
         await stack.stop_bot()
+
+
+async def test_a_dropped_gateway_is_resumed_and_commands_keep_working(stack: Stack) -> None:
+    fake = stack.fake
+    [session] = fake.gateway.sessions
+    await session.socket.close(code=4000, message=b"Unknown error.")  # Discord's "reconnect and resume"
+    await fake.wait_for(
+        lambda: any(
+            frame.get("op") == 6 for s in fake.gateway.sessions if s is not session for frame in s.received
+        ),
+        20,
+    )
+    resumed = next(s for s in fake.gateway.sessions if s is not session)
+    assert resumed.identified and not resumed.socket.closed
+    _, mp3 = await song(stack, fake.member("after-resume"), p.option("description", "morning after the storm"))
+    samples, rate = decode(mp3)
+    assert abs(len(samples) / rate - SONG_S) < 0.1
