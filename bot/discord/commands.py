@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 
 from bot.core import render
-from bot.core.parser import LANGUAGES, SEED_MAX, CoverRequest, SongRequest
+from bot.core.parser import SEED_MAX, CoverRequest, SongRequest, normalize_key, normalize_language
 from bot.core.service import SongService
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
@@ -61,8 +61,11 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         write_lyrics: bool = False,
     ) -> None:
         """/song: a new song; `write_lyrics` opens the ✍️ modal first."""
-        if language is not None and language.lower() not in LANGUAGES:
-            await refuse(interaction, f"I don't know the language {language[:10]!r}; use a code such as en, de or ja.")
+        try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
+            key = normalize_key(key) if key else None
+            language = normalize_language(language) if language else None
+        except UserError as error:
+            await refuse(interaction, error.user_message)
             return
         request = SongRequest(
             description=description,
@@ -71,7 +74,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
             duration_s=duration,
             bpm=bpm,
             key=key,
-            language=language.lower() if language else None,
+            language=language,
             seed=seed,
         )
         if write_lyrics:

@@ -292,3 +292,17 @@ async def test_a_dropped_gateway_is_resumed_and_commands_keep_working(stack: Sta
     _, mp3 = await song(stack, fake.member("after-resume"), p.option("description", "morning after the storm"))
     samples, rate = decode(mp3)
     assert abs(len(samples) / rate - SONG_S) < 0.1
+
+
+async def test_key_and_language_take_the_text_syntax_normal_forms(stack: Stack) -> None:
+    fake = stack.fake
+    user = fake.member("kim")
+    asked = await fake.send_slash(
+        "song", [p.option("description", "tango"), p.option("key", "c#m"), p.option("language", "EN")], user
+    )
+    status = await fake.wait_for(lambda: next((t for t in asked.texts() if "#" in t), None))
+    job = await asyncio.to_thread(stack.service.queue.get, int(status.split("#")[1].split(" ")[0]))
+    assert job is not None and job.spec["key"] == "C# minor" and job.spec["language"] == "en"
+    refused = await fake.send_slash("song", [p.option("description", "tango"), p.option("key", "H")], user)
+    message = await fake.wait_for(lambda: refused.original)
+    assert message["flags"] & EPHEMERAL and message["content"].startswith("I don't know the key")
