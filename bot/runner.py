@@ -64,10 +64,6 @@ async def _start(adapter: Any, secrets: list[str]) -> bool:
     return True
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [token.get_secret_value() for token in (settings.telegram_token, settings.discord_token) if token]
-
-
 def configured_platforms(settings: Settings) -> list[str]:
     """The platforms whose tokens are set."""
     names = []
@@ -101,7 +97,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event, service: SongService 
     started: list[Any] = []
     try:
         for adapter in adapters:
-            if await _start(adapter, _secrets(settings)):
+            if await _start(adapter, settings.secrets()):
                 started.append(adapter)
                 delivery.register(adapter)
         if adapters and not started:

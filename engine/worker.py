@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from engine.protocol import GeneratedTrack, Generator, TrackRequest
 from storage import audio
 from storage.blobs import Blobs, sha256_of
@@ -186,8 +188,6 @@ class Worker:
 
 
 def _finite(result: GeneratedTrack) -> bool:
-    import numpy as np
-
     return bool(np.isfinite(result.audio).all())
 
 

@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
     settings = Settings()
-    tokens = [token.get_secret_value() for token in (settings.telegram_token, settings.discord_token) if token]
-    logs.configure(settings.log_level, secrets=tokens)
+    logs.configure(settings.log_level, secrets=settings.secrets())
     try:
         return dispatch(args, settings)
     except (ModelsMissing, AdapterFailed) as error:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, and_, or_, select, update
 
 from storage.models import deliveries_table, jobs_table
-from storage.queue import _job
+from storage.queue import job_view
 from storage.types import DeliveryView, JobView
 
 deliveries = deliveries_table
@@ -51,7 +51,7 @@ class Outbox:
                 select(deliveries, jobs).join(jobs, jobs.c.id == deliveries.c.job_id)
                 .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id)
             ).all()
-            return [(_delivery(row._mapping), _job(_job_part(row))) for row in rows]
+            return [(_delivery(row._mapping), job_view(_JobRow(row))) for row in rows]
 
     def record_status(self, delivery_id: int, text: str, message_id: str | None, now: datetime) -> None:
         """Remember the status text shown (so it is never sent twice) and the message to edit."""
@@ -121,6 +121,3 @@ class _JobRow:
     def __getattr__(self, name: str) -> Any:
         return self._mapping[jobs.c[name]]
 
-
-def _job_part(row: Row[Any]) -> Any:
-    return _JobRow(row)

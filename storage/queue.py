@@ -125,7 +125,7 @@ class Queue:
             conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=tags.vfinish))
             if target is not None:
                 conn.execute(deliveries.insert().values(**_delivery_values(job_id, target)))
-            return _job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            return job_view(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime) -> None:
         if user.banned:
@@ -171,7 +171,7 @@ class Queue:
             new_clock = fairness.advance_clock(clock, [row.vstart for row in rows])
             if new_clock != clock:
                 conn.execute(update(queue_state).where(queue_state.c.id == 1).values(vtime=new_clock))
-            return sorted((_job(row) for row in rows), key=lambda job: (job.vstart, job.id))
+            return sorted((job_view(row) for row in rows), key=lambda job: (job.vstart, job.id))
 
     # -------------------------------------------------------- while it runs
 
@@ -281,7 +281,7 @@ class Queue:
                 .values(status=CANCELLED, stage="cancelled", finished_at=now)
             )
             self._refund(conn, row)
-            return _job(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            return job_view(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def _refund(self, conn: Connection, row: Row[Any]) -> None:
         user = conn.execute(select(users).where(users.c.id == row.user_id)).one()
@@ -296,7 +296,7 @@ class Queue:
         """One job, or None."""
         with self.reader.begin() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one_or_none()
-            return _job(row) if row is not None else None
+            return job_view(row) if row is not None else None
 
     def pending_of(self, user_id: int) -> list[JobView]:
         """A user's queued and running jobs, oldest first."""
@@ -305,7 +305,7 @@ class Queue:
                 select(jobs).where(jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING)))
                 .order_by(jobs.c.id)
             ).all()
-            return [_job(row) for row in rows]
+            return [job_view(row) for row in rows]
 
     def position(self, job: JobView) -> tuple[int, float]:
         """How many jobs run before this one, and their cost in audio seconds."""
@@ -378,7 +378,8 @@ def _not_cancellable(status: str, job_id: int) -> str:
     return f"Song #{job_id} is already finished."
 
 
-def _job(row: Row[Any]) -> JobView:
+def job_view(row: Any) -> JobView:
+    """A jobs row (or anything with its column names as attributes) as a value."""
     return JobView(
         id=row.id, user_id=row.user_id, kind=row.kind, status=row.status, stage=row.stage,
         progress=row.progress, seed=row.seed, spec=dict(row.spec), parent_id=row.parent_id,

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         """The largest upload accepted for a cover, in bytes."""
         return int(self.max_source_mb * 1024 * 1024)
 
+    def secrets(self) -> list[str]:
+        """The bot tokens that are set: never to appear in a log line."""
+        return [token.get_secret_value() for token in (self.telegram_token, self.discord_token) if token]
+
     def is_admin(self, platform: str, platform_id: str) -> bool:
         """Whether `platform:platform_id` is listed in ADMIN_IDS."""
         return f"{platform}:{platform_id}" in self.admin_ids
