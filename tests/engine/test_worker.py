@@ -159,7 +159,7 @@ def test_stop_during_generation_releases_the_job(worker):
     assert released.status == QUEUED and released.attempts == 0
 
 
-def test_lost_lease_abandons_the_batch(tmp_path):
+def test_lost_lease_abandons_the_batch(tmp_path, monkeypatch):
     settings = make_settings(tmp_path, engine_lease_s=0.3)
     worker = build_worker(settings)
     other = Worker(worker.queue, Blobs(settings.blob_dir), Scripted(silence_tracks),
@@ -178,12 +178,8 @@ def test_lost_lease_abandons_the_batch(tmp_path):
     job = submit(worker)
     import engine.worker as module
 
-    original = module._Heartbeat._run
-    module._Heartbeat._run = lambda self: None
-    try:
-        worker.run_once()
-    finally:
-        module._Heartbeat._run = original
+    monkeypatch.setattr(module._Heartbeat, "_run", lambda self: None)
+    worker.run_once()
     done = worker.queue.get(job.id)
     assert done.status == SUCCEEDED and done.attempts == 2
     assert Library(worker.queue.engine).get(job.id).model == {}
