@@ -32,7 +32,7 @@ from engine.acestep.backend import pick_device  # noqa: E402
 from engine.acestep.pipeline import AceStepPipeline, Track  # noqa: E402
 from engine.acestep.text import Metas  # noqa: E402
 
-FACTS = REPO.parent / "shared" / "conformance" / "acestep_facts" / "configs"
+FACTS = REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs"
 LYRICS = "[Verse]\n" + "walking down the empty street, neon humming at my feet\n" * 8
 
 

@@ -16,6 +16,10 @@ from storage.db import make_engine, upgrade
 from storage.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# The data the tests read lives in the repository (copies of the official conformance kits and LM log).
+TEST_DATA = REPO / "tests" / "data"
+FACTS = TEST_DATA / "conformance" / "acestep_facts"
+DIT_KIT = Path(os.environ.get("ACESTEP_CONFORMANCE_DIR", TEST_DATA / "conformance" / "acestep_dit"))
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 

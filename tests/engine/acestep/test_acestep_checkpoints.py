@@ -12,8 +12,7 @@ from safetensors.torch import load_file, save_file
 from engine.acestep.checkpoints import REQUIRED_FILES, missing_files, require_complete
 from engine.acestep.model import load_dit, load_silence_latent
 from storage.errors import ModelsMissing
-
-FACTS = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "acestep_facts"
+from tests.helpers import FACTS
 
 
 def test_empty_folder_misses_every_required_file(tmp_path: Path) -> None:

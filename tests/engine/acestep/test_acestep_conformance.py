@@ -1,16 +1,14 @@
 """Our DiT against the official implementation's golden tensors (the conformance kit).
 
 Every case in the kit's ``cases.json`` runs, dispatched on ``call.method``; an unknown method
-fails. The kit is found in ``$ACESTEP_CONFORMANCE_DIR`` or ``../shared/conformance/acestep_dit``
-beside the repository. Select with ``pytest -k conformance``.
+fails. The kit is found in ``$ACESTEP_CONFORMANCE_DIR`` or, by default, the copy in
+``tests/data/conformance/acestep_dit``. Select with ``pytest -k conformance``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +18,9 @@ from safetensors.torch import load_file
 from engine.acestep.decoder import DecoderTrace
 from engine.acestep.model import AceStepDiT, load_dit
 from engine.acestep.sampler import Phase, SamplerTrace, cover_phase_plan, sample, turbo_timesteps
+from tests.helpers import DIT_KIT
 
-REPO = Path(__file__).resolve().parents[3]
-KIT = Path(os.environ.get("ACESTEP_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "acestep_dit"))
+KIT = DIT_KIT
 Tensors = dict[str, torch.Tensor]
 
 

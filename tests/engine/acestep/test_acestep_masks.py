@@ -7,18 +7,15 @@ what upstream computes for that song alone with its padding trimmed.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from engine.acestep.model import AceStepDiT, load_dit
 from engine.acestep.sampler import Phase, cover_phase_plan, sample, turbo_timesteps
+from tests.helpers import DIT_KIT
 
-REPO = Path(__file__).resolve().parents[3]
-KIT = Path(os.environ.get("ACESTEP_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance" / "acestep_dit"))
+KIT = DIT_KIT
 
 
 @pytest.fixture(scope="module")

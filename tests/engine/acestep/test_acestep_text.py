@@ -18,8 +18,7 @@ from engine.acestep.text import (
     load_tokenizer,
     lyrics_prompt,
 )
-
-FACTS = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "acestep_facts"
+from tests.helpers import FACTS
 
 
 def _records() -> list[dict]:

@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 
 from engine.acestep.lm.tokenizer import rebuild_official_tokenizer, stock_qwen_tokenizer_file
-
-FACTS = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "acestep_facts"
+from tests.helpers import FACTS
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,12 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from engine.acestep.lm.plan import codes_to_string, format_cot, parse_codes, parse_metadata, split_output
+from tests.helpers import FACTS, TEST_DATA
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"
-LOG = SHARED / "data" / "acestep_understand_log.jsonl"
-PROMPTS = SHARED / "conformance" / "acestep_facts" / "lm_prompts.json"
+LOG = TEST_DATA / "acestep_understand_log.jsonl"
+PROMPTS = FACTS / "lm_prompts.json"
 
 
 def _log_records() -> list[dict]:
