@@ -8,6 +8,7 @@ import soundfile as sf
 
 from bot.core.parser import CoverRequest, SongRequest, parse_admin
 from bot.core.service import SongService
+from storage import fairness
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.spec import Plan
 from storage.types import QUEUED, DeliveryTarget, NewTrack, UserRef
@@ -81,6 +82,17 @@ async def test_reroll_with_own_seed_copies_spec_and_plan(service):
     assert other.spec.plan == same.spec.plan
     with pytest.raises(NotFound, match="no finished song #999"):
         await service.reroll(ALICE, 999, None, TARGET)
+
+
+async def test_a_planner_timed_song_is_charged_its_bound_and_its_reroll_its_track(service):
+    job = await service.submit_song(ALICE, SongRequest("rain"), TARGET)
+    assert job.cost == fairness.job_cost(120.0, planned=True)  # MAX_DURATION_S of these settings
+    finish(service, job, plan={"duration": 47.0, "audio_codes": [4, 5]}, made_s=47.0)
+    assert service.queue.get(job.id).cost == fairness.job_cost(47.0, planned=True)
+    again = await service.reroll(ALICE, job.id, None, TARGET)
+    assert again.cost == 47.0 and again.spec.plan == Plan(duration=47.0, audio_codes=(4, 5))
+    given = await service.submit_song(BOB, SongRequest("rain", duration_s=30), TARGET)
+    assert given.cost == fairness.job_cost(30.0, planned=True) and given.spec.duration_max_s is None
 
 
 async def test_check_upload_refuses_before_download(service):
