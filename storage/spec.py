@@ -39,14 +39,14 @@ class Plan(BaseModel):
     `duration`, and always written back under the LM's names.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     caption: str | None = None
     lyrics: str | None = None
     bpm: int | None = None
-    keyscale: str | None = Field(None, validation_alias=AliasChoices("keyscale", "key"))
-    timesignature: int | None = Field(None, validation_alias=AliasChoices("timesignature", "time_signature"))
-    duration: float | None = Field(None, validation_alias=AliasChoices("duration", "duration_s"))
+    keyscale: str | None = Field(default=None, validation_alias=AliasChoices("keyscale", "key"))
+    timesignature: int | None = Field(default=None, validation_alias=AliasChoices("timesignature", "time_signature"))
+    duration: float | None = Field(default=None, validation_alias=AliasChoices("duration", "duration_s"))
     language: str | None = None
     audio_codes: tuple[int, ...] = ()
 

@@ -177,7 +177,7 @@ class ConsoleChat:
             return await self.service.admin(self.user, parser.parse_admin(command.args))
         raise UserError(f"I don't know /{name}; try /help.")
 
-    def _queued(self, job_id: int) -> None:
+    def _queued(self, job_id: int) -> str | None:
         self.submitted.append(job_id)
         return None
 

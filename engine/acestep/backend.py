@@ -133,8 +133,12 @@ class AceStepGenerator:
             progress(r.job_id, "listening", 0.0)
         if not todo or self.planner is None:
             return requests
-        return with_understanding(self.planner, lambda r: self.pipeline.source_codes(r.source_audio, r.seed),
-                                  requests)
+        return with_understanding(self.planner, self._source_codes, requests)
+
+    def _source_codes(self, request: TrackRequest) -> list[int]:
+        if request.source_audio is None:
+            raise GenerationError("A cover needs the source audio, and none arrived with the request.")
+        return self.pipeline.source_codes(request.source_audio, request.seed)
 
     def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
         metadata = {
