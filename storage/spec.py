@@ -3,7 +3,8 @@
 `bot/core` builds a `JobSpec` and validates it, the queue prices it and stores it as JSON (through
 `stored()`), and the engine turns it into its request. A field name the spec does not know is refused.
 Rows queued before the spec was typed are read with `JobSpec.from_stored`, which drops the copies of
-the caption the old dict kept (`description`, `style`).
+the caption the old dict kept (`description`, `style`) and spells an old key or language the one way
+(left to the model when it is not one).
 
 A `Plan` is the 5 Hz LM's blueprint of a song, stored with its track and handed back on a re-roll so
 that the same seed repeats the same song. Its fields carry the LM's own names (`keyscale`,
@@ -25,6 +26,7 @@ from storage.values import (
     LANGUAGES,
     MAX_DURATION_S,
     TIME_SIGNATURES,
+    canonical_key,
 )
 
 # Keys of the untyped spec that only repeated the caption.
@@ -135,6 +137,12 @@ class JobSpec(BaseModel):
         fields = {name: value for name, value in data.items() if name not in LEGACY_KEYS}
         if "caption" not in fields:
             fields["caption"] = next((str(data[name]) for name in LEGACY_KEYS if data.get(name)), "")
+        # Before the spec was typed, Discord could store a key or a language as the user wrote it.
+        if isinstance(fields.get("key"), str):
+            fields["key"] = canonical_key(fields["key"])
+        if isinstance(fields.get("language"), str):
+            language = fields["language"].strip().lower()
+            fields["language"] = language if language in LANGUAGES else None
         return cls.model_validate(fields)
 
     def stored(self) -> dict[str, Any]:

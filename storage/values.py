@@ -1,10 +1,12 @@
 """The value sets both sides of the queue agree on: what a song may ask for, and the audio format.
 
 The bot validates requests against these, the job spec (`storage/spec.py`) enforces them, and the
-engine reads the same numbers. This module imports nothing, so anything may import it.
+engine reads the same numbers. This module imports nothing of ours, so anything may import it.
 """
 
 from __future__ import annotations
+
+import re
 
 # Languages the ACE-Step text encoder and the 5 Hz LM know (upstream `acestep/constants.py`).
 LANGUAGES = frozenset(
@@ -18,6 +20,18 @@ LANGUAGES = frozenset(
 # Keys in the one spelling a job spec stores: a note, an optional `#` or `b`, then `major` or `minor`.
 KEYS = frozenset(f"{note}{accidental} {mode}" for note in "ABCDEFG" for accidental in ("", "#", "b")
                  for mode in ("major", "minor"))
+_KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
+
+
+def canonical_key(text: str) -> str | None:
+    """`c#m`, `Bb major`, `F♯ min`, `G` → `C# minor`, `Bb major`, `F# minor`, `G major`; None if not a key."""
+    match = _KEY.match(text.replace("♯", "#").replace("♭", "b"))
+    if not match:
+        return None
+    mode = "minor" if match.group(3).lower() in ("minor", "min", "m") else "major"
+    return f"{match.group(1).upper()}{match.group(2)} {mode}"
+
+
 # Beats per bar: 2/4, 3/4, 4/4 and 6/8.
 TIME_SIGNATURES = frozenset({2, 3, 4, 6})
 

@@ -18,7 +18,7 @@ from typing import Literal, cast
 
 from storage.errors import UserError
 from storage.types import UserRef
-from storage.values import LANGUAGES, SEED_MAX, TIME_SIGNATURES
+from storage.values import LANGUAGES, SEED_MAX, TIME_SIGNATURES, canonical_key
 
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig")
 COVER_OPTIONS = ("strength", "seed", "duration")
@@ -239,16 +239,12 @@ def parse_time_signature(value: str) -> int:
     return beats
 
 
-KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
-
-
 def normalize_key(value: str) -> str:
     """`c#m`, `Bb major`, `F# minor`, `G` → `C# minor`, `Bb major`, `F# minor`, `G major`."""
-    match = KEY.match(value.replace("♯", "#").replace("♭", "b"))
-    if not match:
+    key = canonical_key(value)
+    if key is None:
         raise UserError(f"I don't know the key {value[:20]!r}; try something like key=\"F# minor\" or key=Bb.")
-    mode = "minor" if match.group(3).lower() in ("minor", "min", "m") else "major"
-    return f"{match.group(1).upper()}{match.group(2)} {mode}"
+    return key
 
 
 def normalize_language(value: str) -> str:

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from storage.errors import UserError
 from storage.spec import JobSpec, Plan
-from storage.values import DEFAULT_COVER_STRENGTH, KEYS
+from storage.values import DEFAULT_COVER_STRENGTH, KEYS, canonical_key
 
 SONG = {"caption": "lo-fi rain", "lyrics": "la", "duration_s": 60.0, "duration_given": False, "duration_max_s": 240.0,
         "bpm": 80, "key": "F# minor", "language": "en", "time_signature": 3}
@@ -82,8 +82,19 @@ def test_old_song_cover_and_reroll_specs_read_back():
     assert JobSpec.from_stored(reroll).plan == Plan(caption="c", lyrics="l", bpm=90, keyscale="E minor",
                                                     timesignature=3, duration=47.0, language="en",
                                                     audio_codes=(4, 5))
+    # Discord once stored the key and the language as typed: read in the one spelling, or left to the model.
+    typed = JobSpec.from_stored({**song, "key": "c#m", "language": "EN"})
+    assert (typed.key, typed.language) == ("C# minor", "en")
+    assert JobSpec.from_stored({**song, "key": "H dur", "language": "klingon"}).key is None
     # A spec that only ever held the description still has its caption.
     assert JobSpec.from_stored({"description": "drone", "duration_s": 30}).caption == "drone"
+
+
+@pytest.mark.parametrize(("text", "key"), [("c#m", "C# minor"), ("Bb major", "Bb major"), ("F♯ min", "F# minor"),
+                                           ("G", "G major"), ("e♭", "Eb major"), ("H", None), ("C#M", None)])
+def test_canonical_key(text, key):
+    assert canonical_key(text) == key
+    assert key is None or key in KEYS
 
 
 def test_a_plan_reads_the_other_spellings_under_the_lm_names():
