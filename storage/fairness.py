@@ -2,13 +2,15 @@
 
 Each job gets a start tag `vstart = max(clock, user's last finish tag)` and a finish tag
 `vfinish = vstart + cost / weight`, where cost is the audio seconds it will produce (times a
-factor when the LM plans it). A song whose length the planner chooses is charged the longest it may
-be, and corrected to its real length when it is done. A re-roll costs what its stored track is
-long. The engine claims the smallest start tag and the clock moves
+factor when the LM plans it). The engine claims the smallest start tag and the clock moves
 up to it. A user who floods the queue stacks tags far ahead of the clock, so anyone who
 arrives later is interleaved at the clock's current value: they wait behind at most one job
 of each busy user, never behind the whole flood. An idle user cannot bank credit: their
 next tag starts at the clock, not at their old finish tag.
+
+Prices: a song whose length the planner chooses is charged the longest it may be, and corrected
+to its real length when it is done (`final_price`, `correct`); a re-roll costs what its stored
+track is long.
 """
 
 from __future__ import annotations
