@@ -53,9 +53,10 @@ def admin_group() -> app_commands.Group:
         await reply_private(interaction, await service.unban(user_ref(interaction), user_key(who)))
 
     @group.command(name="quota", description="Set a user's daily song quota")
-    @app_commands.describe(who="A @mention or platform:id", songs_per_day="Songs a day (0: no limit)")
+    @app_commands.describe(who="A @mention or platform:id",
+                           songs_per_day="Songs a day (0: no limit); leave it out for the default")
     async def quota(
-        interaction: discord.Interaction, who: str, songs_per_day: app_commands.Range[int, 0, QUOTA_MAX]
+        interaction: discord.Interaction, who: str, songs_per_day: app_commands.Range[int, 0, QUOTA_MAX] | None = None
     ) -> None:
         service = service_of(interaction)
         await reply_private(interaction, await service.set_quota(user_ref(interaction), user_key(who), songs_per_day))

@@ -203,6 +203,8 @@ async def test_modal_lyrics_private_commands_and_admin(stack: Stack) -> None:
     changed = await fake.send_slash("admin", [p.subcommand("quota", quota)], boss)
     assert (await fake.wait_for(lambda: changed.original))["content"] == (
         f"Daily quota of discord:{user['user']['id']} is now 3.")
+    reset = await fake.send_slash("admin", [p.subcommand("quota", quota[:1])], boss)
+    assert (await fake.wait_for(lambda: reset.original))["content"].endswith("is now the default.")
     nobody = await fake.send_slash("admin", [p.subcommand("ban", [p.option("who", "jo")])], boss)
     assert (await fake.wait_for(lambda: nobody.original))["content"].startswith("Name the user with a @mention")
 
