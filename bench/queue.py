@@ -28,11 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 
 from bench.report import emit  # noqa: E402
+from migrations import upgrade  # noqa: E402
 from storage.accounts import Accounts  # noqa: E402
-from storage.db import make_engine, upgrade  # noqa: E402
+from storage.db import make_engine  # noqa: E402
 from storage.fairness import jain_index, tags_for  # noqa: E402
 from storage.models import Job  # noqa: E402
 from storage.queue import Queue  # noqa: E402
+from storage.spec import JobSpec  # noqa: E402
 from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
@@ -90,7 +92,8 @@ def serve(queue: Queue, arrivals: list[tuple[float, int, float]],
     while now < until_s and (pending or queue.counts().get("queued")):
         while pending and pending[0][0] <= now:
             at, user, cost = pending.pop(0)
-            job = queue.submit(user, "song", {"duration_s": cost}, 0, cost, T0 + timedelta(seconds=at),
+            # A cover is charged exactly its length, so the simulated cost is the queue's.
+            job = queue.submit(user, "cover", JobSpec(duration_s=cost), 0, T0 + timedelta(seconds=at),
                                enforce_limits=False)
             submitted[job.id] = at
         batch = queue.claim("gpu", 1, T0 + timedelta(seconds=now), 3600.0)

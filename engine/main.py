@@ -11,8 +11,9 @@ from types import FrameType
 
 from engine.backends import load_backend
 from engine.worker import Worker, WorkerConfig
+from migrations import upgrade
 from storage.blobs import Blobs
-from storage.db import make_engine, upgrade
+from storage.db import make_engine
 from storage.queue import Queue
 from storage.settings import Settings
 from storage.types import QueueLimits

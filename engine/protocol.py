@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-SAMPLE_RATE = 48_000
+from storage.types import JobView
+from storage.values import DEFAULT_COVER_STRENGTH, SAMPLE_RATE
 
 # progress(job_id or None for the whole batch, stage, percent 0..100)
 Progress = Callable[[int | None, str, float], None]
@@ -54,9 +55,20 @@ class TrackRequest:
     key: str | None = None
     time_signature: int | None = None
     source_audio: np.ndarray | None = None
-    strength: float = 0.5
+    strength: float = DEFAULT_COVER_STRENGTH
     plan: dict[str, Any] | None = None
     duration_given: bool = True
+
+
+def request_for(job: JobView, source_audio: np.ndarray | None = None) -> TrackRequest:
+    """The request for a claimed job: each field is its typed spec's (`storage/spec.py`), nothing guessed."""
+    spec = job.spec
+    return TrackRequest(
+        job_id=job.id, kind=job.kind, caption=spec.caption, lyrics=spec.lyrics, instrumental=spec.instrumental,
+        duration_s=spec.duration_s, seed=job.seed, language=spec.language, bpm=spec.bpm, key=spec.key,
+        time_signature=spec.time_signature, source_audio=source_audio, strength=spec.strength,
+        plan=spec.plan.stored() if spec.plan is not None else None, duration_given=spec.duration_given,
+    )
 
 
 @dataclass

@@ -8,6 +8,7 @@ says in every result that it is a sketch, not ACE-Step. It exists so that the wh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class SketchGenerator:
 
 
 def synthesize(duration_s: float, bpm: int, key: str, rng: np.random.Generator,
-               on_progress: callable = lambda pct: None) -> np.ndarray:  # type: ignore[valid-type]
+               on_progress: Callable[[float], None] = lambda pct: None) -> np.ndarray:
     """Chords, bass, an arpeggio and drums in `key` at `bpm`: float32 (samples, 2)."""
     total = round(duration_s * SAMPLE_RATE)
     root, scale = parse_key(key)

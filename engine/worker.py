@@ -20,7 +20,7 @@ from datetime import datetime
 
 import numpy as np
 
-from engine.protocol import GeneratedTrack, Generator, TrackRequest
+from engine.protocol import GeneratedTrack, Generator, TrackRequest, request_for
 from storage import audio
 from storage.blobs import Blobs, sha256_of
 from storage.db import utcnow
@@ -122,19 +122,11 @@ class Worker:
         return requests, ready
 
     def _request(self, job: JobView) -> TrackRequest:
-        spec = job.spec
         source = None
         if job.source_blob:
             data = self.blobs.path(job.source_blob).read_bytes()
             source = audio.decode(data, self.config.max_source_duration_s)
-        return TrackRequest(
-            job_id=job.id, kind=job.kind, caption=spec.get("caption", ""), lyrics=spec.get("lyrics", ""),
-            instrumental=bool(spec.get("instrumental", False)), duration_s=float(spec["duration_s"]),
-            seed=job.seed, language=spec.get("language"), bpm=spec.get("bpm"), key=spec.get("key"),
-            time_signature=spec.get("time_signature"), source_audio=source,
-            strength=float(spec.get("strength", 0.5)), plan=spec.get("plan"),
-            duration_given=bool(spec.get("duration_given", True)),
-        )
+        return request_for(job, source)
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:
         by_id = {job.id: job for job in jobs}

@@ -1,4 +1,4 @@
-"""Database engines and schema upgrades.
+"""Database engines (the schema upgrade is `migrations.upgrade`, run by each process on start).
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction opens with
 `BEGIN IMMEDIATE`: with pysqlite's default deferred `BEGIN`, two processes could both read
@@ -64,24 +64,3 @@ def _sqlite_on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema to `revision` with Alembic."""
-    from alembic import command
-
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
-def alembic_config() -> Any:
-    """An Alembic config pointing at the `migrations` folder, wherever it is installed."""
-    from alembic.config import Config
-
-    import migrations
-
-    config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    return config

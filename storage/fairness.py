@@ -7,11 +7,17 @@ up to it. A user who floods the queue stacks tags far ahead of the clock, so any
 arrives later is interleaved at the clock's current value: they wait behind at most one job
 of each busy user, never behind the whole flood. An idle user cannot bank credit: their
 next tag starts at the clock, not at their old finish tag.
+
+Prices: a song whose length the planner chooses is charged the longest it may be, and corrected
+to its real length when it is done (`final_price`, `correct`); a re-roll costs what its stored
+track is long.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from storage.spec import JobSpec
 
 # Planning a song with the LM costs GPU time on top of the audio itself.
 LM_COST_FACTOR = 1.5
@@ -28,6 +34,26 @@ class Tags:
 def job_cost(duration_s: float, planned: bool = False) -> float:
     """The cost of a job in audio seconds (more when the LM has to plan it)."""
     return duration_s * (LM_COST_FACTOR if planned else 1.0)
+
+
+def price(kind: str, spec: JobSpec) -> float:
+    """What a new song or cover is charged when it is queued (a re-roll: `job_cost` of its track).
+
+    A song is planned by the LM unless it follows a stored plan. While the planner will choose its
+    length, the song is charged the longest it may be: an upper bound, corrected by `final_price`.
+    """
+    planned = kind == "song" and spec.plan is None
+    seconds = spec.duration_s
+    if planned and spec.length_up_to_the_planner and spec.duration_max_s is not None:
+        seconds = spec.duration_max_s
+    return job_cost(seconds, planned=planned)
+
+
+def final_price(kind: str, spec: JobSpec, made_s: float) -> float | None:
+    """The cost of a finished job whose length the planner chose (`made_s`), or None if its price was exact."""
+    if kind != "song" or not spec.length_up_to_the_planner:
+        return None
+    return job_cost(made_s, planned=True)
 
 
 def tags_for(clock: float, last_vfinish: float, cost: float, weight: float) -> Tags:
@@ -53,6 +79,28 @@ def refund(clock: float, last_vfinish: float, cancelled: Tags, was_last: bool) -
     if not was_last:
         return last_vfinish
     return max(clock, cancelled.vstart)
+
+
+def correct(clock: float, job: Tags, charged: float, cost: float, later: list[Tags]) -> tuple[Tags, list[Tags]]:
+    """Tags after a job charged `charged` turned out to cost `cost`.
+
+    The job's finish tag moves to match its real cost. When it cost less, the same user's queued jobs
+    chained behind it (`later`, in tag order) move forward by the refund, but never before the clock
+    (a correction must not give anyone credit they could not have had by queueing now) and never
+    into each other.
+    """
+    if charged <= 0 or cost == charged:
+        return job, later
+    fixed = Tags(job.vstart, job.vstart + (job.vfinish - job.vstart) * cost / charged)
+    refund = job.vfinish - fixed.vfinish
+    if refund <= 0:
+        return fixed, later
+    moved: list[Tags] = []
+    for tags in later:
+        # A job held back by the clock still starts after the one before it in the chain.
+        vstart = max(clock, tags.vstart - refund, moved[-1].vfinish if moved else clock)
+        moved.append(Tags(vstart, vstart + (tags.vfinish - tags.vstart)))
+    return fixed, moved
 
 
 def jain_index(values: list[float]) -> float:

@@ -24,6 +24,7 @@ from storage import fairness
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
+from storage.spec import JobSpec
 from storage.types import (
     CANCELLED,
     DEAD,
@@ -93,29 +94,30 @@ class Queue:
         self,
         user_id: int,
         kind: str,
-        spec: dict[str, Any],
+        spec: JobSpec,
         seed: int,
-        cost: float,
         now: datetime,
         target: DeliveryTarget | None = None,
         parent_id: int | None = None,
         source_blob: str | None = None,
         enforce_limits: bool = True,
     ) -> JobView:
-        """Queue a job with its fairness tags and its outbox row, in one transaction.
+        """Price a job, queue it with its fairness tags and its outbox row, in one transaction.
 
         Raises:
             LimitError: paused, banned, too many pending jobs, daily quota used up, queue full.
+            NotFound: a re-roll of a job that has no track.
         """
         with self.engine.begin() as conn:
             user = conn.execute(select(users).where(users.c.id == user_id)).one()
             clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
             if enforce_limits:
                 self._check_limits(conn, user, bool(paused), now)
+            cost = self._price(conn, kind, spec, parent_id)
             tags = fairness.tags_for(clock, user.last_vfinish, cost, user.weight)
             job_id = conn.execute(
                 jobs.insert()
-                .values(user_id=user_id, kind=kind, spec=spec, seed=seed, parent_id=parent_id,
+                .values(user_id=user_id, kind=kind, spec=spec.stored(), seed=seed, parent_id=parent_id,
                         source_blob=source_blob, status=QUEUED, stage=QUEUED, progress=0.0, attempts=0,
                         max_attempts=self.limits.max_attempts, run_after=now, cost=cost,
                         vstart=tags.vstart, vfinish=tags.vfinish, created_at=now)
@@ -126,6 +128,15 @@ class Queue:
             if target is not None:
                 conn.execute(deliveries.insert().values(**_delivery_values(job_id, target)))
             return job_view(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+
+    def _price(self, conn: Connection, kind: str, spec: JobSpec, parent_id: int | None) -> float:
+        """The cost to charge: a re-roll makes as much audio as the track it repeats."""
+        if kind != "reroll" or parent_id is None:
+            return fairness.price(kind, spec)
+        made_s = conn.execute(select(tracks.c.duration_s).where(tracks.c.job_id == parent_id)).scalar_one_or_none()
+        if made_s is None:
+            raise NotFound(f"There is no finished song #{parent_id}.")
+        return fairness.job_cost(float(made_s))
 
     def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime) -> None:
         if user.banned:
@@ -213,6 +224,33 @@ class Queue:
             if result.rowcount != 1:
                 raise LeaseLost("The engine lost its lease on this song.")
             conn.execute(tracks.insert().values(job_id=job.id, created_at=now, **_track_values(track)))
+            cost = fairness.final_price(job.kind, job.spec, track.duration_s)
+            if cost is not None:
+                self._correct(conn, job.id, cost)
+
+    def _correct(self, conn: Connection, job_id: int, cost: float) -> None:
+        """Charge a finished job its real cost and move the user's jobs queued behind it by the refund.
+
+        The user's last finish tag follows the job it belongs to, so their next song is charged from
+        the corrected chain.
+        """
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+        clock = conn.execute(select(queue_state.c.vtime)).scalar_one()
+        later = conn.execute(
+            select(jobs.c.id, jobs.c.vstart, jobs.c.vfinish)
+            .where(jobs.c.user_id == row.user_id, jobs.c.status == QUEUED, jobs.c.vstart >= row.vfinish)
+            .order_by(jobs.c.vstart, jobs.c.id)
+        ).all()
+        fixed, moved = fairness.correct(clock, fairness.Tags(row.vstart, row.vfinish), row.cost, cost,
+                                        [fairness.Tags(other.vstart, other.vfinish) for other in later])
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(cost=cost, vfinish=fixed.vfinish))
+        renamed = {row.vfinish: fixed.vfinish}
+        for other, tags in zip(later, moved, strict=True):
+            conn.execute(update(jobs).where(jobs.c.id == other.id).values(vstart=tags.vstart, vfinish=tags.vfinish))
+            renamed[other.vfinish] = tags.vfinish
+        last = conn.execute(select(users.c.last_vfinish).where(users.c.id == row.user_id)).scalar_one()
+        if last in renamed:
+            conn.execute(update(users).where(users.c.id == row.user_id).values(last_vfinish=renamed[last]))
 
     def fail(self, job: JobView, owner: str, message: str, now: datetime) -> bool:
         """Mark the job failed with a sentence for the user; False if the lease is lost."""
@@ -382,7 +420,7 @@ def job_view(row: Any) -> JobView:
     """A jobs row (or anything with its column names as attributes) as a value."""
     return JobView(
         id=row.id, user_id=row.user_id, kind=row.kind, status=row.status, stage=row.stage,
-        progress=row.progress, seed=row.seed, spec=dict(row.spec), parent_id=row.parent_id,
+        progress=row.progress, seed=row.seed, spec=JobSpec.from_stored(row.spec), parent_id=row.parent_id,
         source_blob=row.source_blob, attempts=row.attempts, error=row.error, cost=row.cost,
         vstart=row.vstart, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, lease_owner=row.lease_owner,

@@ -13,9 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Durations outside this range are refused; the model itself allows up to 600 s.
-MIN_DURATION_S = 10
-MODEL_MAX_DURATION_S = 600
+# The duration bounds live in `values.py`; adapters that show them in help texts may read them here.
+from storage.values import MAX_DURATION_S as MODEL_MAX_DURATION_S
+from storage.values import MIN_DURATION_S
+
+__all__ = ["MIN_DURATION_S", "MODEL_MAX_DURATION_S", "Settings"]
 
 IdSet = Annotated[frozenset[str], NoDecode]
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from storage.spec import JobSpec
+
 # Job states. Terminal states never change again.
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
     "queued",
@@ -81,7 +83,7 @@ class JobView:
     stage: str
     progress: float
     seed: int
-    spec: dict[str, Any]
+    spec: JobSpec
     parent_id: int | None
     source_blob: str | None
     attempts: int

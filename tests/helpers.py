@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from storage.db import make_engine, upgrade
+from migrations import upgrade
+from storage.db import make_engine
 from storage.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from tests.helpers import REPO
 RULES = {
     "bot": {"engine", "songbot"},
     "engine": {"bot", "songbot"},
-    "storage": {"bot", "engine", "songbot"},
+    "storage": {"bot", "engine", "songbot", "migrations"},
     "migrations": {"bot", "engine", "songbot"},
 }
 

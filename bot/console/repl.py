@@ -174,11 +174,10 @@ class ConsoleChat:
                 raise UserError("Use /lyrics <song id>.")
             return await self.service.lyrics(song_id)
         if name == "admin":
-            action, _, arg = command.args.partition(" ")
-            return await self.service.admin(self.user, action, arg)
+            return await self.service.admin(self.user, parser.parse_admin(command.args))
         raise UserError(f"I don't know /{name}; try /help.")
 
-    def _queued(self, job_id: int) -> None:
+    def _queued(self, job_id: int) -> str | None:
         self.submitted.append(job_id)
         return None
 

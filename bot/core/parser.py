@@ -5,7 +5,7 @@
     /cover [style] [strength=0.6]        (a reply to audio; the console takes a file path first)
     /reroll <song id> [seed]
     /history   /queue   /cancel [id]   /lyrics <id>   /help
-    /admin pause|resume|stats|ban <platform:id>|unban <platform:id>|quota <platform:id> <n>
+    /admin pause|resume|stats|ban <platform:id>|unban <platform:id>|quota <platform:id> <n|default>
 
 Parsing checks syntax and types; limits that depend on settings are checked in `service.py`.
 """
@@ -14,23 +14,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from storage.errors import UserError
+from storage.types import UserRef
+from storage.values import LANGUAGES, SEED_MAX, TIME_SIGNATURES, canonical_key
 
-LANGUAGES = frozenset(
-    (
-        "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi",
-        "hr", "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl",
-        "pt", "ro", "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi",
-        "yue", "zh",
-    )
-)
-TIME_SIGNATURES = frozenset({2, 3, 4, 6})
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig")
 COVER_OPTIONS = ("strength", "seed", "duration")
 OPTION = re.compile(r"""(?<!\S)([A-Za-z_]+)=("[^"]*"|'[^']*'|\S+)""")
 COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+|$)")
-SEED_MAX = 2**32 - 1
+# Discord's option range for a daily quota; the text commands take the same.
+QUOTA_MAX = 100_000
+PLATFORM_ID = re.compile(r"^(discord|telegram|console):([0-9A-Za-z_-]{1,64})$")
+ADMIN_USAGE = ("Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or "
+               "quota <platform:id> <songs a day|default>.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,18 @@ class CoverRequest:
     strength: float | None = None
     seed: int | None = None
     path: str | None = None
+
+
+AdminAction = Literal["pause", "resume", "stats", "ban", "unban", "quota"]
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """An operator command: what to do, to whom, and the new daily quota (None: back to the default)."""
+
+    action: AdminAction
+    who: UserRef | None = None
+    quota: int | None = None
 
 
 def parse_command(text: str, bot_username: str | None = None) -> ParsedCommand | None:
@@ -138,6 +148,42 @@ def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:
     return int(text)
 
 
+def parse_admin(args: str) -> AdminCommand:
+    """`pause`, `resume`, `stats`, `ban <p:id>`, `unban <p:id>`, `quota <p:id> <n|default>` → an AdminCommand.
+
+    Raises:
+        UserError: an unknown action, a missing or extra argument, or a quota that is not a count.
+    """
+    first, *rest = args.split() or [""]
+    action = first.lower()
+    if action in ("pause", "resume", "stats") and not rest:
+        return AdminCommand(cast(AdminAction, action))
+    if action in ("ban", "unban") and len(rest) == 1:
+        return AdminCommand(cast(AdminAction, action), who=parse_user_key(rest[0]))
+    if action == "quota" and len(rest) == 2:
+        return AdminCommand("quota", who=parse_user_key(rest[0]), quota=parse_quota(rest[1]))
+    raise UserError(ADMIN_USAGE)
+
+
+def parse_user_key(value: str) -> UserRef:
+    """`telegram:12345` → the user it names."""
+    match = PLATFORM_ID.match(value.strip())
+    if not match:
+        raise UserError("Name the user as platform:id, for example telegram:12345.")
+    return UserRef(match[1], match[2])
+
+
+def parse_quota(value: str) -> int | None:
+    """A daily quota: a count of songs from 0 (no limit) to QUOTA_MAX, or `default` (None)."""
+    text = value.strip().lower()
+    if text == "default":
+        return None
+    if not text.isdigit() or int(text) > QUOTA_MAX:
+        raise UserError(f"The quota must be a number of songs a day from 0 (no limit) to {QUOTA_MAX}, "
+                        f"or 'default', not {value[:20]!r}.")
+    return int(text)
+
+
 def split_options(text: str, allowed: tuple[str, ...]) -> tuple[dict[str, str], str]:
     """Pull `name=value` options out of a line; the rest is free text."""
     options: dict[str, str] = {}
@@ -193,16 +239,12 @@ def parse_time_signature(value: str) -> int:
     return beats
 
 
-KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b♯♭]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
-
-
 def normalize_key(value: str) -> str:
     """`c#m`, `Bb major`, `F# minor`, `G` → `C# minor`, `Bb major`, `F# minor`, `G major`."""
-    match = KEY.match(value.replace("♯", "#").replace("♭", "b"))
-    if not match:
+    key = canonical_key(value)
+    if key is None:
         raise UserError(f"I don't know the key {value[:20]!r}; try something like key=\"F# minor\" or key=Bb.")
-    mode = "minor" if match.group(3).lower() in ("minor", "min", "m") else "major"
-    return f"{match.group(1).upper()}{match.group(2)} {mode}"
+    return key
 
 
 def normalize_language(value: str) -> str:

@@ -14,20 +14,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from bot.core import render
-from bot.core.parser import CoverRequest, SongRequest
-from storage import audio, fairness
+from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
+from migrations import upgrade
+from storage import audio
 from storage.accounts import Accounts
 from storage.blobs import Blobs
-from storage.db import make_engine, upgrade, utcnow
+from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
 from storage.outbox import Outbox
 from storage.queue import Queue
-from storage.settings import MIN_DURATION_S, Settings
+from storage.settings import Settings
+from storage.spec import JobSpec, Plan
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
+from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, MIN_DURATION_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,7 +39,6 @@ SongCheck = Callable[[SongRequest, int], None]
 
 NOT_AUDIO_TYPES = ("image/", "text/", "application/pdf", "application/zip", "application/json")
 NOT_AUDIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt", ".zip", ".exe", ".doc", ".docx")
-DEFAULT_STRENGTH = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,13 @@ class SongService:
         duration = request.duration_s or self.settings.default_duration_s
         for check in self.song_checks:
             await self._run(check, request, duration)
-        spec = {
-            "caption": request.description, "description": request.description,
-            "lyrics": "" if request.instrumental else request.lyrics, "instrumental": request.instrumental,
-            "duration_s": duration, "duration_given": request.duration_s is not None, "bpm": request.bpm,
-            "key": request.key, "language": request.language, "time_signature": request.time_signature,
-        }
+        given = request.duration_s is not None
+        spec = JobSpec.build(
+            caption=request.description, lyrics="" if request.instrumental else request.lyrics,
+            instrumental=request.instrumental, duration_s=duration, duration_given=given,
+            duration_max_s=None if given else max(duration, self.settings.max_duration_s), bpm=request.bpm,
+            key=request.key, language=request.language, time_signature=request.time_signature,
+        )
         seed = request.seed if request.seed is not None else new_seed()
         return await self._run(self._submit, user, "song", spec, seed, target)
 
@@ -130,12 +133,10 @@ class SongService:
                            f"{MIN_DURATION_S} seconds.")
         suffix = Path(filename or "upload.bin").suffix[:8] or ".bin"
         blob = await self._run(self.blobs.put_upload, data, suffix)
-        spec = {
-            "caption": request.style, "style": request.style,
-            "strength": request.strength if request.strength is not None else DEFAULT_STRENGTH,
-            "duration_s": round(min(seconds, self.settings.max_duration_s), 2), "lyrics": "",
-            "instrumental": False,
-        }
+        spec = JobSpec.build(
+            caption=request.style, duration_s=round(min(seconds, self.settings.max_duration_s), 2),
+            strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
+        )
         seed = request.seed if request.seed is not None else new_seed()
         return await self._run(self._submit, user, "cover", spec, seed, target, None, blob)
 
@@ -145,17 +146,15 @@ class SongService:
         parent = await self._run(self.queue.get, song_id)
         if track is None or parent is None:
             raise NotFound(f"There is no finished song #{song_id}.")
-        # The stored plan and the exact duration make the same seed give the same audio.
-        spec = dict(parent.spec, plan=track.plan, duration_s=parent.spec["duration_s"])
+        # The stored plan and the parent's own spec make the same seed give the same audio.
+        spec = parent.spec.model_copy(update={"plan": Plan.model_validate(track.plan) if track.plan else None})
         chosen = seed if seed is not None else new_seed()
         return await self._run(self._submit, user, "reroll", spec, chosen, target, song_id, parent.source_blob)
 
-    def _submit(self, ref: UserRef, kind: str, spec: dict[str, Any], seed: int, target: DeliveryTarget,
+    def _submit(self, ref: UserRef, kind: str, spec: JobSpec, seed: int, target: DeliveryTarget,
                 parent_id: int | None = None, source_blob: str | None = None) -> JobView:
         user = self._user(ref)
-        planned = kind == "song" and not spec.get("plan")
-        cost = fairness.job_cost(float(spec["duration_s"]), planned=planned)
-        return self.queue.submit(user.id, kind, spec, seed, cost, self.clock(), target, parent_id, source_blob)
+        return self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
 
     def _user(self, ref: UserRef) -> UserView:
         if not self.settings.user_allowed(ref.platform, ref.platform_id):
@@ -170,8 +169,8 @@ class SongService:
             raise UserError(f"Keep the lyrics under {limits.max_lyrics_chars} characters.")
         if request.duration_s is not None and not MIN_DURATION_S <= request.duration_s <= limits.max_duration_s:
             raise UserError(f"duration must be between {MIN_DURATION_S} and {limits.max_duration_s} seconds.")
-        if request.bpm is not None and not 30 <= request.bpm <= 300:
-            raise UserError("bpm must be between 30 and 300.")
+        if request.bpm is not None and not BPM_MIN <= request.bpm <= BPM_MAX:
+            raise UserError(f"bpm must be between {BPM_MIN} and {BPM_MAX}.")
 
     # ---------------------------------------------------------------- lookups
 
@@ -233,35 +232,66 @@ class SongService:
 
     # ------------------------------------------------------------------ admin
 
-    async def admin(self, user: UserRef, action: str, arg: str | None = None) -> str:
-        """pause, resume, stats, ban <p:id>, unban <p:id>, quota <p:id> <n>. Raises LimitError if not an admin."""
+    async def admin(self, user: UserRef, command: AdminCommand) -> str:
+        """Run a parsed text command (`/admin ...` on the console and Telegram)."""
+        match command:
+            case AdminCommand(action="pause"):
+                return await self.pause(user)
+            case AdminCommand(action="resume"):
+                return await self.resume(user)
+            case AdminCommand(action="stats"):
+                return await self.stats(user)
+            case AdminCommand(action="ban" | "unban", who=UserRef() as who):
+                return await (self.ban(user, who) if command.action == "ban" else self.unban(user, who))
+            case AdminCommand(action="quota", who=UserRef() as who):
+                return await self.set_quota(user, who, command.quota)
+        raise UserError(ADMIN_USAGE)
+
+    async def pause(self, admin: UserRef) -> str:
+        """Stop taking songs from anyone but admins, and stop the engine claiming."""
+        self._require_admin(admin)
+        await self._run(self.queue.set_paused, True)
+        return "The queue is paused; nobody but admins can add songs."
+
+    async def resume(self, admin: UserRef) -> str:
+        """Take songs again."""
+        self._require_admin(admin)
+        await self._run(self.queue.set_paused, False)
+        return "The queue is running again."
+
+    async def stats(self, admin: UserRef) -> str:
+        """Jobs per state, users, and whether the queue is paused."""
+        self._require_admin(admin)
+        counts = await self._run(self.queue.counts)
+        return render.stats_text(counts, await self._run(self.accounts.count), await self._run(self.queue.is_paused))
+
+    async def ban(self, admin: UserRef, who: UserRef) -> str:
+        """Stop a user from making songs. Raises NotFound if they never used the bot."""
+        self._require_admin(admin)
+        target = await self._run(self.accounts.find, who.platform, who.platform_id)
+        await self._run(self.accounts.set_banned, target.id, True)
+        return f"{who.key} is banned."
+
+    async def unban(self, admin: UserRef, who: UserRef) -> str:
+        """Let a banned user make songs again."""
+        self._require_admin(admin)
+        target = await self._run(self.accounts.find, who.platform, who.platform_id)
+        await self._run(self.accounts.set_banned, target.id, False)
+        return f"{who.key} is no longer banned."
+
+    async def set_quota(self, admin: UserRef, who: UserRef, songs_per_day: int | None) -> str:
+        """Give a user their own daily quota (0: no limit; None: back to the default)."""
+        self._require_admin(admin)
+        if songs_per_day is not None and songs_per_day < 0:
+            raise UserError("The quota must be a number of songs a day from 0 (no limit) up.")
+        target = await self._run(self.accounts.find, who.platform, who.platform_id)
+        await self._run(self.accounts.set_quota, target.id, songs_per_day)
+        shown = "the default" if songs_per_day is None else "no limit" if songs_per_day == 0 else songs_per_day
+        return f"Daily quota of {who.key} is now {shown}."
+
+    def _require_admin(self, user: UserRef) -> None:
         if not self.settings.is_admin(user.platform, user.platform_id):
             raise LimitError("Only the bot's operators can do that.")
-        return await self._run(self._admin, action.lower(), (arg or "").split())
-
-    def _admin(self, action: str, args: list[str]) -> str:
-        if action in ("pause", "resume"):
-            self.queue.set_paused(action == "pause")
-            return "The queue is paused; nobody but admins can add songs." if action == "pause" \
-                else "The queue is running again."
-        if action == "stats":
-            return render.stats_text(self.queue.counts(), self.accounts.count(), self.queue.is_paused())
-        if action in ("ban", "unban", "quota") and args:
-            target = self._find(args[0])
-            if action == "quota":
-                quota = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
-                self.accounts.set_quota(target.id, quota)
-                return f"Daily quota of {args[0]} is now {quota if quota is not None else 'the default'}."
-            self.accounts.set_banned(target.id, action == "ban")
-            return f"{args[0]} is {'banned' if action == 'ban' else 'no longer banned'}."
-        raise UserError("Admin commands: pause, resume, stats, ban <platform:id>, unban <platform:id>, "
-                        "quota <platform:id> <n>.")
-
-    def _find(self, key: str) -> UserView:
-        platform, _, platform_id = key.partition(":")
-        if not platform_id:
-            raise UserError("Name users as platform:id, for example telegram:12345.")
-        return self.accounts.find(platform, platform_id)
 
 
 def new_seed() -> int:

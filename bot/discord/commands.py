@@ -11,19 +11,20 @@ import discord
 from discord import app_commands
 
 from bot.core import render
-from bot.core.parser import SEED_MAX, CoverRequest, SongRequest, normalize_key, normalize_language
+from bot.core.parser import CoverRequest, SongRequest, normalize_key, normalize_language
 from bot.core.service import SongService
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
-from storage.settings import MIN_DURATION_S, MODEL_MAX_DURATION_S, Settings
+from storage.settings import Settings
+from storage.values import BPM_MAX, BPM_MIN, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."
 
 Seed = app_commands.Range[int, 0, SEED_MAX]
-Duration = app_commands.Range[int, MIN_DURATION_S, MODEL_MAX_DURATION_S]
-Bpm = app_commands.Range[int, 30, 300]
+Duration = app_commands.Range[int, MIN_DURATION_S, MAX_DURATION_S]
+Bpm = app_commands.Range[int, BPM_MIN, BPM_MAX]
 Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]

@@ -41,7 +41,6 @@ COMMANDS = [
     BotCommand("help", "How to use this bot"),
 ]
 ADMIN_COMMAND = BotCommand("admin", "Operators: pause, resume, stats, ban, unban, quota")
-ADMIN_USAGE = "Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or quota <platform:id> <n>."
 NOT_ALLOWED = "Sorry, this bot is not open to you here."
 HINT = "Send /song and a description to make a song, for example /song lo-fi rain at night, or /help."
 TELEGRAM_HELP = (
@@ -135,10 +134,7 @@ class Handlers:
     async def admin(self, update: Update, context: Context) -> None:
         """/admin pause|resume|stats|ban|unban|quota (the service checks that the caller is an admin)."""
         command = self._command(_message(update), context)
-        action, _, arg = command.args.partition(" ")
-        if not action:
-            raise UserError(ADMIN_USAGE)
-        answer = await self.service.admin(_user(update), action.lower(), arg.strip() or None)
+        answer = await self.service.admin(_user(update), parser.parse_admin(command.args))
         await _message(update).reply_text(defang(answer))
 
     async def hint(self, update: Update, context: Context) -> None:

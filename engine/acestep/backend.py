@@ -44,37 +44,35 @@ def title_from_caption(caption: str, words: int = 4) -> str:
     return title[:60] or "Untitled"
 
 
-def _planned(plan: dict[str, Any], names: tuple[str, ...], fallback: Any) -> Any:
-    """The plan's value under any of ``names`` (LM CoT names first), else ``fallback``."""
-    for name in names:
-        if plan.get(name) is not None:
-            return plan[name]
-    return fallback
+def _planned(plan: dict[str, Any], name: str, fallback: Any) -> Any:
+    """The plan's value for ``name``, else ``fallback``."""
+    value = plan.get(name)
+    return fallback if value is None else value
 
 
 def request_to_track(request: TrackRequest) -> Track:
     """Merge a request with its plan (the plan wins, so a re-roll repeats the planned song).
 
-    Plan keys, as the 5 Hz LM planner writes them (engine/acestep/lm/plan.py ``PLAN_KEYS``):
-    caption, lyrics, bpm, keyscale, timesignature, duration, language and audio_codes (ints
-    0..63999, five per second of audio). ``key``, ``time_signature`` and ``duration_s`` are
-    accepted as aliases. Missing or None values fall back to the request's own.
+    Plan keys, one name each, as the 5 Hz LM planner writes them (engine/acestep/lm/plan.py
+    ``PLAN_KEYS``) and a stored plan is read back (``storage.spec.Plan``): caption, lyrics, bpm,
+    keyscale, timesignature, duration, language and audio_codes (ints 0..63999, five per second of
+    audio). Missing or None values fall back to the request's own.
     """
     plan: dict[str, Any] = request.plan or {}
-    lyrics = "" if request.instrumental else str(_planned(plan, ("lyrics",), request.lyrics))
+    lyrics = "" if request.instrumental else str(_planned(plan, "lyrics", request.lyrics))
     metas = Metas(
-        bpm=_planned(plan, ("bpm",), request.bpm),
-        time_signature=_planned(plan, ("timesignature", "time_signature"), request.time_signature),
-        key=_planned(plan, ("keyscale", "key"), request.key),
-        duration_s=float(_planned(plan, ("duration", "duration_s"), request.duration_s)),
+        bpm=_planned(plan, "bpm", request.bpm),
+        time_signature=_planned(plan, "timesignature", request.time_signature),
+        key=_planned(plan, "keyscale", request.key),
+        duration_s=float(_planned(plan, "duration", request.duration_s)),
     )
     codes = plan.get("audio_codes")
     if request.kind == "cover" and request.source_audio is None:
         raise GenerationError("A cover needs the source audio, and none arrived with the request.")
     return Track(
-        caption=str(_planned(plan, ("caption",), request.caption)) or COVER_CAPTION,
+        caption=str(_planned(plan, "caption", request.caption)) or COVER_CAPTION,
         lyrics=lyrics,
-        language=str(_planned(plan, ("language",), request.language) or "unknown"),
+        language=str(_planned(plan, "language", request.language) or "unknown"),
         metas=metas,
         seed=int(request.seed) & 0xFFFFFFFF,
         source_audio=request.source_audio,  # a cover, or a re-roll of one
@@ -135,8 +133,12 @@ class AceStepGenerator:
             progress(r.job_id, "listening", 0.0)
         if not todo or self.planner is None:
             return requests
-        return with_understanding(self.planner, lambda r: self.pipeline.source_codes(r.source_audio, r.seed),
-                                  requests)
+        return with_understanding(self.planner, self._source_codes, requests)
+
+    def _source_codes(self, request: TrackRequest) -> list[int]:
+        if request.source_audio is None:
+            raise GenerationError("A cover needs the source audio, and none arrived with the request.")
+        return self.pipeline.source_codes(request.source_audio, request.seed)
 
     def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
         metadata = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +104,7 @@ class DiTDecoder(nn.Module):
     def cross_kv(self, encoder_states: torch.Tensor) -> CrossKV:
         """Cross-attention K/V of every layer; computed once per condition, reused at every step."""
         projected = self.condition_embedder(encoder_states)
-        return [layer.cross_attn.keys_values(projected) for layer in self.layers]
+        return [cast(DiTLayer, layer).cross_attn.keys_values(projected) for layer in self.layers]
 
     def forward(
         self,

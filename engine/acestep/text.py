@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from tokenizers import Tokenizer
@@ -118,4 +119,5 @@ class TextEncoder:
         """Lyric prompts → (token embeddings [B, L, D], mask [B, L]); a table lookup only."""
         rows = [encode_ids(self.tokenizer, p, LYRICS_MAX_TOKENS) for p in prompts]
         ids, mask = pad_ids(rows, self.pad_id)
-        return self.model.embed_tokens(ids.to(self.device)), mask.to(self.device)
+        embed = cast(torch.nn.Module, self.model.embed_tokens)
+        return embed(ids.to(self.device)), mask.to(self.device)

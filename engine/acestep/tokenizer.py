@@ -24,6 +24,10 @@ class FSQ(nn.Module):
     The index is the mixed-radix number of the levels (first dimension least significant).
     """
 
+    # Buffers, registered in __init__ (typed here: nn.Module's attribute lookup is untyped).
+    levels: torch.Tensor
+    basis: torch.Tensor
+
     def __init__(self, dim: int, levels: tuple[int, ...]) -> None:
         super().__init__()
         self.project_in = nn.Linear(dim, len(levels))

@@ -17,6 +17,7 @@ from storage.blobs import Blobs
 from storage.db import utcnow
 from storage.errors import GenerationError
 from storage.library import Library
+from storage.spec import JobSpec
 from storage.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
 from tests.helpers import make_settings
 
@@ -28,9 +29,9 @@ def worker(tmp_path):
 
 def submit(worker, duration=10.0, seed=3, **spec):
     uid = Accounts(worker.queue.engine).ensure(UserRef("console", "u"), utcnow(), admin=True).id
-    spec = {"caption": "rain", "duration_s": duration, **spec}
-    return worker.queue.submit(uid, spec.pop("kind", "song"), spec, seed, duration, utcnow(),
-                               source_blob=spec.pop("source_blob", None))
+    kind, source_blob = spec.pop("kind", "song"), spec.pop("source_blob", None)
+    return worker.queue.submit(uid, kind, JobSpec(caption="rain", duration_s=duration, **spec), seed, utcnow(),
+                               source_blob=source_blob)
 
 
 class Scripted:

@@ -2,6 +2,7 @@ import pytest
 
 from storage import fairness
 from storage.fairness import Tags, advance_clock, jain_index, job_cost, refund, tags_for
+from storage.spec import JobSpec, Plan
 
 
 def test_first_job_starts_at_the_clock():
@@ -62,3 +63,46 @@ def test_flood_does_not_delay_a_newcomer():
     b = tags_for(clock, 0.0, 10.0, 1.0)
     ahead = [t for t in a_tags[1:] if t.vstart < b.vstart]
     assert ahead == []
+
+
+def test_a_song_the_planner_times_is_charged_its_upper_bound():
+    chosen_by_planner = JobSpec(duration_s=60, duration_given=False, duration_max_s=240)
+    assert fairness.price("song", chosen_by_planner) == job_cost(240.0, planned=True)
+    assert fairness.final_price("song", chosen_by_planner, made_s=47.0) == job_cost(47.0, planned=True)
+
+
+def test_a_given_length_and_a_cover_are_priced_exactly():
+    given = JobSpec(duration_s=30)
+    assert fairness.price("song", given) == job_cost(30.0, planned=True)
+    assert fairness.final_price("song", given, made_s=29.9) is None
+    cover = JobSpec(duration_s=12.5)
+    assert fairness.price("cover", cover) == 12.5 and fairness.final_price("cover", cover, 12.5) is None
+    replanned = JobSpec(duration_s=60, duration_given=False, duration_max_s=240, plan=Plan(duration=45))
+    assert fairness.price("song", replanned) == 60.0  # a stored plan: not planned again, its length fixed
+
+
+def test_correct_refunds_the_job_and_moves_the_chain_behind_it():
+    job, later = Tags(0.0, 360.0), [Tags(360.0, 450.0), Tags(450.0, 540.0)]
+    fixed, moved = fairness.correct(clock=0.0, job=job, charged=360.0, cost=90.0, later=later)
+    assert fixed == Tags(0.0, 90.0)
+    assert moved == [Tags(90.0, 180.0), Tags(180.0, 270.0)]
+
+
+def test_correct_never_moves_a_job_before_the_clock():
+    fixed, moved = fairness.correct(clock=300.0, job=Tags(0.0, 360.0), charged=360.0, cost=90.0,
+                                    later=[Tags(360.0, 450.0), Tags(450.0, 540.0)])
+    assert fixed == Tags(0.0, 90.0) and moved == [Tags(300.0, 390.0), Tags(390.0, 480.0)]
+
+
+def test_correct_keeps_the_chain_when_the_job_cost_more_or_the_same():
+    later = [Tags(100.0, 130.0)]
+    assert fairness.correct(0.0, Tags(0.0, 100.0), charged=100.0, cost=100.0, later=later) == (Tags(0.0, 100.0),
+                                                                                              later)
+    fixed, moved = fairness.correct(0.0, Tags(0.0, 50.0), charged=100.0, cost=120.0, later=later)
+    assert fixed == Tags(0.0, 60.0) and moved == later
+
+
+def test_correct_keeps_the_users_weight():
+    # Weight 2: the tag is half the cost; the correction keeps that ratio.
+    fixed, _ = fairness.correct(0.0, Tags(10.0, 190.0), charged=360.0, cost=90.0, later=[])
+    assert fixed == Tags(10.0, 55.0)

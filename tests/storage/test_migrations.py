@@ -4,7 +4,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from storage.db import make_engine, upgrade
+from migrations import upgrade
+from storage.db import make_engine
 from storage.models import Base, QueueState
 
 

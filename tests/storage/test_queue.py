@@ -3,12 +3,16 @@
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import insert, select
 
+from storage import fairness
 from storage.accounts import Accounts
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.library import Library
+from storage.models import Job
 from storage.outbox import Outbox
 from storage.queue import Queue
+from storage.spec import JobSpec, Plan
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, DeliveryTarget, NewTrack, QueueLimits
 from storage.types import UserRef as Ref
 
@@ -35,7 +39,8 @@ def user(accounts, name="a", admin=False):
 
 
 def submit(queue, user_id, cost=10.0, now=T0, target=None, **kwargs):
-    return queue.submit(user_id, "song", {"caption": "x", "duration_s": cost}, 7, cost, now, target, **kwargs)
+    # A cover is charged exactly its length, which keeps the tag arithmetic of these tests plain.
+    return queue.submit(user_id, "cover", JobSpec(caption="x", duration_s=cost), 7, now, target, **kwargs)
 
 
 def test_submit_claim_complete(queue, accounts, db):
@@ -49,7 +54,7 @@ def test_submit_claim_complete(queue, accounts, db):
     done = queue.get(job.id)
     assert done.status == SUCCEEDED and done.progress == 100.0
     stored = Library(db).get(job.id)
-    assert stored.seed == 1 and stored.plan == {"audio_codes": [1, 2, 3]} and stored.kind == "song"
+    assert stored.seed == 1 and stored.plan == {"audio_codes": [1, 2, 3]} and stored.kind == "cover"
     assert Outbox(db).for_job(job.id).chat_id == "chat"
 
 
@@ -259,3 +264,83 @@ def test_eta_rate_from_a_batch(queue, accounts):
         queue.complete(job, "w", track(), T0 + timedelta(seconds=12))
     # Four 30 s songs in one 12 s batch: 0.1 s of work per second of audio, not 0.4.
     assert queue.seconds_per_cost() == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------- the typed job spec and its price
+
+SONG = JobSpec(caption="rain", lyrics="[verse]\nla", duration_s=60.0, duration_given=False, duration_max_s=240.0,
+               bpm=80, key="F# minor", language="ja", time_signature=6)
+
+
+def made(seconds: float) -> NewTrack:
+    return NewTrack(blob_path="tracks/x.mp3", duration_s=seconds, seed=1, sha256="0" * 64, title="T", caption="c",
+                    lyrics="", meta={}, model={"backend": "sketch"}, plan={"duration": seconds, "audio_codes": [1]})
+
+
+def test_a_spec_round_trips_through_the_queue(queue, accounts, db):
+    spec = SONG.model_copy(update={"plan": Plan(caption="c", keyscale="E minor", duration=47.5, audio_codes=(1, 2))})
+    job = queue.submit(user(accounts), "reroll", spec, 7, T0)
+    assert job.spec == spec and queue.get(job.id).spec == spec
+    [claimed] = queue.claim("w", 1, T0, 30)
+    assert claimed.spec == spec
+    with db.connect() as conn:
+        stored = conn.execute(select(Job.__table__.c.spec).where(Job.__table__.c.id == job.id)).scalar_one()
+    assert stored == spec.stored() and "description" not in stored and stored["plan"]["keyscale"] == "E minor"
+
+
+def test_a_job_queued_before_the_typed_spec_is_still_claimed(queue, accounts, db):
+    # The row exactly as the untyped service wrote it, with a stored plan under the other spellings.
+    old = {"caption": "rain", "description": "rain", "lyrics": "", "instrumental": False, "duration_s": 60,
+           "duration_given": False, "bpm": 90, "key": "C# minor", "language": "en", "time_signature": 4,
+           "plan": {"key": "C# minor", "duration_s": 45.0, "audio_codes": [7, 8]}}
+    uid = user(accounts)
+    with db.begin() as conn:
+        conn.execute(insert(Job.__table__).values(
+            user_id=uid, kind="reroll", spec=old, seed=3, status=QUEUED, stage=QUEUED, progress=0.0,
+            attempts=0, max_attempts=3, run_after=T0, cost=45.0, vstart=0.0, vfinish=45.0, created_at=T0))
+    [claimed] = queue.claim("w", 1, T0, 30)
+    spec = claimed.spec
+    assert (spec.caption, spec.key, spec.bpm, spec.duration_s, spec.duration_given) == ("rain", "C# minor", 90, 60,
+                                                                                         False)
+    assert spec.plan == Plan(keyscale="C# minor", duration=45.0, audio_codes=(7, 8))
+
+
+def test_a_song_the_planner_times_is_charged_its_bound_then_its_length(queue, accounts):
+    uid = user(accounts)
+    first = queue.submit(uid, "song", SONG, 7, T0)
+    second = queue.submit(uid, "song", SONG, 8, T0)
+    bound = fairness.job_cost(240.0, planned=True)
+    assert first.cost == bound and (first.vstart, second.vstart) == (0.0, bound)
+    [claimed] = queue.claim("w", 1, T0, 30)
+    queue.complete(claimed, "w", made(40.0), T0 + timedelta(seconds=12))
+    real = fairness.job_cost(40.0, planned=True)
+    assert queue.get(first.id).cost == real
+    # The song queued behind it moves up by the refund, and the next one chains after that.
+    assert queue.get(second.id).vstart == real
+    assert queue.submit(uid, "song", SONG, 9, T0).vstart == real + bound
+    # The busy time per cost counts what the song really cost.
+    assert queue.seconds_per_cost() == pytest.approx(12 / real)
+
+
+def test_a_song_of_a_given_length_keeps_its_price(queue, accounts):
+    given = SONG.model_copy(update={"duration_s": 30.0, "duration_given": True, "duration_max_s": None})
+    job = queue.submit(user(accounts), "song", given, 7, T0)
+    [claimed] = queue.claim("w", 1, T0, 30)
+    queue.complete(claimed, "w", made(30.2), T0)
+    assert job.cost == queue.get(job.id).cost == fairness.job_cost(30.0, planned=True)
+
+
+def test_a_reroll_costs_what_its_stored_track_is_long(queue, accounts):
+    uid = user(accounts)
+    song = queue.submit(uid, "song", SONG, 7, T0)
+    [claimed] = queue.claim("w", 1, T0, 30)
+    queue.complete(claimed, "w", made(47.0), T0)
+    again = SONG.model_copy(update={"plan": Plan(duration=47.0, audio_codes=(1,))})
+    reroll = queue.submit(uid, "reroll", again, 8, T0, parent_id=song.id)
+    assert reroll.cost == 47.0  # the track's length, and no planning: the plan is reused
+    [claimed] = queue.claim("w", 1, T0, 30)
+    queue.complete(claimed, "w", made(47.0), T0)
+    assert queue.get(reroll.id).cost == 47.0
+    unfinished = queue.submit(uid, "song", SONG, 9, T0)
+    with pytest.raises(NotFound, match=f"no finished song #{unfinished.id}"):
+        queue.submit(uid, "reroll", again, 8, T0, parent_id=unfinished.id)

@@ -189,7 +189,7 @@ async def test_modal_lyrics_private_commands_and_admin(stack: Stack) -> None:
     submitted = await fake.submit_modal(modal["custom_id"], {modal_input(modal): "[verse]\nline one\nline two"}, user)
     status = await fake.wait_for(lambda: next((t for t in submitted.texts() if "#" in t), None))
     job = await asyncio.to_thread(stack.service.queue.get, int(status.split("#")[1].split(" ")[0]))
-    assert job is not None and job.spec["lyrics"] == "[verse]\nline one\nline two"
+    assert job is not None and job.spec.lyrics == "[verse]\nline one\nline two"
     for name in ("help", "queue", "history"):
         record = await fake.send_slash(name, [], user)
         message = await fake.wait_for(lambda r=record: r.original or (r.followups and r.followups[0]))
@@ -199,6 +199,14 @@ async def test_modal_lyrics_private_commands_and_admin(stack: Stack) -> None:
     boss = p.member(p.user(ADMIN_ID, "boss"), permissions=p.MANAGE_GUILD)
     allowed = await fake.send_slash("admin", [p.subcommand("stats")], boss)
     assert (await fake.wait_for(lambda: allowed.original))["content"].startswith("Users:")
+    quota = [p.option("who", f"<@{user['user']['id']}>"), p.option("songs_per_day", 3)]
+    changed = await fake.send_slash("admin", [p.subcommand("quota", quota)], boss)
+    assert (await fake.wait_for(lambda: changed.original))["content"] == (
+        f"Daily quota of discord:{user['user']['id']} is now 3.")
+    reset = await fake.send_slash("admin", [p.subcommand("quota", quota[:1])], boss)
+    assert (await fake.wait_for(lambda: reset.original))["content"].endswith("is now the default.")
+    nobody = await fake.send_slash("admin", [p.subcommand("ban", [p.option("who", "jo")])], boss)
+    assert (await fake.wait_for(lambda: nobody.original))["content"].startswith("Name the user with a @mention")
 
 
 def modal_input(modal: dict) -> str:
@@ -302,7 +310,7 @@ async def test_key_and_language_take_the_text_syntax_normal_forms(stack: Stack) 
     )
     status = await fake.wait_for(lambda: next((t for t in asked.texts() if "#" in t), None))
     job = await asyncio.to_thread(stack.service.queue.get, int(status.split("#")[1].split(" ")[0]))
-    assert job is not None and job.spec["key"] == "C# minor" and job.spec["language"] == "en"
+    assert job is not None and job.spec.key == "C# minor" and job.spec.language == "en"
     refused = await fake.send_slash("song", [p.option("description", "tango"), p.option("key", "H")], user)
     message = await fake.wait_for(lambda: refused.original)
     assert message["flags"] & EPHEMERAL and message["content"].startswith("I don't know the key")

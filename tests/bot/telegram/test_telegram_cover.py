@@ -81,7 +81,7 @@ async def test_covers_of_audio_voice_and_video_note(api: FakeTelegramAPI, runnin
     assert "choir" in voice_cover.params["caption"].lower()
     jobs = [running.service.queue.get(song_id_and_seed(c)[0]) for c in (audio_cover, voice_cover, note_cover)]
     assert [job.kind for job in jobs if job] == ["cover"] * 3
-    assert jobs[1] and jobs[1].spec["strength"] == 0.3
+    assert jobs[1] and jobs[1].spec.strength == 0.3
     for call in (audio_cover, voice_cover, note_cover):  # a cover keeps the length of its source
         samples, rate = sf.read(io.BytesIO(call.files["audio"].data))
         assert abs(len(samples) / rate - SOURCE_S) < 0.2

@@ -1,0 +1,164 @@
+"""The job spec: the one contract between the bot, which writes it, and the engine, which reads it.
+
+`bot/core` builds a `JobSpec` and validates it, the queue prices it and stores it as JSON (through
+`stored()`), and the engine turns it into its request. A field name the spec does not know is refused.
+Rows queued before the spec was typed are read with `JobSpec.from_stored`, which drops the copies of
+the caption the old dict kept (`description`, `style`) and spells an old key or language the one way
+(left to the model when it is not one).
+
+A `Plan` is the 5 Hz LM's blueprint of a song, stored with its track and handed back on a re-roll so
+that the same seed repeats the same song. Its fields carry the LM's own names (`keyscale`,
+`timesignature`, `duration`), one name each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from storage.errors import UserError
+from storage.values import (
+    BPM_MAX,
+    BPM_MIN,
+    DEFAULT_COVER_STRENGTH,
+    KEYS,
+    LANGUAGES,
+    MAX_DURATION_S,
+    TIME_SIGNATURES,
+    canonical_key,
+)
+
+# Keys of the untyped spec that only repeated the caption.
+LEGACY_KEYS = ("description", "style")
+
+
+class Plan(BaseModel):
+    """The LM's plan for a song: caption, lyrics, metadata and its 5 Hz audio codes.
+
+    The engine writes it; a field it adds that a re-roll does not use is dropped on read. The
+    spellings `key`, `time_signature` and `duration_s` are read as `keyscale`, `timesignature` and
+    `duration`, and always written back under the LM's names.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    caption: str | None = None
+    lyrics: str | None = None
+    bpm: int | None = None
+    keyscale: str | None = Field(default=None, validation_alias=AliasChoices("keyscale", "key"))
+    timesignature: int | None = Field(default=None, validation_alias=AliasChoices("timesignature", "time_signature"))
+    duration: float | None = Field(default=None, validation_alias=AliasChoices("duration", "duration_s"))
+    language: str | None = None
+    audio_codes: tuple[int, ...] = ()
+
+    def stored(self) -> dict[str, Any]:
+        """The plan as JSON-ready data, under the LM's field names."""
+        return self.model_dump(mode="json")
+
+
+class JobSpec(BaseModel):
+    """What to make, validated. The job's kind, seed and source audio are columns of their own.
+
+    Args:
+        caption: The description (a song) or the style (a cover).
+        lyrics: The lyrics; empty for an instrumental or a cover.
+        instrumental: The user asked for no vocals.
+        duration_s: Length of the result in seconds. When `duration_given` is False the planner may
+            choose the length itself, and this is the length used without a planner.
+        duration_given: The user chose the length.
+        duration_max_s: The longest the planner may choose when the user did not; a song is charged
+            this until its real length is known.
+        bpm: Beats per minute, or None for the model's choice.
+        key: Key and scale in the form `F# minor`, or None.
+        language: A language code such as `en`, or None.
+        time_signature: Beats per bar (2, 3, 4 or 6), or None.
+        strength: Covers: the share of the sampling steps that follow the source (0..1).
+        plan: A stored LM plan, reused exactly by a re-roll.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    caption: str = ""
+    lyrics: str = ""
+    instrumental: bool = False
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    duration_given: bool = True
+    duration_max_s: float | None = Field(None, gt=0, le=MAX_DURATION_S)
+    bpm: int | None = Field(None, ge=BPM_MIN, le=BPM_MAX)
+    key: str | None = None
+    language: str | None = None
+    time_signature: int | None = None
+    strength: float = Field(DEFAULT_COVER_STRENGTH, ge=0.0, le=1.0)
+    plan: Plan | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, value: str | None) -> str | None:
+        if value is not None and value not in KEYS:
+            raise ValueError(f"the key must be written like 'F# minor' or 'Bb major', not {value[:20]!r}")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        if value is not None and value not in LANGUAGES:
+            raise ValueError(f"the language must be a code such as en or ja, not {value[:12]!r}")
+        return value
+
+    @field_validator("time_signature")
+    @classmethod
+    def _known_time_signature(cls, value: int | None) -> int | None:
+        if value is not None and value not in TIME_SIGNATURES:
+            raise ValueError("the time signature must be 2, 3, 4 or 6 beats per bar")
+        return value
+
+    @model_validator(mode="after")
+    def _bound_covers_the_default(self) -> JobSpec:
+        if self.duration_max_s is not None and self.duration_max_s < self.duration_s:
+            raise ValueError("the longest length the planner may choose is shorter than the song's length")
+        return self
+
+    @classmethod
+    def build(cls, **fields: Any) -> JobSpec:
+        """A spec from the bot's fields, or a UserError with one sentence naming what is wrong.
+
+        Raises:
+            UserError: a value outside the model's sets or bounds.
+        """
+        try:
+            return cls(**fields)
+        except ValidationError as error:
+            raise UserError(f"I can't queue that: {problem(error)}.") from None
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> JobSpec:
+        """Read a stored spec, including one written before the spec was typed."""
+        fields = {name: value for name, value in data.items() if name not in LEGACY_KEYS}
+        if "caption" not in fields:
+            fields["caption"] = next((str(data[name]) for name in LEGACY_KEYS if data.get(name)), "")
+        # Before the spec was typed, Discord could store a key or a language as the user wrote it.
+        if isinstance(fields.get("key"), str):
+            fields["key"] = canonical_key(fields["key"])
+        if isinstance(fields.get("language"), str):
+            language = fields["language"].strip().lower()
+            fields["language"] = language if language in LANGUAGES else None
+        return cls.model_validate(fields)
+
+    def stored(self) -> dict[str, Any]:
+        """The spec as JSON-ready data (the form the jobs table keeps)."""
+        return self.model_dump(mode="json")
+
+    @property
+    def length_up_to_the_planner(self) -> bool:
+        """Whether the LM planner will choose this song's length (no length given, no plan to follow)."""
+        return not self.duration_given and self.plan is None
+
+
+def problem(error: ValidationError) -> str:
+    """The first thing wrong in a validation error, as a clause: `bpm: input should be ...`."""
+    first = error.errors()[0]
+    place = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    return f"{place}: {message}" if place else message
