@@ -148,7 +148,7 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.models_command == "check":
         return check_models(model_dir)
     if args.models_command == "make-tiny":
-        from engine.acestep.checkpoints import make_tiny
+        from engine.acestep.tiny import make_tiny
 
         make_tiny(model_dir)
         print(f"Wrote a tiny random checkpoint set to {model_dir.resolve()}")
