@@ -160,7 +160,7 @@ class ConsoleChat:
         if name in ("help", "start"):
             s = self.service.settings
             return render.help_text(s.max_pending_per_user, s.daily_quota, MIN_DURATION_S, s.max_duration_s,
-                                    s.max_source_mb)
+                                    s.max_source_mb, s.upload_retention_days)
         if name == "history":
             return render.history_text(await self.service.history(self.user))
         if name == "queue":
