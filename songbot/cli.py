@@ -29,6 +29,10 @@ from storage.errors import ModelsMissing
 from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
+CHAT_LOG = "songbot.log"
+# Leaving the chat waits this long for the engine to release its job, then kills it (the job's lease
+# runs out and it is made again at the next start).
+CHAT_STOP_GRACE_S = 1.0
 
 log = logging.getLogger("songbot")
 
@@ -116,24 +120,35 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_chat(settings: Settings, with_engine: bool) -> int:
-    """The console chat over stdin/stdout, with the engine as a supervised child process."""
+    """The console chat over stdin/stdout, with the engine as a supervised child process.
+
+    The log (this process's and the engine's, library notices and progress included) goes to
+    `$SONGBOT_DATA_DIR/songbot.log`, so the terminal shows only the chat. Ctrl-C or SIGTERM leave
+    at once: exit status 130 for Ctrl-C, 0 otherwise.
+    """
     from bot.console.repl import ConsoleChat, stdin_lines
     from bot.core.delivery import DeliveryLoop
     from bot.core.service import SongService
     from songbot.checks import song_checks
     from songbot.supervisor import EngineSupervisor
 
+    log_path = (settings.data_dir / CHAT_LOG).resolve()
+    logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
-    supervisor = EngineSupervisor() if with_engine else None
+    supervisor = EngineSupervisor(output=log_path) if with_engine else None
+    chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
+    interrupted: list[int] = []
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda signum=signum: (interrupted.append(signum), chat.quit()))
     if supervisor:
         supervisor.start()
     try:
-        chat = ConsoleChat(service, DeliveryLoop(service))
         await chat.run(stdin_lines(), interactive=sys.stdin.isatty())
     finally:
         if supervisor:
-            await supervisor.stop()
-    return 0
+            await supervisor.stop(grace_s=CHAT_STOP_GRACE_S)
+    return 130 if signal.SIGINT in interrupted else 0
 
 
 async def run_service(settings: Settings, with_engine: bool) -> int:
