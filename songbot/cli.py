@@ -132,11 +132,17 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from songbot.checks import song_checks
     from songbot.supervisor import EngineSupervisor
 
+    if with_engine:  # the engine's own start-up errors would only reach the log: say them here
+        from engine.backends import choose_backend
+
+        choose_backend(settings.engine_backend, settings.model_dir)
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
-    supervisor = EngineSupervisor(output=log_path) if with_engine else None
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
+    supervisor = EngineSupervisor(output=log_path, on_exit=lambda code: chat.notice(
+        f"⚠️ The engine stopped (exit status {code}) and is being restarted; {log_path} says why.")
+    ) if with_engine else None
     interrupted: list[int] = []
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

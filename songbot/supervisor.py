@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("songbot.supervisor")
@@ -21,7 +22,7 @@ class EngineSupervisor:
     """Keeps one `songbot engine` child alive until `stop()`."""
 
     def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None,
-                 output: Path | None = None) -> None:
+                 output: Path | None = None, on_exit: Callable[[int], None] | None = None) -> None:
         """Remember how to start the child; `start()` starts it.
 
         Args:
@@ -29,10 +30,12 @@ class EngineSupervisor:
             env: Its environment (default: this process's).
             output: A log file for the child's stdout and stderr (default: this process's); then its
                 stdin is closed and progress bars are turned off.
+            on_exit: Called with the exit status when the child dies unasked (before it is restarted).
         """
         self.command = command or [sys.executable, "-m", "songbot", "engine"]
         self.env = env
         self.output = output
+        self.on_exit = on_exit
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -57,6 +60,8 @@ class EngineSupervisor:
             backoff = BACKOFF_START_S if ran_s > HEALTHY_AFTER_S else min(backoff * 2, BACKOFF_MAX_S)
             self.restarts += 1
             log.warning("engine exited; restarting", extra={"code": code, "in_s": backoff})
+            if self.on_exit is not None:
+                self.on_exit(code)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
 

@@ -150,6 +150,10 @@ class ConsoleChat:
         self.quitting = asyncio.Event()
         loop.register(self.messenger)
 
+    def notice(self, text: str) -> None:
+        """Print a message that is not the answer to a command (the engine's restarts)."""
+        self._say(text)
+
     def quit(self) -> None:
         """Leave now (/quit, Ctrl-C): stop reading and waiting; undelivered songs wait for the next start."""
         self.quitting.set()

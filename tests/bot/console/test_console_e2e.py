@@ -129,6 +129,7 @@ def test_engine_killed_mid_job_is_reaped_rerun_and_delivered_once(tmp_path):
     assert "engine exited; restarting" in log
     assert "reaped job" in log
     assert err == "", "the log goes to data/songbot.log, not to the terminal"
+    assert out.count("⚠️ The engine stopped (exit status -9) and is being restarted") == 1
     assert len(results(out)) == 1 and out.count("✅ #1 ") == 1
 
 
@@ -222,3 +223,11 @@ def test_ctrl_c_with_piped_input_still_open(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_an_engine_that_cannot_start_is_one_sentence_before_the_chat(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "songbot", "chat"], input="/history\n", capture_output=True,
+                          text=True, env=env_for(tmp_path, ENGINE_BACKEND="acestep"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"The model directory {tmp_path / 'no-models'} is incomplete")
+    assert len(done.stderr.strip().splitlines()) == 1
