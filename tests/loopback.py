@@ -21,16 +21,17 @@ class ExternalNetworkRefused(RuntimeError):
 
 
 def is_loopback(host: object) -> bool:
-    """Whether `host` (a name, an address, or None for "any local") stays on this machine."""
+    """Whether `host` (a name, an address, or None/0.0.0.0/:: for "this host") stays on this machine."""
     if host is None or host in ("", b""):
         return True
     name = host.decode() if isinstance(host, bytes) else str(host)
     if name.lower() in LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+        address = ipaddress.ip_address(name.split("%")[0])
     except ValueError:
         return False
+    return address.is_loopback or address.is_unspecified  # 0.0.0.0 and :: (binding to "any") are this host
 
 
 def check_address(family: int, address: Any) -> None:

@@ -62,5 +62,6 @@ def test_loopback_still_works(echo_port, host):
 
 
 def test_what_counts_as_loopback():
-    assert all(map(is_loopback, [None, "", "localhost", "127.0.0.1", "127.8.9.1", "::1", b"127.0.0.1"]))
-    assert not any(map(is_loopback, ["0.0.0.0", "10.0.0.1", "192.168.1.1", "example.com", "localhost.evil.com"]))
+    local = [None, "", "localhost", "127.0.0.1", "127.8.9.1", "::1", b"127.0.0.1", "0.0.0.0", "::"]
+    assert all(map(is_loopback, local))
+    assert not any(map(is_loopback, ["10.0.0.1", "192.168.1.1", "100.64.0.1", "example.com", "localhost.evil.com"]))
