@@ -140,13 +140,19 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
-    supervisor = EngineSupervisor(output=log_path, on_exit=lambda code: chat.notice(
-        f"⚠️ The engine stopped (exit status {code}) and is being restarted; {log_path} says why.")
-    ) if with_engine else None
     interrupted: list[int] = []
+
+    def leave(signum: int) -> None:
+        interrupted.append(signum)
+        chat.quit()
+
+    def engine_exited(code: int) -> None:
+        chat.notice(f"⚠️ The engine stopped (exit status {code}) and is being restarted; {log_path} says why.")
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda signum=signum: (interrupted.append(signum), chat.quit()))
+        loop.add_signal_handler(signum, leave, signum)
+    supervisor = EngineSupervisor(output=log_path, on_exit=engine_exited) if with_engine else None
     if supervisor:
         supervisor.start()
     try:
