@@ -35,6 +35,7 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/outbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -78,7 +78,7 @@ def make_track(seconds: float, seed: int) -> Track:
 
 def tiny_pipeline(device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
     """Write the tiny set to a temporary folder and load it like real checkpoints."""
-    from engine.acestep.checkpoints import make_tiny
+    from engine.acestep.tiny import make_tiny
 
     folder = Path(tempfile.mkdtemp(prefix="acestep-bench-"))
     make_tiny(folder)

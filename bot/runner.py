@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
+from bot.core.uploads import UploadSweeper
 from storage.errors import SongbotError
 from storage.settings import Settings
 from storage.types import DeliveryView
@@ -95,6 +96,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event, service: SongService 
     delivery = DeliveryLoop(service)
     adapters = build_adapters(settings, service)
     started: list[Any] = []
+    sweeper = asyncio.create_task(UploadSweeper.for_service(service).run(stop))
     try:
         for adapter in adapters:
             if await _start(adapter, settings.secrets()):
@@ -104,6 +106,8 @@ async def run_bot(settings: Settings, stop: asyncio.Event, service: SongService 
             raise AdapterFailed("No chat platform could be started; check the tokens and the network (see the log).")
         await delivery.run(stop)
     finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
         for adapter in reversed(started):
             try:
                 await adapter.stop()

@@ -21,10 +21,18 @@ def song_checks(settings: Settings) -> list[SongCheck]:
         return []
     try:
         from engine.acestep.lm.budget import ContextBudget, PlanRequest
+        from engine.acestep.lm.layout import find_lm
     except ImportError:
         return []
+    # The engine loads LM_MODEL when it is there, else the first LM present: check against that one.
+    folder = find_lm(settings.model_dir, settings.lm_model) or find_lm(settings.model_dir)
+    if folder is None:
+        return []
+    if folder.name != settings.lm_model:
+        log.warning("LM_MODEL is not in MODEL_DIR; the planner LM present is used",
+                    extra={"lm_model": settings.lm_model, "lm": folder.name})
     try:
-        budget = ContextBudget.load(settings.model_dir, settings.lm_model)
+        budget = ContextBudget.load(settings.model_dir, folder.name)
     except (FileNotFoundError, OSError, ValueError):
         return []
 
@@ -36,5 +44,5 @@ def song_checks(settings: Settings) -> list[SongCheck]:
             timesignature=request.time_signature, lyrics=request.lyrics.strip() or None,
         ))
 
-    log.info("song requests are checked against the planner LM's context", extra={"lm": settings.lm_model})
+    log.info("song requests are checked against the planner LM's context", extra={"lm": folder.name})
     return [fits_the_planner]

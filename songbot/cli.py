@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.runner import AdapterFailed
 from songbot import logs
@@ -27,37 +29,64 @@ from storage.errors import ModelsMissing
 from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
+CHAT_LOG = "songbot.log"
+# Leaving the chat waits this long for the engine to release its job, then kills it (the job's lease
+# runs out and it is made again at the next start).
+CHAT_STOP_GRACE_S = 1.0
+
+log = logging.getLogger("songbot")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+    """The argument parser with every subcommand, each with a description for its --help."""
+    from engine.acestep.lm.cli import build_parser as plan_arguments
+
     parser = argparse.ArgumentParser(prog="songbot", description="Make music in chats with ACE-Step 1.5.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="engine + bots (or the console chat when no token is set)")
-    commands.add_parser("chat", help="the local console chat, with the engine as a child process")
-    commands.add_parser("engine", help="the engine process alone")
-    commands.add_parser("bot", help="the bot process alone")
-    models = commands.add_parser("models", help="checkpoint tools").add_subparsers(dest="models_command",
-                                                                                   required=True)
-    check = models.add_parser("check", help="list present and missing checkpoint files")
-    check.add_argument("dir", nargs="?", type=Path)
-    tiny = models.add_parser("make-tiny", help="write a tiny random checkpoint set (tests, demos)")
-    tiny.add_argument("dir", type=Path)
-    download = models.add_parser("download", help="download the official checkpoints")
-    download.add_argument("dir", nargs="?", type=Path)
-    plan = commands.add_parser("plan", add_help=False,
-                               help='"<description>" [--instrumental] [--seed N] [--duration S] [--json]: the LM plan')
-    plan.add_argument("argv", nargs=argparse.REMAINDER)
-    discord = commands.add_parser("discord", help="Discord tools").add_subparsers(dest="discord_command",
-                                                                                 required=True)
-    sync = discord.add_parser("sync", help="register the slash commands (Discord caps creates per day)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add(commands, "run", "Run the engine and the bots whose tokens are set",
+        "The engine is a supervised child process; with no token set, this is the local console chat.")
+    add(commands, "chat", "Chat in this terminal with the same commands as the bots",
+        "The engine runs as a child process; the log goes to $SONGBOT_DATA_DIR/songbot.log. /help lists the "
+        "commands, /quit or Ctrl-C leaves.")
+    add(commands, "engine", "Run the engine process alone", "It claims jobs from the queue and makes the songs.")
+    add(commands, "bot", "Run the bot process alone", "The bots whose tokens are set, and the delivery of results.")
+    models = add(commands, "models", "Check, write or download the ACE-Step checkpoints").add_subparsers(
+        dest="models_command", required=True, metavar="ACTION")
+    check = add(models, "check", "List missing checkpoint files and the optional planner LM",
+                "Exits 0 only when the set the engine needs is complete; the 5 Hz planner LM is optional.")
+    check.add_argument("dir", nargs="?", type=Path, help="the model folder (default: $MODEL_DIR)")
+    tiny = add(models, "make-tiny", "Write a tiny random checkpoint set",
+               "In the official layout, for tests and demos.")
+    tiny.add_argument("dir", type=Path, help="the folder to write")
+    download = add(models, "download", "Download the official checkpoints",
+                   "From the Hugging Face repository ACE-Step/Ace-Step1.5 (the planner LM acestep-5Hz-lm-1.7B "
+                   "included).")
+    download.add_argument("dir", nargs="?", type=Path, help="the model folder (default: $MODEL_DIR)")
+    # The arguments come from the plan command's own parser (engine/acestep/lm/cli.py), so --help lists them.
+    add(commands, "plan", "Print the planner LM's plan for a description",
+        "Caption, lyrics, metadata and the number of audio codes the 5 Hz LM writes.",
+        parents=[plan_arguments()], add_help=False)
+    discord = add(commands, "discord", "Discord tools", "sync registers the bot's slash commands.").add_subparsers(
+        dest="discord_command", required=True, metavar="ACTION")
+    sync = add(discord, "sync", "Register the slash commands with Discord",
+               "Globally (they may take up to an hour to show; Discord caps creates per day) or, with --guild, "
+               "in one guild at once.")
     sync.add_argument("--guild", type=int, help="a guild id: its commands update at once")
     return parser
 
 
+def add(commands: argparse._SubParsersAction, name: str, summary: str, details: str = "",
+        **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand: `summary` in the parent's --help, `summary` and `details` in its own."""
+    return commands.add_parser(name, help=summary, description=f"{summary}. {details}".strip(), **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command == "plan":
+        args.argv = argv[1:]  # "plan" is the first word: the top level takes no options but --help
     settings = Settings()
     logs.configure(settings.log_level, secrets=settings.secrets())
     try:
@@ -82,11 +111,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return plan_main(args.argv)
     if args.command == "discord":
-        from bot.discord.adapter import sync_commands
-
-        count = asyncio.run(sync_commands(settings, args.guild))
-        print(f"Synced {count} commands " + (f"to guild {args.guild}." if args.guild else "globally."))
-        return 0
+        return discord_sync(settings, args.guild)
     if args.command == "chat":
         return asyncio.run(run_chat(settings, with_engine=True))
     if args.command == "bot":
@@ -95,24 +120,47 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_chat(settings: Settings, with_engine: bool) -> int:
-    """The console chat over stdin/stdout, with the engine as a supervised child process."""
+    """The console chat over stdin/stdout, with the engine as a supervised child process.
+
+    The log (this process's and the engine's, library notices and progress included) goes to
+    `$SONGBOT_DATA_DIR/songbot.log`, so the terminal shows only the chat. Ctrl-C or SIGTERM leave
+    at once: exit status 130 for Ctrl-C, 0 otherwise.
+    """
     from bot.console.repl import ConsoleChat, stdin_lines
     from bot.core.delivery import DeliveryLoop
     from bot.core.service import SongService
     from songbot.checks import song_checks
     from songbot.supervisor import EngineSupervisor
 
+    if with_engine:  # the engine's own start-up errors would only reach the log: say them here
+        from engine.backends import choose_backend
+
+        choose_backend(settings.engine_backend, settings.model_dir)
+    log_path = (settings.data_dir / CHAT_LOG).resolve()
+    logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
-    supervisor = EngineSupervisor() if with_engine else None
+    chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
+    interrupted: list[int] = []
+
+    def leave(signum: int) -> None:
+        interrupted.append(signum)
+        chat.quit()
+
+    def engine_exited(code: int) -> None:
+        chat.notice(f"⚠️ The engine stopped (exit status {code}) and is being restarted; {log_path} says why.")
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, leave, signum)
+    supervisor = EngineSupervisor(output=log_path, on_exit=engine_exited) if with_engine else None
     if supervisor:
         supervisor.start()
     try:
-        chat = ConsoleChat(service, DeliveryLoop(service))
         await chat.run(stdin_lines(), interactive=sys.stdin.isatty())
     finally:
         if supervisor:
-            await supervisor.stop()
-    return 0
+            await supervisor.stop(grace_s=CHAT_STOP_GRACE_S)
+    return 130 if signal.SIGINT in interrupted else 0
 
 
 async def run_service(settings: Settings, with_engine: bool) -> int:
@@ -142,39 +190,93 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     return 0
 
 
+def discord_sync(settings: Settings, guild: int | None) -> int:
+    """`songbot discord sync`: one line on success, one sentence on failure (the traceback goes to the log)."""
+    if settings.discord_token is None:
+        print("DISCORD_TOKEN is not set; put the bot's token in .env (see .env.example) and run this again.",
+              file=sys.stderr)
+        return 2
+    from bot.discord.adapter import sync_commands
+
+    logging.getLogger("discord.client").setLevel(logging.ERROR)  # voice-library notices: not for this command
+    try:
+        count = asyncio.run(sync_commands(settings, guild))
+    except Exception as error:  # every failure becomes one sentence
+        log.debug("discord sync failed", exc_info=True)
+        print(discord_failure(error, settings, guild), file=sys.stderr)
+        return 1
+    print(f"Synced {count} commands " + (f"to guild {guild}." if guild else "globally (they may take up to an "
+                                         "hour to show)."))
+    return 0
+
+
+def discord_failure(error: Exception, settings: Settings, guild: int | None) -> str:
+    """The one sentence for a failed `discord sync`."""
+    import aiohttp
+    import discord
+
+    if isinstance(error, discord.LoginFailure):
+        return "Discord refused the token in DISCORD_TOKEN; copy it again from the Developer Portal (Bot → Token)."
+    if isinstance(error, discord.Forbidden):
+        where = f"guild {guild}" if guild else "this application"
+        return (f"Discord refused to register commands in {where}; invite the bot with the applications.commands "
+                "scope.")
+    if isinstance(error, discord.HTTPException) and error.status == 429:
+        return "Discord limits how often commands are registered; try again later (or use --guild ID)."
+    if isinstance(error, discord.HTTPException):
+        return f"Discord answered {error.status} ({error.text or 'no reason given'}); try again later."
+    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        return f"Could not reach Discord at {settings.discord_api_base_url}; check the network and try again."
+    return f"Could not register the commands ({type(error).__name__}); run with LOG_LEVEL=DEBUG to see why."
+
+
 def models_command(args: argparse.Namespace, settings: Settings) -> int:
     """`songbot models check|make-tiny|download`."""
     model_dir: Path = args.dir or settings.model_dir
     if args.models_command == "check":
-        return check_models(model_dir)
+        return check_models(model_dir, settings.lm_model)
     if args.models_command == "make-tiny":
-        from engine.acestep.checkpoints import make_tiny
+        from engine.acestep.tiny import make_tiny
 
         make_tiny(model_dir)
         print(f"Wrote a tiny random checkpoint set to {model_dir.resolve()}")
         return 0
-    return download_models(model_dir)
+    return download_models(model_dir, settings.lm_model)
 
 
-def check_models(model_dir: Path) -> int:
-    """Print what is missing; exit 0 only when the set is complete."""
+def check_models(model_dir: Path, lm_model: str) -> int:
+    """Print what is missing and which planner LM is there; exit 0 only when the required set is complete."""
     try:
         from engine.acestep.checkpoints import missing_files
+        from engine.acestep.lm.layout import find_lm
     except ImportError:
         print("The ACE-Step engine's packages are not installed: pip install -e '.[acestep]'", file=sys.stderr)
         return 2
     missing = missing_files(model_dir)
-    if not missing:
+    if missing:
+        print(f"{model_dir}: missing {len(missing)} files:")
+        for name in missing:
+            print(f"  {name}")
+    else:
         print(f"{model_dir}: complete checkpoint set.")
-        return 0
-    print(f"{model_dir}: missing {len(missing)} files:")
-    for name in missing:
-        print(f"  {name}")
-    print(f"Download them with: songbot models download {model_dir}")
-    return 1
+    print(planner_line(model_dir, lm_model, find_lm(model_dir, lm_model) or find_lm(model_dir)))
+    if missing:
+        print(f"Download them with: songbot models download {model_dir}")
+        return 1
+    return 0
 
 
-def download_models(model_dir: Path) -> int:
+def planner_line(model_dir: Path, lm_model: str, found: Path | None) -> str:
+    """The line about the optional 5 Hz planner LM: which one the engine will load, or none."""
+    if found is None:
+        return (f"Planner LM (optional): none in {model_dir}, so songs are made from the description alone, "
+                f"without LM-written lyrics and metadata; `songbot models download` fetches acestep-5Hz-lm-1.7B.")
+    if found.name != lm_model:
+        return f"Planner LM (optional): {found.name} (LM_MODEL={lm_model} is not there, so the engine loads this one)."
+    return f"Planner LM (optional): {found.name}."
+
+
+def download_models(model_dir: Path, lm_model: str) -> int:
     """Fetch the main checkpoint repository into `model_dir` (needs internet access)."""
     try:
         from huggingface_hub import snapshot_download
@@ -187,7 +289,7 @@ def download_models(model_dir: Path) -> int:
         print(f"Could not download the checkpoints ({type(error).__name__}); check the network and try again.",
               file=sys.stderr)
         return 1
-    return check_models(model_dir)
+    return check_models(model_dir, lm_model)
 
 
 if __name__ == "__main__":

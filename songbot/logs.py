@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 QUIET = ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway", "discord.http", "aiohttp.access", "alembic")
@@ -32,12 +33,22 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    """Set up the root logger once per process; `secrets` (the bot tokens) are blanked in every line."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(level: str = "INFO", secrets: Iterable[str] = (), path: Path | None = None) -> None:
+    """Set up the root logger; `secrets` (the bot tokens) are blanked in every line.
+
+    Lines go to stderr, or appended to `path` (the console chat keeps its terminal for the chat).
+    Python warnings go to the log too.
+    """
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger("songbot.supervisor")
 
@@ -19,9 +21,21 @@ STOP_GRACE_S = 20.0
 class EngineSupervisor:
     """Keeps one `songbot engine` child alive until `stop()`."""
 
-    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None,
+                 output: Path | None = None, on_exit: Callable[[int], None] | None = None) -> None:
+        """Remember how to start the child; `start()` starts it.
+
+        Args:
+            command: The child's command line (default: this Python running `songbot engine`).
+            env: Its environment (default: this process's).
+            output: A log file for the child's stdout and stderr (default: this process's); then its
+                stdin is closed and progress bars are turned off.
+            on_exit: Called with the exit status when the child dies unasked (before it is restarted).
+        """
         self.command = command or [sys.executable, "-m", "songbot", "engine"]
         self.env = env
+        self.output = output
+        self.on_exit = on_exit
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -35,8 +49,10 @@ class EngineSupervisor:
         backoff = BACKOFF_START_S
         while not self._stopping.is_set():
             started = asyncio.get_running_loop().time()
-            self.process = await asyncio.create_subprocess_exec(*self.command, env=self.env or dict(os.environ))
+            self.process = await self._spawn()
             log.info("engine started", extra={"pid": self.process.pid})
+            if self._stopping.is_set():  # stop() came while the child was being started
+                self.process.terminate()
             code = await self.process.wait()
             if self._stopping.is_set():
                 break
@@ -44,17 +60,30 @@ class EngineSupervisor:
             backoff = BACKOFF_START_S if ran_s > HEALTHY_AFTER_S else min(backoff * 2, BACKOFF_MAX_S)
             self.restarts += 1
             log.warning("engine exited; restarting", extra={"code": code, "in_s": backoff})
+            if self.on_exit is not None:
+                self.on_exit(code)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
 
-    async def stop(self) -> None:
-        """SIGTERM the child (it releases its job), wait, and kill it if it hangs."""
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        env = dict(self.env or os.environ)
+        if self.output is None:
+            return await asyncio.create_subprocess_exec(*self.command, env=env)
+        env.setdefault("TQDM_DISABLE", "1")
+        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        with self.output.open("ab") as log_file:
+            return await asyncio.create_subprocess_exec(*self.command, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=log_file, stderr=log_file)
+
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the child (it releases its job), wait up to `grace_s`, and kill it if it is still there."""
         self._stopping.set()
         process = self.process
         if process is not None and process.returncode is None:
             process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), timeout=STOP_GRACE_S)
+                await asyncio.wait_for(process.wait(), timeout=grace_s)
             except TimeoutError:
                 process.kill()
                 await process.wait()

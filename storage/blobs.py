@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -30,6 +32,24 @@ class Blobs:
         relative = f"uploads/{uuid.uuid4().hex}{suffix}"
         self._write(self.root / relative, data)
         return relative
+
+    def uploads(self) -> Iterator[tuple[str, datetime]]:
+        """Every file under uploads/ (half-written ones too): its relative path and when it was written.
+
+        The time is naive UTC, like the tables'.
+        """
+        for path in (self.root / "uploads").iterdir():
+            if path.is_file():
+                written = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+                yield f"uploads/{path.name}", written
+
+    def exists(self, relative: str) -> bool:
+        """Whether a blob is (still) stored."""
+        return (self.root / relative).is_file()
+
+    def delete(self, relative: str) -> None:
+        """Remove a blob; one already gone is fine (another process may have swept it)."""
+        (self.root / relative).unlink(missing_ok=True)
 
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own file)."""

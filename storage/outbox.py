@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, or_, select, update
+from sqlalchemy import Engine, Row, and_, case, or_, select, update
 
 from storage.models import deliveries_table, jobs_table
 from storage.queue import job_view
-from storage.types import DeliveryView, JobView
+from storage.types import TERMINAL, DeliveryView, JobView
 
 deliveries = deliveries_table
 jobs = jobs_table
@@ -31,15 +31,26 @@ class Outbox:
 
     def claim_open(self, platform: str, owner: str, now: datetime, lease_s: float,
                    limit: int = 50) -> list[tuple[DeliveryView, JobView]]:
-        """Lease the open deliveries of `platform` that nobody else holds, with their jobs."""
+        """Lease the open deliveries of `platform` that nobody else holds, with their jobs.
+
+        Finished jobs come first (in id order, so one chat's results keep their order): a result
+        never waits behind a long queue. The rest take turns: the row leased longest ago (or never)
+        comes next, so with more open rows than `limit` every pass sees other rows instead of the
+        same oldest ones.
+        """
         free = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now,
                    deliveries.c.lease_owner == owner)
+        finished = jobs.c.status.in_(sorted(TERMINAL))
         with self.engine.begin() as conn:
             ids = conn.execute(
-                select(deliveries.c.id)
+                select(deliveries.c.id).join(jobs, jobs.c.id == deliveries.c.job_id)
                 .where(deliveries.c.platform == platform, deliveries.c.state == PENDING, free)
-                .order_by(deliveries.c.id).limit(limit)
-                .with_for_update(skip_locked=True)
+                .order_by(case((finished, 0), else_=1),
+                          case((finished, None), else_=deliveries.c.lease_expires_at).asc().nulls_first(),
+                          deliveries.c.id)
+                .limit(limit)
+                # Lock only the delivery rows: the engine keeps updating the jobs meanwhile.
+                .with_for_update(of=deliveries, skip_locked=True)
             ).scalars().all()
             if not ids:
                 return []

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(500, ge=10)
     max_lyrics_chars: int = Field(4000, ge=10)
     max_queued_total: int = Field(1000, ge=1)
+    upload_retention_days: float = Field(7.0, ge=0)
 
     # People.
     admin_ids: IdSet = frozenset()
@@ -103,6 +104,11 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         """Where audio files (uploads and results) are kept."""
         return self.data_dir / "blobs"
+
+    @property
+    def upload_retention_s(self) -> float | None:
+        """How long an uploaded source is kept, in seconds; None keeps uploads for ever."""
+        return self.upload_retention_days * 86400 if self.upload_retention_days > 0 else None
 
     @property
     def max_source_bytes(self) -> int:

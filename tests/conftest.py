@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.helpers import postgres_schema, postgres_url, sqlite_db
+from tests.loopback import refuse_non_loopback
 
 _PG_URL = postgres_url()
 
@@ -18,6 +19,12 @@ def pytest_report_header() -> str:
     if _PG_URL:
         return f"databases: SQLite and PostgreSQL ({_PG_URL.split('@')[-1]})"
     return "databases: SQLite only (no PostgreSQL answered at TEST_DATABASE_URL)"
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test: any host but loopback raises `ExternalNetworkRefused` (see tests/loopback.py)."""
+    refuse_non_loopback(monkeypatch)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -48,3 +48,27 @@ def test_import_linter_contracts_hold():
     done = subprocess.run([sys.executable, "-c", code, "--config", str(REPO / "pyproject.toml")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def modules_in_cycles(*packages: str) -> set[tuple[str, str]]:
+    """Pairs (a, b) where a imports b directly and b leads back to a: every import cycle shows up here."""
+    import grimp
+
+    graph = grimp.build_graph(*packages)
+    return {(module, imported) for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.chain_exists(importer=imported, imported=module)}
+
+
+def test_no_import_cycles():
+    assert modules_in_cycles("storage", "engine", "bot", "songbot") == set()
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path, monkeypatch):
+    package = tmp_path / "circle"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from circle.b import g\n    return g\n")
+    (package / "b.py").write_text("from circle.a import f\n\ndef g():\n    return f\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert modules_in_cycles("circle") == {("circle.a", "circle.b"), ("circle.b", "circle.a")}

@@ -1,21 +1,28 @@
 """The local console chat: the same commands as Telegram, typed in a terminal or piped in.
 
     $ songbot chat
+    🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Log: data/songbot.log
     > /song lo-fi rain at night duration=20
     ⏳ #1 queued (position 1, about 0:10)
     ✅ #1 seed 123 /abs/path/data/blobs/tracks/0000/1-1.mp3
 
-A command runs when its line is entered. To add lyrics, end the /song line with a backslash
-and type them on the following lines, ending with an empty line. With piped input, lines
-after a command that do not start with "/" are its lyrics, and the chat exits once stdin is
-closed and every song it asked for has been delivered.
+In a terminal it behaves like a shell tool: one welcome line, a prompt, `/quit`, Ctrl-D or
+Ctrl-C to leave at once (songs still being made are shown the next time the chat starts). A
+command runs when its line is entered; to add lyrics, end the /song line with a backslash and
+type them on the following lines, ending with an empty line.
+
+With piped input there is no prompt: lines after a command that do not start with "/" are its
+lyrics, and the chat exits once stdin is closed and every song it asked for has been delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import getpass
+import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -23,12 +30,81 @@ from typing import TextIO
 from bot.core import parser, render
 from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
+from bot.core.uploads import UploadSweeper
 from storage.errors import SongbotError, UserError
 from storage.outbox import PENDING
-from storage.settings import MIN_DURATION_S
+from storage.settings import MIN_DURATION_S, Settings
 from storage.types import DeliveryTarget, DeliveryView, UserRef
 
 PLATFORM = "console"
+PROMPT = "> "
+MORE = "… "  # the prompt while lyrics are being typed
+CLEAR_LINE = "\r\x1b[K"
+WELCOME = "🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave."
+NOT_A_COMMAND = "Commands start with /; try /help."
+
+HELP = """\
+/song <description> [duration=30 bpm=90 key="F# minor" seed=7 language=en instrumental=true timesig=3/4]
+  A new song. For lyrics, end the line with \\ and type them on the next lines; an empty line sends it.
+/cover <file path> [style] [strength=0.6]
+  A cover of an audio file on this computer, e.g. /cover ~/Music/take.mp3 bossa nova
+  (strength: how closely it follows the original, 0 to 1).
+/reroll <song id> [seed] — the song again with a new seed; with its own seed, exactly the same song.
+/history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
+/lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
+Every result ends with the path of its MP3 file, under {tracks}.
+{limits}
+{uploads}"""
+
+
+def console_help(settings: Settings) -> str:
+    """The console's own /help: file paths instead of attachments, a backslash for lyrics, /quit."""
+    days = settings.upload_retention_days
+    uploads = settings.blob_dir.resolve() / "uploads"
+    if days > 0:
+        kept = (f"A file you cover is copied to {uploads}; the copy is deleted after {render.days_text(days)}, "
+                "and after that its covers can't be re-rolled.")
+    else:
+        kept = f"A file you cover is copied to {uploads} and kept there."
+    limits = render.limits_text(settings.max_pending_per_user, settings.daily_quota, MIN_DURATION_S,
+                                settings.max_duration_s, settings.max_source_mb)
+    return HELP.format(tracks=settings.blob_dir.resolve() / "tracks", limits=limits, uploads=kept)
+
+
+class Terminal:
+    """Where the chat prints: keeps a shown prompt below any line printed while it waits."""
+
+    def __init__(self, out: TextIO, interactive: bool) -> None:
+        self.out = out
+        self.interactive = interactive
+        self.prompt = ""  # the prompt now on screen, "" when none
+
+    def say(self, text: str) -> None:
+        """Print one message (above the prompt, when one is shown)."""
+        if self.prompt:
+            self.out.write(CLEAR_LINE)
+        self.out.write(text + "\n")
+        if self.prompt:
+            self.out.write(self.prompt)
+        self.out.flush()
+
+    def ask(self, prompt: str) -> None:
+        """Show the prompt before reading a line (only in a terminal)."""
+        if self.interactive:
+            self.prompt = prompt
+            self.out.write(prompt)
+            self.out.flush()
+
+    def answered(self) -> None:
+        """A line was read: the prompt is gone (the terminal moved to a new line)."""
+        self.prompt = ""
+
+    def leave(self) -> None:
+        """End a prompt line left open (by Ctrl-C or Ctrl-D)."""
+        if self.prompt:
+            self.out.write("\n")
+            self.out.flush()
+        self.prompt = ""
 
 
 class ConsoleMessenger:
@@ -36,58 +112,89 @@ class ConsoleMessenger:
 
     platform = PLATFORM
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+        self.cancelled_here: set[int] = set()  # the chat already said so: no second message
 
     async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
         """Print the new status line."""
-        self._print(text)
+        self.terminal.say(text)
         return None
 
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Print the caption, then the one line with id, seed and absolute path."""
-        self._print(result.caption)
-        self._print(render.result_line(result.track, str(result.mp3_path.resolve())))
+        self.terminal.say(result.caption)
+        self.terminal.say(render.result_line(result.track, str(result.mp3_path.resolve())))
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
-        """Print the failure sentence."""
-        self._print(text)
-
-    def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        """Print the failure sentence (not for a job this chat's /cancel already answered)."""
+        if delivery.job_id in self.cancelled_here:
+            self.cancelled_here.discard(delivery.job_id)
+            return
+        self.terminal.say(text)
 
 
 class ConsoleChat:
-    """Reads commands, submits them, and waits for their results when input ends."""
+    """Reads commands, submits them, and prints what the delivery loop hands over."""
 
     def __init__(self, service: SongService, loop: DeliveryLoop, out: TextIO = sys.stdout,
-                 user: UserRef | None = None) -> None:
+                 user: UserRef | None = None, log_path: Path | None = None) -> None:
         self.service = service
         self.loop = loop
         self.out = out
         self.user = user or UserRef(PLATFORM, getpass.getuser(), getpass.getuser())
+        self.log_path = log_path
         self.submitted: list[int] = []
-        self.messenger = ConsoleMessenger(out)
+        self.terminal = Terminal(out, interactive=False)
+        self.messenger = ConsoleMessenger(self.terminal)
+        self.quitting = asyncio.Event()
         loop.register(self.messenger)
 
+    def notice(self, text: str) -> None:
+        """Print a message that is not the answer to a command (the engine's restarts)."""
+        self._say(text)
+
+    def quit(self) -> None:
+        """Leave now (/quit, Ctrl-C): stop reading and waiting; undelivered songs wait for the next start."""
+        self.quitting.set()
+
     async def run(self, lines: Callable[[], Awaitable[str]], interactive: bool) -> None:
-        """Serve commands from `lines` (returns "" at end of input) until it ends, then drain."""
+        """Serve commands from `lines` (returns "" at end of input) until it ends or `quit()`."""
+        self.terminal.interactive = interactive
+        if interactive:
+            self.terminal.say(WELCOME + (f" Log: {self.log_path}" if self.log_path else ""))
         stop = asyncio.Event()
-        delivery = asyncio.create_task(self.loop.run(stop))
+        background = [asyncio.create_task(self.loop.run(stop)),
+                      asyncio.create_task(UploadSweeper.for_service(self.service).run(stop))]
+        session = asyncio.create_task(self._session(lines, interactive))
+        quitting = asyncio.create_task(self.quitting.wait())
         try:
-            await self._read(lines, interactive)
-            await self._drain()
+            await asyncio.wait({session, quitting}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (session, quitting):
+                task.cancel()
+            await asyncio.gather(session, quitting, return_exceptions=True)
+            self.terminal.leave()
             stop.set()
-            await delivery
+            await asyncio.gather(*background)
+        if not session.cancelled():
+            session.result()  # raises what the session raised
+        await self._say_what_is_left()
+
+    async def _session(self, lines: Callable[[], Awaitable[str]], interactive: bool) -> None:
+        await self._read(lines, interactive)
+        if not interactive:  # piped: wait for every song asked for; in a terminal, Ctrl-D leaves at once
+            await self._drain()
 
     async def _read(self, lines: Callable[[], Awaitable[str]], interactive: bool) -> None:
         pending: list[str] = []
         continued = False
-        while True:
+        while not self.quitting.is_set():
+            self.terminal.ask(MORE if continued else PROMPT)
             line = await lines()
             if not line:
                 break
+            self.terminal.answered()
             text = line.rstrip("\n")
             if text.startswith("/") and not continued:
                 await self._flush(pending)
@@ -100,32 +207,42 @@ class ConsoleChat:
             elif pending:
                 pending.append(text)
             else:
-                self._say("Commands start with /; try /help.")
+                self._say(NOT_A_COMMAND)
         await self._flush(pending)
 
     async def _flush(self, pending: list[str]) -> list[str]:
-        if pending:
+        if pending and not self.quitting.is_set():
             await self.handle("\n".join(pending))
         return []
 
+    async def _undelivered(self) -> list[int]:
+        """This session's songs whose delivery is still open."""
+        left = []
+        for job_id in self.submitted:
+            delivery = await asyncio.to_thread(self.service.outbox.for_job, job_id)
+            if delivery is not None and delivery.state == PENDING:
+                left.append(job_id)
+        return left
+
     async def _drain(self) -> None:
         """Wait until every submitted job's delivery is done (or failed for good)."""
-        while True:
-            states = [await asyncio.to_thread(self.service.outbox.for_job, job_id) for job_id in self.submitted]
-            if all(state is None or state.state != PENDING for state in states):
-                return
+        while await self._undelivered():
             await asyncio.sleep(0.2)
+
+    async def _say_what_is_left(self) -> None:
+        left = await self._undelivered()
+        if left:
+            ids = ", ".join(f"#{job_id}" for job_id in left)
+            self._say(f"Not finished yet: {ids}; they are shown the next time you start songbot chat.")
 
     async def handle(self, text: str) -> None:
         """Run one command and print its reply or its one-sentence refusal."""
         command = parser.parse_command(text)
         if command is None:
-            self._say("Commands start with /; try /help.")
+            self._say(NOT_A_COMMAND)
             return
         try:
             reply = await self._dispatch(command)
-        except UserError as error:
-            reply = f"⚠️ {error.user_message}"
         except SongbotError as error:
             reply = f"⚠️ {error.user_message}"
         if reply:
@@ -134,6 +251,9 @@ class ConsoleChat:
     async def _dispatch(self, command: parser.ParsedCommand) -> str | None:
         target = DeliveryTarget(PLATFORM, "console")
         name = command.name
+        if name in ("quit", "exit"):
+            self.quit()
+            return None
         if name == "song":
             job = await self.service.submit_song(self.user, parser.parse_song(command), target)
             return self._queued(job.id)
@@ -158,15 +278,15 @@ class ConsoleChat:
     async def _lookup(self, command: parser.ParsedCommand) -> str:
         name = command.name
         if name in ("help", "start"):
-            s = self.service.settings
-            return render.help_text(s.max_pending_per_user, s.daily_quota, MIN_DURATION_S, s.max_duration_s,
-                                    s.max_source_mb)
+            return console_help(self.service.settings)
         if name == "history":
             return render.history_text(await self.service.history(self.user))
         if name == "queue":
             return await self.service.queue_info(self.user)
         if name == "cancel":
-            job = await self.service.cancel(self.user, parser.parse_id_arg(command, "Use /cancel [song id]."))
+            song_id = parser.parse_id_arg(command, "Use /cancel [song id].")
+            job = await self.service.cancel(self.user, song_id)
+            self.messenger.cancelled_here.add(job.id)
             return f"🚫 Song #{job.id} is cancelled."
         if name == "lyrics":
             song_id = parser.parse_id_arg(command, "Use /lyrics <song id>.")
@@ -182,13 +302,50 @@ class ConsoleChat:
         return None
 
     def _say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.terminal.say(text)
+
+
+class StdinLines:
+    """Lines of stdin for the event loop, read by a daemon thread.
+
+    The thread reads the file descriptor itself (no lock of `sys.stdin` is held), so Ctrl-C or
+    /quit never waits for a pending read, and the process exits without Enter being pressed.
+    """
+
+    def __init__(self, fd: int | None = None) -> None:
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.queue: asyncio.Queue[str] | None = None
+
+    async def __call__(self) -> str:
+        """The next line with its newline, or "" at the end of input."""
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            threading.Thread(target=self._pump, args=(loop, self.queue), name="stdin", daemon=True).start()
+        return await self.queue.get()
+
+    def _pump(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        buffered = ""
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                chunk = b""
+            buffered += decoder.decode(chunk, final=not chunk)
+            *complete, buffered = buffered.split("\n")
+            lines = [line + "\n" for line in complete]
+            if not chunk:  # end of input: the last line without a newline, then ""
+                lines += [buffered, ""] if buffered else [""]
+            for line in lines:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                except RuntimeError:  # the loop is closed: the chat is over
+                    return
+            if not chunk:
+                return
 
 
 def stdin_lines() -> Callable[[], Awaitable[str]]:
-    """An awaitable line reader over stdin that does not block the event loop."""
-
-    async def read() -> str:
-        return await asyncio.to_thread(sys.stdin.readline)
-
-    return read
+    """An awaitable line reader over stdin that never blocks the event loop or the exit."""
+    return StdinLines()

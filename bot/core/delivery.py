@@ -110,8 +110,10 @@ class DeliveryLoop:
                                     MAX_ATTEMPTS)
 
     async def _update(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        if not self._due(delivery):  # checked first: building the text costs a queue query
+            return
         text = await asyncio.to_thread(self.service.status_text, job)
-        if text == delivery.last_status_text or not self._due(delivery):
+        if text == delivery.last_status_text:
             return
         message_id = await messenger.show_status(delivery, text)
         await asyncio.to_thread(self.outbox.record_status, delivery.id, text, message_id, self.clock())

@@ -20,16 +20,51 @@ closely it follows the original, 0 to 1).
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.
 
+{limits}
+{privacy}"""
+LIMITS_TEXT = """\
 Limits: {max_pending} songs waiting at a time, {quota} songs a day, {min_s} to {max_s} seconds per song, \
-uploads up to {max_mb:g} MB.
+uploads up to {max_mb:g} MB."""
+PRIVACY_TEXT = """\
 Privacy: your requests, songs and seeds are stored on this bot's server so you can re-roll them; \
-uploads are kept only to make your cover."""
+{uploads}"""
 
 
-def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
-    """The help text with this bot's limits filled in."""
-    return HELP_TEXT.format(max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s,
-                            max_mb=max_mb)
+def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float, upload_days: float) -> str:
+    """The help text with this bot's limits and upload retention filled in."""
+    return HELP_TEXT.format(limits=limits_text(max_pending, quota, min_s, max_s, max_mb),
+                            privacy=privacy_text(upload_days))
+
+
+def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
+    """The line of /help with the limits."""
+    return LIMITS_TEXT.format(max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s,
+                              max_mb=max_mb)
+
+
+def privacy_text(upload_days: float) -> str:
+    """The line of /help that says what is stored and how long uploads are kept (0 days: for ever)."""
+    if upload_days <= 0:
+        uploads = "the recordings you upload for a cover are kept too."
+    else:
+        uploads = (f"the recordings you upload for a cover are deleted after {days_text(upload_days)}, "
+                   "and after that their covers can't be re-rolled.")
+    return PRIVACY_TEXT.format(uploads=uploads)
+
+
+def source_gone_text(song_id: int, upload_days: float) -> str:
+    """The one sentence for a re-roll of a cover whose uploaded recording was deleted."""
+    when = f" after {days_text(upload_days)}" if upload_days > 0 else ""
+    return (f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; "
+            "send the audio again with /cover.")
+
+
+def days_text(days: float) -> str:
+    """`7` → `7 days`, `1` → `1 day`, `0.5` → `12 hours`."""
+    if days < 1:
+        hours = round(days * 24)
+        return f"{hours} hour" + ("" if hours == 1 else "s")
+    return f"{days:g} day" + ("" if days == 1 else "s")
 
 
 STAGE_TEXT = {

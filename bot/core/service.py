@@ -146,10 +146,16 @@ class SongService:
         parent = await self._run(self.queue.get, song_id)
         if track is None or parent is None:
             raise NotFound(f"There is no finished song #{song_id}.")
+        self._require_source(parent)
         # The stored plan and the parent's own spec make the same seed give the same audio.
         spec = parent.spec.model_copy(update={"plan": Plan.model_validate(track.plan) if track.plan else None})
         chosen = seed if seed is not None else new_seed()
         return await self._run(self._submit, user, "reroll", spec, chosen, target, song_id, parent.source_blob)
+
+    def _require_source(self, parent: JobView) -> None:
+        """A cover's re-roll needs its uploaded recording, which is deleted after UPLOAD_RETENTION_DAYS."""
+        if parent.source_blob and not self.blobs.exists(parent.source_blob):
+            raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days))
 
     def _submit(self, ref: UserRef, kind: str, spec: JobSpec, seed: int, target: DeliveryTarget,
                 parent_id: int | None = None, source_blob: str | None = None) -> JobView:

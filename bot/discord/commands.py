@@ -148,6 +148,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
             MIN_DURATION_S,
             settings.max_duration_s,
             settings.max_source_mb,
+            settings.upload_retention_days,
         )
         await reply_private(interaction, text)
 

@@ -1,7 +1,8 @@
 """The official checkpoint layout: which files a complete set needs, and the start-up check.
 
 A complete set is what ``songbot models download DIR`` (the HF repo ACE-Step/Ace-Step1.5) writes (the
-5 Hz LM sub-folder is optional here: the DiT runs without it).
+5 Hz LM sub-folder is optional here: the DiT runs without it). This module imports nothing of the
+engine (it is read without torch); the tiny random set is written by ``tiny.make_tiny``.
 """
 
 from __future__ import annotations
@@ -46,11 +47,3 @@ def require_complete(model_dir: Path) -> None:
         command = DOWNLOAD_COMMAND.format(model_dir=model_dir)
         raise ModelsMissing(f"The model folder {model_dir} lacks {', '.join(missing)}; download them with: {command}")
 
-
-def make_tiny(model_dir: Path, seed: int = 0) -> None:
-    """Write a complete tiny random checkpoint set in the official layout (see ``tiny.py``)."""
-    from engine.acestep.lm.tiny import make_tiny_lm
-    from engine.acestep.tiny import write_tiny_set
-
-    write_tiny_set(Path(model_dir), seed)
-    make_tiny_lm(Path(model_dir), seed=seed)  # the 5 Hz LM planner (acestep-5Hz-lm-0.6B)

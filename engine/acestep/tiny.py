@@ -59,6 +59,14 @@ TINY_VAE = {
 }
 
 
+def make_tiny(model_dir: Path, seed: int = 0) -> None:
+    """Write a complete tiny random checkpoint set in the official layout, the 5 Hz LM planner included."""
+    from engine.acestep.lm.tiny import make_tiny_lm
+
+    write_tiny_set(Path(model_dir), seed)
+    make_tiny_lm(Path(model_dir), seed=seed)  # acestep-5Hz-lm-0.6B
+
+
 def write_tiny_set(model_dir: Path, seed: int) -> None:
     """Write ``acestep-v15-turbo/``, ``vae/`` and ``Qwen3-Embedding-0.6B/`` under ``model_dir``."""
     write_dit(model_dir / DIT_DIR, TINY_DIT, seed)

@@ -2,9 +2,12 @@
 
 import asyncio
 import logging
+import os
+import time
 
 import pytest
 
+from bot.core.service import SongService
 from bot.runner import AdapterFailed, configured_platforms, run_bot
 from tests.bot.telegram.telegram_stack import telegram_settings
 from tests.fakes.telegram_api import FakeTelegramAPI
@@ -31,3 +34,20 @@ def test_platforms_follow_the_tokens(tmp_path):
     assert configured_platforms(make_settings(tmp_path)) == []
     both = make_settings(tmp_path, telegram_token="1:a", discord_token="x.y.z")
     assert configured_platforms(both) == ["telegram", "discord"]
+
+
+async def test_the_bot_process_sweeps_expired_uploads(tmp_path):
+    service = SongService.from_settings(make_settings(tmp_path, upload_retention_days=7))
+    old = service.blobs.path(service.blobs.put_upload(b"RIFF", ".wav"))
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    fresh = service.blobs.path(service.blobs.put_upload(b"RIFF", ".wav"))
+    stop = asyncio.Event()
+    bot = asyncio.create_task(run_bot(service.settings, stop, service))
+    for _ in range(500):
+        if not old.exists():
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(bot, timeout=10)
+    assert not old.exists() and fresh.exists()

@@ -1,5 +1,7 @@
 """The planner's context check, wired by the composition root, refuses what the LM cannot hold."""
 
+import logging
+
 import pytest
 
 from bot.core.parser import SongRequest
@@ -40,3 +42,13 @@ async def test_too_long_for_the_planner_is_refused_before_queueing(tmp_path, lm_
 def test_no_check_without_an_lm_or_on_the_sketch_backend(tmp_path, lm_dir):
     assert song_checks(make_settings(tmp_path, model_dir=tmp_path / "empty", engine_backend="auto")) == []
     assert song_checks(make_settings(tmp_path, model_dir=lm_dir, engine_backend="sketch")) == []
+
+
+def test_the_log_names_the_lm_that_is_there_not_the_one_asked_for(tmp_path, lm_dir, caplog):
+    caplog.set_level(logging.INFO, logger="songbot")
+    settings = make_settings(tmp_path, model_dir=lm_dir, engine_backend="auto", lm_model="acestep-5Hz-lm-1.7B")
+    assert len(song_checks(settings)) == 1
+    checked = next(r for r in caplog.records if "checked against" in r.getMessage())
+    assert checked.lm == "acestep-5Hz-lm-0.6B"
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert warning.lm_model == "acestep-5Hz-lm-1.7B" and warning.lm == "acestep-5Hz-lm-0.6B"

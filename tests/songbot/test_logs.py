@@ -1,6 +1,9 @@
 import logging
+import warnings
 
-from songbot.logs import KeyValueFormatter
+import pytest
+
+from songbot.logs import KeyValueFormatter, configure
 
 TOKEN = "123456:AAH-secret-token-value"
 
@@ -26,3 +29,27 @@ def test_tracebacks_are_scrubbed_too():
 
         item = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
     assert TOKEN not in formatter.format(item)
+
+
+@pytest.fixture
+def root_logger():
+    """configure() rewires the root logger: put it back after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for handler in root.handlers:
+        handler.close()
+    root.handlers[:], root.level = handlers, level
+    logging.captureWarnings(False)
+
+
+def test_a_log_file_takes_the_lines_and_python_warnings(tmp_path, root_logger, capfd):
+    path = tmp_path / "data" / "songbot.log"
+    configure("INFO", secrets=[TOKEN], path=path)
+    logging.getLogger("songbot.test").info("engine ready with %s", TOKEN, extra={"job": 3})
+    warnings.warn("a library notice", UserWarning, stacklevel=1)
+    text = path.read_text()
+    assert "INFO songbot.test engine ready with <token> job=3" in text and TOKEN not in text
+    assert "UserWarning: a library notice" in text
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

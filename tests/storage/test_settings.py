@@ -19,6 +19,7 @@ def test_defaults(monkeypatch, tmp_path):
     assert settings.max_duration_s == 240
     assert settings.max_source_mb == 20
     assert settings.engine_lease_s == 30
+    assert settings.upload_retention_days == 7 and settings.upload_retention_s == 7 * 86400
     assert settings.telegram_token is None and settings.discord_token is None
     assert settings.telegram_api_base_url == "https://api.telegram.org/bot"
     assert settings.discord_gateway_url == "wss://gateway.discord.gg"

@@ -1,7 +1,9 @@
 """End to end through `python -m songbot chat`: real processes, real queue, sketch backend."""
 
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from sqlalchemy.exc import OperationalError
 
@@ -122,8 +125,11 @@ def test_engine_killed_mid_job_is_reaped_rerun_and_delivered_once(tmp_path):
             process.kill()
     job = queue.get(1)
     assert job.status == "succeeded" and job.attempts == 2
-    assert "engine exited; restarting" in err
-    assert "reaped job" in err
+    log = (tmp_path / "data" / "songbot.log").read_text()
+    assert "engine exited; restarting" in log
+    assert "reaped job" in log
+    assert err == "", "the log goes to data/songbot.log, not to the terminal"
+    assert out.count("⚠️ The engine stopped (exit status -9) and is being restarted") == 1
     assert len(results(out)) == 1 and out.count("✅ #1 ") == 1
 
 
@@ -138,3 +144,90 @@ def wait_for_progress(queue: Queue, job_id: int, timeout_s: float = 60) -> str:
             return job.lease_owner
         time.sleep(0.02)
     raise AssertionError("the job never started running")
+
+
+def read_until(fd: int, marker: str, timeout_s: float = 60) -> str:
+    """What the process wrote to `fd` up to and including `marker`."""
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while marker.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {marker!r} in {seen.decode(errors='replace')!r}")
+        seen += chunk
+    return seen.decode()
+
+
+def start_in_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`songbot chat` with a pseudo-terminal as stdin (so it is interactive); returns it and the pty's master."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "songbot", "chat"], stdin=slave, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env_for(tmp_path), cwd=tmp_path)
+    os.close(slave)
+    return process, master
+
+
+def engine_pids(tmp_path: Path) -> list[int]:
+    log = (tmp_path / "data" / "songbot.log").read_text()
+    return [int(pid) for pid in re.findall(r"engine started pid=(\d+)", log)]
+
+
+def test_in_a_terminal_a_welcome_line_a_prompt_and_quit(tmp_path):
+    process, master = start_in_a_terminal(tmp_path)
+    try:
+        shown = read_until(process.stdout.fileno(), "> ")
+        assert shown == f"🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Log: " \
+                        f"{tmp_path / 'data' / 'songbot.log'}\n> "
+        os.write(master, b"/quit\n")
+        assert process.wait(timeout=10) == 0
+        assert process.stderr.read() == b""
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
+def test_ctrl_c_leaves_within_a_second_or_two_without_enter(tmp_path):
+    process, master = start_in_a_terminal(tmp_path)
+    try:
+        read_until(process.stdout.fileno(), "> ")
+        time.sleep(1.0)  # the engine child is up (or starting): it is stopped too
+        os.kill(process.pid, signal.SIGINT)
+        sent = time.monotonic()
+        code = process.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    assert code == 130
+    assert took < 2.0, f"Ctrl-C took {took:.1f} s"
+    assert process.stderr.read() == b""
+    for pid in engine_pids(tmp_path):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_ctrl_c_with_piped_input_still_open(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "songbot", "chat"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(tmp_path), cwd=tmp_path)
+    try:
+        process.stdin.write(b"/history\n\n")  # piped: a blank line ends the command
+        process.stdin.flush()
+        read_until(process.stdout.fileno(), "You have no songs yet")
+        os.kill(process.pid, signal.SIGINT)
+        sent = time.monotonic()
+        assert process.wait(timeout=10) == 130
+        assert time.monotonic() - sent < 2.0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_an_engine_that_cannot_start_is_one_sentence_before_the_chat(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "songbot", "chat"], input="/history\n", capture_output=True,
+                          text=True, env=env_for(tmp_path, ENGINE_BACKEND="acestep"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"The model directory {tmp_path / 'no-models'} is incomplete")
+    assert len(done.stderr.strip().splitlines()) == 1

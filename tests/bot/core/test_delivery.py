@@ -118,3 +118,37 @@ async def test_cancelled_and_failed_jobs_get_one_sentence(service):
     await loop.run_once()
     assert ("error", job.id, f"🚫 Song #{job.id} was cancelled.") in recorder.calls
     assert ("error", other.id, f"⚠️ Song #{other.id} failed: The source was too quiet.") in recorder.calls
+
+
+async def test_a_finished_job_is_delivered_in_the_first_pass_behind_500_waiting_ones(tmp_path):
+    service = SongService.from_settings(make_settings(tmp_path, max_pending_per_user=500, max_queued_total=500,
+                                                      daily_quota=0))
+    user = service.accounts.ensure(USER, service.clock()).id
+    target = DeliveryTarget("fake", "chat")
+    ids = [service.queue.submit(user, "song", {"caption": "x", "duration_s": 10}, 7, 10.0, service.clock(), target).id
+           for _ in range(500)]
+    service.queue.cancel(ids[-1], None, service.clock())
+    recorder = Recorder()
+    loop = DeliveryLoop(service, clock=Clock(service))
+    loop.register(recorder)
+    await loop.run_once()
+    assert ("error", ids[-1], f"🚫 Song #{ids[-1]} was cancelled.") in recorder.calls
+
+
+async def test_the_throttle_is_checked_before_the_status_text_is_built(service, monkeypatch):
+    job = await submit(service)
+    built: list[int] = []
+    status_text = service.status_text
+    monkeypatch.setattr(service, "status_text", lambda job: built.append(job.id) or status_text(job))
+    recorder = Recorder()
+    clock = Clock(service)
+    loop = DeliveryLoop(service, clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    assert built == [job.id] and len(recorder.calls) == 1
+    clock.now += timedelta(seconds=1)
+    await loop.run_once()
+    assert built == [job.id], "within the 3 s interval no text is built"
+    clock.now += timedelta(seconds=3)
+    await loop.run_once()
+    assert built == [job.id, job.id] and len(recorder.calls) == 1, "built again, but the same text is not resent"

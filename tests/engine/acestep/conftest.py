@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.acestep.checkpoints import make_tiny
+from engine.acestep.tiny import make_tiny
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def tiny_planner(tiny_lm_dir):
 @pytest.fixture(scope="session")
 def tiny_full_set(tmp_path_factory):
     """The whole tiny checkpoint set (DiT, VAE, text encoder and the LM) as make-tiny writes it."""
-    from engine.acestep.checkpoints import make_tiny
+    from engine.acestep.tiny import make_tiny
 
     root = tmp_path_factory.mktemp("tiny_full_set")
     make_tiny(root, seed=0)

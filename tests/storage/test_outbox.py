@@ -1,0 +1,53 @@
+"""Which open deliveries a bot process claims when there are more than one pass takes."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from storage.accounts import Accounts
+from storage.outbox import Outbox
+from storage.queue import Queue
+from storage.types import CANCELLED, DeliveryTarget, QueueLimits
+from storage.types import UserRef as Ref
+
+T0 = datetime(2026, 11, 21, 12, 0, 0)
+OPEN = 500
+
+
+@pytest.fixture
+def queue(db):
+    return Queue(db, QueueLimits(max_pending_per_user=OPEN, daily_quota=0, max_queued_total=OPEN))
+
+
+def submit_many(queue, db, count):
+    user = Accounts(db).ensure(Ref("telegram", "1", "Ann"), T0).id
+    target = DeliveryTarget("telegram", "42")
+    return [queue.submit(user, "song", {"caption": "x", "duration_s": 10}, 7, 10.0, T0, target).id
+            for _ in range(count)]
+
+
+def claimed_jobs(outbox, now):
+    return [job for _, job in outbox.claim_open("telegram", "bot", now, lease_s=60, limit=50)]
+
+
+def test_a_finished_job_is_claimed_before_500_waiting_ones(queue, db):
+    ids = submit_many(queue, db, OPEN)
+    outbox = Outbox(db)
+    queue.cancel(ids[-1], None, T0)
+    first = claimed_jobs(outbox, T0)
+    assert len(first) == 50 and ids[-1] in [job.id for job in first]
+    assert next(job for job in first if job.id == ids[-1]).status == CANCELLED
+    # One that finishes later, in the middle of the line, is in the very next pass.
+    queue.cancel(ids[250], None, T0)
+    second = claimed_jobs(outbox, T0 + timedelta(seconds=1))
+    assert ids[250] in [job.id for job in second]
+
+
+def test_waiting_deliveries_take_turns_instead_of_the_oldest_50_again(queue, db):
+    ids = submit_many(queue, db, OPEN)
+    outbox = Outbox(db)
+    seen: list[int] = []
+    for second in range(OPEN // 50):
+        seen += [job.id for job in claimed_jobs(outbox, T0 + timedelta(seconds=second))]
+    assert sorted(seen) == ids, "ten passes of 50 see each of the 500 rows once"
+
