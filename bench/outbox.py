@@ -26,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.queue import UNLIMITED, drop  # noqa: E402
 from bench.report import emit  # noqa: E402
+from migrations import upgrade  # noqa: E402
 from storage.accounts import Accounts  # noqa: E402
-from storage.db import make_engine, upgrade  # noqa: E402
+from storage.db import make_engine  # noqa: E402
 from storage.outbox import Outbox  # noqa: E402
 from storage.queue import Queue  # noqa: E402
+from storage.spec import JobSpec  # noqa: E402
 from storage.types import DeliveryTarget, UserRef  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
@@ -53,7 +55,7 @@ def fill(queue: Queue, count: int) -> list[int]:
     """`count` waiting jobs of one user, each with a Telegram delivery."""
     user = Accounts(queue.engine).ensure(UserRef("telegram", "1", "Ann"), T0).id
     target = DeliveryTarget("telegram", "42")
-    return [queue.submit(user, "song", {"caption": "x", "duration_s": 10}, 7, 10.0, T0, target,
+    return [queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target,
                          enforce_limits=False).id for _ in range(count)]
 
 

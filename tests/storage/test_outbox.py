@@ -7,6 +7,7 @@ import pytest
 from storage.accounts import Accounts
 from storage.outbox import Outbox
 from storage.queue import Queue
+from storage.spec import JobSpec
 from storage.types import CANCELLED, DeliveryTarget, QueueLimits
 from storage.types import UserRef as Ref
 
@@ -22,7 +23,7 @@ def queue(db):
 def submit_many(queue, db, count):
     user = Accounts(db).ensure(Ref("telegram", "1", "Ann"), T0).id
     target = DeliveryTarget("telegram", "42")
-    return [queue.submit(user, "song", {"caption": "x", "duration_s": 10}, 7, 10.0, T0, target).id
+    return [queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target).id
             for _ in range(count)]
 
 

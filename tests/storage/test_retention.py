@@ -9,6 +9,7 @@ from storage.accounts import Accounts
 from storage.blobs import Blobs
 from storage.queue import Queue
 from storage.retention import UploadRetention
+from storage.spec import JobSpec
 from storage.types import QueueLimits
 from storage.types import UserRef as Ref
 
@@ -35,7 +36,7 @@ def upload(blobs, age: timedelta) -> str:
 
 def cover_of(queue, db, source: str) -> int:
     user = Accounts(db).ensure(Ref("console", "ann", "Ann"), NOW).id
-    return queue.submit(user, "cover", {"caption": "jazz", "duration_s": 12}, 7, 12.0, NOW,
+    return queue.submit(user, "cover", JobSpec(caption="jazz", duration_s=12), 7, NOW,
                         source_blob=source).id
 
 

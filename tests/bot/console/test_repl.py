@@ -49,7 +49,7 @@ async def test_lyrics_lines_get_the_continuation_prompt(service):
     assert out.count(MORE) == 3
     assert "Not finished yet: #1; they are shown the next time you start songbot chat." in out
     [job] = service.queue.pending_of(1)
-    assert job.spec["lyrics"] == "[verse]\nthe train is late"
+    assert job.spec.lyrics == "[verse]\nthe train is late"
 
 
 async def test_piped_input_has_no_prompt_or_welcome(service):

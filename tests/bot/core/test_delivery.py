@@ -7,6 +7,7 @@ import pytest
 from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
+from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.helpers import make_settings
 
@@ -125,7 +126,7 @@ async def test_a_finished_job_is_delivered_in_the_first_pass_behind_500_waiting_
                                                       daily_quota=0))
     user = service.accounts.ensure(USER, service.clock()).id
     target = DeliveryTarget("fake", "chat")
-    ids = [service.queue.submit(user, "song", {"caption": "x", "duration_s": 10}, 7, 10.0, service.clock(), target).id
+    ids = [service.queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, service.clock(), target).id
            for _ in range(500)]
     service.queue.cancel(ids[-1], None, service.clock())
     recorder = Recorder()
