@@ -47,6 +47,7 @@ class Planner:
     vocab: Vocab
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     vllm: Any = None
+    fast: Any = None  # engine.acestep.lm.fast.FastEngine when the fast path is on
 
     @classmethod
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
@@ -63,11 +64,30 @@ class Planner:
             settings = replace(settings, **short)
         vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
         planner = cls(lm=lm, vocab=vocab, settings=settings)
+        if settings.decoder == "fast" or (settings.decoder == "auto" and device.startswith("cuda")):
+            planner.use_fast_path()
         if settings.backend == "vllm":
             from engine.acestep.lm.vllm_backend import VllmCodes
 
             planner.vllm = VllmCodes.load(lm.folder, device)
         return planner
+
+    def use_fast_path(self, graphs: bool | None = None, len_step: int = 256) -> None:
+        """Decode on the fast path (static cache, fixed-shape steps, CUDA graphs on CUDA).
+
+        The reference loop (``settings.decoder == "reference"``) gives the same tokens.
+        """
+        from engine.acestep.lm.fast import FastEngine
+        from engine.acestep.lm.qwen3 import FastLM
+
+        fast = FastLM.from_hf(self.lm.model, self.lm.config)
+        self.fast = FastEngine(fast, self.vocab, self.settings.max_rows, graphs, len_step)
+
+    def _decode(self, jobs: list[DecodeJob], phase: str) -> None:
+        if self.fast is not None:
+            self.fast.decode(jobs, phase)
+        else:
+            decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
 
     # ---- context budget -------------------------------------------------------------------
 
@@ -78,6 +98,11 @@ class Planner:
 
     def _budget(self) -> int:
         return self.budget.tokens()
+
+    def _meta_tokens(self) -> int:
+        """An upper bound of the metadata phase's length: the free parts' caps plus the fixed YAML."""
+        s = self.settings
+        return min(self._budget(), s.caption_max + s.genres_max + s.lyrics_max + SCAFFOLD_TOKENS + 32)
 
     def max_duration(self, req: PlanRequest) -> int:
         """The longest song (seconds) whose prompts and codes fit the LM's context."""
@@ -127,12 +152,13 @@ class Planner:
             return DecodeJob(
                 prompt,
                 Constraint(self.vocab, spec),
-                _seed(req.seed, 0),
+                _seed(req.seed),
                 uncond,
                 s.cfg_scale,
                 s.temperature,
                 s.top_p,
-                max_new_tokens=self._budget(),
+                max_new_tokens=self._meta_tokens(),
+                phase=0,
             )
         # Create-sample: metadata with genres, then the lyrics (skipped for instrumentals).
         phase = "meta_only" if req.instrumental else "meta_text"
@@ -141,17 +167,18 @@ class Planner:
         return DecodeJob(
             prompt,
             Constraint(self.vocab, spec),
-            _seed(req.seed, 0),
+            _seed(req.seed),
             None,
             1.0,
             s.temperature,
             s.top_p,
-            max_new_tokens=self._budget(),
+            max_new_tokens=self._meta_tokens(),
+            phase=0,
         )
 
     def _phase_a(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
         jobs = [self._phase_a_job(req) for req in requests]
-        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        self._decode(jobs, "meta")
         metas = []
         for req, job in zip(requests, jobs, strict=True):
             if not job.constraint.done:
@@ -190,17 +217,18 @@ class Planner:
                 DecodeJob(
                     prompt,
                     Constraint(self.vocab, spec),
-                    _seed(req.seed, 1),
+                    _seed(req.seed),
                     uncond,
                     s.cfg_scale,
                     s.temperature,
                     s.top_p,
                     max_new_tokens=target + 1,
+                    phase=1,
                 )
             )
         if self.vllm is not None and s.cfg_scale <= 1.0:
             return self.vllm.codes(jobs, self.vocab)
-        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        self._decode(jobs, "codes")
         out = []
         for job in jobs:
             codes = [t - self.vocab.code0 for t in job.tokens if self.vocab.is_code(t)]
@@ -242,15 +270,16 @@ def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[
             DecodeJob(
                 prompt,
                 Constraint(planner.vocab, spec),
-                _seed(seed + i, 0),
+                _seed(seed + i),
                 None,
                 1.0,
                 UNDERSTAND_TEMPERATURE,
                 s.top_p,
-                max_new_tokens=planner._budget(),
+                max_new_tokens=planner._meta_tokens(),
+                phase=0,
             )
         )
-    decode(planner.lm.model, jobs, planner.vocab.pad, planner.lm.device)
+    planner._decode(jobs, "meta")
     out = []
     for job, code_list in zip(jobs, codes, strict=True):
         meta, lyrics = split_output(planner.lm.tokenizer.decode(job.tokens, skip_special_tokens=False))
@@ -258,6 +287,6 @@ def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[
     return out
 
 
-def _seed(seed: int, phase: int) -> int:
-    """A separate deterministic stream per phase (the generator takes 64-bit seeds)."""
-    return (int(seed) & 0xFFFFFFFF) * 2 + phase
+def _seed(seed: int) -> int:
+    """The request's uint32 seed (the noise of each phase is keyed by it and the phase)."""
+    return int(seed) & 0xFFFFFFFF

@@ -1,0 +1,131 @@
+import threading
+from dataclasses import replace
+
+import pytest
+
+from engine.acestep.lm.constraints import Constraint, Spec
+from engine.acestep.lm.decode import DecodeJob, decode
+from engine.acestep.lm.fast import FastDecoder, FastEngine, StepGraphs, bucket
+from engine.acestep.lm.planner import PlanRequest
+from engine.acestep.lm.qwen3 import FastLM
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_planner):
+    fast = FastLM.from_hf(tiny_planner.lm.model, tiny_planner.lm.config)
+    # A short attention-window step, so that the decodes below cross window buckets.
+    return FastEngine(fast, tiny_planner.vocab, max_rows=8, len_step=16)
+
+
+def _code_job(planner, seed, target, guided=True, topic="song", top_p=0.9):
+    tok = planner.lm.tokenizer
+    prompt = tok.encode(f"<|im_start|>user\n{topic}<|im_end|>\n").ids
+    uncond = tok.encode("<|im_start|>user\nNO USER INPUT<|im_end|>\n").ids
+    c = Constraint(planner.vocab, Spec("codes", target_codes=target))
+    return DecodeJob(prompt, c, seed, uncond if guided else None, 2.0, 0.85, top_p, max_new_tokens=target + 1,
+                     phase=1)
+
+
+# (seed, codes, guided, topic, top_p) per request; batches mix guidance, lengths and prompts.
+CASES = [(1, 30, True, "song", 0.9), (2, 12, False, "a slow waltz", 0.9), (3, 21, True, "drums", None),
+         (4, 7, True, "song", 0.5), (5, 17, False, "rain", 0.9)]
+
+
+def test_code_phase_equals_the_reference_loop_over_seeds_lengths_and_batches(tiny_planner, engine):
+    model, pad = tiny_planner.lm.model, tiny_planner.vocab.pad
+    reference = decode(model, [_code_job(tiny_planner, *case) for case in CASES], pad)
+    assert engine.decode([_code_job(tiny_planner, *case) for case in CASES], "codes") == reference
+    assert all(len(tokens) == case[1] + 1 for tokens, case in zip(reference, CASES, strict=True))
+    # Alone, and in another batch in other rows: the same tokens.
+    assert engine.decode([_code_job(tiny_planner, *CASES[2])], "codes") == [reference[2]]
+    again = engine.decode([_code_job(tiny_planner, *CASES[k]) for k in (4, 0, 3)], "codes")
+    assert again == [reference[4], reference[0], reference[3]]
+
+
+def test_a_request_joins_a_running_decode_and_leaves_when_done(tiny_planner, engine):
+    dec = engine.decoder("codes", True)
+    late = _code_job(tiny_planner, 9, 14)
+    seen: list[tuple[int, int]] = []
+
+    def on_step(step: int) -> None:
+        seen.append((step, sum(t is not None for t in dec.rows)))
+        if step == 5:
+            dec.submit(late)
+
+    first = [_code_job(tiny_planner, 7, 8), _code_job(tiny_planner, 8, 25)]
+    got = dec.decode(first, on_step)
+    while not late.constraint.done:  # the late one finishes after the first two; keep driving
+        dec.wait([])
+    alone = decode(tiny_planner.lm.model, [_code_job(tiny_planner, s, n) for s, n in ((7, 8), (8, 25), (9, 14))],
+                   tiny_planner.vocab.pad)
+    assert got + [late.tokens] == alone
+    rows = dict(seen)
+    assert rows[5] == 2 and rows[6] == 3  # joined at the next step
+    assert rows[10] == 2  # the 8-code request left after 9 steps
+    assert dec._bucket() == 0
+
+
+def test_compaction_moves_rows_down_and_keeps_tokens(tiny_planner, engine):
+    dec = engine.decoder("codes", False)
+    jobs = [_code_job(tiny_planner, 20 + k, n, guided=False) for k, n in enumerate((3, 3, 3, 3, 9))]
+    tickets = [dec.submit(job) for job in jobs]
+    seen = []
+    dec.wait(tickets, lambda step: seen.append((tickets[4].row, dec._bucket())))
+    solo = decode(tiny_planner.lm.model, [_code_job(tiny_planner, 24, 9, guided=False)], tiny_planner.vocab.pad)
+    assert jobs[4].tokens == solo[0]
+    assert seen[0] == (4, 8) and seen[4] == (0, 1)  # after the four short ones left, it moved to row 0
+    assert [bucket(n, 64) for n in (1, 2, 3, 5, 64, 100)] == [1, 2, 4, 8, 64, 64]
+
+
+def test_graph_warm_up_is_undone_before_capture(tiny_planner):
+    # On the CPU, rehearse what capture does: warm-up run, restore, then the real run.
+    class Rehearse(StepGraphs):
+        def run(self, key, fn, save=None, restore=None):
+            if key not in self.graphs:
+                state = save() if save else None
+                fn()
+                if restore:
+                    restore(state)
+                self.graphs[key] = True
+            fn()
+
+    fast = FastLM.from_hf(tiny_planner.lm.model, tiny_planner.lm.config)
+    dec = FastDecoder(fast, tiny_planner.vocab, "codes", guided=True, len_step=16)
+    dec.graphs = Rehearse(enabled=False)
+    jobs = [_code_job(tiny_planner, *case) for case in CASES[:3]]
+    reference = decode(tiny_planner.lm.model, [_code_job(tiny_planner, *case) for case in CASES[:3]],
+                       tiny_planner.vocab.pad)
+    assert dec.decode(jobs) == reference
+
+
+def test_concurrent_callers_decode_together_with_their_own_tokens(tiny_planner, engine):
+    cases = [CASES[0], CASES[3]]
+    results: dict[int, list[int]] = {}
+
+    def call(k: int) -> None:
+        results[k] = engine.decode([_code_job(tiny_planner, *cases[k])], "codes")[0]
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reference = decode(tiny_planner.lm.model, [_code_job(tiny_planner, *c) for c in cases], tiny_planner.vocab.pad)
+    assert [results[0], results[1]] == reference
+
+
+PLAN_REQUESTS = [
+    PlanRequest("a sad folk song about trains", seed=3, duration=10),
+    PlanRequest("happy pop", seed=12, instrumental=True, language="en"),
+    PlanRequest("lo-fi beat", seed=7, duration=12, bpm=84, keyscale="Eb major", lyrics="[Verse]\nla la la"),
+]
+
+
+def test_planner_on_the_fast_path_makes_the_reference_plans(tiny_planner):
+    settings = replace(tiny_planner.settings, top_p=0.9)
+    reference = replace(tiny_planner, settings=settings, fast=None)
+    fast = replace(reference)
+    fast.use_fast_path(len_step=16)
+    plans = fast.plan(PLAN_REQUESTS)
+    assert plans == reference.plan(PLAN_REQUESTS)
+    assert fast.plan([PLAN_REQUESTS[1]]) == [plans[1]]
