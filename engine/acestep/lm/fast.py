@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_BAN, SAMPLE_IDS, TOP1_IDS, Rule, Vocab
+from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_IDS, TOP1_IDS, Rule, Vocab
 from engine.acestep.lm.decode import DecodeJob
 from engine.acestep.lm.qwen3 import FastLM
 from engine.acestep.lm.sampling import pick, row_keys

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 
 # The keys of one layer in a Qwen3 state dict, after ``model.layers.N.``.
 _LAYER_KEYS = (
@@ -213,7 +213,6 @@ class FastLM:
 
     def prefill(self, ids: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, row: int, half: int) -> None:
         """Run one prompt (1-D ids) and write its keys and values at positions ``0..len-1``."""
-        g = self.geo
         n = int(ids.shape[0])
         if n == 0:
             return

@@ -58,7 +58,7 @@ def test_a_request_joins_a_running_decode_and_leaves_when_done(tiny_planner, eng
         dec.wait([])
     alone = decode(tiny_planner.lm.model, [_code_job(tiny_planner, s, n) for s, n in ((7, 8), (8, 25), (9, 14))],
                    tiny_planner.vocab.pad)
-    assert got + [late.tokens] == alone
+    assert [*got, late.tokens] == alone
     rows = dict(seen)
     assert rows[5] == 2 and rows[6] == 3  # joined at the next step
     assert rows[10] == 2  # the 8-code request left after 9 steps
