@@ -18,6 +18,7 @@ This loop is the reference: simple, host-driven, on the ``transformers`` model. 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -203,6 +204,16 @@ def _left_pad(rows: list[list[int]], pad: int, device: str) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device)
 
 
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """The cache argument's name: ``cache`` in transformers 5.x, ``past_key_values`` in 4.5x."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: object) -> object:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values  # type: ignore[attr-defined]
+
+
 @torch.inference_mode()
 def decode(
     model: torch.nn.Module,
@@ -245,7 +256,8 @@ def decode(
         use_cache=True,
         logits_to_keep=1,
     )
-    cache, logits = out.past_key_values, out.logits[:, -1].float()
+    cache_kw = _cache_keyword(model)
+    cache, logits = _cache_of(out), out.logits[:, -1].float()
     active = [True] * len(jobs)
     code_masks: dict[int, torch.Tensor] = {}
     step = 0
@@ -278,8 +290,8 @@ def decode(
             input_ids=next_tokens.to(device)[live][:, None],
             attention_mask=mask,
             position_ids=(mask.sum(-1, keepdim=True) - 1),
-            past_key_values=cache,
             use_cache=True,
+            **{cache_kw: cache},
         )
-        cache, logits = out.past_key_values, out.logits[:, -1].float()
+        cache, logits = _cache_of(out), out.logits[:, -1].float()
     return [job.tokens for job in jobs]

@@ -62,6 +62,8 @@ class StepGraphs:
         self.enabled = enabled
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
         self.pool = None
+        # When a list (and on CUDA): (start, end) timing events around each run, for the GPU's busy share.
+        self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] | None = None
 
     def run(self, key: tuple, fn: Callable[[], None], save: Callable[[], object] | None = None,
             restore: Callable[[object], None] | None = None) -> None:
@@ -73,7 +75,20 @@ class StepGraphs:
         if graph is None:
             graph = self._capture(fn, save, restore)
             self.graphs[key] = graph
+        if self.events is None:
+            graph.replay()
+            return
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
         graph.replay()
+        end.record()
+        self.events.append((start, end))
+
+    def busy_ms(self) -> float:
+        """GPU time inside the timed runs (call after a synchronize), and forget the events."""
+        total = sum(start.elapsed_time(end) for start, end in self.events or [])
+        self.events = [] if self.events is not None else None
+        return total
 
     def _capture(self, fn: Callable[[], None], save: Callable[[], object] | None,
                  restore: Callable[[object], None] | None) -> torch.cuda.CUDAGraph:
@@ -88,7 +103,7 @@ class StepGraphs:
         graph = torch.cuda.CUDAGraph()
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
             fn()
         return graph
 
@@ -190,6 +205,21 @@ class FastDecoder:
         for t in tickets:
             if t.error is not None:
                 raise t.error
+
+    def release(self) -> bool:
+        """Free the cache and the graphs when nothing is decoding (they are rebuilt on the next use).
+
+        Returns whether anything was freed.
+        """
+        with self.lock:
+            if self.driving or self.pending or any(t is not None for t in self.rows) or not self.rows_cap:
+                return False
+            for name in ("keys", "values", "out", "logits", "rules", "rules_host", "last_host"):
+                self.__dict__.pop(name, None)
+            self.rows, self.rows_cap, self.length = [], 0, 0
+            self.graphs.clear()
+            self.graphs.pool = None
+            return True
 
     # ---- buffers ---------------------------------------------------------------------------
 
@@ -435,7 +465,8 @@ class FastDecoder:
     def _drive_meta(self, on_step: Callable[[int], None] | None) -> None:
         step, prev = 0, None
         while True:
-            change = bool(self.pending) or any(t is not None and t.finished for t in self.rows)
+            room = sum(t is not None for t in self.rows) < self.max_rows
+            change = bool(self.pending and room) or any(t is not None and t.finished for t in self.rows)
             if change or prev is None:
                 if prev is not None:
                     self._read(prev)
@@ -512,6 +543,11 @@ class FastEngine:
                 self.decoders[key] = FastDecoder(self.lm, self.vocab, phase, guided, self.max_rows,
                                                  self.use_graphs, self.len_step)
             return self.decoders[key]
+
+    def release(self) -> None:
+        """Free every idle decoder's cache and graphs (e.g. between jobs, to lend the GPU memory to the DiT)."""
+        for dec in list(self.decoders.values()):
+            dec.release()
 
     def decode(self, jobs: list[DecodeJob], phase: str, on_step: Callable[[int], None] | None = None
                ) -> list[list[int]]:

@@ -8,6 +8,7 @@ of the batch in one loop; each request has its own constraint state and seeded g
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,11 @@ from storage.errors import GenerationError, UserError
 
 log = logging.getLogger(__name__)
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
-TINY_BUDGETS = {"caption_max": 32, "genres_max": 8, "lyrics_max": 48}
+# A checkpoint folder may carry this file: planner budgets that suit the model (JSON, keys among
+# BUDGET_KEYS). They replace only budgets left at their defaults. The tiny random test LM uses it,
+# since a random model never ends its free text by itself.
+BUDGETS_FILE = "songbot_planner.json"
+BUDGET_KEYS = ("caption_max", "genres_max", "lyrics_max")
 
 
 @dataclass
@@ -53,15 +58,7 @@ class Planner:
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
         """Load ``model_dir/name`` (an ``acestep-5Hz-lm-*`` folder) on ``device``."""
         lm = load_lm(Path(model_dir) / name, device)
-        settings = settings or PlannerSettings()
-        if int(lm.config.get("hidden_size", 0)) < 256:
-            # A test-size random model never ends its free text by itself: keep it short
-            # (budgets left at their defaults only).
-            defaults = PlannerSettings()
-            short: dict[str, Any] = {
-                k: v for k, v in TINY_BUDGETS.items() if getattr(settings, k) == getattr(defaults, k)
-            }
-            settings = replace(settings, **short)
+        settings = _folder_budgets(lm.folder, settings or PlannerSettings())
         vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
         planner = cls(lm=lm, vocab=vocab, settings=settings)
         if settings.decoder == "fast" or (settings.decoder == "auto" and device.startswith("cuda")):
@@ -236,6 +233,19 @@ class Planner:
                 raise GenerationError("The song planner could not finish the song's audio codes.")
             out.append(codes)
         return out
+
+
+def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
+    """Apply the folder's ``BUDGETS_FILE`` to the budgets left at their defaults."""
+    path = folder / BUDGETS_FILE
+    if not path.is_file():
+        return settings
+    defaults = PlannerSettings()
+    given = json.loads(path.read_text())
+    chosen = {
+        k: int(given[k]) for k in BUDGET_KEYS if k in given and getattr(settings, k) == getattr(defaults, k)
+    }
+    return replace(settings, **chosen)
 
 
 UNDERSTAND_TEMPERATURE = 0.3

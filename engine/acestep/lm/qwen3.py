@@ -84,9 +84,8 @@ class Layer:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """Qwen3's RMSNorm: normalised in float32, cast back, then scaled."""
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    """Qwen3's RMSNorm: normalised in float32, cast back, then scaled (one fused norm kernel)."""
+    h = F.rms_norm(x.float(), (x.shape[-1],), eps=eps)
     return weight * h.to(x.dtype)
 
 

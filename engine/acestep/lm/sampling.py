@@ -6,7 +6,8 @@ Counter-based noise
     split so that nothing overflows) turned into a uniform strictly inside (0, 1) with 23 bits
     (exact in float32, so never 0 or 1), then into a Gumbel value. No generator state exists,
     so a request's draw is the same whatever its batch neighbours, its row, the width of the
-    computed vocabulary (the code phase computes only the code rows) or the device. ``step`` is the request's own token index.
+    computed vocabulary (the code phase computes only the code rows) or the device. ``step``
+    is the request's own token index.
 
 Top-p by threshold
     The nucleus keeps token ``t`` when the probability mass of the tokens strictly more likely

@@ -129,3 +129,12 @@ def test_planner_on_the_fast_path_makes_the_reference_plans(tiny_planner):
     plans = fast.plan(PLAN_REQUESTS)
     assert plans == reference.plan(PLAN_REQUESTS)
     assert fast.plan([PLAN_REQUESTS[1]]) == [plans[1]]
+
+
+def test_release_frees_an_idle_decoder_and_the_next_decode_rebuilds_it(tiny_planner):
+    fast = FastLM.from_hf(tiny_planner.lm.model, tiny_planner.lm.config)
+    engine = FastEngine(fast, tiny_planner.vocab, len_step=16)
+    first = engine.decode([_code_job(tiny_planner, *CASES[1])], "codes")
+    dec = engine.decoder("codes", False)
+    assert dec.rows_cap == 1 and dec.release() and not hasattr(dec, "keys")
+    assert engine.decode([_code_job(tiny_planner, *CASES[1])], "codes") == first
