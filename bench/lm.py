@@ -51,16 +51,14 @@ CONFIG_DIRS = (
     REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs",
     REPO.parent / "shared" / "conformance" / "acestep_facts" / "configs",
 )
-FALLBACK_1_7B = {
-    "hidden_size": 2048,
-    "intermediate_size": 6144,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "vocab_size": 217_204,
-    "rms_norm_eps": 1e-6,
-    "rope_theta": 1_000_000,
+# The geometry part of each checkpoint's config.json, for machines without the conformance kit.
+_COMMON = {"num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 217_204,
+           "rms_norm_eps": 1e-6, "rope_theta": 1_000_000}
+FALLBACK = {
+    "0.6B": {**_COMMON, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28},
+    "1.7B": {**_COMMON, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28},
+    "4B": {**_COMMON, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
+           "num_attention_heads": 32},
 }
 
 
@@ -76,9 +74,7 @@ def checkpoint_config(geometry: str) -> dict[str, Any]:
             config = json.loads(path.read_text())
             break
     else:
-        if geometry != "1.7B":
-            raise SystemExit(f"no config for acestep-5Hz-lm-{geometry} in {[str(p) for p in CONFIG_DIRS]}")
-        config = dict(FALLBACK_1_7B)
+        config = dict(FALLBACK[geometry])
     if len(config.get("layer_types") or []) != config["num_hidden_layers"]:
         config.pop("layer_types", None)
     return config

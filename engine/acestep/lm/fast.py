@@ -214,7 +214,7 @@ class FastDecoder:
         with self.lock:
             if self.driving or self.pending or any(t is not None for t in self.rows) or not self.rows_cap:
                 return False
-            for name in ("keys", "values", "out", "logits", "rules", "rules_host", "last_host"):
+            for name in ("keys", "values", "out", "logits", "rules", "rules_host", "last_host", "rules_np", "last_np"):
                 self.__dict__.pop(name, None)
             self.rows, self.rows_cap, self.length = [], 0, 0
             self.graphs.clear()
@@ -268,6 +268,7 @@ class FastDecoder:
         grow("rules", (c, 4 + self.k_ids), torch.long)
         self.rules_host = torch.zeros((c, 4 + self.k_ids), dtype=torch.long, pin_memory=self._pinned)
         self.last_host = torch.zeros((c,), dtype=torch.long, pin_memory=self._pinned)
+        self.rules_np, self.last_np = self.rules_host.numpy(), self.last_host.numpy()  # cheap element access
         self.rows += [None] * (c - len(self.rows))
         self.rows_cap, self.length = c, length
         self.graphs.clear()
@@ -495,11 +496,12 @@ class FastDecoder:
                 on_step(step)
 
     def _upload_rules(self, b: int) -> None:
-        host = self.rules_host
+        host = self.rules_np
         host[:b] = 0
-        host[:b, 1] = self.vocab.pad
-        host[:b, 4:] = -1
         host[:b, 0] = DEAD
+        host[:b, 1] = self.vocab.pad
+        host[:b, 2] = self.bank_keys["text"]
+        host[:b, 4:] = -1
         for i, t in enumerate(self.rows[:b]):
             if t is None or t.finished:
                 if t is not None:
@@ -508,17 +510,18 @@ class FastDecoder:
             rule = t.job.constraint.rule()
             t.rule = rule
             host[i, 0], host[i, 1], host[i, 3] = rule.mode, rule.token, 1
-            host[i, 2] = self.bank_keys[rule.ban] if rule.ban else self.bank_keys["text"]
+            if rule.ban:
+                host[i, 2] = self.bank_keys[rule.ban]
             if rule.ids:
-                host[i, 4 : 4 + len(rule.ids)] = torch.tensor(rule.ids)
-        self.rules[:b].copy_(host[:b], non_blocking=self._pinned)
+                host[i, 4 : 4 + len(rule.ids)] = rule.ids
+        self.rules[:b].copy_(self.rules_host[:b], non_blocking=self._pinned)
 
     def _read(self, prev: tuple) -> None:
         event, taken = prev
         if event is not None:
             event.synchronize()
         for t, rule in taken:
-            token = int(self.last_host[t.row])
+            token = int(self.last_np[t.row])
             t.job.constraint.advance(token, rule)
             t.job.tokens.append(token)
             if t.job.constraint.done or len(t.job.tokens) >= t.job.max_new_tokens:

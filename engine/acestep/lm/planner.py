@@ -63,7 +63,11 @@ class Planner:
         planner = cls(lm=lm, vocab=vocab, settings=settings)
         if settings.decoder == "fast" or (settings.decoder == "auto" and device.startswith("cuda")):
             planner.use_fast_path()
-        if settings.backend == "vllm":
+        if settings.backend == "vllm" and settings.cfg_scale > 1.0:
+            # vLLM has no guidance; the planner guides the code phase, so vLLM would serve nothing.
+            log.warning("LM_BACKEND=vllm serves only an unguided code phase and the planner guides it "
+                        "(cfg_scale %.1f): the built-in fast path decodes every phase.", settings.cfg_scale)
+        elif settings.backend == "vllm":
             from engine.acestep.lm.vllm_backend import VllmCodes
 
             planner.vllm = VllmCodes.load(lm.folder, device)
