@@ -114,21 +114,22 @@ def test_concurrent_callers_decode_together_with_their_own_tokens(tiny_planner, 
     assert [results[0], results[1]] == reference
 
 
+# Create-sample (metadata, then lyrics; unguided) and chain of thought (guided); the walks in
+# test_constraints cover every phase's rules, including instrumentals.
 PLAN_REQUESTS = [
+    PlanRequest("lo-fi beat", seed=7, duration=10, bpm=84, keyscale="Eb major", lyrics="[Verse]\nla la la"),
     PlanRequest("a sad folk song about trains", seed=3, duration=10),
-    PlanRequest("happy pop", seed=12, instrumental=True, language="en"),
-    PlanRequest("lo-fi beat", seed=7, duration=12, bpm=84, keyscale="Eb major", lyrics="[Verse]\nla la la"),
 ]
 
 
 def test_planner_on_the_fast_path_makes_the_reference_plans(tiny_planner):
-    settings = replace(tiny_planner.settings, top_p=0.9)
+    settings = replace(tiny_planner.settings, top_p=0.9, caption_max=12, genres_max=4, lyrics_max=12)
     reference = replace(tiny_planner, settings=settings, fast=None)
     fast = replace(reference)
     fast.use_fast_path(len_step=16)
     plans = fast.plan(PLAN_REQUESTS)
     assert plans == reference.plan(PLAN_REQUESTS)
-    assert fast.plan([PLAN_REQUESTS[1]]) == [plans[1]]
+    assert fast.plan([PLAN_REQUESTS[1]]) == [plans[1]]  # alone: its code phase in row 0, not row 1
 
 
 def test_release_frees_an_idle_decoder_and_the_next_decode_rebuilds_it(tiny_planner):

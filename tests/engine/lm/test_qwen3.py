@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from engine.acestep.lm.qwen3 import FastLM, Geometry
@@ -48,3 +49,27 @@ def test_geometry_reads_each_checkpoint_config(facts_dir):
         shapes[name] = (geo.layers, geo.hidden, geo.heads, geo.kv_heads, geo.head_dim, geo.vocab)
         assert geo.heads % geo.kv_heads == 0 and geo.rope_theta > 0
     assert shapes["1.7B"] == (28, 2048, 16, 8, 128, 217_204)
+
+
+@pytest.mark.parametrize(("heads", "kv_heads"), [(4, 2), (8, 2), (4, 4)])  # 1.7B and 0.6B group 2, 4B groups 4
+def test_own_forward_matches_transformers_for_each_head_grouping(heads, kv_heads):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from engine.acestep.lm.tiny import tiny_config
+
+    config = {**tiny_config(300, 0, 0), "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+              "vocab_size": 300}
+    config = {k: v for k, v in config.items() if k not in ("architectures", "dtype")}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(heads * 10 + kv_heads)
+        qconfig = Qwen3Config(**config)
+        qconfig._attn_implementation = "sdpa"
+        model = Qwen3ForCausalLM(qconfig).eval()
+    fast = FastLM.from_hf(model, config)
+    seq = [3, 77, 150, 9, 260, 41]
+    keys, values = fast.new_cache(rows=1, halves=1, length=16)
+    fast.prefill(torch.tensor(seq[:-1]), keys, values, 0, 0)
+    hidden = fast.decode(torch.tensor([[seq[-1]]]), torch.tensor([[len(seq) - 1]]), keys, values, window=16)
+    with torch.inference_mode():
+        ref = model(input_ids=torch.tensor([seq])).logits[0, -1]
+    assert torch.allclose(fast.logits(hidden)[0, 0], ref, atol=1e-4, rtol=1e-4)
