@@ -71,14 +71,17 @@ class Geometry:
 
 @dataclass
 class Layer:
-    """One decoder layer's tensors; q, k, v and gate, up are fused (the originals are views of them)."""
+    """One decoder layer's tensors; q, k, v and gate, up are fused (the originals are views of them).
+
+    ``qk_norm`` holds the q head norm once per query head, then the k head norm once per key
+    head, so that one norm and one rotation serve queries and keys together.
+    """
 
     norm1: torch.Tensor
     norm2: torch.Tensor
     qkv: torch.Tensor
     o: torch.Tensor
-    q_norm: torch.Tensor
-    k_norm: torch.Tensor
+    qk_norm: torch.Tensor
     gate_up: torch.Tensor
     down: torch.Tensor
 
@@ -87,6 +90,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Qwen3's RMSNorm: normalised in float32, cast back, then scaled (one fused norm kernel)."""
     h = F.rms_norm(x.float(), (x.shape[-1],), eps=eps)
     return weight * h.to(x.dtype)
+
+
+def _head_norms(geo: Geometry, q_norm: torch.Tensor, k_norm: torch.Tensor) -> torch.Tensor:
+    return torch.cat([q_norm.expand(geo.heads, -1), k_norm.expand(geo.kv_heads, -1)])
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -129,8 +136,7 @@ class FastLM:
                     qkv=torch.cat([t["self_attn.q_proj.weight"], t["self_attn.k_proj.weight"],
                                    t["self_attn.v_proj.weight"]]),
                     o=t["self_attn.o_proj.weight"],
-                    q_norm=t["self_attn.q_norm.weight"],
-                    k_norm=t["self_attn.k_norm.weight"],
+                    qk_norm=_head_norms(geo, t["self_attn.q_norm.weight"], t["self_attn.k_norm.weight"]),
                     gate_up=torch.cat([t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"]]),
                     down=t["mlp.down_proj.weight"],
                 )
@@ -174,7 +180,7 @@ class FastLM:
         q, kv = geo.heads * geo.head_dim, geo.kv_heads * geo.head_dim
         layers = [
             Layer(ones(geo.hidden), ones(geo.hidden), w(q + 2 * kv, geo.hidden), w(geo.hidden, q),
-                  ones(geo.head_dim), ones(geo.head_dim), w(2 * geo.intermediate, geo.hidden),
+                  _head_norms(geo, ones(geo.head_dim), ones(geo.head_dim)), w(2 * geo.intermediate, geo.hidden),
                   w(geo.hidden, geo.intermediate))
             for _ in range(geo.layers)
         ]
@@ -197,13 +203,11 @@ class FastLM:
         g = self.geo
         h = rms_norm(x, layer.norm1, g.eps)
         qkv = h @ layer.qkv.T
-        q_size, kv_size = g.heads * g.head_dim, g.kv_heads * g.head_dim
-        q = qkv[..., :q_size].unflatten(-1, (g.heads, g.head_dim))
-        k = qkv[..., q_size : q_size + kv_size].unflatten(-1, (g.kv_heads, g.head_dim))
-        v = qkv[..., q_size + kv_size :].unflatten(-1, (g.kv_heads, g.head_dim))
-        q = _rotate(rms_norm(q, layer.q_norm, g.eps), cos, sin)
-        k = _rotate(rms_norm(k, layer.k_norm, g.eps), cos, sin)
-        return h, q, k, v
+        qk_size = (g.heads + g.kv_heads) * g.head_dim
+        qk = qkv[..., :qk_size].unflatten(-1, (g.heads + g.kv_heads, g.head_dim))
+        v = qkv[..., qk_size:].unflatten(-1, (g.kv_heads, g.head_dim))
+        qk = _rotate(rms_norm(qk, layer.qk_norm, g.eps), cos, sin)
+        return h, qk[..., : g.heads, :], qk[..., g.heads :, :], v
 
     def _mlp(self, layer: Layer, x: torch.Tensor) -> torch.Tensor:
         h = rms_norm(x, layer.norm2, self.geo.eps)
