@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -61,7 +62,7 @@ class StepGraphs:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
-        self.pool = None
+        self.pool: Any = None
         # When a list (and on CUDA): (start, end) timing events around each run, for the GPU's busy share.
         self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] | None = None
 
@@ -144,6 +145,29 @@ class FastDecoder:
         graphs: Capture CUDA graphs (None: when the model is on CUDA).
         len_step: The attention window grows in steps of this many positions.
     """
+
+    # Per-row device buffers, (re)made by _allocate: the cache, the inputs of the next step and the outputs.
+    keys: torch.Tensor
+    values: torch.Tensor
+    tok: torch.Tensor
+    pos: torch.Tensor
+    count: torch.Tensor
+    seed: torch.Tensor
+    noise_phase: torch.Tensor
+    temp: torch.Tensor
+    top_p: torch.Tensor
+    scale: torch.Tensor
+    guided: torch.Tensor
+    live: torch.Tensor
+    target: torch.Tensor
+    last: torch.Tensor
+    out: torch.Tensor
+    logits: torch.Tensor
+    rules: torch.Tensor
+    rules_host: torch.Tensor
+    last_host: torch.Tensor
+    rules_np: Any
+    last_np: Any
 
     def __init__(self, lm: FastLM, vocab: Vocab, phase: str, guided: bool, max_rows: int = 64,
                  graphs: bool | None = None, len_step: int = 256) -> None:
@@ -290,7 +314,7 @@ class FastDecoder:
         self.rows[row] = ticket
         ticket.row = row
         job = ticket.job
-        prompts = [job.prompt, job.uncond_prompt if job.guided else job.prompt][: self.halves]
+        prompts = [job.prompt, job.uncond_prompt if job.guided and job.uncond_prompt else job.prompt][: self.halves]
         last, pos = [], []
         for half, prompt in enumerate(prompts):
             ids = torch.tensor(prompt, dtype=torch.long, device=self.device)

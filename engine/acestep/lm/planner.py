@@ -246,7 +246,7 @@ def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
         return settings
     defaults = PlannerSettings()
     given = json.loads(path.read_text())
-    chosen = {
+    chosen: dict[str, Any] = {
         k: int(given[k]) for k in BUDGET_KEYS if k in given and getattr(settings, k) == getattr(defaults, k)
     }
     return replace(settings, **chosen)

@@ -17,6 +17,7 @@ batch of ``b * halves * kv_heads`` matrices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -155,7 +156,7 @@ class FastLM:
         geo = Geometry.from_config(config)
         state = dict(model.state_dict())
         fast = cls.from_state(geo, state)
-        inner = model.model  # type: ignore[union-attr]
+        inner: Any = model.model
         q, kv = geo.heads * geo.head_dim, geo.kv_heads * geo.head_dim
         for layer, mine in zip(inner.layers, fast.layers, strict=True):
             attn, mlp = layer.self_attn, layer.mlp
