@@ -41,7 +41,10 @@ from engine.acestep.lm.sampling import pick, row_keys
 from engine.acestep.lm.tokenizer import VALID_CODES
 
 NEG_INF = float("-inf")
-DEAD = -1  # rule mode of a row that takes no token this step
+DEAD = -1
+# Held while a step graph is captured or replayed: decoders driven from different threads never
+# launch into a stream while another captures (capture runs in thread-local error mode).
+_CUDA_GRAPHS = threading.RLock()  # rule mode of a row that takes no token this step
 
 
 def bucket(n: int, most: int) -> int:
@@ -72,18 +75,19 @@ class StepGraphs:
         if not self.enabled:
             fn()
             return
-        graph = self.graphs.get(key)
-        if graph is None:
-            graph = self._capture(fn, save, restore)
-            self.graphs[key] = graph
-        if self.events is None:
+        with _CUDA_GRAPHS:
+            graph = self.graphs.get(key)
+            if graph is None:
+                graph = self._capture(fn, save, restore)
+                self.graphs[key] = graph
+            if self.events is None:
+                graph.replay()
+                return
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
             graph.replay()
-            return
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        self.events.append((start, end))
+            end.record()
+            self.events.append((start, end))
 
     def busy_ms(self) -> float:
         """GPU time inside the timed runs (call after a synchronize), and forget the events."""
