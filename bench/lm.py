@@ -214,6 +214,17 @@ def reference_case(lm_config: dict[str, Any], vocab: Vocab, device: str, tokens:
             "tok_s_per_request": round((tokens + 1) / seconds, 1)}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "bench": "lm_decode",
         "model": name,
-        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name() if cuda else cpu_name(),
         "torch": torch.__version__,
         "cuda_graphs": cuda,
         "torch_threads": torch.get_num_threads(),
