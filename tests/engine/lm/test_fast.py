@@ -139,3 +139,36 @@ def test_release_frees_an_idle_decoder_and_the_next_decode_rebuilds_it(tiny_plan
     dec = engine.decoder("codes", False)
     assert dec.rows_cap == 1 and dec.release() and not hasattr(dec, "keys")
     assert engine.decode([_code_job(tiny_planner, *CASES[1])], "codes") == first
+
+
+def test_step_functions_never_read_back_to_the_host():
+    # On the meta device a tensor has no data: .item(), .tolist(), bool(), nonzero() and boolean
+    # indexing all raise. The step functions run there, so they hold no host synchronisation and
+    # can be captured as CUDA graphs; tokens are read only outside them.
+    import torch
+
+    from engine.acestep.lm.constraints import Vocab
+    from engine.acestep.lm.qwen3 import Geometry
+    from engine.acestep.lm.tokenizer import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    geo = Geometry(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, intermediate=128, vocab=tok.get_vocab_size())
+    lm = FastLM.random(geo, "cpu", torch.float32)
+
+    def meta(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(t, device="meta")
+
+    lm.embed = lm.head = meta(lm.embed)
+    lm.norm, lm.cos, lm.sin, lm.device = meta(lm.norm), meta(lm.cos), meta(lm.sin), torch.device("meta")
+    for layer in lm.layers:
+        for name in ("norm1", "norm2", "qkv", "o", "qk_norm", "gate_up", "down"):
+            setattr(layer, name, meta(getattr(layer, name)))
+    vocab = Vocab.build(tok, geo.vocab)
+    for phase in ("codes", "meta"):
+        dec = FastDecoder(lm, vocab, phase, guided=True)
+        dec._allocate(4, 64)
+        dec._forward(4, 32)
+        (dec._select_codes if phase == "codes" else dec._select_meta)(4)
+        assert dec.tok.is_meta and dec.out.shape == (4, 64)
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        bool(dec.live[0])  # what a host read would have done
