@@ -37,7 +37,7 @@ import torch
 from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_IDS, TOP1_IDS, Rule, Vocab
 from engine.acestep.lm.decode import DecodeJob
 from engine.acestep.lm.qwen3 import FastLM
-from engine.acestep.lm.sampling import pick, row_keys
+from engine.acestep.lm.sampling import pick, row_keys, token_salts
 from engine.acestep.lm.tokenizer import VALID_CODES
 
 NEG_INF = float("-inf")
@@ -191,7 +191,7 @@ class FastDecoder:
         self.length = 0
         self.width = VALID_CODES if phase == "codes" else vocab.size
         self.head_start = vocab.code0 if phase == "codes" else 0
-        self.token_ids = torch.arange(self.head_start, self.head_start + self.width, device=self.device)
+        self.salts = token_salts(torch.arange(self.head_start, self.head_start + self.width, device=self.device))
         self.k_ids = vocab.max_choices()
         self.bank_keys = {key: i for i, key in enumerate(Vocab.BAN_KEYS)}
         self.bank = ~torch.stack([vocab.ban_mask(k) for k in Vocab.BAN_KEYS]).to(self.device)
@@ -384,7 +384,7 @@ class FastDecoder:
 
     def _select_codes(self, b: int) -> None:
         keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        index = pick(self.logits[:b], keys, self.token_ids, self.temp[:b], self.top_p[:b])
+        index = pick(self.logits[:b], keys, self.salts, self.temp[:b], self.top_p[:b])
         token = torch.where(self.count[:b] >= self.target[:b], self.vocab.eos, index + self.head_start)
         self._commit(b, token, self.live[:b])
 
@@ -399,7 +399,7 @@ class FastDecoder:
         top = masked.argmax(-1)
         decided = torch.where(self.continues[top] | (mode == TOP1_IDS), top, forced)
         keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        sampled = pick(masked, keys, self.token_ids, self.temp[:b], self.top_p[:b])
+        sampled = pick(masked, keys, self.salts, self.temp[:b], self.top_p[:b])
         greedy = (mode == TOP1_IDS) | (mode == DECIDE)
         token = torch.where(mode == FORCED, forced, torch.where(greedy, decided, sampled))
         self._commit(b, token, live & self.live[:b])

@@ -88,19 +88,21 @@ class Layer:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """Qwen3's RMSNorm: normalised in float32, cast back, then scaled (one fused norm kernel)."""
-    h = F.rms_norm(x.float(), (x.shape[-1],), eps=eps)
-    return weight * h.to(x.dtype)
+    """Qwen3's RMSNorm: normalised in float32, cast back, then scaled.
+
+    ``F.rms_norm`` without a weight computes in float32 for bf16 input and rounds once, which is
+    what Qwen3's own ``weight * normed.to(dtype)`` does, in fewer kernels.
+    """
+    return weight * F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
 def _head_norms(geo: Geometry, q_norm: torch.Tensor, k_norm: torch.Tensor) -> torch.Tensor:
     return torch.cat([q_norm.expand(geo.heads, -1), k_norm.expand(geo.kv_heads, -1)])
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    turned = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + turned * sin
+def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding ``x * cos + rotate_half(x) * sin``: the half turn is a roll, its sign is in the table."""
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 class FastLM:
@@ -120,7 +122,9 @@ class FastLM:
         freqs = torch.arange(max_positions, dtype=torch.float)[:, None] * inv_freq[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         self.cos = emb.cos().to(self.device, self.dtype)
-        self.sin = emb.sin().to(self.device, self.dtype)
+        sin = emb.sin()
+        half = d // 2
+        self.sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1).to(self.device, self.dtype)  # signed
 
     # ---- building --------------------------------------------------------------------------
 

@@ -49,11 +49,21 @@ def row_keys(seed: torch.Tensor, phase: torch.Tensor, step: torch.Tensor) -> tor
     return hash32(key ^ (step & MASK32))
 
 
-def gumbel(keys: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """Gumbel noise ``[rows, len(token_ids)]`` (float32) for the given row keys and token ids."""
-    h = hash32(hash32(keys[:, None] ^ token_ids[None, :]) ^ 0x9E3779B9)
+def token_salts(token_ids: torch.Tensor) -> torch.Tensor:
+    """Each token id's own hash; a decoder computes it once for its columns."""
+    return hash32(token_ids & MASK32)
+
+
+def gumbel_salted(keys: torch.Tensor, salts: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise ``[rows, len(salts)]`` (float32) from row keys and :func:`token_salts`."""
+    h = hash32(keys[:, None] ^ salts[None, :])
     u = ((h >> 9).float() + 0.5) * (1.0 / (1 << 23))  # 23 bits: exact in float32, strictly inside (0, 1)
     return -torch.log(-torch.log(u))
+
+
+def gumbel(keys: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise ``[rows, len(token_ids)]`` (float32) for the given row keys and token ids."""
+    return gumbel_salted(keys, token_salts(token_ids))
 
 
 def top_p_keep(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -83,19 +93,19 @@ def top_p_keep_sorted(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     return keep | (top_p >= 1.0)[:, None]
 
 
-def pick(logits: torch.Tensor, keys: torch.Tensor, token_ids: torch.Tensor, temperature: torch.Tensor,
+def pick(logits: torch.Tensor, keys: torch.Tensor, salts: torch.Tensor, temperature: torch.Tensor,
          top_p: torch.Tensor) -> torch.Tensor:
     """Index of the sampled column per row: top-p on ``softmax(logits)``, then temperature, Gumbel-max.
 
     Args:
         logits: ``[rows, n]`` float32, disallowed tokens at -inf.
         keys: ``[rows]`` noise keys (:func:`row_keys`).
-        token_ids: ``[n]`` the token id of each column (the noise is keyed by token id).
+        salts: ``[n]`` :func:`token_salts` of each column's token id (the noise is keyed by token id).
         temperature: ``[rows]``; ``<= 0`` is greedy.
         top_p: ``[rows]``; ``>= 1`` disables the cut.
     """
     keep = top_p_keep(torch.softmax(logits, dim=-1), top_p)
     filtered = logits.masked_fill(~keep, NEG_INF)
     hot = (temperature > 0)[:, None]
-    scores = torch.where(hot, filtered / temperature.clamp(min=1e-6)[:, None] + gumbel(keys, token_ids), filtered)
+    scores = torch.where(hot, filtered / temperature.clamp(min=1e-6)[:, None] + gumbel_salted(keys, salts), filtered)
     return scores.argmax(-1)

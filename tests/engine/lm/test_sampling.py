@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from engine.acestep.lm.sampling import gumbel, hash32, pick, row_keys, top_p_keep, top_p_keep_sorted
+from engine.acestep.lm.sampling import gumbel, hash32, pick, row_keys, token_salts, top_p_keep, top_p_keep_sorted
 
 
 def _lowbias32(x: int) -> int:
@@ -65,7 +65,7 @@ def test_pick_samples_the_tempered_nucleus_and_is_greedy_at_zero():
     logits = torch.log(torch.tensor([[0.6, 0.3, 0.08, 0.02]])).repeat(4000, 1)
     keys = row_keys(torch.full((4000,), 11), torch.ones(4000, dtype=torch.long), torch.arange(4000))
     ids = torch.arange(4)
-    chosen = pick(logits, keys, ids, torch.ones(4000), torch.full((4000,), 0.85))
+    chosen = pick(logits, keys, token_salts(ids), torch.ones(4000), torch.full((4000,), 0.85))
     freq = torch.bincount(chosen, minlength=4).float() / 4000
     assert torch.allclose(freq, torch.tensor([0.6 / 0.9, 0.3 / 0.9, 0.0, 0.0]), atol=0.03)
-    assert pick(logits[:3], keys[:3], ids, torch.zeros(3), torch.ones(3)).tolist() == [0, 0, 0]
+    assert pick(logits[:3], keys[:3], token_salts(ids), torch.zeros(3), torch.ones(3)).tolist() == [0, 0, 0]
