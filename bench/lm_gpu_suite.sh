@@ -17,6 +17,7 @@ else
     sizes=(0.6B 4B)
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+"$PY" -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)"
 # 1.7B: every batch size, both phases, the graphs-vs-eager-vs-reference check, the old loop for comparison.
 "$PY" bench/lm.py "${size[@]}" --check --reference --out "$OUT/lm-gpu-${SMALL:+small-}1.7B.json"
 # The other geometries: that they run, and their speed at batch 1 and 32.

@@ -84,6 +84,15 @@ class Planner:
         fast = FastLM.from_hf(self.lm.model, self.lm.config)
         self.fast = FastEngine(fast, self.vocab, self.settings.max_rows, graphs, len_step)
 
+    def release(self) -> None:
+        """Free the fast path's idle KV caches and CUDA graphs (rebuilt on the next plan).
+
+        The caches stay allocated between plans for speed; call this to lend their memory to
+        the DiT on a small GPU.
+        """
+        if self.fast is not None:
+            self.fast.release()
+
     def _decode(self, jobs: list[DecodeJob], phase: str) -> None:
         if self.fast is not None:
             self.fast.decode(jobs, phase)
