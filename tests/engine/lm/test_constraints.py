@@ -160,26 +160,31 @@ def _by_rule(rule, logits: torch.Tensor, vocab: Vocab) -> int:
     return top if bool(vocab.continues[top]) else rule.token
 
 
-@pytest.mark.parametrize("phase", ["meta_text", "meta", "meta_only"])
-def test_rules_choose_what_the_reference_masks_allow(tiny_vocab, phase):
+@pytest.mark.parametrize(
+    ("vocab_name", "phase", "walks"),
+    [("tiny_vocab", "meta_text", 12), ("tiny_vocab", "meta", 12), ("tiny_vocab", "meta_only", 12),
+     ("real_vocab", "meta_text", 3)],
+)
+def test_rules_choose_what_the_reference_masks_allow(request, vocab_name, phase, walks):
     # Every step of many random walks: the Rule (what the fast path gets) and allowed()/free_ban()
     # (what the reference loop uses) pick the same token for the same logits, and both machines agree.
+    vocab = request.getfixturevalue(vocab_name)
     gen = torch.Generator().manual_seed(len(phase))
     decisions = 0
-    for walk in range(12):
+    for walk in range(walks):
         spec = Spec(phase, fields=FIELD_ORDER if phase != "meta" else ("bpm", "caption", "duration"),
                     given={"bpm": 90} if walk % 3 == 0 else {}, caption_max=12, genres_max=4, text_max=8,
                     duration_max=60)
-        ref, fast = Constraint(tiny_vocab, spec), Constraint(tiny_vocab, spec)
+        ref, fast = Constraint(vocab, spec), Constraint(vocab, spec)
         while not ref.done:
-            logits = torch.randn(tiny_vocab.size, generator=gen)
+            logits = torch.randn(vocab.size, generator=gen)
             # Newline-ending and indented tokens often, so that caption lines end and continue.
-            logits[tiny_vocab.ends_newline] += 2.0
-            logits[tiny_vocab.continues] += 1.0
+            logits[vocab.ends_newline] += 2.0
+            logits[vocab.continues] += 1.0
             rule = fast.rule()
             decisions += rule.mode == DECIDE
             expected = int(ref.mask(logits).argmax())
-            assert _by_rule(rule, logits, tiny_vocab) == expected
+            assert _by_rule(rule, logits, vocab) == expected
             ref.advance(expected)
             fast.advance(expected, rule)
         assert fast.done
