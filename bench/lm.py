@@ -1,13 +1,22 @@
-"""Decode speed of the 5 Hz LM planner's code phase; prints one JSON object.
+"""Decode speed of the 5 Hz LM planner on the fast path; prints one JSON object.
 
-    python bench/lm.py                              # tiny random LM, CPU (no weights needed)
-    python bench/lm.py --full-size --device cuda    # acestep-5Hz-lm-1.7B geometry, random bf16 weights
+    python bench/lm.py --small                      # tiny geometry on the CPU (a smoke test, seconds)
+    python bench/lm.py --full-size                  # acestep-5Hz-lm-1.7B geometry, random bf16 weights, CUDA
+    python bench/lm.py --full-size --geometry 4B    # or 0.6B
 
-For each batch size (1, 8, 32) and with/without classifier-free guidance, every request
-decodes ``--tokens`` audio codes under the real constraint (codes only, end-of-sequence
-exactly at the target) through engine.acestep.lm.decode.decode, the loop the planner uses.
-Speed does not depend on the weights, so the full-size run uses random ones.
-Reported: tokens per second per request and in total (guided rows are not counted twice).
+Code phase: for each batch size (1, 8, 32, 64) with and without classifier-free guidance,
+every request decodes ``--tokens`` audio codes under the real constraint (codes only,
+end-of-sequence exactly at the target). Metadata phase: create-sample requests (the YAML
+state machine, then free lyrics) at batch 1 and 8, and chain-of-thought requests (guided) at
+batch 1. Each case runs twice; the second run is timed (the first captures the CUDA graphs).
+Speed does not depend on the weights, so the full-size run uses random ones built directly
+(no ``transformers`` model is needed, so any transformers version works).
+
+Reported: tokens per second per request and in total (guided rows are not counted twice), and
+the GPU's busy share: the GPU time inside the step graphs (CUDA events around each replay)
+over the wall time. ``--check`` also compares, on CUDA, the tokens of graph replays with eager
+steps and with the reference loop (tiny model, float32).
+``summary`` holds the keys ``lm.b1_cfg_tok_s``, ``lm.b32_cfg_tok_s_total``, ``lm.meta_b1_tok_s``.
 """
 
 from __future__ import annotations
@@ -26,71 +35,174 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
-from engine.acestep.lm.constraints import Constraint, Spec, Vocab  # noqa: E402
+from engine.acestep.lm.constraints import FIELD_ORDER, Constraint, Spec, Vocab  # noqa: E402
 from engine.acestep.lm.decode import DecodeJob, decode  # noqa: E402
+from engine.acestep.lm.fast import FastEngine  # noqa: E402
+from engine.acestep.lm.qwen3 import FastLM, Geometry  # noqa: E402
+from engine.acestep.lm.tiny import TINY_SHAPE, tiny_config  # noqa: E402
 from engine.acestep.lm.tokenizer import build_tiny_tokenizer  # noqa: E402
 
-FULL_1_7B = {
-    "hidden_size": 2048,
-    "intermediate_size": 6144,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "vocab_size": 217_204,
+CONFIG_DIRS = (
+    REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs",
+    REPO.parent / "shared" / "conformance" / "acestep_facts" / "configs",
+)
+# The geometry part of each checkpoint's config.json, for machines without the conformance kit.
+_COMMON = {"num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 217_204,
+           "rms_norm_eps": 1e-6, "rope_theta": 1_000_000}
+FALLBACK = {
+    "0.6B": {**_COMMON, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28},
+    "1.7B": {**_COMMON, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28},
+    "4B": {**_COMMON, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
+           "num_attention_heads": 32},
 }
 
 
-def tiny_model(device: str) -> tuple[torch.nn.Module, Any, int]:
-    """The tiny random LM written by make_tiny_lm, loaded the way the planner loads it."""
-    from engine.acestep.lm.model import load_lm
+def checkpoint_config(geometry: str) -> dict[str, Any]:
+    """The ``config.json`` of ``acestep-5Hz-lm-<geometry>`` from the conformance kit (repo copy first).
+
+    ``layer_types`` is dropped when its length does not match ``num_hidden_layers`` (transformers 5
+    refuses such a config; our own forward does not read it).
+    """
+    for root in CONFIG_DIRS:
+        path = root / f"acestep-5Hz-lm-{geometry}" / "config.json"
+        if path.is_file():
+            config = json.loads(path.read_text())
+            break
+    else:
+        config = dict(FALLBACK[geometry])
+    if len(config.get("layer_types") or []) != config["num_hidden_layers"]:
+        config.pop("layer_types", None)
+    return config
+
+
+def build(args: argparse.Namespace) -> tuple[FastLM, Vocab, dict[str, Any], str]:
+    """The model (random weights), the token tables and the config."""
+    tok = build_tiny_tokenizer()  # supplies the special, code and YAML tokens; the width comes from the config
+    if args.small:
+        config = tiny_config(tok.get_vocab_size(), 0, 0)
+        dtype = torch.float32
+        name = "tiny random LM (" + ", ".join(f"{k}={v}" for k, v in TINY_SHAPE.items()) + "), fp32"
+    else:
+        config = checkpoint_config(args.geometry)
+        dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+        name = f"acestep-5Hz-lm-{args.geometry} geometry, random {str(dtype).removeprefix('torch.')}"
+    geo = Geometry.from_config(config)
+    lm = FastLM.random(geo, args.device, dtype)
+    return lm, Vocab.build(tok, geo.vocab), config, name
+
+
+def code_jobs(vocab: Vocab, batch: int, guided: bool, tokens: int) -> list[DecodeJob]:
+    prompt = [vocab.think_open, vocab.newline] * 32  # a 64-token prompt; its content does not matter
+    uncond = [vocab.newline] * 48
+    return [
+        DecodeJob(prompt, Constraint(vocab, Spec("codes", target_codes=tokens)), seed,
+                  uncond if guided else None, 2.0 if guided else 1.0, 0.85, 0.9, tokens + 1, phase=1)
+        for seed in range(batch)
+    ]
+
+
+def meta_jobs(vocab: Vocab, batch: int, guided: bool, caps: tuple[int, int, int]) -> list[DecodeJob]:
+    """Create-sample requests (metadata then lyrics), or guided chain-of-thought ones (metadata only)."""
+    caption, genres, lyrics = caps
+    prompt = [vocab.newline] * 80
+    uncond = [vocab.newline] * 60
+    if guided:
+        spec = Spec("meta", fields=("bpm", "caption", "duration", "keyscale", "language", "timesignature"),
+                    caption_max=caption, duration_max=120)
+    else:
+        spec = Spec("meta_text", fields=FIELD_ORDER, caption_max=caption, genres_max=genres, text_max=lyrics,
+                    duration_max=120)
+    return [
+        DecodeJob(prompt, Constraint(vocab, spec), seed, uncond if guided else None, 2.0 if guided else 1.0,
+                  0.85, 0.9, caption + genres + lyrics + 200, phase=0)
+        for seed in range(batch)
+    ]
+
+
+def timed(engine: FastEngine, make: Any, phase: str, cuda: bool) -> tuple[float, list[list[int]], float]:
+    """Run ``make()``'s jobs twice; time the second run. Returns (seconds, tokens, GPU busy ms)."""
+    engine.decode(make(), phase)  # warm-up: graph capture, allocator
+    graphs = [d.graphs for d in engine.decoders.values()]
+    for g in graphs:
+        g.events = [] if cuda else None
+    jobs = make()
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    engine.decode(jobs, phase)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    busy = sum(g.busy_ms() for g in graphs) if cuda else 0.0
+    for g in graphs:
+        g.events = None
+    return seconds, [j.tokens for j in jobs], busy
+
+
+def case(engine: FastEngine, phase: str, batch: int, guided: bool, make: Any, cuda: bool) -> dict[str, Any]:
+    seconds, tokens, busy = timed(engine, make, phase, cuda)
+    per_request = sum(len(t) for t in tokens) / batch
+    row = {
+        "phase": phase,
+        "batch": batch,
+        "guidance": guided,
+        "tokens_per_request": round(per_request, 1),
+        "seconds": round(seconds, 3),
+        "tok_s_per_request": round(per_request / seconds, 1),
+        "tok_s_total": round(batch * per_request / seconds, 1),
+        "ms_per_step": round(1000 * seconds / max(len(t) for t in tokens), 3),
+    }
+    if cuda:
+        row["gpu_busy_share"] = round(busy / (1000 * seconds), 3)
+    return row
+
+
+def check(args: argparse.Namespace, lm: FastLM, vocab: Vocab) -> dict[str, Any]:
+    """CUDA only: graph replays against eager steps (same model), and the fast path against the reference."""
+    out: dict[str, Any] = {}
+    for phase, make in (("codes", lambda: code_jobs(vocab, 4, True, 48)),
+                        ("meta", lambda: meta_jobs(vocab, 3, False, (24, 6, 24)))):
+        with_graphs = FastEngine(lm, vocab, graphs=True).decode(make(), phase)
+        eager = FastEngine(lm, vocab, graphs=False).decode(make(), phase)
+        out[f"{phase}_graphs_equal_eager"] = with_graphs == eager
+    # The tiny model in float32: the CUDA fast path against the reference loop on the CPU.
+    from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest
     from engine.acestep.lm.tiny import make_tiny_lm
 
-    folder = make_tiny_lm(Path(tempfile.mkdtemp(prefix="songbot-bench-lm-")))
-    lm = load_lm(folder, device)
-    return lm.model, lm.tokenizer, lm.vocab_size
+    root = Path(tempfile.mkdtemp(prefix="songbot-bench-lm-"))
+    make_tiny_lm(root)
+    settings = PlannerSettings(duration_max=20, caption_max=24, genres_max=6, lyrics_max=24)
+    requests = [PlanRequest("a sad folk song about trains", seed=s, duration=10 + s) for s in range(4)]
+    cpu = Planner.load(root, "acestep-5Hz-lm-0.6B", "cpu", replace(settings, decoder="reference"))
+    gpu = Planner.load(root, "acestep-5Hz-lm-0.6B", args.device, replace(settings, decoder="fast"))
+    gpu.lm.model.float()
+    gpu.use_fast_path()
+    gpu.fast.lm = FastLM.from_hf(gpu.lm.model, gpu.lm.config)
+    gpu.fast.decoders.clear()
+    a, b = cpu.plan(requests), gpu.plan(requests)
+    same = [sum(x == y for x, y in zip(p["audio_codes"], q["audio_codes"], strict=False)) / len(p["audio_codes"])
+            for p, q in zip(a, b, strict=True)]
+    out["tiny_fp32_cuda_plans_equal_cpu_reference"] = [p == q for p, q in zip(a, b, strict=True)]
+    out["tiny_fp32_cuda_code_agreement"] = [round(s, 4) for s in same]
+    return out
 
 
-def full_size_model(device: str) -> tuple[torch.nn.Module, Any, int]:
-    """The 1.7B geometry with random bf16 weights (the tokenizer only supplies special ids)."""
+def reference_case(lm_config: dict[str, Any], vocab: Vocab, device: str, tokens: int) -> dict[str, Any]:
+    """The reference loop (``transformers`` model, dynamic cache) at batch 1 with guidance, for comparison."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from engine.acestep.lm.tiny import tiny_config
-
-    tok = build_tiny_tokenizer()
-    config = {**tiny_config(FULL_1_7B["vocab_size"], 0, 0), **FULL_1_7B}
-    config.pop("architectures")
-    config.pop("dtype")
+    config = {k: v for k, v in lm_config.items() if k not in ("architectures", "dtype", "torch_dtype")}
     qconfig = Qwen3Config(**config)
     qconfig._attn_implementation = "sdpa"
     with torch.device(device):
-        model = Qwen3ForCausalLM(qconfig).to(torch.bfloat16)
-    return model.eval(), tok, FULL_1_7B["vocab_size"]
-
-
-def run_case(
-    model, vocab: Vocab, device: str, batch: int, guided: bool, tokens: int, top_p: float | None = 0.9
-) -> dict[str, Any]:
-    """Decode ``batch`` requests of ``tokens`` codes each; return the timing."""
-    prompt = [vocab.think_open, vocab.newline] * 32  # a 64-token prompt; its content does not matter
-    uncond = [vocab.newline] * 48
-    jobs = [
-        DecodeJob(
-            prompt,
-            Constraint(vocab, Spec("codes", target_codes=tokens)),
-            seed,
-            uncond if guided else None,
-            2.0 if guided else 1.0,
-            0.85,
-            top_p,
-            max_new_tokens=tokens + 1,
-        )
-        for seed in range(batch)
-    ]
+        model = Qwen3ForCausalLM(qconfig).to(torch.bfloat16 if device.startswith("cuda") else torch.float32).eval()
+    decode(model, code_jobs(vocab, 1, True, 8), vocab.pad, device)
+    jobs = code_jobs(vocab, 1, True, tokens)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -98,49 +210,86 @@ def run_case(
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    assert all(len(j.tokens) == tokens + 1 for j in jobs)
-    return {
-        "batch": batch,
-        "guidance": guided,
-        "tokens_per_request": tokens + 1,
-        "seconds": round(seconds, 3),
-        "tok_s_per_request": round((tokens + 1) / seconds, 1),
-        "tok_s_total": round(batch * (tokens + 1) / seconds, 1),
-    }
+    return {"phase": "codes", "loop": "reference", "batch": 1, "guidance": True,
+            "tok_s_per_request": round((tokens + 1) / seconds, 1)}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full-size", action="store_true", help="1.7B geometry, random weights (use a GPU)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tokens", type=int, default=None, help="codes per request (default 100 tiny, 500 full)")
-    parser.add_argument("--batches", default="1,8,32")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full-size", action="store_true", help="a real checkpoint geometry, random weights (GPU)")
+    size.add_argument("--small", action="store_true", help="tiny geometry: a CPU smoke test in seconds")
+    parser.add_argument("--geometry", default="1.7B", choices=("0.6B", "1.7B", "4B"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tokens", type=int, default=None, help="codes per request (default 500 full, 24 small)")
+    parser.add_argument("--batches", default=None, help="code-phase batch sizes (default 1,8,32,64; small 1,4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus mass (1 disables the cut)")
+    parser.add_argument("--check", action="store_true", help="CUDA: graphs vs eager vs reference tokens")
+    parser.add_argument("--reference", action="store_true", help="also time the reference loop at batch 1")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
+    if not args.full_size:
+        args.small = True
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tok, vocab_size = full_size_model(args.device) if args.full_size else tiny_model(args.device)
-    vocab = Vocab.build(tok, vocab_size)
-    tokens = args.tokens or (500 if args.full_size else 100)
-    run_case(model, vocab, args.device, 1, True, 8)  # warm-up (allocator, kernels)
+    cuda = args.device.startswith("cuda")
+    lm, vocab, config, name = build(args)
+    tokens = args.tokens or (24 if args.small else 500)
+    batches = [int(b) for b in (args.batches or ("1,4" if args.small else "1,8,32,64")).split(",")]
+    caps = (24, 6, 24) if args.small else (160, 32, 320)
+    engine = FastEngine(lm, vocab, max_rows=max(batches))
     results = [
-        run_case(model, vocab, args.device, int(b), guided, tokens, args.top_p)
-        for b in args.batches.split(",")
+        case(engine, "codes", b, guided, lambda b=b, guided=guided: code_jobs(vocab, b, guided, tokens), cuda)
+        for b in batches
         for guided in (False, True)
     ]
-    report = {
+    for b, guided in ((1, False), (8, False), (1, True)):
+        results.append(case(engine, "meta", b, guided, lambda b=b, guided=guided: meta_jobs(vocab, b, guided, caps),
+                            cuda))
+    if args.reference:
+        results.append(reference_case(config, vocab, args.device, min(tokens, 100)))
+
+    def find(phase: str, batch: int, guided: bool, key: str) -> float | None:
+        for r in results:
+            if (r["phase"], r["batch"], r["guidance"]) == (phase, batch, guided) and key in r:
+                return r[key]
+        return None
+
+    report: dict[str, Any] = {
         "bench": "lm_decode",
-        "model": "acestep-5Hz-lm-1.7B geometry, random bf16" if args.full_size else "tiny random LM, fp32",
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "model": name,
+        "device": torch.cuda.get_device_name() if cuda else cpu_name(),
+        "torch": torch.__version__,
+        "cuda_graphs": cuda,
         "torch_threads": torch.get_num_threads(),
         "load_average_1m": round(os.getloadavg()[0], 2),  # the CPU may be shared; read numbers with it
-        "top_p": args.top_p,
+        "top_p": 0.9,
         "temperature": 0.85,
         "cfg_scale": 2.0,
+        "lm": {
+            "b1_cfg_tok_s": find("codes", 1, True, "tok_s_per_request"),
+            "b1_tok_s": find("codes", 1, False, "tok_s_per_request"),
+            "b32_cfg_tok_s_total": find("codes", 32, True, "tok_s_total"),
+            "meta_b1_tok_s": find("meta", 1, False, "tok_s_per_request"),
+            "meta_b1_cfg_tok_s": find("meta", 1, True, "tok_s_per_request"),
+            "b1_cfg_gpu_busy_share": find("codes", 1, True, "gpu_busy_share"),
+            "meta_b1_gpu_busy_share": find("meta", 1, False, "gpu_busy_share"),
+        },
         "results": results,
     }
+    if args.check and cuda:
+        report["check"] = check(args, lm, vocab)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

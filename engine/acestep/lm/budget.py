@@ -89,6 +89,10 @@ class PlannerSettings:
     # Upstream's `thinking`: when off, the LM writes the metadata (CoT) but no audio codes, and the
     # DiT makes the song from caption, lyrics and metadata alone.
     thinking: bool = True
+    # ``auto``: the fast path on CUDA, the reference loop elsewhere; or ``fast`` / ``reference``.
+    decoder: str = "auto"
+    # The fast path's largest row bucket (requests decoding together; guidance doubles the rows).
+    max_rows: int = 64
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,26 @@ from engine.acestep.lm.values import (
 
 NEG_INF = float("-inf")
 
+# Modes of a :class:`Rule` (what the fast path does with a row at one step).
+FORCED, SAMPLE_IDS, SAMPLE_BAN, TOP1_IDS, DECIDE = range(5)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one request's next token may be, decided without its logits (the fast path's input).
+
+    Modes: ``FORCED`` (``token``); ``SAMPLE_IDS`` (sample among ``ids``); ``SAMPLE_BAN`` (sample
+    with the ban mask ``ban``, see :meth:`Vocab.ban_mask`); ``TOP1_IDS`` (the most likely of
+    ``ids``, upstream's rule for the first language token); ``DECIDE`` (after a caption line:
+    the most likely token under the ``ban`` mask when :attr:`Vocab.continues` marks it as an
+    indented continuation, else ``token``, the first token of the next field).
+    """
+
+    mode: int
+    token: int = -1
+    ids: tuple[int, ...] = ()
+    ban: str = ""
+
 
 def _byte_decoder() -> dict[str, int]:
     """The inverse of the GPT-2 byte-to-unicode map used by byte-level BPE."""
@@ -85,6 +105,53 @@ class Vocab:
     code_ids: torch.Tensor
     trees: dict[str, Trie] = field(default_factory=dict)
     names: dict[str, list[int]] = field(default_factory=dict)
+    bans: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    BAN_KEYS = ("caption", "caption:first", "caption:max", "genres", "genres:first", "genres:max", "text",
+                "text:max", "codes", "codes+eos")
+
+    @property
+    def continues(self) -> torch.Tensor:
+        """Tokens that continue a caption on a new line: space-led, without a newline."""
+        return self.starts_ws & ~self.has_newline
+
+    def ban_mask(self, key: str) -> torch.Tensor:
+        """The banned-token mask of one free-text state (``BAN_KEYS``), cached."""
+        if key not in self.bans:
+            self.bans[key] = self._ban(key)
+        return self.bans[key]
+
+    def _ban(self, key: str) -> torch.Tensor:
+        kind, _, variant = key.partition(":")
+        ban = self.ban_free | self.bad_newline
+        if kind.startswith("codes"):
+            ban = torch.ones_like(ban)
+            ban[self.code_ids] = False
+            ban[self.eos] = kind != "codes+eos"
+        elif variant == "max":
+            ban = torch.ones_like(ban)
+            ban[self.eos if kind == "text" else self.newline] = False
+        elif kind == "caption" and variant == "first":
+            # The value opens with a space-led token ("caption: An ..."), never a newline.
+            ban = ban | self.has_newline | ~self.starts_ws
+        elif kind == "genres":
+            ban = ban | self.has_newline
+            ban[self.newline] = variant == "first"
+            if variant == "first":
+                ban |= ~self.starts_ws
+        elif kind == "text":
+            ban = ban.clone()
+            ban[self.eos] = False
+        return ban
+
+    def max_choices(self) -> int:
+        """The most children any value-tree node has (the width of the fast path's id lists)."""
+        most, todo = 1, list(self.trees.values())
+        while todo:
+            node = todo.pop()
+            most = max(most, len(node.children))
+            todo.extend(node.children.values())
+        return most
 
     @classmethod
     def build(cls, tok: Tokenizer, vocab_size: int | None = None, duration_max: int = 600) -> Vocab:
@@ -311,6 +378,42 @@ class Constraint:
         """The banned-token mask of the current free-text segment."""
         return self._free_ban(self.kind)
 
+    def rule(self) -> Rule:
+        """What the next token may be, as a :class:`Rule` (the same choices as :meth:`allowed`)."""
+        v = self.vocab
+        while True:
+            kind = self.kind
+            if kind == "done":
+                return Rule(FORCED, token=v.eos)
+            arg = self.segments[0][1]
+            if kind == "caption" and self.line_end:
+                if self.count >= self.spec.caption_max:
+                    self._next_segment()
+                    continue
+                following = self.segments[1]
+                assert following[0] == "fixed", "a caption is always followed by fixed tokens"
+                return Rule(DECIDE, token=following[1][0], ban="caption")
+            if kind == "fixed":
+                return Rule(FORCED, token=arg[self.count])
+            if kind == "tree":
+                assert self.node is not None
+                mode = TOP1_IDS if arg == "language" and self.count == 0 else SAMPLE_IDS
+                return Rule(mode, ids=tuple(sorted(self.node.children)))
+            if kind == "codes":
+                target = self.spec.target_codes
+                if target is not None and self.count >= target:
+                    return Rule(FORCED, token=v.eos)
+                return Rule(SAMPLE_BAN, ban="codes" if target is not None else "codes+eos")
+            return Rule(SAMPLE_BAN, ban=self._ban_key(kind))
+
+    def _ban_key(self, kind: str) -> str:
+        limit = {"caption": self.spec.caption_max, "genres": self.spec.genres_max, "text": self.spec.text_max}[kind]
+        if self.count >= limit:
+            return f"{kind}:max"
+        if self.count == 0 and kind in ("caption", "genres"):
+            return f"{kind}:first"
+        return kind
+
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """Return a copy of one row of logits with every disallowed token at -inf."""
         ids = self.allowed(logits)
@@ -330,36 +433,18 @@ class Constraint:
         return top if bool(self.vocab.starts_ws[top]) and not bool(self.vocab.has_newline[top]) else None
 
     def _free_ban(self, kind: str) -> torch.Tensor:
-        v = self.vocab
-        ban = v.ban_free | v.bad_newline
-        if kind == "caption":
-            if self.count >= self.spec.caption_max:
-                ban = torch.ones_like(ban)
-                ban[v.newline] = False
-            elif self.count == 0:
-                # The value opens with a space-led token ("caption: An ..."), never a newline.
-                ban = ban | v.has_newline | ~v.starts_ws
-        elif kind == "genres":
-            if self.count >= self.spec.genres_max:
-                ban = torch.ones_like(ban)
-                ban[v.newline] = False
-            else:
-                ban = ban | v.has_newline
-                ban[v.newline] = self.count == 0
-                if self.count == 0:
-                    ban |= ~v.starts_ws
-        elif kind == "text":
-            ban = ban.clone()
-            ban[v.eos] = False
-            if self.count >= self.spec.text_max:
-                ban = torch.ones_like(ban)
-                ban[v.eos] = False
-        return ban
+        return self.vocab.ban_mask(self._ban_key(kind))
 
-    def advance(self, token: int) -> None:
-        """Record the token that was sampled for this request."""
+    def advance(self, token: int, rule: Rule | None = None) -> None:
+        """Record the token that was sampled for this request.
+
+        ``rule`` is the :meth:`rule` the token was chosen under, when it came from the fast
+        path: after a ``DECIDE`` step its fallback token means that the caption ended.
+        """
         if self.done:
             return
+        if rule is not None and rule.mode == DECIDE and token == rule.token:
+            self._next_segment()
         v = self.vocab
         kind, arg = self.segments[0]
         self.count += 1

@@ -5,21 +5,28 @@ guidance, one unconditional row; per step its logits are combined as
 ``uncond + scale * (cond - uncond)``, masked by the request's own :class:`Constraint`, cut to
 the top-p nucleus, divided by the temperature and sampled, and the token is fed to both rows.
 
-Sampling is Gumbel-max with a per-request ``torch.Generator``: argmax(logits/T + G) draws
-exactly from softmax(logits/T), and a result only changes when the two best perturbed scores
+Sampling is Gumbel-max with counter-based noise (:mod:`engine.acestep.lm.sampling`):
+argmax(logits/T + G) draws exactly from softmax(logits/T), and ``G`` is a pure function of
+(seed, phase, token index, token id). A result only changes when the two best perturbed scores
 are within rounding noise of each other. That makes a request's tokens independent of which
-other requests share its batch (whose padding changes the floating-point reduction order),
-not only of its own seed.
+other requests share its batch (whose padding changes the floating-point reduction order), not
+only of its own seed.
+
+This loop is the reference: simple, host-driven, on the ``transformers`` model. The fast path
+(:mod:`engine.acestep.lm.fast`) gives the same tokens for the same seed.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from engine.acestep.lm.constraints import Constraint
+from engine.acestep.lm.sampling import gumbel, row_keys
 
 NEG_INF = float("-inf")
 
@@ -32,6 +39,7 @@ class DecodeJob:
         prompt: Prompt token ids (conditional row).
         constraint: This request's own constraint state.
         seed: Sampling seed (uint32).
+        phase: Noise stream: 0 for the metadata phase, 1 for the code phase.
         uncond_prompt: Prompt ids of the unconditional row, used when ``cfg_scale > 1``.
         cfg_scale: Guidance scale (1 disables guidance).
         temperature: Sampling temperature (<= 0 means greedy).
@@ -47,6 +55,7 @@ class DecodeJob:
     temperature: float = 0.85
     top_p: float | None = 0.9
     max_new_tokens: int = 4096
+    phase: int = 0
     tokens: list[int] = field(default_factory=list)
 
     @property
@@ -86,29 +95,29 @@ def top_p_filter(logits: torch.Tensor, top_p: float | None, head: int = 256) -> 
 
 
 def sample_rows(
-    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, gens: list[torch.Generator]
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, keys: torch.Tensor
 ) -> torch.Tensor:
     """Sample one token per row of masked float32 logits (top-p, then temperature, as upstream).
 
-    Gumbel-max: ``argmax(logits / T + G)`` with ``G`` drawn from each row's own generator,
-    one full-width draw per sampled step, so a request's stream depends only on its seed.
+    Gumbel-max: ``argmax(logits / T + G)`` with ``G`` the counter noise of each row's key
+    (:func:`engine.acestep.lm.sampling.row_keys`) over every token id.
     """
     filtered = top_p_rows(logits, top_p)
-    noise = torch.stack(
-        [torch.rand(logits.shape[-1], generator=g, device=logits.device, dtype=torch.float32) for g in gens]
-    )
-    gumbel = -torch.log(-torch.log(noise.clamp_(min=1e-20, max=1.0 - 1e-7)))
+    ids = torch.arange(logits.shape[-1], device=logits.device)
     hot = temperature > 0
-    scores = torch.where(hot[:, None], filtered / temperature.clamp(min=1e-6)[:, None] + gumbel, filtered)
+    noise = gumbel(keys, ids)
+    scores = torch.where(hot[:, None], filtered / temperature.clamp(min=1e-6)[:, None] + noise, filtered)
     return scores.argmax(-1)
 
 
-def sample(logits: torch.Tensor, temperature: float, top_p: float | None, gen: torch.Generator) -> int:
-    """:func:`sample_rows` for one row."""
+def sample(logits: torch.Tensor, temperature: float, top_p: float | None, seed: int, step: int = 0,
+           phase: int = 0) -> int:
+    """:func:`sample_rows` for one row, with the noise of (seed, phase, step)."""
     device = logits.device
     t = torch.tensor([temperature], device=device)
     p = torch.tensor([1.0 if top_p is None else top_p], device=device)
-    return int(sample_rows(logits[None], t, p, [gen])[0])
+    keys = row_keys(*(torch.tensor([v], device=device) for v in (seed, phase, step)))
+    return int(sample_rows(logits[None], t, p, keys)[0])
 
 
 def _allowed_mask(job: DecodeJob, row: torch.Tensor, cache: dict[int, torch.Tensor]) -> torch.Tensor | int:
@@ -134,7 +143,6 @@ def _step(
     todo: list[int],
     rows: list[tuple[int, int | None]],
     logits: torch.Tensor,
-    gens: list[torch.Generator],
     masks: dict[int, torch.Tensor],
 ) -> list[int]:
     """One token for each job in ``todo``: guidance, constraint, top-p, temperature, sampling.
@@ -144,7 +152,6 @@ def _step(
         todo: Indices of the requests still decoding.
         rows: Per job in ``todo``, its (cond, uncond) row in ``logits``.
         logits: The last position's logits of every live row, float32.
-        gens: Each request's generator.
         masks: Allowed-token masks reused across steps (the code-id set).
 
     Returns:
@@ -173,7 +180,12 @@ def _step(
         masked = combined[torch.tensor(sampled, device=device)].masked_fill(~torch.stack(allow), NEG_INF)
         temps = torch.tensor([job.temperature for job in picked], device=device)
         top_p = torch.tensor([1.0 if job.top_p is None else job.top_p for job in picked], device=device)
-        chosen = sample_rows(masked, temps, top_p, [gens[todo[k]] for k in sampled]).tolist()
+        keys = row_keys(
+            torch.tensor([job.seed for job in picked], device=device),
+            torch.tensor([job.phase for job in picked], device=device),
+            torch.tensor([len(job.tokens) for job in picked], device=device),
+        )
+        chosen = sample_rows(masked, temps, top_p, keys).tolist()
         for k, token in zip(sampled, chosen, strict=True):
             tokens[k] = int(token)
     return tokens
@@ -191,6 +203,16 @@ def _left_pad(rows: list[list[int]], pad: int, device: str) -> tuple[torch.Tenso
         ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
         mask[i, width - len(row) :] = 1
     return ids.to(device), mask.to(device)
+
+
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """The cache argument's name: ``cache`` in transformers 5.x, ``past_key_values`` in 4.5x."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values  # type: ignore[attr-defined]
 
 
 @torch.inference_mode()
@@ -226,7 +248,6 @@ def decode(
             rows.append(list(job.uncond_prompt or []))
             owner.append(j)
         slots.append((cond, uncond))
-    gens = [torch.Generator(device=device).manual_seed(job.seed) for job in jobs]
     ids, mask = _left_pad(rows, pad_id, device)
     live = torch.arange(len(rows), device=device)  # original row index of each cache row
     out = model(
@@ -236,7 +257,8 @@ def decode(
         use_cache=True,
         logits_to_keep=1,
     )
-    cache, logits = out.past_key_values, out.logits[:, -1].float()
+    cache_kw = _cache_keyword(model)
+    cache, logits = _cache_of(out), out.logits[:, -1].float()
     active = [True] * len(jobs)
     code_masks: dict[int, torch.Tensor] = {}
     step = 0
@@ -245,7 +267,7 @@ def decode(
         todo = [j for j in range(len(jobs)) if active[j]]
         rows_now = [(where[slots[j][0]], _row(where, slots[j][1])) for j in todo]
         next_tokens = torch.full((len(rows),), pad_id, dtype=torch.long)
-        for j, token in zip(todo, _step(jobs, todo, rows_now, logits, gens, code_masks), strict=True):
+        for j, token in zip(todo, _step(jobs, todo, rows_now, logits, code_masks), strict=True):
             job = jobs[j]
             job.constraint.advance(token)
             job.tokens.append(token)
@@ -269,8 +291,8 @@ def decode(
             input_ids=next_tokens.to(device)[live][:, None],
             attention_mask=mask,
             position_ids=(mask.sum(-1, keepdim=True) - 1),
-            past_key_values=cache,
             use_cache=True,
+            **{cache_kw: cache},
         )
-        cache, logits = out.past_key_values, out.logits[:, -1].float()
+        cache, logits = _cache_of(out), out.logits[:, -1].float()
     return [job.tokens for job in jobs]

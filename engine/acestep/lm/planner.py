@@ -8,6 +8,7 @@ of the batch in one loop; each request has its own constraint state and seeded g
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,7 +37,11 @@ from storage.errors import GenerationError, UserError
 
 log = logging.getLogger(__name__)
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
-TINY_BUDGETS = {"caption_max": 32, "genres_max": 8, "lyrics_max": 48}
+# A checkpoint folder may carry this file: planner budgets that suit the model (JSON, keys among
+# BUDGET_KEYS). They replace only budgets left at their defaults. The tiny random test LM uses it,
+# since a random model never ends its free text by itself.
+BUDGETS_FILE = "songbot_planner.json"
+BUDGET_KEYS = ("caption_max", "genres_max", "lyrics_max")
 
 
 @dataclass
@@ -47,27 +52,52 @@ class Planner:
     vocab: Vocab
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     vllm: Any = None
+    fast: Any = None  # engine.acestep.lm.fast.FastEngine when the fast path is on
 
     @classmethod
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
         """Load ``model_dir/name`` (an ``acestep-5Hz-lm-*`` folder) on ``device``."""
         lm = load_lm(Path(model_dir) / name, device)
-        settings = settings or PlannerSettings()
-        if int(lm.config.get("hidden_size", 0)) < 256:
-            # A test-size random model never ends its free text by itself: keep it short
-            # (budgets left at their defaults only).
-            defaults = PlannerSettings()
-            short: dict[str, Any] = {
-                k: v for k, v in TINY_BUDGETS.items() if getattr(settings, k) == getattr(defaults, k)
-            }
-            settings = replace(settings, **short)
+        settings = _folder_budgets(lm.folder, settings or PlannerSettings())
         vocab = Vocab.build(lm.tokenizer, lm.vocab_size, duration_max=settings.duration_max)
         planner = cls(lm=lm, vocab=vocab, settings=settings)
-        if settings.backend == "vllm":
+        if settings.decoder == "fast" or (settings.decoder == "auto" and device.startswith("cuda")):
+            planner.use_fast_path()
+        if settings.backend == "vllm" and settings.cfg_scale > 1.0:
+            # vLLM has no guidance; the planner guides the code phase, so vLLM would serve nothing.
+            log.warning("LM_BACKEND=vllm serves only an unguided code phase and the planner guides it "
+                        "(cfg_scale %.1f): the built-in fast path decodes every phase.", settings.cfg_scale)
+        elif settings.backend == "vllm":
             from engine.acestep.lm.vllm_backend import VllmCodes
 
             planner.vllm = VllmCodes.load(lm.folder, device)
         return planner
+
+    def use_fast_path(self, graphs: bool | None = None, len_step: int = 256) -> None:
+        """Decode on the fast path (static cache, fixed-shape steps, CUDA graphs on CUDA).
+
+        The reference loop (``settings.decoder == "reference"``) gives the same tokens.
+        """
+        from engine.acestep.lm.fast import FastEngine
+        from engine.acestep.lm.qwen3 import FastLM
+
+        fast = FastLM.from_hf(self.lm.model, self.lm.config)
+        self.fast = FastEngine(fast, self.vocab, self.settings.max_rows, graphs, len_step)
+
+    def release(self) -> None:
+        """Free the fast path's idle KV caches and CUDA graphs (rebuilt on the next plan).
+
+        The caches stay allocated between plans for speed; call this to lend their memory to
+        the DiT on a small GPU.
+        """
+        if self.fast is not None:
+            self.fast.release()
+
+    def _decode(self, jobs: list[DecodeJob], phase: str) -> None:
+        if self.fast is not None:
+            self.fast.decode(jobs, phase)
+        else:
+            decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
 
     # ---- context budget -------------------------------------------------------------------
 
@@ -78,6 +108,11 @@ class Planner:
 
     def _budget(self) -> int:
         return self.budget.tokens()
+
+    def _meta_tokens(self) -> int:
+        """An upper bound of the metadata phase's length: the free parts' caps plus the fixed YAML."""
+        s = self.settings
+        return min(self._budget(), s.caption_max + s.genres_max + s.lyrics_max + SCAFFOLD_TOKENS + 32)
 
     def max_duration(self, req: PlanRequest) -> int:
         """The longest song (seconds) whose prompts and codes fit the LM's context."""
@@ -127,12 +162,13 @@ class Planner:
             return DecodeJob(
                 prompt,
                 Constraint(self.vocab, spec),
-                _seed(req.seed, 0),
+                _seed(req.seed),
                 uncond,
                 s.cfg_scale,
                 s.temperature,
                 s.top_p,
-                max_new_tokens=self._budget(),
+                max_new_tokens=self._meta_tokens(),
+                phase=0,
             )
         # Create-sample: metadata with genres, then the lyrics (skipped for instrumentals).
         phase = "meta_only" if req.instrumental else "meta_text"
@@ -141,17 +177,18 @@ class Planner:
         return DecodeJob(
             prompt,
             Constraint(self.vocab, spec),
-            _seed(req.seed, 0),
+            _seed(req.seed),
             None,
             1.0,
             s.temperature,
             s.top_p,
-            max_new_tokens=self._budget(),
+            max_new_tokens=self._meta_tokens(),
+            phase=0,
         )
 
     def _phase_a(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
         jobs = [self._phase_a_job(req) for req in requests]
-        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        self._decode(jobs, "meta")
         metas = []
         for req, job in zip(requests, jobs, strict=True):
             if not job.constraint.done:
@@ -190,17 +227,18 @@ class Planner:
                 DecodeJob(
                     prompt,
                     Constraint(self.vocab, spec),
-                    _seed(req.seed, 1),
+                    _seed(req.seed),
                     uncond,
                     s.cfg_scale,
                     s.temperature,
                     s.top_p,
                     max_new_tokens=target + 1,
+                    phase=1,
                 )
             )
         if self.vllm is not None and s.cfg_scale <= 1.0:
             return self.vllm.codes(jobs, self.vocab)
-        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        self._decode(jobs, "codes")
         out = []
         for job in jobs:
             codes = [t - self.vocab.code0 for t in job.tokens if self.vocab.is_code(t)]
@@ -208,6 +246,19 @@ class Planner:
                 raise GenerationError("The song planner could not finish the song's audio codes.")
             out.append(codes)
         return out
+
+
+def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
+    """Apply the folder's ``BUDGETS_FILE`` to the budgets left at their defaults."""
+    path = folder / BUDGETS_FILE
+    if not path.is_file():
+        return settings
+    defaults = PlannerSettings()
+    given = json.loads(path.read_text())
+    chosen: dict[str, Any] = {
+        k: int(given[k]) for k in BUDGET_KEYS if k in given and getattr(settings, k) == getattr(defaults, k)
+    }
+    return replace(settings, **chosen)
 
 
 UNDERSTAND_TEMPERATURE = 0.3
@@ -242,15 +293,16 @@ def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[
             DecodeJob(
                 prompt,
                 Constraint(planner.vocab, spec),
-                _seed(seed + i, 0),
+                _seed(seed + i),
                 None,
                 1.0,
                 UNDERSTAND_TEMPERATURE,
                 s.top_p,
-                max_new_tokens=planner._budget(),
+                max_new_tokens=planner._meta_tokens(),
+                phase=0,
             )
         )
-    decode(planner.lm.model, jobs, planner.vocab.pad, planner.lm.device)
+    planner._decode(jobs, "meta")
     out = []
     for job, code_list in zip(jobs, codes, strict=True):
         meta, lyrics = split_output(planner.lm.tokenizer.decode(job.tokens, skip_special_tokens=False))
@@ -258,6 +310,6 @@ def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[
     return out
 
 
-def _seed(seed: int, phase: int) -> int:
-    """A separate deterministic stream per phase (the generator takes 64-bit seeds)."""
-    return (int(seed) & 0xFFFFFFFF) * 2 + phase
+def _seed(seed: int) -> int:
+    """The request's uint32 seed (the noise of each phase is keyed by it and the phase)."""
+    return int(seed) & 0xFFFFFFFF

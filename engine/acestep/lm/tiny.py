@@ -26,6 +26,10 @@ TINY_SHAPE = {
 }
 
 
+# Planner budgets for the tiny LM (planner.BUDGETS_FILE): a random model never ends its free text.
+TINY_BUDGETS = {"caption_max": 32, "genres_max": 8, "lyrics_max": 48}
+
+
 def tiny_config(vocab_size: int, eos_id: int, pad_id: int) -> dict:
     """The 0.6B config with the tiny shape and the tiny vocabulary."""
     layers = TINY_SHAPE["num_hidden_layers"]
@@ -60,7 +64,8 @@ def make_tiny_lm(model_dir: Path, name: str = "acestep-5Hz-lm-0.6B", seed: int =
 
     Files: ``config.json``, ``model.safetensors`` (keys with the ``model.`` prefix, no
     ``lm_head``: tied), ``tokenizer.json``, ``tokenizer_config.json``,
-    ``chat_template.jinja``. The same seed writes the same weights.
+    ``chat_template.jinja``, and ``songbot_planner.json`` (short planner budgets, see
+    ``planner.BUDGETS_FILE``). The same seed writes the same weights.
 
     Returns:
         The folder written.
@@ -94,4 +99,5 @@ def make_tiny_lm(model_dir: Path, name: str = "acestep-5Hz-lm-0.6B", seed: int =
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
     (folder / "chat_template.jinja").write_text(QWEN3_CHAT_TEMPLATE, encoding="utf-8")
+    (folder / "songbot_planner.json").write_text(json.dumps(TINY_BUDGETS) + "\n")
     return folder

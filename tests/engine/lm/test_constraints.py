@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from engine.acestep.lm.constraints import KEYSCALES, LANGUAGES, Constraint, Spec, Vocab
+from engine.acestep.lm.constraints import DECIDE, FIELD_ORDER, KEYSCALES, LANGUAGES, Constraint, Spec, Vocab
 from engine.acestep.lm.plan import parse_codes, parse_metadata, split_output
 from engine.acestep.lm.tokenizer import build_tiny_tokenizer
 
@@ -142,3 +142,51 @@ def test_states_are_independent(tiny_vocab):
         a.advance(tiny_vocab.code0)
     assert a.kind == "codes" and a.count == 3 and b.count == 0
     assert torch.isfinite(b.mask(torch.zeros(tiny_vocab.size))).sum() == 64000
+
+
+def _by_rule(rule, logits: torch.Tensor, vocab: Vocab) -> int:
+    """The fast path's choice under a Rule, with argmax standing in for sampling."""
+    from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_BAN, SAMPLE_IDS, TOP1_IDS
+
+    if rule.mode == FORCED:
+        return rule.token
+    if rule.mode in (SAMPLE_IDS, TOP1_IDS):
+        ids = torch.tensor(rule.ids)
+        return int(ids[logits[ids].argmax()])
+    top = int(logits.masked_fill(vocab.ban_mask(rule.ban), float("-inf")).argmax())
+    if rule.mode == SAMPLE_BAN:
+        return top
+    assert rule.mode == DECIDE
+    return top if bool(vocab.continues[top]) else rule.token
+
+
+@pytest.mark.parametrize(
+    ("vocab_name", "phase", "walks"),
+    [("tiny_vocab", "meta_text", 12), ("tiny_vocab", "meta", 12), ("tiny_vocab", "meta_only", 12),
+     ("real_vocab", "meta_text", 3)],
+)
+def test_rules_choose_what_the_reference_masks_allow(request, vocab_name, phase, walks):
+    # Every step of many random walks: the Rule (what the fast path gets) and allowed()/free_ban()
+    # (what the reference loop uses) pick the same token for the same logits, and both machines agree.
+    vocab = request.getfixturevalue(vocab_name)
+    gen = torch.Generator().manual_seed(len(phase))
+    decisions = 0
+    for walk in range(walks):
+        spec = Spec(phase, fields=FIELD_ORDER if phase != "meta" else ("bpm", "caption", "duration"),
+                    given={"bpm": 90} if walk % 3 == 0 else {}, caption_max=12, genres_max=4, text_max=8,
+                    duration_max=60)
+        ref, fast = Constraint(vocab, spec), Constraint(vocab, spec)
+        while not ref.done:
+            logits = torch.randn(vocab.size, generator=gen)
+            # Newline-ending and indented tokens often, so that caption lines end and continue.
+            logits[vocab.ends_newline] += 2.0
+            logits[vocab.continues] += 1.0
+            rule = fast.rule()
+            decisions += rule.mode == DECIDE
+            expected = int(ref.mask(logits).argmax())
+            assert _by_rule(rule, logits, vocab) == expected
+            ref.advance(expected)
+            fast.advance(expected, rule)
+        assert fast.done
+    if phase != "meta_only":
+        assert decisions > 0  # caption-line decisions were exercised

@@ -1,7 +1,8 @@
 import torch
 
 from engine.acestep.lm.constraints import Constraint, Spec
-from engine.acestep.lm.decode import DecodeJob, decode, sample, top_p_filter
+from engine.acestep.lm.decode import DecodeJob, decode, sample, sample_rows, top_p_filter
+from engine.acestep.lm.sampling import row_keys
 
 
 def test_top_p_keeps_the_smallest_nucleus():
@@ -13,12 +14,13 @@ def test_top_p_keeps_the_smallest_nucleus():
 
 
 def test_gumbel_sampling_follows_the_distribution():
-    logits = torch.log(torch.tensor([0.6, 0.3, 0.1]))
-    gen = torch.Generator().manual_seed(0)
-    counts = torch.bincount(torch.tensor([sample(logits, 1.0, None, gen) for _ in range(3000)]), minlength=3)
-    freq = counts.float() / 3000
+    logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).repeat(3000, 1)
+    keys = row_keys(torch.full((3000,), 5), torch.zeros(3000, dtype=torch.long), torch.arange(3000))
+    chosen = sample_rows(logits, torch.ones(3000), torch.ones(3000), keys)
+    freq = torch.bincount(chosen, minlength=3).float() / 3000
     assert torch.allclose(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.04)
-    assert sample(logits, 0.0, None, gen) == 0
+    assert sample(logits[0], 0.0, None, 5, 1) == 0
+    assert sample(logits[0], 1.0, None, 5, 7) == int(chosen[7])  # one row = the same draw
 
 
 def _code_job(planner, seed, target, guided=True):
@@ -26,7 +28,7 @@ def _code_job(planner, seed, target, guided=True):
     prompt = tok.encode("<|im_start|>user\nsong<|im_end|>\n").ids
     uncond = tok.encode("<|im_start|>user\nNO USER INPUT<|im_end|>\n").ids
     c = Constraint(planner.vocab, Spec("codes", target_codes=target))
-    return DecodeJob(prompt, c, seed, uncond if guided else None, 2.0, max_new_tokens=target + 1)
+    return DecodeJob(prompt, c, seed, uncond if guided else None, 2.0, max_new_tokens=target + 1, phase=1)
 
 
 def test_batched_guided_decoding_equals_solo(tiny_planner):

@@ -90,3 +90,25 @@ def test_understand_describes_codes_with_the_audio_length(tiny_planner):
     assert desc["keyscale"] in KEYSCALES and desc["language"] in LANGUAGES
     assert desc["timesignature"] in (2, 3, 4, 6) and 30 <= desc["bpm"] <= 300
     assert "genres" in desc and "<|audio_code_" not in desc["lyrics"]
+
+
+def test_a_folder_budgets_file_shortens_only_the_default_budgets(tiny_lm_dir):
+    from engine.acestep.lm.planner import Planner, PlannerSettings
+    from engine.acestep.lm.tiny import TINY_BUDGETS
+
+    plain = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B")
+    assert (plain.settings.caption_max, plain.settings.lyrics_max) == (TINY_BUDGETS["caption_max"],
+                                                                       TINY_BUDGETS["lyrics_max"])
+    mine = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(caption_max=5))
+    assert (mine.settings.caption_max, mine.settings.genres_max) == (5, TINY_BUDGETS["genres_max"])
+    assert PlannerSettings().caption_max not in TINY_BUDGETS.values()
+
+
+def test_vllm_backend_is_not_loaded_for_the_guided_code_phase(tiny_lm_dir):
+    from engine.acestep.lm.planner import Planner, PlannerSettings
+    from storage.errors import ModelsMissing
+
+    planner = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(backend="vllm"))
+    assert planner.vllm is None  # guidance is on: vLLM could serve nothing, so it is not started
+    with pytest.raises(ModelsMissing):  # unguided it would serve the code phase, but it needs CUDA
+        Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(backend="vllm", cfg_scale=1.0))
