@@ -47,34 +47,16 @@ from engine.acestep.lm.qwen3 import FastLM, Geometry  # noqa: E402
 from engine.acestep.lm.tiny import TINY_SHAPE, tiny_config  # noqa: E402
 from engine.acestep.lm.tokenizer import build_tiny_tokenizer  # noqa: E402
 
-CONFIG_DIRS = (
-    REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs",
-    REPO.parent / "shared" / "conformance" / "acestep_facts" / "configs",
-)
-# The geometry part of each checkpoint's config.json, for machines without the conformance kit.
-_COMMON = {"num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 217_204,
-           "rms_norm_eps": 1e-6, "rope_theta": 1_000_000}
-FALLBACK = {
-    "0.6B": {**_COMMON, "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28},
-    "1.7B": {**_COMMON, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28},
-    "4B": {**_COMMON, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
-           "num_attention_heads": 32},
-}
+CONFIGS = REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs"  # the official configs
 
 
 def checkpoint_config(geometry: str) -> dict[str, Any]:
-    """The ``config.json`` of ``acestep-5Hz-lm-<geometry>`` from the conformance kit (repo copy first).
+    """The official ``config.json`` of ``acestep-5Hz-lm-<geometry>`` (kept in the repository's test data).
 
     ``layer_types`` is dropped when its length does not match ``num_hidden_layers`` (transformers 5
     refuses such a config; our own forward does not read it).
     """
-    for root in CONFIG_DIRS:
-        path = root / f"acestep-5Hz-lm-{geometry}" / "config.json"
-        if path.is_file():
-            config = json.loads(path.read_text())
-            break
-    else:
-        config = dict(FALLBACK[geometry])
+    config = json.loads((CONFIGS / f"acestep-5Hz-lm-{geometry}" / "config.json").read_text())
     if len(config.get("layer_types") or []) != config["num_hidden_layers"]:
         config.pop("layer_types", None)
     return config
