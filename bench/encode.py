@@ -93,7 +93,8 @@ def main() -> int:
     args = parser.parse_args()
     signal = music(args.seconds)
     with tempfile.TemporaryDirectory() as folder:
-        runs = [measure("libsndfile (LAME -q 2, 320k CBR)", lambda: libsndfile(signal), args.seconds, signal, args.repeats)]
+        runs = [measure("libsndfile (LAME -q 2, 320k CBR)", lambda: libsndfile(signal), args.seconds, signal,
+                        args.repeats)]
         for quality in (2, 3, 5):
             runs.append(measure(f"lameenc -q {quality} 320k CBR", lambda q=quality: lame(signal, q), args.seconds,
                                 signal, args.repeats))

@@ -158,7 +158,7 @@ def encode_mp3(audio: np.ndarray, path: Path, tags: Tags | None = None, kbps: in
 
 
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
-    """float [-1, 1] (clipped) → interleavable int16; int16 passes through."""
+    """Samples as int16: floats in [-1, 1] are clipped and scaled; int16 passes through."""
     if audio.dtype == np.int16:
         return audio
     return (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype(np.int16)
