@@ -108,15 +108,30 @@ class AceStepGenerator:
             results.extend(self._generate_chunk(batch[start : start + self.max_batch], progress))
         return results
 
-    def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
-        if self.planner is not None:
-            from engine.acestep.lm.integration import needs_plan, with_plans
+    def plan(self, batch: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        """The LM stage alone: fresh songs get a plan, fresh covers a reading of their source.
 
-            for r in requests:
-                if needs_plan(r):
-                    progress(r.job_id, "planning", 0.0)
-            requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
-            requests = self._understand(requests, progress)
+        The worker runs it on the next batch while this one generates; ``generate`` then finds
+        the plans in place (a request without one is still planned there).
+        """
+        planned: list[TrackRequest] = []
+        for start in range(0, len(batch), self.max_batch):
+            planned.extend(self._plan_chunk(batch[start : start + self.max_batch], progress))
+        return planned
+
+    def _plan_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        if self.planner is None:
+            return requests
+        from engine.acestep.lm.integration import needs_plan, with_plans
+
+        for r in requests:
+            if needs_plan(r):
+                progress(r.job_id, "planning", 0.0)
+        requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
+        return self._understand(requests, progress)
+
+    def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        requests = self._plan_chunk(requests, progress)
         tracks = [request_to_track(r) for r in requests]
 
         def report(stage: str, percent: float) -> None:
