@@ -202,13 +202,14 @@ class AceStepPipeline:
         if not all(bool(torch.isfinite(z).all()) for z in own):
             raise GenerationError("The model produced invalid numbers for this song; please try another seed.")
         songs = []
-        for wave in self.vae.decode_many([z.T for z in own]):
+        # Peaks are tamed and channels interleaved where the VAE ran: one copy per song comes back.
+        for wave in self.vae.decode_many([z.T for z in own], on_device=True):
             peak = float(wave.abs().max())
             if not np.isfinite(peak):
                 raise GenerationError("The decoder produced invalid audio for this song; please try again.")
             if peak > 1.0:
                 wave = wave / peak
-            songs.append(wave.T.contiguous().numpy().astype(np.float32))
+            songs.append(wave.T.contiguous().cpu().numpy())
         report("decoding", 100.0)
         return songs
 
