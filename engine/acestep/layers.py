@@ -147,6 +147,10 @@ class Attention(nn.Module):
         else:
             k, v = kv
         groups = self.heads // self.kv_heads
+        if bias is None and q.is_cuda:
+            # Flash attention reads the shared KV heads itself; no copies of K and V.
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.head_dim**-0.5, enable_gqa=groups > 1)
+            return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.head_dim**-0.5)

@@ -78,6 +78,18 @@ class AceStepPipeline:
         self.device, self.dtype = silence.device, silence.dtype
         self.shift = shift
         self.timesteps = turbo_timesteps(shift)
+        self.decoder: Callable[..., torch.Tensor] = dit.decoder  # compiled by ``compile_decoder``
+
+    def compile_decoder(self, mode: str | None = None) -> bool:
+        """CUDA only: run the DiT decoder through ``torch.compile`` (fused norms, modulations, MLP gates).
+
+        Off by default (the first call of each new shape compiles, which takes a while); the same
+        module and weights, so the conformance kits hold. Returns whether it was switched on.
+        """
+        if self.device.type != "cuda":
+            return False
+        self.decoder = torch.compile(self.dit.decoder, mode=mode, dynamic=False)
+        return True
 
     @classmethod
     def from_dir(cls, model_dir: Path, device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
@@ -103,7 +115,7 @@ class AceStepPipeline:
         noise = self._noise(tracks, lengths)
         plan = cover_phase_plan(len(self.timesteps), [t.strength if t.guided else 1.0 for t in tracks])
         latents = sample(
-            self.dit.decoder,
+            self.decoder,
             noise,
             phases,
             plan,
@@ -165,10 +177,10 @@ class AceStepPipeline:
         """Phase 0 follows the source/codes for guided tracks; phase 1 is the caption alone."""
         plain = self._condition(tracks, lengths, [None] * len(tracks))
         if not any(t.guided for t in tracks):
-            return [plain]
+            return _unmasked_when_full([plain])
         guided = self._condition(tracks, lengths, hints)
         width = max(guided.encoder_mask.shape[1], plain.encoder_mask.shape[1])  # type: ignore[union-attr]
-        return [_pad_phase(guided, width), _pad_phase(plain, width)]
+        return _unmasked_when_full([_pad_phase(guided, width), _pad_phase(plain, width)])
 
     def _condition(self, tracks: Sequence[Track], lengths: list[int], hints: list[torch.Tensor | None]) -> Phase:
         """Encode caption, lyrics and the silence timbre reference; build the context latents."""
@@ -214,7 +226,13 @@ class AceStepPipeline:
         return songs
 
 
-def _frame_mask(lengths: list[int], device: torch.device) -> torch.Tensor:
+def _frame_mask(lengths: list[int], device: torch.device) -> torch.Tensor | None:
+    """[B, T] valid frames; None when every track is as long as the longest (the mask would be all ones).
+
+    Without a mask the full-attention layers need no bias, which lets fused (flash) attention run.
+    """
+    if len(set(lengths)) == 1:
+        return None
     positions = torch.arange(max(lengths), device=device)
     return positions[None, :] < torch.tensor(lengths, device=device)[:, None]
 
@@ -227,3 +245,10 @@ def _pad_phase(phase: Phase, width: int) -> Phase:
     cross = [(F.pad(k, (0, 0, 0, extra)), F.pad(v, (0, 0, 0, extra))) for k, v in phase.cross]
     mask = F.pad(phase.encoder_mask, (0, extra), value=False)  # type: ignore[arg-type]
     return Phase(cross, phase.context, mask)
+
+
+def _unmasked_when_full(phases: list[Phase]) -> list[Phase]:
+    """Drop the encoder masks when no phase masks anything (a zero bias costs a kernel and blocks flash)."""
+    if all(p.encoder_mask is None or bool(p.encoder_mask.all()) for p in phases):
+        return [Phase(p.cross, p.context, None) for p in phases]
+    return phases
