@@ -101,6 +101,16 @@ class AceStepGenerator:
         self.planner = load_planner(self.model_dir, str(self.device), name=lm_model, backend=lm_backend,
                                     thinking=lm_thinking, duration_max=max_duration_s)
 
+    @classmethod
+    def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:
+        """A generator over models already in memory (benchmarks build random full-size ones)."""
+        generator = cls.__new__(cls)
+        generator.model_dir = Path("<in memory>")
+        generator.device, generator.dtype = pipeline.device, pipeline.dtype
+        generator.max_batch = max_batch
+        generator.pipeline, generator.planner = pipeline, planner
+        return generator
+
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order, ``max_batch`` at a time."""
         results: list[GeneratedTrack] = []
