@@ -24,8 +24,10 @@
 # .gpu-site/, and puts that folder and the repository on PYTHONPATH (never the project itself: its
 # torch pin is the CPU wheel). The commit is `git rev-parse HEAD`, else $SUITE_COMMIT.
 #
-# Environment: PYTHON (default python3), SMALL=1, SUITE_BUDGET_S (default 290), SUITE_COMMIT, and
-# SUITE_LIMIT_<BENCH> (e.g. SUITE_LIMIT_SERVICE=200) to change one bench's time limit in seconds.
+# Environment: PYTHON (default python3), SMALL=1, SUITE_BUDGET_S (default 290), SUITE_COMMIT,
+# SUITE_COMPILE=1 (also time the DiT through torch.compile: raise SUITE_BUDGET_S for it), and
+# SUITE_LIMIT_<BENCH> (e.g. SUITE_LIMIT_SERVICE=200) to change one bench's time limit in seconds,
+# SUITE_SKIP="lm vae" to leave benches out.
 set -u -o pipefail
 
 OUT=${1:?usage: bench/gpu_suite.sh OUT}
@@ -68,6 +70,10 @@ run() {
     local name=$1 limit=$2
     shift 2
     local left=$(( BUDGET - ($(date +%s) - START) ))
+    if [[ " ${SUITE_SKIP:-} " == *" $name "* ]]; then
+        printf '{"error": "skipped: named in SUITE_SKIP"}\n' > "$OUT/$name.json"
+        return
+    fi
     if [ "$left" -lt 10 ]; then
         printf '{"error": "skipped: the suite budget was spent"}\n' > "$OUT/$name.json"
         return
@@ -119,6 +125,8 @@ else
     run lm 60 "${lm_args[@]}"
     run service 140 bench/service.py --full-size --songs 24 --load-s 40 --deadline-s 110
     run vae 40 bench/vae.py --full-size --seconds 180 --batch 8
+    # Optional: the DiT through torch.compile (its first call compiles for a minute or more).
+    [ "${SUITE_COMPILE:-0}" = 1 ] && run engine_compiled 150 bench/engine.py --full-size --batch 1,8 --seconds 180 --compile
 fi
 wait "$encode_pid"
 "$PYTHON" bench/suite_summary.py "$OUT" "$DEVICE" "$COMMIT"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 BENCHES = ("encode", "engine", "lm", "service", "vae")
+OPTIONAL = ("engine_compiled",)
 
 
 def read(folder: Path, name: str) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def lm_value(lm: dict[str, Any], key: str, batch: int, guided: bool, field: str)
 
 def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
     data = {name: read(folder, name) for name in BENCHES}
+    data.update({name: read(folder, name) for name in OPTIONAL if (folder / f"{name}.json").is_file()})
     engine, lm, service, encode = data["engine"], data["lm"], data["service"], data["encode"]
     return {
         "device": engine.get("device") or device,
@@ -75,6 +77,7 @@ def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
                     "p50_s_half_load": service.get("p50_s_half_load"),
                     "p95_s_half_load": service.get("p95_s_half_load"),
                     "gpu_busy_share": service.get("gpu_busy_share")},
+        "engine_compiled": engine_numbers(data["engine_compiled"]) if "engine_compiled" in data else None,
         "vae": {"b8_speedup": data["vae"].get("speedup"), "b8_fast_s": data["vae"].get("fast_s")},
         "errors": {name: value["error"] for name, value in data.items() if "error" in value},
     }

@@ -12,6 +12,7 @@ the same track computed alone, and its noise comes from its own CPU generator at
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from engine.acestep.text import (
 )
 from engine.acestep.vae import Vae
 from storage.errors import GenerationError
+
+log = logging.getLogger("songbot.engine")
 
 FRAMES_PER_SECOND = 25
 MIN_FRAMES = 128  # upstream's floor (about 5 s)
@@ -88,7 +91,7 @@ class AceStepPipeline:
         """
         if self.device.type != "cuda":
             return False
-        self.decoder = torch.compile(self.dit.decoder, mode=mode, dynamic=False)
+        self.decoder = _CompiledOrEager(self.dit.decoder, mode)
         return True
 
     @classmethod
@@ -224,6 +227,23 @@ class AceStepPipeline:
             songs.append(wave.T.contiguous().cpu().numpy())
         report("decoding", 100.0)
         return songs
+
+
+class _CompiledOrEager:
+    """``torch.compile(module)``, falling back to the module itself for good if compiling fails."""
+
+    def __init__(self, module: torch.nn.Module, mode: str | None) -> None:
+        self.eager = module
+        self.compiled: Callable[..., torch.Tensor] | None = torch.compile(module, mode=mode)  # type: ignore[assignment]
+
+    def __call__(self, *args: object, **kwargs: object) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - no compiler on this machine: eager is correct
+                log.warning("torch.compile of the DiT failed; running it eagerly: %s", error)
+                self.compiled = None
+        return self.eager(*args, **kwargs)  # type: ignore[no-any-return]
 
 
 def _frame_mask(lengths: list[int], device: torch.device) -> torch.Tensor | None:

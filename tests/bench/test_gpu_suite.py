@@ -37,8 +37,14 @@ def test_small_suite_runs_every_bench_and_writes_the_summary(tmp_path):
 
 
 def test_a_bench_out_of_time_is_recorded_and_the_suite_goes_on(tmp_path):
-    summary = suite(tmp_path, SUITE_BUDGET_S="14", SUITE_LIMIT_ENGINE="1", SUITE_LIMIT_LM="1")
-    assert "timed out" in summary["errors"]["engine"]
-    assert "budget" in summary["errors"]["vae"]  # skipped, not run
-    assert summary["engine"]["b1_180s_s"] is None
+    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode lm service")
+    assert "timed out" in summary["errors"]["engine"] and summary["engine"]["b1_180s_s"] is None
     assert "stderr_tail" in json.loads((tmp_path / "engine.json").read_text())
+    assert summary["errors"]["lm"] == "skipped: named in SUITE_SKIP"
+    assert summary["vae"]["b8_speedup"] > 0  # the bench after the failed one still ran
+
+
+def test_a_spent_budget_skips_the_rest(tmp_path):
+    summary = suite(tmp_path, SUITE_BUDGET_S="0")
+    assert set(summary["errors"]) == {"encode", "engine", "lm", "service", "vae"}
+    assert all("budget" in error for error in summary["errors"].values())
