@@ -142,11 +142,12 @@ def full_size_generator(max_batch: int) -> Any:
     return AceStepGenerator.from_parts(pipeline, planner, max_batch)
 
 
-def full_size_planner(device: str) -> Any:
+def full_size_planner(device: str, geometry: dict[str, Any] | None = None) -> Any:
     """The planner around a random 1.7B LM: the tiny LM's tokenizer and template, the official geometry.
 
     Random weights never end free text by themselves, so caption, genres and lyrics are held to short
     budgets (as the planner does for tiny test models); the audio codes are the real count (5 per second).
+    ``geometry`` overrides config keys (a test builds a small model this way on the CPU).
     """
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -160,10 +161,11 @@ def full_size_planner(device: str) -> Any:
     lm = load_lm(make_tiny_lm(Path(tempfile.mkdtemp(prefix="songbot-bench-lm-"))), "cpu")
     config = json.loads((configs_dir() / "acestep-5Hz-lm-1.7B" / "config.json").read_text())
     config = {k: v for k, v in config.items() if k not in ("architectures", "dtype", "layer_types")}
+    config.update(geometry or {})  # tests shrink the layers; the vocabulary stays the official one
     qconfig = Qwen3Config(**config)
     qconfig._attn_implementation = "sdpa"
     with torch.device(device):
-        model = Qwen3ForCausalLM(qconfig).to(torch.bfloat16).eval()
+        model = Qwen3ForCausalLM(qconfig).to(torch.bfloat16 if device.startswith("cuda") else torch.float32).eval()
     lm = dataclasses.replace(lm, model=model, config=config, device=device)
     settings = PlannerSettings(**TINY_BUDGETS)
     vocab = Vocab.build(lm.tokenizer, int(config["vocab_size"]), duration_max=settings.duration_max)
