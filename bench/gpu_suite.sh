@@ -125,7 +125,7 @@ else
     run lm 60 "${lm_args[@]}"
     run service 140 bench/service.py --full-size --songs 24 --load-s 40 --deadline-s 110
     run vae 40 bench/vae.py --full-size --seconds 180 --batch 8
-    # Optional: the DiT through torch.compile (its first call compiles for a minute or more).
+    # Optional: the DiT layers through torch.compile (regional: one graph for all 24; compiled on first call).
     [ "${SUITE_COMPILE:-0}" = 1 ] && run engine_compiled 150 bench/engine.py --full-size --batch 1,8 --seconds 180 --compile
 fi
 wait "$encode_pid"

@@ -8,6 +8,7 @@ them a track's velocity does not depend on the other tracks in its batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,12 @@ class DiTDecoder(nn.Module):
             nn.Identity(), nn.ConvTranspose1d(hidden, config.audio_acoustic_hidden_dim, patch, stride=patch)
         )
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 2, hidden))
+        # What runs each layer: the layers themselves, or compiled wrappers (``compile_layers``).
+        self.layer_calls: list[Callable[..., torch.Tensor]] | None = None
+
+    def compile_layers(self, mode: str | None = None) -> None:
+        """Regional compilation: every layer through ``torch.compile``, sharing one graph (same code)."""
+        self.layer_calls = [torch.compile(layer, mode=mode) for layer in self.layers]  # type: ignore[misc]
 
     def cross_kv(self, encoder_states: torch.Tensor) -> CrossKV:
         """Cross-attention K/V of every layer; computed once per condition, reused at every step."""
@@ -170,7 +177,8 @@ class DiTDecoder(nn.Module):
         full = attention_bias(h.shape[1], patch_mask, None, h.dtype, h.device)
         sliding = attention_bias(h.shape[1], patch_mask, cfg.sliding_window, h.dtype, h.device)
         cross_bias = key_padding_bias(encoder_mask, h.dtype)
-        for i, layer in enumerate(self.layers):
+        calls = self.layer_calls or list(self.layers)
+        for i, layer in enumerate(calls):
             h = layer(h, modulation, sliding if cfg.is_sliding(i) else full, rotary, cross[i], cross_bias)
             if trace is not None and trace.layer_outputs is not None:
                 trace.layer_outputs.append(h)
