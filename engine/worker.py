@@ -140,16 +140,16 @@ class Worker:
         """Reap, claim, plan, generate and store one batch, in turn. Returns whether there was any work."""
         claimed, batch = self._claim()
         if batch is not None:
-            self.process_batch(batch)
+            self._process_batch(batch)
         return claimed
 
     def process(self, jobs: list[JobView]) -> None:
         """Plan, generate and store already claimed jobs (or fail each with a sentence)."""
         batch = self._prepare(jobs)
         if batch is not None:
-            self.process_batch(batch)
+            self._process_batch(batch)
 
-    def process_batch(self, batch: _Batch) -> None:
+    def _process_batch(self, batch: _Batch) -> None:
         """The three stages of one batch, one after another."""
         if not self._plan(batch):
             return
