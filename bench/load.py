@@ -210,6 +210,7 @@ async def run_load(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     built = time.perf_counter()
     worker.generator = full_size_generator(args.batch) if args.full_size else tiny_generator(args.batch)
     build_s = time.perf_counter() - built
+    compiled = worker.generator.pipeline.compile_decoder() if args.compile else False
     clock = Clock()
     instrument(worker, clock)
     messenger = Timing()
@@ -266,7 +267,7 @@ async def run_load(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
         "bench": "service_load", "mode": "full-size" if args.full_size else "tiny", "database": db_name,
         "song_seconds": args.seconds, "max_batch": args.batch, "encode_processes": args.encoders,
-        "model_build_s": round(build_s, 1), **saturation,
+        "model_build_s": round(build_s, 1), "dit_compiled": compiled, **saturation,
         "half_load_songs_per_hour": half, "half_load_submitted": len(second),
         "half_load_delivered": len(latencies),
         "p50_s_half_load": round(statistics.median(latencies), 2) if latencies else None,
@@ -315,6 +316,7 @@ def load_main(argv: list[str]) -> int:
     parser.add_argument("--load-s", type=float, default=None, help="seconds of half-load arrivals (60; tiny 10)")
     parser.add_argument("--deadline-s", type=float, default=240.0, help="stop waiting for deliveries after this")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL to try before SQLite")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the DiT layers (CUDA)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     full = args.full_size
