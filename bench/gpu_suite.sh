@@ -112,7 +112,11 @@ if [ "${SMALL:-0}" = 1 ]; then
     run encode 60 bench/encode.py --seconds 5 --repeats 1 &
     encode_pid=$!
     run engine 120 bench/engine.py --batch 1,2 --seconds 10 --warmup 0
-    run lm 120 bench/lm.py --batches 1,2 --tokens 16
+    lm_args=(bench/lm.py)
+    lm_help=$("$PYTHON" bench/lm.py --help 2>/dev/null)
+    grep -q -- "--batches" <<< "$lm_help" && lm_args+=(--batches 1,2)
+    grep -q -- "--tokens" <<< "$lm_help" && lm_args+=(--tokens 16)
+    run lm 120 "${lm_args[@]}"
     run service 180 bench/service.py --tiny --songs 4 --load-s 5 --deadline-s 120
     run vae 60 bench/vae.py --channels 4 --batch 2 --seconds 10
 else
