@@ -11,6 +11,7 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -182,24 +183,37 @@ def tiny_generator(max_batch: int) -> Any:
     return AceStepGenerator(folder, device="cpu", max_batch=max_batch, lm_model="acestep-5Hz-lm-0.6B")
 
 
-def database(url: str | None, folder: Path) -> tuple[str, str]:
-    """(database_url for Settings, its name): PostgreSQL when given and answering, else SQLite."""
-    if url:
-        try:
-            from sqlalchemy import text
+def database(url: str | None) -> tuple[str, str, Callable[[], None]]:
+    """(database_url for Settings, its name, cleanup): a fresh PostgreSQL schema when ``url`` answers, else SQLite."""
+    if not url:
+        return "", "sqlite (file, WAL)", lambda: None
+    try:
+        from storage.db import make_engine
 
-            from storage.db import make_engine
+        schema = f"bench_service_{uuid.uuid4().hex[:8]}"
+        server = make_engine(url)
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except Exception as error:  # noqa: BLE001 - the bench falls back and says so
+        return "", f"sqlite (file, WAL); postgresql did not answer: {type(error).__name__}", lambda: None
 
-            with make_engine(url).connect() as conn:
-                conn.execute(text("select 1"))
-            return url, "postgresql"
-        except Exception as error:  # noqa: BLE001 - the bench falls back and says so
-            return "", f"sqlite (file, WAL); postgresql did not answer: {type(error).__name__}"
-    return "", "sqlite (file, WAL)"
+    def drop() -> None:
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}", "postgresql", drop
 
 
 async def run_load(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    db_url, db_name = database(args.database_url, folder)
+    db_url, db_name, drop = database(args.database_url)
+    try:
+        return await _run_load(args, folder, db_url, db_name)
+    finally:
+        drop()
+
+
+async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name: str) -> dict[str, Any]:
     settings = Settings(_env_file=None, data_dir=folder, database_url=db_url, engine_backend="sketch",  # type: ignore[call-arg]
                         engine_max_batch=args.batch, engine_encode_processes=args.encoders,
                         engine_lease_s=120.0, engine_poll_s=0.05, delivery_poll_s=0.05, status_edit_interval_s=60.0,
