@@ -1,11 +1,21 @@
-"""Service overhead per job: everything but the model. Prints one JSON object.
+"""The service benchmarks. Prints one JSON object.
 
     python bench/service.py [--jobs 200] [--seconds 10] [--out bench/results/service.json]
+    python bench/service.py --full-size [--songs 24] [--load-s 60]     # GPU: the whole service under load
+    python bench/service.py --tiny                                      # CPU: the same run with tiny models
 
-A null backend returns silence at once, so what is timed is the service itself: submit (validation,
-limits, fairness tags, outbox row), the engine's claim, MP3 encode and tagging, the fenced completion, and
-the delivery loop's pass that posts the result to a messenger that does nothing. Reported per job, p50
-and p99, on a file-backed SQLite database in WAL mode.
+Without a mode flag, a null backend returns silence at once, so what is timed is the service itself:
+submit (validation, limits, fairness tags, outbox row), the engine's claim, MP3 encode and tagging, the
+fenced completion, and the delivery loop's pass that posts the result to a messenger that does nothing.
+Reported per job, p50 and p99, on a file-backed SQLite database in WAL mode.
+
+``--full-size`` runs the real thing: the pipelined engine worker (planner thread, DiT + VAE, encode
+pool) over the real queue and delivery loop, with the official model sizes and random bf16 weights
+built in memory (the 5 Hz LM planner too, 1.7B). Simulated users submit 180 s songs: first
+``--songs`` at once (saturation: songs per hour, measured after the first batch is delivered), then
+Poisson arrivals at half that rate for ``--load-s`` seconds (p50 and p95 from submit to delivered).
+Also reported: the GPU's busy share (planning or generating) and the time per stage. SQLite in WAL
+mode, or PostgreSQL with ``--database-url`` when it answers.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bench.load import load_main  # noqa: E402
 from bench.report import emit  # noqa: E402
 from bot.core.delivery import DeliveryLoop  # noqa: E402
 from bot.core.parser import SongRequest  # noqa: E402
@@ -98,6 +109,8 @@ async def run(jobs: int, seconds: int, folder: Path) -> dict[str, object]:
 
 
 def main() -> int:
+    if "--full-size" in sys.argv or "--tiny" in sys.argv:
+        return load_main(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=10)

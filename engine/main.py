@@ -10,6 +10,7 @@ import uuid
 from types import FrameType
 
 from engine.backends import load_backend
+from engine.encode import EncodePool
 from engine.worker import Worker, WorkerConfig
 from migrations import upgrade
 from storage.blobs import Blobs
@@ -35,7 +36,8 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
         max_source_duration_s=settings.max_source_duration_s,
     )
     queue = Queue(engine, QueueLimits(max_attempts=settings.engine_max_attempts))
-    return Worker(queue, Blobs(settings.blob_dir), generator, config)
+    return Worker(queue, Blobs(settings.blob_dir), generator, config,
+                  encoder=EncodePool(settings.engine_encode_processes))
 
 
 def run_engine(settings: Settings) -> int:

@@ -1,37 +1,54 @@
-"""The engine loop: claim a fair batch, generate, encode, store, repeat.
+"""The engine loop: claim a fair batch, plan it, generate it, encode and store it; a pipeline.
 
 It touches the database (through `storage.queue.Queue`) and the blob directory, never a chat
 platform. It runs in its own process in production (`songbot engine`) and in a thread in the
-tests, behind the same class. While a batch runs, a heartbeat thread renews the leases; if a
-lease is lost, or a stop is asked for, the next progress call aborts the batch, and on a stop
-the jobs go back to the queue for the next engine.
+tests, behind the same class.
+
+`run()` overlaps three stages so the GPU never waits for a CPU:
+
+    planner thread   claim batch k+2, decode uploads, plan it (LM)  ─┐ one batch ahead at most
+    loop thread      generate batch k+1 (DiT + VAE)                  ◄┘
+    store threads    encode batch k in spawned processes, tag, commit, complete (two batches at most)
+
+From its claim until its track is stored, each batch has a heartbeat thread renewing its leases. A
+job is done only once its track is stored (the completion is fenced by the lease); a failed encode
+fails that job alone. If a lease is lost or a stop is asked for, the next progress call aborts the
+generation; on a stop, batches not yet generated go back to the queue and batches being stored
+finish. `run_once()` runs the same stages one after another (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import queue as queues
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from engine.protocol import GeneratedTrack, Generator, TrackRequest, request_for
+from engine.encode import EncodePool
+from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
-from storage.blobs import Blobs, sha256_of
+from storage.blobs import Blobs
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
 from storage.queue import Queue
 from storage.types import JobView, NewTrack
 
 log = logging.getLogger("songbot.engine")
+T = TypeVar("T")
 
 REPORT_EVERY_S = 0.5
-ENCODE_THREADS = max(1, min(8, os.cpu_count() or 1))
+STORING_BATCHES = 2  # generated batches waiting for their MP3s before the GPU loop waits
+SAVE_FAILED = "I couldn't save this song as an MP3; please try again."
+BROKEN_AUDIO = "The model produced broken audio for this song; please try again with another seed."
 
 
 @dataclass(frozen=True)
@@ -49,67 +66,219 @@ class Stopping(Exception):
     """Raised inside a batch to abandon it: a stop was asked for or a lease was lost."""
 
 
+@dataclass
+class _Batch:
+    """Claimed jobs on their way through the stages."""
+
+    jobs: list[JobView]
+    requests: list[TrackRequest]
+    heartbeat: _Heartbeat
+    progress: Progress
+
+
+@dataclass
+class _Encoding:
+    """One track handed to the encode pool."""
+
+    pcm: np.ndarray
+    temp: Path
+    tags: audio.Tags
+    future: Future[str]
+
+
 class Worker:
     """One engine: a loaded backend serving the queue."""
 
     def __init__(self, queue: Queue, blobs: Blobs, generator: Generator, config: WorkerConfig,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, encoder: EncodePool | None = None) -> None:
         self.queue = queue
         self.blobs = blobs
         self.generator = generator
         self.config = config
         self.clock = clock
+        self.encoder = encoder or EncodePool(0)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        """Serve until `stop()`; each pass reaps expired leases and claims one batch."""
+        """Serve until `stop()`, planning, generating and storing different batches at once."""
         log.info("engine ready", extra={"backend": self.generator.name, "owner": self.config.owner})
-        while not self.stop_event.is_set():
-            if not self.run_once():
-                self.stop_event.wait(self.config.poll_s)
+        planned: queues.Queue[_Batch] = queues.Queue()
+        ahead = threading.Semaphore(1)  # batches planned and waiting for the GPU
+        room = threading.Semaphore(STORING_BATCHES)
+        planner = threading.Thread(target=self._plan_ahead, args=(planned, ahead), name="engine-planner", daemon=True)
+        storing = ThreadPoolExecutor(STORING_BATCHES, thread_name_prefix="engine-store")
+        planner.start()
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    batch = planned.get(timeout=self.config.poll_s)
+                except queues.Empty:
+                    continue
+                ahead.release()
+                if not self._acquire(room):
+                    self._abandon(batch)
+                    break
+                results = self._generate(batch)
+                if results is None:
+                    room.release()
+                    continue
+                storing.submit(self._store_batch, batch, results).add_done_callback(lambda _: room.release())
+        finally:
+            self.stop_event.set()
+            planner.join()
+            while not planned.empty():
+                self._abandon(planned.get_nowait())
+            storing.shutdown(wait=True)
+            self.encoder.close()
         log.info("engine stopped", extra={"owner": self.config.owner})
 
     def stop(self) -> None:
-        """Ask the loop to stop; a running batch is abandoned and its jobs released."""
+        """Ask the loop to stop; a batch not yet generated is abandoned and its jobs released."""
         self.stop_event.set()
 
     def run_once(self) -> bool:
-        """Reap, claim and process one batch. Returns whether there was any work."""
+        """Reap, claim, plan, generate and store one batch, in turn. Returns whether there was any work."""
+        claimed, batch = self._claim()
+        if batch is not None:
+            self._process_batch(batch)
+        return claimed
+
+    def process(self, jobs: list[JobView]) -> None:
+        """Plan, generate and store already claimed jobs (or fail each with a sentence)."""
+        batch = self._prepare(jobs)
+        if batch is not None:
+            self._process_batch(batch)
+
+    def _process_batch(self, batch: _Batch) -> None:
+        """The three stages of one batch, one after another."""
+        if not self._plan(batch):
+            return
+        results = self._generate(batch)
+        if results is not None:
+            self._store_batch(batch, results)
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    def _plan_ahead(self, planned: queues.Queue[_Batch], ahead: threading.Semaphore) -> None:
+        """The planner thread: keep one claimed and planned batch ready for the GPU loop."""
+        while self._acquire(ahead):
+            try:
+                claimed, batch = self._claim()
+            except Exception:
+                log.exception("claiming failed")
+                claimed, batch = False, None
+            if batch is not None and self._plan(batch):
+                planned.put(batch)
+                continue
+            ahead.release()
+            if not claimed:
+                self.stop_event.wait(self.config.poll_s)
+
+    def _claim(self) -> tuple[bool, _Batch | None]:
+        """Reap expired leases and claim a batch; (whether anything was claimed, the usable batch)."""
         now = self.clock()
         for job_id, status in self.queue.reap(now):
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
-        batch = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
-        if batch:
-            self.process(batch)
-        return bool(batch)
+        jobs = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
+        return bool(jobs), self._prepare(jobs) if jobs else None
 
-    def process(self, batch: list[JobView]) -> None:
-        """Generate a claimed batch and store each track (or fail it with a sentence)."""
-        requests, ready = self._requests(batch)
+    def _prepare(self, jobs: list[JobView]) -> _Batch | None:
+        requests, ready = self._requests(jobs)
         if not ready:
-            return
+            return None
         heartbeat = _Heartbeat(self, ready)
         heartbeat.start()
+        return _Batch(ready, requests, heartbeat, self._progress(ready, heartbeat))
+
+    def _plan(self, batch: _Batch) -> bool:
+        """The backend's planning stage (the LM), when it has one; False when the batch ended here."""
+        plan = getattr(self.generator, "plan", None)
+        if plan is None:
+            return True
+        planned = self._guarded(batch, lambda: plan(batch.requests, batch.progress))
+        if planned is None:
+            return False
+        batch.requests = planned
+        return True
+
+    def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
+        """The GPU stage; None when the batch ended here (stopped, failed)."""
+        return self._guarded(batch, lambda: self.generator.generate(batch.requests, batch.progress))
+
+    def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
+        """Run a stage; a stop releases the batch, an error fails all of it with a sentence."""
         try:
-            results = self.generator.generate(requests, self._progress(ready, heartbeat))
+            return stage()
         except Stopping:
-            self._release(ready)
-            return
+            self._abandon(batch)
         except GenerationError as error:
-            self._fail_all(ready, error.user_message)
-            return
+            self._fail_all(batch.jobs, error.user_message)
+            batch.heartbeat.stop()
         except Exception:
-            log.exception("backend failed", extra={"jobs": [job.id for job in ready]})
-            self._fail_all(ready, GENERIC_FAILURE)
-            return
+            log.exception("backend failed", extra={"jobs": [job.id for job in batch.jobs]})
+            self._fail_all(batch.jobs, GENERIC_FAILURE)
+            batch.heartbeat.stop()
+        return None
+
+    def _store_batch(self, batch: _Batch, results: list[GeneratedTrack]) -> None:
+        """Hand every track to the encode pool at once, then store each in order as its MP3 is ready."""
+        try:
+            pending = [self._encode(job, result) for job, result in zip(batch.jobs, results, strict=True)]
+            for job, result, encoding in zip(batch.jobs, results, pending, strict=True):
+                if encoding is not None:
+                    self._store(job, result, encoding)
+        except Exception:
+            log.exception("storing failed", extra={"jobs": [job.id for job in batch.jobs]})
         finally:
-            heartbeat.stop()
-        # MP3 encoding runs on the CPU at a few tens of times real time: encode a batch's tracks side by
-        # side (libsndfile releases the GIL) so the GPU is not kept waiting for one core.
-        pairs = list(zip(ready, results, strict=True))
-        with ThreadPoolExecutor(max_workers=min(len(pairs), ENCODE_THREADS)) as pool:
-            list(pool.map(lambda pair: self._store(*pair), pairs))
+            batch.heartbeat.stop()
+
+    def _encode(self, job: JobView, result: GeneratedTrack) -> _Encoding | None:
+        self.queue.report(job, self.config.owner, "saving", 100.0, self.clock(), self.config.lease_s)
+        if not _finite(result):
+            self.queue.fail(job, self.config.owner, BROKEN_AUDIO, self.clock())
+            return None
+        tags = audio.Tags(title=result.title, prompt=result.caption, lyrics=result.lyrics,
+                          seed=result.seed, song_id=job.id)
+        pcm = audio.to_pcm16(result.audio)  # half the bytes to send, and the child does not clip
+        temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
+        return _Encoding(pcm, temp, tags, self.encoder.submit(pcm, result.sample_rate, temp, tags))
+
+    def _store(self, job: JobView, result: GeneratedTrack, encoding: _Encoding) -> None:
+        """Wait for the job's MP3, commit it and complete the job; a failed encode fails this job alone."""
+        try:
+            try:
+                sha256 = encoding.future.result()
+            except BrokenProcessPool:
+                sha256 = self.encoder.retry(encoding.pcm, result.sample_rate, encoding.temp, encoding.tags)
+        except Exception:
+            log.exception("encoding failed", extra={"job": job.id})
+            encoding.temp.unlink(missing_ok=True)
+            self.queue.fail(job, self.config.owner, SAVE_FAILED, self.clock())
+            return
+        relative = self.blobs.track_relative(job.id, job.attempts)
+        self.blobs.commit(encoding.temp, relative)
+        track = NewTrack(
+            blob_path=relative, duration_s=result.audio.shape[0] / result.sample_rate, seed=result.seed,
+            sha256=sha256, title=result.title, caption=result.caption, lyrics=result.lyrics,
+            meta=result.metadata, model=result.model, plan=result.plan, notice=result.notice,
+        )
+        try:
+            self.queue.complete(job, self.config.owner, track, self.clock())
+            log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
+        except LeaseLost:
+            log.warning("lease lost before completion; result dropped", extra={"job": job.id})
+
+    def _acquire(self, semaphore: threading.Semaphore) -> bool:
+        """Wait for a slot; False once a stop is asked for."""
+        while not self.stop_event.is_set():
+            if semaphore.acquire(timeout=self.config.poll_s):
+                return True
+        return False
+
+    def _abandon(self, batch: _Batch) -> None:
+        batch.heartbeat.stop()
+        self._release(batch.jobs)
 
     def _requests(self, batch: list[JobView]) -> tuple[list[TrackRequest], list[JobView]]:
         requests, ready = [], []
@@ -145,29 +314,6 @@ class Worker:
                         raise Stopping
 
         return report
-
-    def _store(self, job: JobView, result: GeneratedTrack) -> None:
-        self.queue.report(job, self.config.owner, "saving", 100.0, self.clock(), self.config.lease_s)
-        if not _finite(result):
-            self.queue.fail(job, self.config.owner, "The model produced broken audio for this song; "
-                            "please try again with another seed.", self.clock())
-            return
-        relative = self.blobs.track_relative(job.id, job.attempts)
-        temp = self.blobs.temp_path(relative)
-        tags = audio.Tags(title=result.title, prompt=result.caption, lyrics=result.lyrics,
-                          seed=result.seed, song_id=job.id)
-        audio.encode_mp3(result.audio, temp, tags, rate=result.sample_rate)
-        path = self.blobs.commit(temp, relative)
-        track = NewTrack(
-            blob_path=relative, duration_s=result.audio.shape[0] / result.sample_rate, seed=result.seed,
-            sha256=sha256_of(path), title=result.title, caption=result.caption, lyrics=result.lyrics,
-            meta=result.metadata, model=result.model, plan=result.plan, notice=result.notice,
-        )
-        try:
-            self.queue.complete(job, self.config.owner, track, self.clock())
-            log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
-        except LeaseLost:
-            log.warning("lease lost before completion; result dropped", extra={"job": job.id})
 
     def _fail_all(self, jobs: list[JobView], message: str) -> None:
         for job in jobs:

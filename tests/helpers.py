@@ -29,6 +29,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data", "model_dir": tmp_path / "no-models", "engine_backend": "sketch",
         "engine_poll_s": 0.05, "delivery_poll_s": 0.05, "status_edit_interval_s": 0.0, "engine_lease_s": 5.0,
+        "engine_encode_processes": 0,  # encodes in threads; tests/engine/test_worker_pipeline.py spawns
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

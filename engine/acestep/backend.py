@@ -99,6 +99,16 @@ class AceStepGenerator:
         self.planner = load_planner(self.model_dir, str(self.device), name=lm_model, backend=lm_backend,
                                     thinking=lm_thinking, duration_max=max_duration_s)
 
+    @classmethod
+    def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:
+        """A generator over models already in memory (benchmarks build random full-size ones)."""
+        generator = cls.__new__(cls)
+        generator.model_dir = Path("<in memory>")
+        generator.device, generator.dtype = pipeline.device, pipeline.dtype
+        generator.max_batch = max_batch
+        generator.pipeline, generator.planner = pipeline, planner
+        return generator
+
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order, ``max_batch`` at a time."""
         results: list[GeneratedTrack] = []
@@ -106,15 +116,30 @@ class AceStepGenerator:
             results.extend(self._generate_chunk(batch[start : start + self.max_batch], progress))
         return results
 
-    def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
-        if self.planner is not None:
-            from engine.acestep.lm.integration import needs_plan, with_plans
+    def plan(self, batch: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        """The LM stage alone: fresh songs get a plan, fresh covers a reading of their source.
 
-            for r in requests:
-                if needs_plan(r):
-                    progress(r.job_id, "planning", 0.0)
-            requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
-            requests = self._understand(requests, progress)
+        The worker runs it on the next batch while this one generates; ``generate`` then finds
+        the plans in place (a request without one is still planned there).
+        """
+        planned: list[TrackRequest] = []
+        for start in range(0, len(batch), self.max_batch):
+            planned.extend(self._plan_chunk(batch[start : start + self.max_batch], progress))
+        return planned
+
+    def _plan_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        if self.planner is None:
+            return requests
+        from engine.acestep.lm.integration import needs_plan, with_plans
+
+        for r in requests:
+            if needs_plan(r):
+                progress(r.job_id, "planning", 0.0)
+        requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
+        return self._understand(requests, progress)
+
+    def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
+        requests = self._plan_chunk(requests, progress)
         tracks = [request_to_track(r) for r in requests]
 
         def report(stage: str, percent: float) -> None:

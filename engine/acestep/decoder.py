@@ -8,6 +8,7 @@ them a track's velocity does not depend on the other tracks in its batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.acestep.config import DitConfig
-from engine.acestep.layers import Attention, RMSNorm, SwiGLU, attention_bias, key_padding_bias, rope
+from engine.acestep.layers import Attention, Band, RMSNorm, SwiGLU, attention_bias, key_padding_bias, rope
 
 CrossKV = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -58,7 +59,7 @@ class DiTLayer(nn.Module):
         self,
         x: torch.Tensor,
         modulation: torch.Tensor,
-        self_bias: torch.Tensor | None,
+        self_bias: torch.Tensor | Band | None,
         rotary: tuple[torch.Tensor, torch.Tensor],
         cross_kv: tuple[torch.Tensor, torch.Tensor],
         cross_bias: torch.Tensor | None,
@@ -100,6 +101,14 @@ class DiTDecoder(nn.Module):
             nn.Identity(), nn.ConvTranspose1d(hidden, config.audio_acoustic_hidden_dim, patch, stride=patch)
         )
         self.scale_shift_table = nn.Parameter(torch.zeros(1, 2, hidden))
+        # What runs each layer: the layers themselves, or compiled wrappers (``compile_layers``).
+        self.layer_calls: list[Callable[..., torch.Tensor]] | None = None
+        # Windowed layers block by block (``banded_attention``): None = on CUDA for long sequences.
+        self.banded: bool | None = None
+
+    def compile_layers(self, mode: str | None = None) -> None:
+        """Regional compilation: every layer through ``torch.compile``, sharing one graph (same code)."""
+        self.layer_calls = [torch.compile(layer, mode=mode) for layer in self.layers]  # type: ignore[misc]
 
     def cross_kv(self, encoder_states: torch.Tensor) -> CrossKV:
         """Cross-attention K/V of every layer; computed once per condition, reused at every step."""
@@ -157,6 +166,15 @@ class DiTDecoder(nn.Module):
         padded = F.pad(frame_mask.to(torch.bool), (0, patches * self.config.patch_size - frame_mask.shape[1]))
         return padded.view(padded.shape[0], patches, -1).any(-1)
 
+    def _banded(self, length: int) -> bool:
+        """Whether windowed layers go block by block: it pays once a window is well under the sequence."""
+        window = self.config.sliding_window
+        if window is None or window <= 0:
+            return False
+        if self.banded is not None:
+            return self.banded
+        return self.proj_in[1].weight.is_cuda and length > 4 * window
+
     def _layers(
         self,
         h: torch.Tensor,
@@ -169,9 +187,14 @@ class DiTDecoder(nn.Module):
         cfg = self.config
         rotary = rope(h.shape[1], cfg.head_dim, cfg.rope_theta, h.dtype, h.device)
         full = attention_bias(h.shape[1], patch_mask, None, h.dtype, h.device)
-        sliding = attention_bias(h.shape[1], patch_mask, cfg.sliding_window, h.dtype, h.device)
+        sliding: torch.Tensor | Band | None
+        if self._banded(h.shape[1]):
+            sliding = Band(cfg.sliding_window, patch_mask)  # type: ignore[arg-type]
+        else:
+            sliding = attention_bias(h.shape[1], patch_mask, cfg.sliding_window, h.dtype, h.device)
         cross_bias = key_padding_bias(encoder_mask, h.dtype)
-        for i, layer in enumerate(self.layers):
+        calls = self.layer_calls or list(self.layers)
+        for i, layer in enumerate(calls):
             h = layer(h, modulation, sliding if cfg.is_sliding(i) else full, rotary, cross[i], cross_bias)
             if trace is not None and trace.layer_outputs is not None:
                 trace.layer_outputs.append(h)

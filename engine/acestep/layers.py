@@ -8,6 +8,8 @@ half-split RoPE, and grouped KV heads where query head h reads KV head h // grou
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,6 +103,57 @@ def key_padding_bias(key_mask: torch.Tensor | None, dtype: torch.dtype) -> torch
     return bias.masked_fill(~key_mask.to(torch.bool)[:, None, None, :], torch.finfo(dtype).min)
 
 
+@dataclass(frozen=True)
+class Band:
+    """A sliding window to compute block by block (``banded_attention``) instead of as an [L, L] bias."""
+
+    window: int
+    key_mask: torch.Tensor | None  # [B, L], true where a key is valid
+
+
+def banded_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Band, scale: float
+) -> torch.Tensor:
+    """Attention where query i reads the keys with |i - j| <= w, in blocks of w queries.
+
+    Each block reads the 3w keys around it, so the cost is L · 3w instead of L². For every query
+    with at least one valid key in its window, this is the dense call with the window bias (the
+    same keys, the same softmax); rows with none are padding, which the callers discard.
+
+    Args:
+        q: Queries [B, H, L, D].
+        k: Keys with the same heads (grouped KV heads already repeated).
+        v: Values, like the keys.
+        band: The window and the key padding mask.
+        scale: Softmax scale.
+    """
+    b, h, length, d = q.shape
+    w = band.window
+    blocks = -(-length // w)
+    pad = blocks * w - length
+    # Blocks go into the batch dimension, so the mask is shared by the heads (a broadcast, not a copy).
+    qb = F.pad(q, (0, 0, 0, pad)).view(b, h, blocks, w, d).transpose(1, 2).reshape(b * blocks, h, w, d)
+
+    def windows(x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, w, pad + w)).unfold(2, 3 * w, w)  # [B, H, blocks, D, 3w]
+        return x.permute(0, 2, 1, 4, 3).reshape(b * blocks, h, 3 * w, d)
+
+    row = torch.arange(w, device=q.device)[:, None]
+    col = torch.arange(3 * w, device=q.device)[None, :]
+    position = torch.arange(blocks, device=q.device)[:, None, None] * w - w + col  # key position per block
+    keep = ((col - w - row).abs() <= w) & (position >= 0) & (position < length)  # [blocks, w, 3w]
+    if band.key_mask is None:
+        keep = keep[None].expand(b, -1, -1, -1)
+    else:
+        valid = F.pad(band.key_mask.to(torch.bool), (w, pad + w), value=False).unfold(1, 3 * w, w)
+        keep = keep[None] & valid[:, :, None, :]  # [B, blocks, w, 3w]
+    bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
+    out = F.scaled_dot_product_attention(
+        qb, windows(k), windows(v), attn_mask=bias.reshape(b * blocks, 1, w, 3 * w), scale=scale
+    )
+    return out.view(b, blocks, h, w, d).transpose(1, 2).reshape(b, h, blocks * w, d)[:, :, :length]
+
+
 class Attention(nn.Module):
     """Grouped-query attention with per-head q/k RMSNorm; RoPE only for self-attention."""
 
@@ -125,7 +178,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        bias: torch.Tensor | None,
+        bias: torch.Tensor | Band | None,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
@@ -133,7 +186,8 @@ class Attention(nn.Module):
 
         Args:
             x: Queries' hidden states.
-            bias: Additive mask broadcastable to [B, heads, L, S], or None.
+            bias: Additive mask broadcastable to [B, heads, L, S], a ``Band`` (self-attention in a
+                window, computed block by block), or None.
             rotary: (cos, sin) for self-attention.
             kv: Cross-attention keys and values from ``keys_values``.
         """
@@ -147,9 +201,16 @@ class Attention(nn.Module):
         else:
             k, v = kv
         groups = self.heads // self.kv_heads
+        if bias is None and q.is_cuda:
+            # Flash attention reads the shared KV heads itself; no copies of K and V.
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.head_dim**-0.5, enable_gqa=groups > 1)
+            return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.head_dim**-0.5)
+        if isinstance(bias, Band):
+            out = banded_attention(q, k, v, bias, self.head_dim**-0.5)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.head_dim**-0.5)
         return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
 
 

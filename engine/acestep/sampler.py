@@ -59,7 +59,7 @@ def cover_phase_plan(steps: int, strengths: Sequence[float]) -> list[list[int]]:
 
 
 def sample(
-    decoder: DiTDecoder,
+    decoder: DiTDecoder | Callable[..., torch.Tensor],
     noise: torch.Tensor,
     phases: Sequence[Phase],
     plan: Sequence[Sequence[int]],

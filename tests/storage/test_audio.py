@@ -127,3 +127,36 @@ def test_fit_mp3_shrinks_and_keeps_tags(tmp_path):
     assert audio.duration_of(smaller) == pytest.approx(20.0, abs=0.1)
     with pytest.raises(BadAudio, match="too large"):
         audio.fit_mp3(path, 1000)
+
+
+def test_mp3_keeps_exact_length_and_timing(tmp_path):
+    samples = np.zeros((48_000 * 2, 2), np.float32)
+    samples[10_000] = 0.9  # a click: it must come back at the same sample, with no priming in front
+    path = audio.encode_mp3(samples, tmp_path / "click.mp3", audio.Tags("t", "p", "", 1, 1))
+    decoded, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    assert decoded.shape == samples.shape and int(np.abs(decoded[:, 0]).argmax()) == 10_000
+    through_ffmpeg = audio.decode(path.read_bytes(), max_duration_s=60)
+    assert abs(through_ffmpeg.shape[0] - samples.shape[0]) <= 1152  # FFmpeg reads the same LAME tag
+
+
+def test_mp3_is_320k_cbr_with_a_lame_tag(tmp_path):
+    from mutagen.mp3 import MP3, BitrateMode
+
+    path = audio.encode_mp3(tone(5.0, 48_000, 2), tmp_path / "tone.mp3", audio.Tags("t", "p", "", 1, 1))
+    info = MP3(str(path)).info
+    assert info.bitrate == 320_000 and info.bitrate_mode == BitrateMode.CBR and info.sample_rate == 48_000
+    assert info.length == pytest.approx(5.0, abs=1e-6) and info.encoder_info.startswith("LAME")
+
+
+def test_without_lameenc_libsndfile_encodes(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lameenc", None)  # import lameenc now raises ImportError
+    assert audio.mp3_bytes(tone(1.0, 48_000, 2)) is None
+    path = audio.encode_mp3(tone(3.0, 48_000, 2), tmp_path / "fallback.mp3", audio.Tags("t", "p", "", 4, 5))
+    assert audio.duration_of(path) == pytest.approx(3.0, abs=0.01) and audio.read_tags(path)["seed"] == "4"
+
+
+def test_int16_and_float_input_encode_alike(tmp_path):
+    samples = tone(1.0, 48_000, 2)
+    assert audio.mp3_bytes(samples) == audio.mp3_bytes(audio.to_pcm16(samples))

@@ -129,3 +129,16 @@ def test_cover_strength_is_the_share_of_steps_that_follow_the_source() -> None:
     assert [row[0] for row in plan] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert {row[1] for row in plan} == {0} and {row[2] for row in plan} == {1}
     assert [row[3] for row in plan] == [0, 1, 1, 1, 1, 1, 1, 1]
+
+
+def test_planning_ahead_then_generating_plans_each_song_once(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert generator.planner is not None
+    calls: list[int] = []
+    original = generator.planner.plan
+    monkeypatch.setattr(generator.planner, "plan", lambda requests: calls.append(len(requests)) or original(requests))
+    planned = generator.plan([song(1, 10, 5)], quiet)  # what the worker's planner thread runs
+    assert planned[0].plan is not None and len(planned[0].plan["audio_codes"]) == 50
+    [track] = generator.generate(planned, quiet)
+    assert calls == [1] and track.plan == planned[0].plan

@@ -28,3 +28,20 @@ def test_bf16_matches_fp32_within_bf16_precision(tiny_set: Path) -> None:
     assert half.dtype == np.float32 and np.isfinite(half).all()
     # bf16 keeps 8 bits of mantissa: a few 1e-3 of the signal's scale, far from a different song.
     assert np.abs(full - half).max() < 0.05 * np.abs(full).max()
+
+
+def test_compiling_is_cuda_only_and_a_failed_compile_falls_back_to_eager(tiny_set: Path) -> None:
+    from engine.acestep.pipeline import _CompiledOrEager
+
+    pipeline = AceStepPipeline.from_dir(tiny_set, torch.device("cpu"), torch.float32)
+    assert pipeline.compile_decoder() is False and pipeline.decoder is pipeline.dit.decoder
+    track = Track("upbeat pop", "", "en", Metas(duration_s=6), 3)
+    eager = pipeline([track])[0]
+
+    def broken(*_args: object) -> torch.Tensor:
+        raise RuntimeError("no compiler here")
+
+    pipeline.dit.decoder.layer_calls = [broken] * len(pipeline.dit.decoder.layers)
+    pipeline.decoder = _CompiledOrEager(pipeline.dit.decoder)
+    assert np.array_equal(pipeline([track])[0], eager)
+    assert pipeline.dit.decoder.layer_calls is None  # it stays eager afterwards

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 import torch
 
-from engine.acestep.vae import Vae
+from engine.acestep.vae import FastSnake, Vae, _spans, fold_weight_norm
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,53 @@ def test_geometry_is_25_frames_per_second(vae: Vae) -> None:
 
 
 def test_tiled_decode_equals_one_shot_decode(vae: Vae) -> None:
-    vae.decode_tile = (48, 12)  # several tiles on a short input
+    vae.decode_tile = (48, 16)  # several tiles on a short input, with the production overlap
     latents = torch.randn(generator=torch.Generator().manual_seed(1), size=(8, 100))
     tiled = vae.decode(latents)
     with torch.no_grad():
         whole = vae.model.decode(latents[None]).sample[0]
     assert tiled.shape == (2, 100 * 1920)
-    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(tiled, whole, atol=1e-6, rtol=1e-5)
+
+
+def test_sixteen_frames_of_overlap_are_needed_and_enough(vae: Vae) -> None:
+    latents = torch.randn(generator=torch.Generator().manual_seed(5), size=(8, 120))
+    with torch.no_grad():
+        whole = vae.model.decode(latents[None]).sample[0]
+    errors = {}
+    for overlap in (2, 16):
+        vae.decode_tile = (40 + 2 * overlap, overlap)
+        errors[overlap] = float((vae.decode(latents) - whole).abs().max())
+    assert errors[16] < 1e-6 < errors[2]
+
+
+def test_every_tile_has_one_width_and_covers_the_song_once() -> None:
+    for frames in (100, 512, 513, 4500, 4501):
+        spans = _spans(frames, 512, 16)
+        assert {hi - lo for _, _, lo, hi in spans} == {min(frames, 512)}
+        assert spans[0][0] == 0 and spans[-1][1] == frames
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        assert all(lo == 0 or s - lo >= 16 for s, _, lo, _ in spans)
+        assert all(hi == frames or hi - e >= 16 for _, e, _, hi in spans)
+
+
+def test_folded_weights_and_fast_snake_decode_like_diffusers(tiny_set: Path) -> None:
+    from diffusers import AutoencoderOobleck
+
+    reference = AutoencoderOobleck.from_pretrained(str(tiny_set / "vae")).eval()
+    fast = Vae.load(tiny_set / "vae", torch.device("cpu"), torch.float32)
+    assert fold_weight_norm(fast.model) == 0  # already folded: no weight_g / weight_v left
+    assert not any(hasattr(m, "weight_g") for m in fast.model.modules())
+    assert any(isinstance(m, FastSnake) for m in fast.model.modules())
+    assert not any(type(m).__name__ == "Snake1d" for m in fast.model.modules())
+    latents = torch.randn(generator=torch.Generator().manual_seed(6), size=(1, 8, 60))
+    with torch.no_grad():
+        expected = reference.decode(latents).sample
+        got = fast.model.decode(latents).sample
+        expected_posterior = reference.encode(expected).latent_dist.mean
+        got_posterior = fast.model.encode(expected).latent_dist.mean
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got_posterior, expected_posterior, atol=1e-6, rtol=1e-5)
 
 
 def test_tiled_encode_equals_one_shot_encode(vae: Vae) -> None:

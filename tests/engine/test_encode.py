@@ -1,0 +1,52 @@
+"""The encode pool: spawned processes return the file's hash; a dead process is replaced."""
+
+import os
+import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+import pytest
+
+from engine.encode import EncodePool
+from storage import audio
+from storage.blobs import sha256_of
+
+TAGS = audio.Tags(title="t", prompt="p", lyrics="", seed=1, song_id=2)
+
+
+def noise(seconds):
+    return (np.random.default_rng(0).standard_normal((48_000 * seconds, 2)) * 0.1).astype(np.float32)
+
+
+def test_spawned_and_inline_pools_write_the_same_tagged_mp3(tmp_path):
+    pcm = audio.to_pcm16(noise(2))
+    spawned, inline = EncodePool(1), EncodePool(0)
+    try:
+        a = spawned.submit(pcm, 48_000, tmp_path / "a.mp3", TAGS).result(60)
+        b = inline.submit(pcm, 48_000, tmp_path / "b.mp3", TAGS).result(60)
+    finally:
+        spawned.close()
+        inline.close()
+    assert a == b == sha256_of(tmp_path / "a.mp3")
+    assert audio.read_tags(tmp_path / "a.mp3")["song_id"] == "2"
+
+
+def test_a_dead_encode_process_is_replaced_and_the_track_encoded_again(tmp_path):
+    pool = EncodePool(1)
+    pcm = noise(120)  # long enough that the kill lands mid-encode
+    try:
+        future = pool.submit(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+        deadline = time.monotonic() + 30
+        while not pool._executor._processes and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        time.sleep(0.5)
+        for pid in list(pool._executor._processes):  # type: ignore[union-attr]
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            future.result(60)
+        digest = pool.retry(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+    finally:
+        pool.close()
+    assert digest == sha256_of(tmp_path / "a.mp3")
+    assert audio.duration_of(tmp_path / "a.mp3") == pytest.approx(120.0, abs=0.01)

@@ -1,0 +1,163 @@
+"""The pipelined engine: stages overlap, results land on their own jobs, failures stay per job, crashes lose nothing."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import soundfile as sf
+
+from bot.core.delivery import DeliveryLoop
+from bot.core.parser import SongRequest
+from bot.core.service import SongService
+from engine.encode import EncodePool
+from engine.main import build_worker
+from engine.protocol import GeneratedTrack
+from engine.worker import SAVE_FAILED
+from storage.library import Library
+from storage.types import FAILED, SUCCEEDED, DeliveryTarget, UserRef
+from tests.bot.console.test_console_e2e import env_for
+from tests.engine.test_worker import Scripted, submit
+from tests.helpers import make_settings
+
+
+def level_of(job_id):
+    return 0.05 + 0.01 * (job_id % 40)
+
+
+def tracks_by_job(batch, progress):
+    """Each job's audio is a tone whose level names the job, so a mix-up shows in the stored MP3."""
+    t = np.arange(48_000 * 2) / 48_000
+    return [GeneratedTrack(job_id=r.job_id, seed=r.seed, title=f"t{r.job_id}", caption=r.caption, lyrics="",
+                           audio=np.repeat((level_of(r.job_id) * np.sin(2 * np.pi * 440 * t))[:, None], 2, axis=1)
+                           .astype(np.float32)) for r in batch]
+
+
+def serve(worker, until, timeout_s=60):
+    """Run the pipelined loop in a thread until `until()` holds."""
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not until() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+class SlowEncodes(EncodePool):
+    """Threads that take a while per MP3, as a long song does."""
+
+    def submit(self, pcm, rate, temp, tags):
+        def slow():
+            time.sleep(0.4)
+            from engine.encode import encode_track
+
+            return encode_track(pcm, rate, str(temp), tags)
+
+        return self._pool().submit(slow)
+
+
+def test_next_batch_generates_while_the_last_one_is_encoded(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=2))
+    worker.encoder = SlowEncodes(0)
+    seen_unfinished = []
+
+    def body(batch, progress):
+        done = [worker.queue.get(j).status == SUCCEEDED for b in backend.batches[:-1] for j in b]
+        seen_unfinished.append(not all(done))
+        return tracks_by_job(batch, progress)
+
+    backend = Scripted(body)
+    worker.generator = backend
+    jobs = [submit(worker) for _ in range(6)]
+    serve(worker, lambda: all(worker.queue.get(j.id).status == SUCCEEDED for j in jobs))
+    assert [j for b in backend.batches for j in b] == [j.id for j in jobs]  # claimed and generated in order
+    assert any(seen_unfinished[1:])  # a later batch started before the earlier ones were stored
+    assert all(worker.queue.get(j.id).status == SUCCEEDED for j in jobs)
+
+
+def test_spawned_encoders_store_each_track_on_its_job_and_a_failed_encode_fails_only_its_job(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=3, engine_encode_processes=2))
+
+    def one_broken(batch, progress):
+        tracks = tracks_by_job(batch, progress)
+        for track in tracks:
+            if track.job_id == jobs[4].id:
+                track.audio = np.zeros((48_000, 3), np.float32)  # LAME refuses three channels
+        return tracks
+
+    worker.generator = Scripted(one_broken)
+    jobs = [submit(worker) for _ in range(6)]
+    serve(worker, lambda: all(worker.queue.get(j.id).status in (SUCCEEDED, FAILED) for j in jobs), timeout_s=120)
+    broken = worker.queue.get(jobs[4].id)
+    assert broken.status == FAILED and broken.error == SAVE_FAILED
+    library = Library(worker.queue.engine)
+    for job in jobs[:4] + jobs[5:]:
+        assert worker.queue.get(job.id).status == SUCCEEDED
+        track = library.get(job.id)
+        decoded, _ = sf.read(str(worker.blobs.path(track.blob_path)), dtype="float32")
+        level = float(np.sqrt(2 * np.mean(decoded**2)))
+        assert abs(level - level_of(job.id)) < 0.003, (job.id, level)
+    leftovers = [p.name for p in worker.blobs.root.rglob("*.tmp.mp3")]
+    assert leftovers == []
+
+
+class Counting:
+    """A messenger that counts what it delivers, per chat."""
+
+    platform = "console"
+
+    def __init__(self):
+        self.sent = []
+
+    async def show_status(self, delivery, text):
+        return None
+
+    async def send_result(self, delivery, result):
+        self.sent.append(delivery.chat_id)
+
+    async def send_error(self, delivery, text):
+        raise AssertionError(text)
+
+
+async def test_kill_9_mid_pipeline_loses_nothing_and_delivers_once(tmp_path):
+    settings = make_settings(tmp_path, engine_lease_s=1.5)
+    service = SongService.from_settings(settings)
+    jobs = [await service.submit_song(UserRef("console", f"u{i}"), SongRequest("drone", duration_s=60),
+                                      DeliveryTarget("console", str(i))) for i in range(8)]
+    engine = subprocess.Popen([sys.executable, "-m", "songbot", "engine"], cwd=tmp_path, start_new_session=True,
+                              env=env_for(tmp_path, ENGINE_LEASE_S="1.5", ENGINE_MAX_BATCH="2",
+                                          ENGINE_ENCODE_PROCESSES="2"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            states = [service.queue.get(j.id).status for j in jobs]
+            if SUCCEEDED in states and states.count("running") >= 2:
+                break
+            time.sleep(0.05)
+        assert SUCCEEDED in states and states.count("running") >= 2, states
+    finally:
+        os.killpg(engine.pid, signal.SIGKILL)  # the engine and its encode processes, mid-pipeline
+        engine.wait(30)
+    time.sleep(1.6)  # the dead engine's leases expire
+    survivor = build_worker(settings)
+    while any(service.queue.get(j.id).status not in (SUCCEEDED, FAILED) for j in jobs):
+        survivor.run_once()
+    assert [service.queue.get(j.id).status for j in jobs] == [SUCCEEDED] * len(jobs)
+    library = Library(survivor.queue.engine)
+    for job in jobs:
+        assert survivor.blobs.path(library.get(job.id).blob_path).stat().st_size > 100_000
+    loop, messenger = DeliveryLoop(service), Counting()
+    loop.register(messenger)
+    for _ in range(5):
+        await loop.run_once()
+        await asyncio.sleep(0)
+    assert sorted(messenger.sent) == sorted(str(i) for i in range(8))  # each exactly once
