@@ -161,7 +161,7 @@ def full_size_planner(device: str, geometry: dict[str, Any] | None = None) -> An
     from engine.acestep.lm.constraints import Vocab
     from engine.acestep.lm.model import load_lm
     from engine.acestep.lm.planner import Planner
-    from engine.acestep.lm.tiny import TINY_BUDGETS, make_tiny_lm
+    from engine.acestep.lm.tiny import make_tiny_lm
 
     lm = load_lm(make_tiny_lm(Path(tempfile.mkdtemp(prefix="songbot-bench-lm-"))), "cpu")
     config = json.loads((CONFIGS / "acestep-5Hz-lm-1.7B" / "config.json").read_text())

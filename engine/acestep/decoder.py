@@ -171,9 +171,10 @@ class DiTDecoder(nn.Module):
         window = self.config.sliding_window
         if window is None or window <= 0:
             return False
-        if self.banded is not None:
-            return self.banded
-        return self.proj_in[1].weight.is_cuda and length > 4 * window
+        chosen: bool | None = self.banded
+        if chosen is not None:
+            return chosen
+        return bool(self.proj_in[1].weight.is_cuda) and length > 4 * window
 
     def _layers(
         self,

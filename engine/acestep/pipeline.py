@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
+from engine.acestep.decoder import DiTDecoder
 from engine.acestep.model import AceStepDiT, load_dit, load_silence_latent
 from engine.acestep.sampler import Phase, cover_phase_plan, sample, turbo_timesteps
 from engine.acestep.text import (
@@ -234,7 +235,7 @@ class AceStepPipeline:
 class _CompiledOrEager:
     """The decoder with compiled layers, falling back to its eager layers for good if compiling fails."""
 
-    def __init__(self, decoder: torch.nn.Module) -> None:
+    def __init__(self, decoder: DiTDecoder) -> None:
         self.decoder = decoder
 
     def __call__(self, *args: object, **kwargs: object) -> torch.Tensor:
