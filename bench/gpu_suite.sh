@@ -10,7 +10,7 @@
 # Commit the summary as bench/results/gpu-suite-<device>.json.
 #
 # The lent machine's python3 (3.12, torch+CUDA, transformers, numpy, scipy...) lacks some wheels and
-# cannot reach PyPI (see ../shared/notes/gpu_runs.md). Fetch them here into the ignored .gpu-wheels/
+# cannot reach PyPI (the project's shared notes on GPU runs list them). Fetch them here into the ignored .gpu-wheels/
 # and carry that folder with the run:
 #
 #     pip download --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
@@ -112,11 +112,7 @@ if [ "${SMALL:-0}" = 1 ]; then
     run encode 60 bench/encode.py --seconds 5 --repeats 1 &
     encode_pid=$!
     run engine 120 bench/engine.py --batch 1,2 --seconds 10 --warmup 0
-    lm_args=(bench/lm.py)
-    lm_help=$("$PYTHON" bench/lm.py --help 2>/dev/null)
-    grep -q -- "--batches" <<< "$lm_help" && lm_args+=(--batches 1,2)
-    grep -q -- "--tokens" <<< "$lm_help" && lm_args+=(--tokens 16)
-    run lm 120 "${lm_args[@]}"
+    run lm 120 bench/lm.py --small --batches 1,2 --tokens 16 --threads 1
     run service 180 bench/service.py --tiny --songs 4 --load-s 5 --deadline-s 120
     run vae 60 bench/vae.py --channels 4 --batch 2 --seconds 10
 else
@@ -124,9 +120,9 @@ else
     run encode 60 bench/encode.py --seconds 30 --repeats 2 &
     encode_pid=$!
     run engine 80 bench/engine.py --full-size --batch 1,8 --seconds 180
-    lm_args=(bench/lm.py --full-size --device cuda)
-    "$PYTHON" bench/lm.py --help 2>/dev/null | grep -q -- "--tokens" && lm_args+=(--tokens 200)
-    run lm 60 "${lm_args[@]}"
+    # The planner, 1.7B geometry: both phases, batch 1-64 with and without guidance; --check compares the
+    # CUDA graphs' tokens with eager steps and the reference loop (bench/lm_gpu_suite.sh goes further).
+    run lm 90 bench/lm.py --full-size --device cuda --tokens 200 --check
     run service 140 bench/service.py --full-size --songs 24 --load-s 40 --deadline-s 110
     run vae 40 bench/vae.py --full-size --seconds 180 --batch 8
     # Optional: the DiT layers through torch.compile (regional: one graph for all 24; compiled on first call).
