@@ -62,8 +62,14 @@ def measure(name: str, encode: Callable[[], bytes], seconds: float, signal: np.n
         times.append(time.perf_counter() - began)
     decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     best = min(times)
-    return {"encoder": name, "x_realtime": round(seconds / best, 1), "seconds": round(best, 3),
-            "bytes": len(data), "decoded_samples": int(decoded.shape[0]), "snr_db": snr_db(signal, decoded)}
+    return {
+        "encoder": name,
+        "x_realtime": round(seconds / best, 1),
+        "seconds": round(best, 3),
+        "bytes": len(data),
+        "decoded_samples": int(decoded.shape[0]),
+        "snr_db": snr_db(signal, decoded),
+    }
 
 
 def libsndfile(signal: np.ndarray) -> bytes:
@@ -97,17 +103,34 @@ def main() -> int:
     args = parser.parse_args()
     signal = music(args.seconds)
     with tempfile.TemporaryDirectory() as folder:
-        runs = [measure("libsndfile (LAME -q 2, 320k CBR)", lambda: libsndfile(signal), args.seconds, signal,
-                        args.repeats)]
+        runs = [
+            measure("libsndfile (LAME -q 2, 320k CBR)", lambda: libsndfile(signal), args.seconds, signal, args.repeats)
+        ]
         for quality in (2, 3, 5):
-            runs.append(measure(f"lameenc -q {quality} 320k CBR", lambda q=quality: lame(signal, q), args.seconds,
-                                signal, args.repeats))
-        chosen = measure("storage.audio.encode_mp3", lambda: project(signal, Path(folder)), args.seconds, signal,
-                         args.repeats)
-    result = {"bench": "encode", "song_seconds": args.seconds, "threads": 1, "cpu_count": os.cpu_count(),
-              "load_average_1m": round(os.getloadavg()[0], 2),  # a shared CPU: read the numbers with it
-              "encoders": runs, "chosen": chosen, "x_realtime_per_core": chosen["x_realtime"],
-              "lame_quality": audio.LAME_QUALITY, "kbps": audio.MP3_KBPS}
+            runs.append(
+                measure(
+                    f"lameenc -q {quality} 320k CBR",
+                    lambda q=quality: lame(signal, q),
+                    args.seconds,
+                    signal,
+                    args.repeats,
+                )
+            )
+        chosen = measure(
+            "storage.audio.encode_mp3", lambda: project(signal, Path(folder)), args.seconds, signal, args.repeats
+        )
+    result = {
+        "bench": "encode",
+        "song_seconds": args.seconds,
+        "threads": 1,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # a shared CPU: read the numbers with it
+        "encoders": runs,
+        "chosen": chosen,
+        "x_realtime_per_core": chosen["x_realtime"],
+        "lame_quality": audio.LAME_QUALITY,
+        "kbps": audio.MP3_KBPS,
+    }
     emit(result, args.out)
     return 0
 

@@ -181,8 +181,10 @@ def mp3_time(songs: list[Any]) -> dict[str, Any]:
         began = time.perf_counter()
         encode_mp3(songs[0], Path(folder) / "0.mp3")
         seconds = time.perf_counter() - began
-    return {"mp3_encode_one_song_s": round(seconds, 4),
-            "mp3_x_realtime": round(songs[0].shape[0] / 48_000 / seconds, 1)}
+    return {
+        "mp3_encode_one_song_s": round(seconds, 4),
+        "mp3_x_realtime": round(songs[0].shape[0] / 48_000 / seconds, 1),
+    }
 
 
 def peak_memory(device: torch.device) -> dict[str, Any]:

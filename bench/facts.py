@@ -6,4 +6,3 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "tests" / "data" / "conformance" / "acestep_facts" / "configs"
-

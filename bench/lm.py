@@ -81,8 +81,17 @@ def code_jobs(vocab: Vocab, batch: int, guided: bool, tokens: int) -> list[Decod
     prompt = [vocab.think_open, vocab.newline] * 32  # a 64-token prompt; its content does not matter
     uncond = [vocab.newline] * 48
     return [
-        DecodeJob(prompt, Constraint(vocab, Spec("codes", target_codes=tokens)), seed,
-                  uncond if guided else None, 2.0 if guided else 1.0, 0.85, 0.9, tokens + 1, phase=1)
+        DecodeJob(
+            prompt,
+            Constraint(vocab, Spec("codes", target_codes=tokens)),
+            seed,
+            uncond if guided else None,
+            2.0 if guided else 1.0,
+            0.85,
+            0.9,
+            tokens + 1,
+            phase=1,
+        )
         for seed in range(batch)
     ]
 
@@ -93,14 +102,28 @@ def meta_jobs(vocab: Vocab, batch: int, guided: bool, caps: tuple[int, int, int]
     prompt = [vocab.newline] * 80
     uncond = [vocab.newline] * 60
     if guided:
-        spec = Spec("meta", fields=("bpm", "caption", "duration", "keyscale", "language", "timesignature"),
-                    caption_max=caption, duration_max=120)
+        spec = Spec(
+            "meta",
+            fields=("bpm", "caption", "duration", "keyscale", "language", "timesignature"),
+            caption_max=caption,
+            duration_max=120,
+        )
     else:
-        spec = Spec("meta_text", fields=FIELD_ORDER, caption_max=caption, genres_max=genres, text_max=lyrics,
-                    duration_max=120)
+        spec = Spec(
+            "meta_text", fields=FIELD_ORDER, caption_max=caption, genres_max=genres, text_max=lyrics, duration_max=120
+        )
     return [
-        DecodeJob(prompt, Constraint(vocab, spec), seed, uncond if guided else None, 2.0 if guided else 1.0,
-                  0.85, 0.9, caption + genres + lyrics + 200, phase=0)
+        DecodeJob(
+            prompt,
+            Constraint(vocab, spec),
+            seed,
+            uncond if guided else None,
+            2.0 if guided else 1.0,
+            0.85,
+            0.9,
+            caption + genres + lyrics + 200,
+            phase=0,
+        )
         for seed in range(batch)
     ]
 
@@ -146,8 +169,10 @@ def case(engine: FastEngine, phase: str, batch: int, guided: bool, make: Any, cu
 def check(args: argparse.Namespace, lm: FastLM, vocab: Vocab) -> dict[str, Any]:
     """CUDA only: graph replays against eager steps (same model), and the fast path against the reference."""
     out: dict[str, Any] = {}
-    for phase, make in (("codes", lambda: code_jobs(vocab, 4, True, 48)),
-                        ("meta", lambda: meta_jobs(vocab, 3, False, (24, 6, 24)))):
+    for phase, make in (
+        ("codes", lambda: code_jobs(vocab, 4, True, 48)),
+        ("meta", lambda: meta_jobs(vocab, 3, False, (24, 6, 24))),
+    ):
         with_graphs = FastEngine(lm, vocab, graphs=True).decode(make(), phase)
         eager = FastEngine(lm, vocab, graphs=False).decode(make(), phase)
         out[f"{phase}_graphs_equal_eager"] = with_graphs == eager
@@ -166,8 +191,10 @@ def check(args: argparse.Namespace, lm: FastLM, vocab: Vocab) -> dict[str, Any]:
     gpu.fast.lm = FastLM.from_hf(gpu.lm.model, gpu.lm.config)
     gpu.fast.decoders.clear()
     a, b = cpu.plan(requests), gpu.plan(requests)
-    same = [sum(x == y for x, y in zip(p["audio_codes"], q["audio_codes"], strict=False)) / len(p["audio_codes"])
-            for p, q in zip(a, b, strict=True)]
+    same = [
+        sum(x == y for x, y in zip(p["audio_codes"], q["audio_codes"], strict=False)) / len(p["audio_codes"])
+        for p, q in zip(a, b, strict=True)
+    ]
     out["tiny_fp32_cuda_plans_equal_cpu_reference"] = [p == q for p, q in zip(a, b, strict=True)]
     out["tiny_fp32_cuda_code_agreement"] = [round(s, 4) for s in same]
     return out
@@ -191,8 +218,13 @@ def reference_case(lm_config: dict[str, Any], vocab: Vocab, device: str, tokens:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"phase": "codes", "loop": "reference", "batch": 1, "guidance": True,
-            "tok_s_per_request": round((tokens + 1) / seconds, 1)}
+    return {
+        "phase": "codes",
+        "loop": "reference",
+        "batch": 1,
+        "guidance": True,
+        "tok_s_per_request": round((tokens + 1) / seconds, 1),
+    }
 
 
 def cpu_name() -> str:
@@ -236,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         for guided in (False, True)
     ]
     for b, guided in ((1, False), (8, False), (1, True)):
-        results.append(case(engine, "meta", b, guided, lambda b=b, guided=guided: meta_jobs(vocab, b, guided, caps),
-                            cuda))
+        results.append(
+            case(engine, "meta", b, guided, lambda b=b, guided=guided: meta_jobs(vocab, b, guided, caps), cuda)
+        )
     if args.reference:
         results.append(reference_case(config, vocab, args.device, min(tokens, 100)))
 

@@ -64,8 +64,11 @@ class Clock:
         out = {}
         for stage, spans in sorted(self.spans.items()):
             lengths = [b - a for a, b in spans]
-            out[stage] = {"count": len(lengths), "mean_s": round(statistics.fmean(lengths), 3),
-                          "max_s": round(max(lengths), 3)}
+            out[stage] = {
+                "count": len(lengths),
+                "mean_s": round(statistics.fmean(lengths), 3),
+                "max_s": round(max(lengths), 3),
+            }
         return out
 
 
@@ -146,6 +149,7 @@ def full_size_generator(max_batch: int) -> Any:
 # Tokens of free text a real plan holds: a caption of two sentences, a few genres, two verses and a chorus.
 BENCH_BUDGETS = {"caption_max": 80, "genres_max": 12, "lyrics_max": 400}
 
+
 def full_size_planner(device: str, geometry: dict[str, Any] | None = None) -> Any:
     """The planner around a random 1.7B LM: the tiny LM's tokenizer and template, the official geometry.
 
@@ -218,11 +222,22 @@ async def run_load(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name: str) -> dict[str, Any]:
-    settings = Settings(_env_file=None, data_dir=folder, database_url=db_url, engine_backend="sketch",  # type: ignore[call-arg]
-                        engine_max_batch=args.batch, engine_encode_processes=args.encoders,
-                        engine_lease_s=120.0, engine_poll_s=0.05, delivery_poll_s=0.05, status_edit_interval_s=60.0,
-                        max_pending_per_user=1000, daily_quota=0, max_queued_total=100_000,
-                        max_duration_s=max(240, int(args.seconds)))
+    settings = Settings(
+        _env_file=None,
+        data_dir=folder,
+        database_url=db_url,
+        engine_backend="sketch",  # type: ignore[call-arg]
+        engine_max_batch=args.batch,
+        engine_encode_processes=args.encoders,
+        engine_lease_s=120.0,
+        engine_poll_s=0.05,
+        delivery_poll_s=0.05,
+        status_edit_interval_s=60.0,
+        max_pending_per_user=1000,
+        daily_quota=0,
+        max_queued_total=100_000,
+        max_duration_s=max(240, int(args.seconds)),
+    )
     service = SongService.from_settings(settings)
     worker = build_worker(settings, migrate=False)
     built = time.perf_counter()
@@ -241,9 +256,11 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
 
     async def submit() -> None:
         i = next(users)
-        job = await service.submit_song(UserRef("bench", f"user{i}"),
-                                        SongRequest(CAPTION, duration_s=int(args.seconds), seed=i),
-                                        DeliveryTarget("bench", f"chat{i}"))
+        job = await service.submit_song(
+            UserRef("bench", f"user{i}"),
+            SongRequest(CAPTION, duration_s=int(args.seconds), seed=i),
+            DeliveryTarget("bench", f"chat{i}"),
+        )
         submitted[job.id] = time.perf_counter()
 
     async def deliver_until(ids: list[int], deadline: float) -> None:
@@ -283,15 +300,24 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
         engine.join(15)  # a plan in progress may not end soon; the thread is a daemon and the JSON comes first
     stages = clock.summary()
     result: dict[str, Any] = {
-        "bench": "service_load", "mode": "full-size" if args.full_size else "tiny", "database": db_name,
-        "song_seconds": args.seconds, "max_batch": args.batch, "encode_processes": args.encoders,
-        "model_build_s": round(build_s, 1), "dit_compiled": compiled, **saturation,
-        "half_load_songs_per_hour": half, "half_load_submitted": len(second),
+        "bench": "service_load",
+        "mode": "full-size" if args.full_size else "tiny",
+        "database": db_name,
+        "song_seconds": args.seconds,
+        "max_batch": args.batch,
+        "encode_processes": args.encoders,
+        "model_build_s": round(build_s, 1),
+        "dit_compiled": compiled,
+        **saturation,
+        "half_load_songs_per_hour": half,
+        "half_load_submitted": len(second),
         "half_load_delivered": len(latencies),
         "p50_s_half_load": round(statistics.median(latencies), 2) if latencies else None,
         "p95_s_half_load": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
-        if latencies else None,
-        "failed": len(messenger.failed), "failures": sorted(set(messenger.failed.values()))[:3],
+        if latencies
+        else None,
+        "failed": len(messenger.failed),
+        "failures": sorted(set(messenger.failed.values()))[:3],
         "engine_stopped_cleanly": not engine.is_alive(),
         "stages": stages,
     }
@@ -311,10 +337,15 @@ def saturation_report(ids: list[int], messenger: Timing, batch: int, began: floa
     warm = times[batch - 1]
     rate = (len(times) - batch) / (times[-1] - warm)
     busy = clock.busy(("plan", "generate"), warm, times[-1])
-    out.update({"songs_per_hour": round(rate * 3600), "saturation_window_s": round(times[-1] - warm, 2),
-                "first_batch_delivered_s": round(warm - began, 2),
-                "gpu_busy_share": round(busy / (times[-1] - warm), 3),
-                "generate_busy_share": round(clock.busy(("generate",), warm, times[-1]) / (times[-1] - warm), 3)})
+    out.update(
+        {
+            "songs_per_hour": round(rate * 3600),
+            "saturation_window_s": round(times[-1] - warm, 2),
+            "first_batch_delivered_s": round(warm - began, 2),
+            "gpu_busy_share": round(busy / (times[-1] - warm), 3),
+            "generate_busy_share": round(clock.busy(("generate",), warm, times[-1]) / (times[-1] - warm), 3),
+        }
+    )
     return out
 
 

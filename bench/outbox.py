@@ -55,8 +55,10 @@ def fill(queue: Queue, count: int) -> list[int]:
     """`count` waiting jobs of one user, each with a Telegram delivery."""
     user = Accounts(queue.engine).ensure(UserRef("telegram", "1", "Ann"), T0).id
     target = DeliveryTarget("telegram", "42")
-    return [queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target,
-                         enforce_limits=False).id for _ in range(count)]
+    return [
+        queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target, enforce_limits=False).id
+        for _ in range(count)
+    ]
 
 
 def claimed(outbox: Outbox, second: int) -> list[int]:
@@ -85,9 +87,13 @@ def measure(queue: Queue, count: int) -> dict[str, float | int | None]:
         if passes > most:
             passes = None
             break
-    return {"open_deliveries": count, "claim_p50_ms": round(statistics.median(times), 3),
-            "claim_p99_ms": round(sorted(times)[int(0.99 * (len(times) - 1))], 3),
-            "passes_until_finished_claimed": passes, "passes_to_see_every_open_row": every}
+    return {
+        "open_deliveries": count,
+        "claim_p50_ms": round(statistics.median(times), 3),
+        "claim_p99_ms": round(sorted(times)[int(0.99 * (len(times) - 1))], 3),
+        "passes_until_finished_claimed": passes,
+        "passes_to_see_every_open_row": every,
+    }
 
 
 def main() -> int:
@@ -98,7 +104,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         result: dict[str, object] = {
-            "database": args.database_url.split("@")[-1] if args.database_url else "sqlite (file, WAL)"}
+            "database": args.database_url.split("@")[-1] if args.database_url else "sqlite (file, WAL)"
+        }
         try:
             result.update(measure(fresh(args.database_url, Path(folder), "outbox"), args.open))
         finally:

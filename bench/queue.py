@@ -68,9 +68,24 @@ def claim_latency(queue: Queue, users: int = 200, jobs: int = 20_000, claims: in
         user = ids[i % users]
         tags = tags_for(0.0, last[user], 30.0, 1.0)
         last[user] = tags.vfinish
-        rows.append({"user_id": user, "kind": "song", "spec": {"duration_s": 30}, "seed": i, "status": "queued",
-                     "stage": "queued", "progress": 0.0, "attempts": 0, "max_attempts": 3, "run_after": T0,
-                     "cost": 30.0, "vstart": tags.vstart, "vfinish": tags.vfinish, "created_at": T0})
+        rows.append(
+            {
+                "user_id": user,
+                "kind": "song",
+                "spec": {"duration_s": 30},
+                "seed": i,
+                "status": "queued",
+                "stage": "queued",
+                "progress": 0.0,
+                "attempts": 0,
+                "max_attempts": 3,
+                "run_after": T0,
+                "cost": 30.0,
+                "vstart": tags.vstart,
+                "vfinish": tags.vfinish,
+                "created_at": T0,
+            }
+        )
     with queue.engine.begin() as conn:
         conn.execute(insert(Job.__table__), rows)
     timings = []
@@ -79,12 +94,15 @@ def claim_latency(queue: Queue, users: int = 200, jobs: int = 20_000, claims: in
         queue.claim("bench", 1, T0, 30.0)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
-    return {"claim_p50_ms": round(timings[len(timings) // 2], 3),
-            "claim_p99_ms": round(timings[int(len(timings) * 0.99)], 3)}
+    return {
+        "claim_p50_ms": round(timings[len(timings) // 2], 3),
+        "claim_p99_ms": round(timings[int(len(timings) * 0.99)], 3),
+    }
 
 
-def serve(queue: Queue, arrivals: list[tuple[float, int, float]],
-          until_s: float) -> list[tuple[int, float, float, float]]:
+def serve(
+    queue: Queue, arrivals: list[tuple[float, int, float]], until_s: float
+) -> list[tuple[int, float, float, float]]:
     """Simulate one GPU: returns (user id, submitted, started, cost) for each job served."""
     pending = sorted(arrivals)
     submitted: dict[int, float] = {}
@@ -93,8 +111,9 @@ def serve(queue: Queue, arrivals: list[tuple[float, int, float]],
         while pending and pending[0][0] <= now:
             at, user, cost = pending.pop(0)
             # A cover is charged exactly its length, so the simulated cost is the queue's.
-            job = queue.submit(user, "cover", JobSpec(duration_s=cost), 0, T0 + timedelta(seconds=at),
-                               enforce_limits=False)
+            job = queue.submit(
+                user, "cover", JobSpec(duration_s=cost), 0, T0 + timedelta(seconds=at), enforce_limits=False
+            )
             submitted[job.id] = at
         batch = queue.claim("gpu", 1, T0 + timedelta(seconds=now), 3600.0)
         if not batch:

@@ -10,8 +10,9 @@ from typing import Any
 
 def emit(result: dict[str, Any], out: Path | None = None) -> None:
     """Print `result` (with the machine named) as one JSON line, and write it to `out` if given."""
-    result.setdefault("machine", f"{platform.machine()}, {platform.python_implementation()} "
-                                 f"{platform.python_version()}")
+    result.setdefault(
+        "machine", f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    )
     text = json.dumps(result)
     print(text)
     if out is not None:

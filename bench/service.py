@@ -52,8 +52,17 @@ class Silence:
     max_batch = 1
 
     def generate(self, batch, progress):  # type: ignore[no-untyped-def]
-        return [GeneratedTrack(job_id=r.job_id, audio=np.zeros((int(r.duration_s * 48_000), 2), np.float32),
-                               seed=r.seed, title="bench", caption=r.caption, lyrics="") for r in batch]
+        return [
+            GeneratedTrack(
+                job_id=r.job_id,
+                audio=np.zeros((int(r.duration_s * 48_000), 2), np.float32),
+                seed=r.seed,
+                title="bench",
+                caption=r.caption,
+                lyrics="",
+            )
+            for r in batch
+        ]
 
 
 class NullMessenger:
@@ -76,13 +85,21 @@ class NullMessenger:
 
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
+    }
 
 
 async def run(jobs: int, seconds: int, folder: Path) -> dict[str, object]:
-    settings = Settings(_env_file=None, data_dir=folder, engine_backend="sketch", max_pending_per_user=jobs,
-                        daily_quota=0, status_edit_interval_s=0.0)  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None,
+        data_dir=folder,
+        engine_backend="sketch",
+        max_pending_per_user=jobs,
+        daily_quota=0,
+        status_edit_interval_s=0.0,
+    )  # type: ignore[call-arg]
     service = SongService.from_settings(settings)
     worker = build_worker(settings, migrate=False)
     worker.generator = Silence()
@@ -92,8 +109,9 @@ async def run(jobs: int, seconds: int, folder: Path) -> dict[str, object]:
     submit, engine_pass, delivery_pass = [], [], []
     for i in range(jobs):
         start = time.perf_counter()
-        await service.submit_song(UserRef("bench", str(i % 50)), SongRequest("bench", duration_s=seconds),
-                                  DeliveryTarget("bench", str(i)))
+        await service.submit_song(
+            UserRef("bench", str(i % 50)), SongRequest("bench", duration_s=seconds), DeliveryTarget("bench", str(i))
+        )
         submit.append(time.perf_counter() - start)
     for _ in range(jobs):
         start = time.perf_counter()
@@ -103,9 +121,13 @@ async def run(jobs: int, seconds: int, folder: Path) -> dict[str, object]:
         start = time.perf_counter()
         handled = await loop.run_once()
         delivery_pass.append((time.perf_counter() - start) / max(handled, 1))
-    return {"jobs": jobs, "song_seconds": seconds, "submit": percentiles(submit),
-            "engine_per_job_without_model": percentiles(engine_pass),
-            "delivery_per_job": percentiles(delivery_pass)}
+    return {
+        "jobs": jobs,
+        "song_seconds": seconds,
+        "submit": percentiles(submit),
+        "engine_per_job_without_model": percentiles(engine_pass),
+        "delivery_per_job": percentiles(delivery_pass),
+    }
 
 
 def main() -> int:

@@ -46,9 +46,14 @@ def engine_run(engine: dict[str, Any], batch: int) -> dict[str, Any]:
 
 def engine_numbers(engine: dict[str, Any]) -> dict[str, Any]:
     b1, b8 = engine_run(engine, 1), engine_run(engine, 8)
-    return {"b1_180s_s": b1.get("total_s"), "b8_180s_s": b8.get("total_s"),
-            "b1_dit_s": b1.get("dit_total_s"), "b1_vae_s": b1.get("vae_decode_s"),
-            "b8_dit_s": b8.get("dit_total_s"), "b8_vae_s": b8.get("vae_decode_s")}
+    return {
+        "b1_180s_s": b1.get("total_s"),
+        "b8_180s_s": b8.get("total_s"),
+        "b1_dit_s": b1.get("dit_total_s"),
+        "b1_vae_s": b1.get("vae_decode_s"),
+        "b8_dit_s": b8.get("dit_total_s"),
+        "b8_vae_s": b8.get("vae_decode_s"),
+    }
 
 
 def lm_value(lm: dict[str, Any], key: str, batch: int, guided: bool, field: str) -> Any:
@@ -69,14 +74,18 @@ def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
         "device": engine.get("device") or device,
         "commit": commit,
         "engine": engine_numbers(engine),
-        "lm": {"b1_cfg_tok_s": lm_value(lm, "b1_cfg_tok_s", 1, True, "tok_s_per_request"),
-               "b32_cfg_tok_s_total": lm_value(lm, "b32_cfg_tok_s_total", 32, True, "tok_s_total"),
-               "meta_b1_tok_s": lm.get("meta_b1_tok_s")},
+        "lm": {
+            "b1_cfg_tok_s": lm_value(lm, "b1_cfg_tok_s", 1, True, "tok_s_per_request"),
+            "b32_cfg_tok_s_total": lm_value(lm, "b32_cfg_tok_s_total", 32, True, "tok_s_total"),
+            "meta_b1_tok_s": lm.get("meta_b1_tok_s"),
+        },
         "encode": {"x_realtime_per_core": encode.get("x_realtime_per_core")},
-        "service": {"songs_per_hour": service.get("songs_per_hour"),
-                    "p50_s_half_load": service.get("p50_s_half_load"),
-                    "p95_s_half_load": service.get("p95_s_half_load"),
-                    "gpu_busy_share": service.get("gpu_busy_share")},
+        "service": {
+            "songs_per_hour": service.get("songs_per_hour"),
+            "p50_s_half_load": service.get("p50_s_half_load"),
+            "p95_s_half_load": service.get("p95_s_half_load"),
+            "gpu_busy_share": service.get("gpu_busy_share"),
+        },
         "engine_compiled": engine_numbers(data["engine_compiled"]) if "engine_compiled" in data else None,
         "vae": {"b8_speedup": data["vae"].get("speedup"), "b8_fast_s": data["vae"].get("fast_s")},
         "errors": {name: value["error"] for name, value in data.items() if "error" in value},

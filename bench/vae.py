@@ -83,11 +83,18 @@ def main() -> int:
         fast_s, fast_out = timed(fast, latents, warmup)
     diff = max(float((a - b).abs().max()) for a, b in zip(base_out, fast_out, strict=True))
     result: dict[str, Any] = {
-        "bench": "vae", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(dtype).removeprefix("torch."), "decoder_channels": 128 if args.full_size else args.channels,
-        "batch": args.batch, "song_seconds": args.seconds, "tiles_per_call": fast.tiles_per_call,
-        "baseline_s": round(base_s, 3), "fast_s": round(fast_s, 3), "speedup": round(base_s / fast_s, 2),
-        "max_abs_diff": diff, "torch_threads": torch.get_num_threads(),
+        "bench": "vae",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "dtype": str(dtype).removeprefix("torch."),
+        "decoder_channels": 128 if args.full_size else args.channels,
+        "batch": args.batch,
+        "song_seconds": args.seconds,
+        "tiles_per_call": fast.tiles_per_call,
+        "baseline_s": round(base_s, 3),
+        "fast_s": round(fast_s, 3),
+        "speedup": round(base_s / fast_s, 2),
+        "max_abs_diff": diff,
+        "torch_threads": torch.get_num_threads(),
     }
     emit(result, args.out)
     return 0

@@ -35,9 +35,16 @@ def choose_backend(backend: str, model_dir: Path) -> str:
     return "sketch"
 
 
-def load_backend(backend: str, model_dir: Path, device: str = "auto", max_batch: int = 4,
-                 lm_model: str | None = None, lm_backend: str = "torch", lm_thinking: bool = True,
-                 max_duration_s: int = 600) -> Generator:
+def load_backend(
+    backend: str,
+    model_dir: Path,
+    device: str = "auto",
+    max_batch: int = 4,
+    lm_model: str | None = None,
+    lm_backend: str = "torch",
+    lm_thinking: bool = True,
+    max_duration_s: int = 600,
+) -> Generator:
     """Load the chosen backend once (this is where model weights are read)."""
     name = choose_backend(backend, model_dir)
     if name == "sketch":
@@ -45,8 +52,15 @@ def load_backend(backend: str, model_dir: Path, device: str = "auto", max_batch:
         return SketchGenerator(max_batch=max_batch)
     from engine.acestep.backend import AceStepGenerator
 
-    return AceStepGenerator(model_dir, device=device, max_batch=max_batch, lm_model=lm_model, lm_backend=lm_backend,
-                            lm_thinking=lm_thinking, max_duration_s=max_duration_s)
+    return AceStepGenerator(
+        model_dir,
+        device=device,
+        max_batch=max_batch,
+        lm_model=lm_model,
+        lm_backend=lm_backend,
+        lm_thinking=lm_thinking,
+        max_duration_s=max_duration_s,
+    )
 
 
 def _missing(model_dir: Path) -> list[str]:

@@ -27,17 +27,27 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
     engine = make_engine(settings.db_url)
     if migrate:
         upgrade(engine)
-    generator = load_backend(settings.engine_backend, settings.model_dir, settings.engine_device,
-                             settings.engine_max_batch, settings.lm_model, settings.lm_backend, settings.lm_thinking,
-                             settings.max_duration_s)
+    generator = load_backend(
+        settings.engine_backend,
+        settings.model_dir,
+        settings.engine_device,
+        settings.engine_max_batch,
+        settings.lm_model,
+        settings.lm_backend,
+        settings.lm_thinking,
+        settings.max_duration_s,
+    )
     config = WorkerConfig(
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
-        max_batch=settings.engine_max_batch, lease_s=settings.engine_lease_s, poll_s=settings.engine_poll_s,
+        max_batch=settings.engine_max_batch,
+        lease_s=settings.engine_lease_s,
+        poll_s=settings.engine_poll_s,
         max_source_duration_s=settings.max_source_duration_s,
     )
     queue = Queue(engine, QueueLimits(max_attempts=settings.engine_max_attempts))
-    return Worker(queue, Blobs(settings.blob_dir), generator, config,
-                  encoder=EncodePool(settings.engine_encode_processes))
+    return Worker(
+        queue, Blobs(settings.blob_dir), generator, config, encoder=EncodePool(settings.engine_encode_processes)
+    )
 
 
 def run_engine(settings: Settings) -> int:

@@ -64,10 +64,21 @@ def request_for(job: JobView, source_audio: np.ndarray | None = None) -> TrackRe
     """The request for a claimed job: each field is its typed spec's (`storage/spec.py`), nothing guessed."""
     spec = job.spec
     return TrackRequest(
-        job_id=job.id, kind=job.kind, caption=spec.caption, lyrics=spec.lyrics, instrumental=spec.instrumental,
-        duration_s=spec.duration_s, seed=job.seed, language=spec.language, bpm=spec.bpm, key=spec.key,
-        time_signature=spec.time_signature, source_audio=source_audio, strength=spec.strength,
-        plan=spec.plan.stored() if spec.plan is not None else None, duration_given=spec.duration_given,
+        job_id=job.id,
+        kind=job.kind,
+        caption=spec.caption,
+        lyrics=spec.lyrics,
+        instrumental=spec.instrumental,
+        duration_s=spec.duration_s,
+        seed=job.seed,
+        language=spec.language,
+        bpm=spec.bpm,
+        key=spec.key,
+        time_signature=spec.time_signature,
+        source_audio=source_audio,
+        strength=spec.strength,
+        plan=spec.plan.stored() if spec.plan is not None else None,
+        duration_given=spec.duration_given,
     )
 
 

@@ -43,17 +43,31 @@ class SketchGenerator:
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, request.strength)
         return GeneratedTrack(
-            job_id=request.job_id, audio=audio, seed=request.seed,
+            job_id=request.job_id,
+            audio=audio,
+            seed=request.seed,
             title=title_from(request.caption) if request.caption.strip() or request.kind != "cover" else "Cover",
-            caption=request.caption, lyrics=request.lyrics,
-            metadata={"bpm": bpm, "key": key, "time_signature": request.time_signature or 4,
-                      "language": request.language or "", "duration_s": request.duration_s},
-            model={"backend": self.name}, notice=NOTICE,
+            caption=request.caption,
+            lyrics=request.lyrics,
+            metadata={
+                "bpm": bpm,
+                "key": key,
+                "time_signature": request.time_signature or 4,
+                "language": request.language or "",
+                "duration_s": request.duration_s,
+            },
+            model={"backend": self.name},
+            notice=NOTICE,
         )
 
 
-def synthesize(duration_s: float, bpm: int, key: str, rng: np.random.Generator,
-               on_progress: Callable[[float], None] = lambda pct: None) -> np.ndarray:
+def synthesize(
+    duration_s: float,
+    bpm: int,
+    key: str,
+    rng: np.random.Generator,
+    on_progress: Callable[[float], None] = lambda pct: None,
+) -> np.ndarray:
     """Chords, bass, an arpeggio and drums in `key` at `bpm`: float32 (samples, 2)."""
     total = round(duration_s * SAMPLE_RATE)
     root, scale = parse_key(key)
@@ -73,12 +87,13 @@ def synthesize(duration_s: float, bpm: int, key: str, rng: np.random.Generator,
         on_progress(100.0 * stop / total)
     fade = min(total // 4, SAMPLE_RATE)
     out[:fade] *= np.linspace(0, 1, fade, dtype=np.float32)[:, None]
-    out[total - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)[:, None]
+    out[total - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)[:, None]
     return out
 
 
-def _render(t: np.ndarray, beat: float, root: int, scale: tuple[int, ...], progression: tuple[int, ...],
-            voice: dict[str, float]) -> np.ndarray:
+def _render(
+    t: np.ndarray, beat: float, root: int, scale: tuple[int, ...], progression: tuple[int, ...], voice: dict[str, float]
+) -> np.ndarray:
     bar = np.floor(t / (4 * beat)).astype(int)
     degree = np.asarray(progression)[bar % len(progression)]
     chord = [_freq(root, scale, degree + step) for step in (0, 2, 4)]
@@ -126,7 +141,7 @@ def blend_with_source(synth: np.ndarray, source: np.ndarray, strength: float) ->
     length = synth.shape[0]
     source = np.resize(source, (length, 2)) if source.shape[0] < length else source[:length]
     window = SAMPLE_RATE // 20
-    energy = np.sqrt(np.convolve((source ** 2).mean(axis=1), np.ones(window) / window, mode="same"))
+    energy = np.sqrt(np.convolve((source**2).mean(axis=1), np.ones(window) / window, mode="same"))
     shaped = synth * (energy / (energy.max() + 1e-9))[:, None].astype(np.float32)
     mixed = strength * source + (1.0 - strength) * shaped
     peak = float(np.abs(mixed).max()) or 1.0

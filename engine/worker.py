@@ -89,8 +89,15 @@ class _Encoding:
 class Worker:
     """One engine: a loaded backend serving the queue."""
 
-    def __init__(self, queue: Queue, blobs: Blobs, generator: Generator, config: WorkerConfig,
-                 clock: Callable[[], datetime] = utcnow, encoder: EncodePool | None = None) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        blobs: Blobs,
+        generator: Generator,
+        config: WorkerConfig,
+        clock: Callable[[], datetime] = utcnow,
+        encoder: EncodePool | None = None,
+    ) -> None:
         self.queue = queue
         self.blobs = blobs
         self.generator = generator
@@ -238,8 +245,9 @@ class Worker:
         if not _finite(result):
             self.queue.fail(job, self.config.owner, BROKEN_AUDIO, self.clock())
             return None
-        tags = audio.Tags(title=result.title, prompt=result.caption, lyrics=result.lyrics,
-                          seed=result.seed, song_id=job.id)
+        tags = audio.Tags(
+            title=result.title, prompt=result.caption, lyrics=result.lyrics, seed=result.seed, song_id=job.id
+        )
         pcm = audio.to_pcm16(result.audio)  # half the bytes to send, and the child does not clip
         temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
         return _Encoding(pcm, temp, tags, self.encoder.submit(pcm, result.sample_rate, temp, tags))
@@ -259,9 +267,17 @@ class Worker:
         relative = self.blobs.track_relative(job.id, job.attempts)
         self.blobs.commit(encoding.temp, relative)
         track = NewTrack(
-            blob_path=relative, duration_s=result.audio.shape[0] / result.sample_rate, seed=result.seed,
-            sha256=sha256, title=result.title, caption=result.caption, lyrics=result.lyrics,
-            meta=result.metadata, model=result.model, plan=result.plan, notice=result.notice,
+            blob_path=relative,
+            duration_s=result.audio.shape[0] / result.sample_rate,
+            seed=result.seed,
+            sha256=sha256,
+            title=result.title,
+            caption=result.caption,
+            lyrics=result.lyrics,
+            meta=result.metadata,
+            model=result.model,
+            plan=result.plan,
+            notice=result.notice,
         )
         try:
             self.queue.complete(job, self.config.owner, track, self.clock())
@@ -308,8 +324,9 @@ class Worker:
             for target in [by_id[job_id]] if job_id in by_id else jobs:
                 if now - last.get(target.id, 0.0) >= REPORT_EVERY_S or percent >= 100:
                     last[target.id] = now
-                    if not self.queue.report(target, self.config.owner, stage, percent, self.clock(),
-                                             self.config.lease_s):
+                    if not self.queue.report(
+                        target, self.config.owner, stage, percent, self.clock(), self.config.lease_s
+                    ):
                         heartbeat.lost = True
                         raise Stopping
 

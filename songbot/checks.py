@@ -29,20 +29,29 @@ def song_checks(settings: Settings) -> list[SongCheck]:
     if folder is None:
         return []
     if folder.name != settings.lm_model:
-        log.warning("LM_MODEL is not in MODEL_DIR; the planner LM present is used",
-                    extra={"lm_model": settings.lm_model, "lm": folder.name})
+        log.warning(
+            "LM_MODEL is not in MODEL_DIR; the planner LM present is used",
+            extra={"lm_model": settings.lm_model, "lm": folder.name},
+        )
     try:
         budget = ContextBudget.load(settings.model_dir, folder.name)
     except (FileNotFoundError, OSError, ValueError):
         return []
 
     def fits_the_planner(request: SongRequest, _default_duration_s: int) -> None:
-        budget.check_fits(PlanRequest(
-            description=request.description, seed=0, instrumental=request.instrumental,
-            language=request.language, duration=float(request.duration_s) if request.duration_s else None,
-            bpm=request.bpm, keyscale=request.key,
-            timesignature=request.time_signature, lyrics=request.lyrics.strip() or None,
-        ))
+        budget.check_fits(
+            PlanRequest(
+                description=request.description,
+                seed=0,
+                instrumental=request.instrumental,
+                language=request.language,
+                duration=float(request.duration_s) if request.duration_s else None,
+                bpm=request.bpm,
+                keyscale=request.key,
+                timesignature=request.time_signature,
+                lyrics=request.lyrics.strip() or None,
+            )
+        )
 
     log.info("song requests are checked against the planner LM's context", extra={"lm": folder.name})
     return [fits_the_planner]

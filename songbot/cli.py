@@ -43,40 +43,68 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="songbot", description="Make music in chats with ACE-Step 1.5.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add(commands, "run", "Run the engine and the bots whose tokens are set",
-        "The engine is a supervised child process; with no token set, this is the local console chat.")
-    add(commands, "chat", "Chat in this terminal with the same commands as the bots",
+    add(
+        commands,
+        "run",
+        "Run the engine and the bots whose tokens are set",
+        "The engine is a supervised child process; with no token set, this is the local console chat.",
+    )
+    add(
+        commands,
+        "chat",
+        "Chat in this terminal with the same commands as the bots",
         "The engine runs as a child process; the log goes to $SONGBOT_DATA_DIR/songbot.log. /help lists the "
-        "commands, /quit or Ctrl-C leaves.")
+        "commands, /quit or Ctrl-C leaves.",
+    )
     add(commands, "engine", "Run the engine process alone", "It claims jobs from the queue and makes the songs.")
     add(commands, "bot", "Run the bot process alone", "The bots whose tokens are set, and the delivery of results.")
     models = add(commands, "models", "Check, write or download the ACE-Step checkpoints").add_subparsers(
-        dest="models_command", required=True, metavar="ACTION")
-    check = add(models, "check", "List missing checkpoint files and the optional planner LM",
-                "Exits 0 only when the set the engine needs is complete; the 5 Hz planner LM is optional.")
+        dest="models_command", required=True, metavar="ACTION"
+    )
+    check = add(
+        models,
+        "check",
+        "List missing checkpoint files and the optional planner LM",
+        "Exits 0 only when the set the engine needs is complete; the 5 Hz planner LM is optional.",
+    )
     check.add_argument("dir", nargs="?", type=Path, help="the model folder (default: $MODEL_DIR)")
-    tiny = add(models, "make-tiny", "Write a tiny random checkpoint set",
-               "In the official layout, for tests and demos.")
+    tiny = add(
+        models, "make-tiny", "Write a tiny random checkpoint set", "In the official layout, for tests and demos."
+    )
     tiny.add_argument("dir", type=Path, help="the folder to write")
-    download = add(models, "download", "Download the official checkpoints",
-                   "From the Hugging Face repository ACE-Step/Ace-Step1.5 (the planner LM acestep-5Hz-lm-1.7B "
-                   "included).")
+    download = add(
+        models,
+        "download",
+        "Download the official checkpoints",
+        "From the Hugging Face repository ACE-Step/Ace-Step1.5 (the planner LM acestep-5Hz-lm-1.7B included).",
+    )
     download.add_argument("dir", nargs="?", type=Path, help="the model folder (default: $MODEL_DIR)")
     # The arguments come from the plan command's own parser (engine/acestep/lm/cli.py), so --help lists them.
-    add(commands, "plan", "Print the planner LM's plan for a description",
+    add(
+        commands,
+        "plan",
+        "Print the planner LM's plan for a description",
         "Caption, lyrics, metadata and the number of audio codes the 5 Hz LM writes.",
-        parents=[plan_arguments()], add_help=False)
+        parents=[plan_arguments()],
+        add_help=False,
+    )
     discord = add(commands, "discord", "Discord tools", "sync registers the bot's slash commands.").add_subparsers(
-        dest="discord_command", required=True, metavar="ACTION")
-    sync = add(discord, "sync", "Register the slash commands with Discord",
-               "Globally (they may take up to an hour to show; Discord caps creates per day) or, with --guild, "
-               "in one guild at once.")
+        dest="discord_command", required=True, metavar="ACTION"
+    )
+    sync = add(
+        discord,
+        "sync",
+        "Register the slash commands with Discord",
+        "Globally (they may take up to an hour to show; Discord caps creates per day) or, with --guild, "
+        "in one guild at once.",
+    )
     sync.add_argument("--guild", type=int, help="a guild id: its commands update at once")
     return parser
 
 
-def add(commands: argparse._SubParsersAction, name: str, summary: str, details: str = "",
-        **kwargs: Any) -> argparse.ArgumentParser:
+def add(
+    commands: argparse._SubParsersAction, name: str, summary: str, details: str = "", **kwargs: Any
+) -> argparse.ArgumentParser:
     """A subcommand: `summary` in the parent's --help, `summary` and `details` in its own."""
     return commands.add_parser(name, help=summary, description=f"{summary}. {details}".strip(), **kwargs)
 
@@ -193,8 +221,10 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
 def discord_sync(settings: Settings, guild: int | None) -> int:
     """`songbot discord sync`: one line on success, one sentence on failure (the traceback goes to the log)."""
     if settings.discord_token is None:
-        print("DISCORD_TOKEN is not set; put the bot's token in .env (see .env.example) and run this again.",
-              file=sys.stderr)
+        print(
+            "DISCORD_TOKEN is not set; put the bot's token in .env (see .env.example) and run this again.",
+            file=sys.stderr,
+        )
         return 2
     from bot.discord.adapter import sync_commands
 
@@ -205,8 +235,10 @@ def discord_sync(settings: Settings, guild: int | None) -> int:
         log.debug("discord sync failed", exc_info=True)
         print(discord_failure(error, settings, guild), file=sys.stderr)
         return 1
-    print(f"Synced {count} commands " + (f"to guild {guild}." if guild else "globally (they may take up to an "
-                                         "hour to show)."))
+    print(
+        f"Synced {count} commands "
+        + (f"to guild {guild}." if guild else "globally (they may take up to an hour to show).")
+    )
     return 0
 
 
@@ -219,8 +251,7 @@ def discord_failure(error: Exception, settings: Settings, guild: int | None) -> 
         return "Discord refused the token in DISCORD_TOKEN; copy it again from the Developer Portal (Bot → Token)."
     if isinstance(error, discord.Forbidden):
         where = f"guild {guild}" if guild else "this application"
-        return (f"Discord refused to register commands in {where}; invite the bot with the applications.commands "
-                "scope.")
+        return f"Discord refused to register commands in {where}; invite the bot with the applications.commands scope."
     if isinstance(error, discord.HTTPException) and error.status == 429:
         return "Discord limits how often commands are registered; try again later (or use --guild ID)."
     if isinstance(error, discord.HTTPException):
@@ -269,8 +300,10 @@ def check_models(model_dir: Path, lm_model: str) -> int:
 def planner_line(model_dir: Path, lm_model: str, found: Path | None) -> str:
     """The line about the optional 5 Hz planner LM: which one the engine will load, or none."""
     if found is None:
-        return (f"Planner LM (optional): none in {model_dir}, so songs are made from the description alone, "
-                f"without LM-written lyrics and metadata; `songbot models download` fetches acestep-5Hz-lm-1.7B.")
+        return (
+            f"Planner LM (optional): none in {model_dir}, so songs are made from the description alone, "
+            f"without LM-written lyrics and metadata; `songbot models download` fetches acestep-5Hz-lm-1.7B."
+        )
     if found.name != lm_model:
         return f"Planner LM (optional): {found.name} (LM_MODEL={lm_model} is not there, so the engine loads this one)."
     return f"Planner LM (optional): {found.name}."
@@ -286,8 +319,10 @@ def download_models(model_dir: Path, lm_model: str) -> int:
     try:
         snapshot_download(MODEL_REPOS["main"], local_dir=str(model_dir))
     except Exception as error:  # noqa: BLE001 - network and hub errors all mean "could not download"
-        print(f"Could not download the checkpoints ({type(error).__name__}); check the network and try again.",
-              file=sys.stderr)
+        print(
+            f"Could not download the checkpoints ({type(error).__name__}); check the network and try again.",
+            file=sys.stderr,
+        )
         return 1
     return check_models(model_dir, lm_model)
 

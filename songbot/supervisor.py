@@ -21,8 +21,13 @@ STOP_GRACE_S = 20.0
 class EngineSupervisor:
     """Keeps one `songbot engine` child alive until `stop()`."""
 
-    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None,
-                 output: Path | None = None, on_exit: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        output: Path | None = None,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
         """Remember how to start the child; `start()` starts it.
 
         Args:
@@ -73,8 +78,9 @@ class EngineSupervisor:
         env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         self.output.parent.mkdir(parents=True, exist_ok=True)
         with self.output.open("ab") as log_file:
-            return await asyncio.create_subprocess_exec(*self.command, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                        stdout=log_file, stderr=log_file)
+            return await asyncio.create_subprocess_exec(
+                *self.command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
+            )
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the child (it releases its job), wait up to `grace_s`, and kill it if it is still there."""

@@ -30,13 +30,24 @@ class Accounts:
                 select(users).where(users.c.platform == ref.platform, users.c.platform_id == ref.platform_id)
             ).one_or_none()
             if row is None:
-                conn.execute(users.insert().values(
-                    platform=ref.platform, platform_id=ref.platform_id, display_name=ref.display_name[:128],
-                    role=role, banned=False, weight=1.0, last_vfinish=0.0, created_at=now,
-                ))
+                conn.execute(
+                    users.insert().values(
+                        platform=ref.platform,
+                        platform_id=ref.platform_id,
+                        display_name=ref.display_name[:128],
+                        role=role,
+                        banned=False,
+                        weight=1.0,
+                        last_vfinish=0.0,
+                        created_at=now,
+                    )
+                )
             elif row.role != role or (ref.display_name and row.display_name != ref.display_name[:128]):
-                conn.execute(update(users).where(users.c.id == row.id).values(
-                    role=role, display_name=ref.display_name[:128] or row.display_name))
+                conn.execute(
+                    update(users)
+                    .where(users.c.id == row.id)
+                    .values(role=role, display_name=ref.display_name[:128] or row.display_name)
+                )
             row = conn.execute(
                 select(users).where(users.c.platform == ref.platform, users.c.platform_id == ref.platform_id)
             ).one()

@@ -143,8 +143,9 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     return resample_poly(audio, target // divisor, rate // divisor, axis=0).astype(np.float32)
 
 
-def encode_mp3(audio: np.ndarray, path: Path, tags: Tags | None = None, kbps: int = MP3_KBPS,
-               rate: int = SAMPLE_RATE) -> Path:
+def encode_mp3(
+    audio: np.ndarray, path: Path, tags: Tags | None = None, kbps: int = MP3_KBPS, rate: int = SAMPLE_RATE
+) -> Path:
     """Write `audio` (float or int16, (samples, channels)) as a constant-bitrate MP3 and tag it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = mp3_bytes(audio, kbps, rate)

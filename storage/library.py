@@ -24,8 +24,7 @@ class Library:
         """The track of song `song_id` (its job id), or None."""
         with self.reader.begin() as conn:
             row = conn.execute(
-                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id)
-                .where(tracks.c.job_id == song_id)
+                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id).where(tracks.c.job_id == song_id)
             ).one_or_none()
             return track_view(row) if row is not None else None
 
@@ -33,8 +32,11 @@ class Library:
         """A user's latest finished songs, newest first."""
         with self.reader.begin() as conn:
             rows = conn.execute(
-                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id)
-                .where(jobs.c.user_id == user_id).order_by(tracks.c.job_id.desc()).limit(limit)
+                select(tracks, jobs.c.kind)
+                .join(jobs, jobs.c.id == tracks.c.job_id)
+                .where(jobs.c.user_id == user_id)
+                .order_by(tracks.c.job_id.desc())
+                .limit(limit)
             ).all()
             return [track_view(row) for row in rows]
 
@@ -42,8 +44,19 @@ class Library:
 def track_view(row: Row[Any]) -> TrackView:
     """A tracks row (joined with its job's kind) as a value."""
     return TrackView(
-        job_id=row.job_id, blob_path=row.blob_path, format=row.format, duration_s=row.duration_s,
-        seed=row.seed, sha256=row.sha256, title=row.title, caption=row.caption, lyrics=row.lyrics,
-        meta=dict(row.meta), plan=row.plan, model=dict(row.model), notice=row.notice,
-        created_at=row.created_at, kind=row.kind,
+        job_id=row.job_id,
+        blob_path=row.blob_path,
+        format=row.format,
+        duration_s=row.duration_s,
+        seed=row.seed,
+        sha256=row.sha256,
+        title=row.title,
+        caption=row.caption,
+        lyrics=row.lyrics,
+        meta=dict(row.meta),
+        plan=row.plan,
+        model=dict(row.model),
+        notice=row.notice,
+        created_at=row.created_at,
+        kind=row.kind,
     )

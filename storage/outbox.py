@@ -29,8 +29,9 @@ class Outbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def claim_open(self, platform: str, owner: str, now: datetime, lease_s: float,
-                   limit: int = 50) -> list[tuple[DeliveryView, JobView]]:
+    def claim_open(
+        self, platform: str, owner: str, now: datetime, lease_s: float, limit: int = 50
+    ) -> list[tuple[DeliveryView, JobView]]:
         """Lease the open deliveries of `platform` that nobody else holds, with their jobs.
 
         Finished jobs come first (in id order, so one chat's results keep their order): a result
@@ -38,29 +39,42 @@ class Outbox:
         comes next, so with more open rows than `limit` every pass sees other rows instead of the
         same oldest ones.
         """
-        free = or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now,
-                   deliveries.c.lease_owner == owner)
+        free = or_(
+            deliveries.c.lease_expires_at.is_(None),
+            deliveries.c.lease_expires_at < now,
+            deliveries.c.lease_owner == owner,
+        )
         finished = jobs.c.status.in_(sorted(TERMINAL))
         with self.engine.begin() as conn:
-            ids = conn.execute(
-                select(deliveries.c.id).join(jobs, jobs.c.id == deliveries.c.job_id)
-                .where(deliveries.c.platform == platform, deliveries.c.state == PENDING, free)
-                .order_by(case((finished, 0), else_=1),
-                          case((finished, None), else_=deliveries.c.lease_expires_at).asc().nulls_first(),
-                          deliveries.c.id)
-                .limit(limit)
-                # Lock only the delivery rows: the engine keeps updating the jobs meanwhile.
-                .with_for_update(of=deliveries, skip_locked=True)
-            ).scalars().all()
+            ids = (
+                conn.execute(
+                    select(deliveries.c.id)
+                    .join(jobs, jobs.c.id == deliveries.c.job_id)
+                    .where(deliveries.c.platform == platform, deliveries.c.state == PENDING, free)
+                    .order_by(
+                        case((finished, 0), else_=1),
+                        case((finished, None), else_=deliveries.c.lease_expires_at).asc().nulls_first(),
+                        deliveries.c.id,
+                    )
+                    .limit(limit)
+                    # Lock only the delivery rows: the engine keeps updating the jobs meanwhile.
+                    .with_for_update(of=deliveries, skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
             if not ids:
                 return []
             conn.execute(
-                update(deliveries).where(deliveries.c.id.in_(ids))
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
             )
             rows = conn.execute(
-                select(deliveries, jobs).join(jobs, jobs.c.id == deliveries.c.job_id)
-                .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id)
+                select(deliveries, jobs)
+                .join(jobs, jobs.c.id == deliveries.c.job_id)
+                .where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.id)
             ).all()
             return [(_delivery(row._mapping), job_view(_JobRow(row))) for row in rows]
 
@@ -77,30 +91,39 @@ class Outbox:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.state == PENDING,
-                       or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)))
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.state == PENDING,
+                    or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)),
+                )
                 .values(state=DONE, delivered_at=now, lease_owner=None, lease_expires_at=None)
             )
             return result.rowcount == 1
 
-    def retry_later(self, delivery_id: int, error: str, now: datetime, delay_s: float,
-                    max_attempts: int) -> None:
+    def retry_later(self, delivery_id: int, error: str, now: datetime, delay_s: float, max_attempts: int) -> None:
         """Posting failed: keep the row for another try after `delay_s`, or give up."""
         with self.engine.begin() as conn:
             row = conn.execute(select(deliveries.c.attempts).where(deliveries.c.id == delivery_id)).one()
             attempts = row.attempts + 1
             state = GAVE_UP if attempts >= max_attempts else PENDING
             conn.execute(
-                update(deliveries).where(deliveries.c.id == delivery_id)
-                .values(attempts=attempts, error=error[:500], state=state, lease_owner=None,
-                        lease_expires_at=now + timedelta(seconds=delay_s))
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    attempts=attempts,
+                    error=error[:500],
+                    state=state,
+                    lease_owner=None,
+                    lease_expires_at=now + timedelta(seconds=delay_s),
+                )
             )
 
     def release(self, owner: str) -> None:
         """Drop this process's leases (clean shutdown), so another process can go on at once."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(deliveries).where(and_(deliveries.c.lease_owner == owner, deliveries.c.state == PENDING))
+                update(deliveries)
+                .where(and_(deliveries.c.lease_owner == owner, deliveries.c.state == PENDING))
                 .values(lease_owner=None, lease_expires_at=None)
             )
 
@@ -113,13 +136,19 @@ class Outbox:
 
 def _delivery(row: Any) -> DeliveryView:
     return DeliveryView(
-        id=row[deliveries.c.id], job_id=row[deliveries.c.job_id], platform=row[deliveries.c.platform],
-        chat_id=row[deliveries.c.chat_id], reply_to_message_id=row[deliveries.c.reply_to_message_id],
+        id=row[deliveries.c.id],
+        job_id=row[deliveries.c.job_id],
+        platform=row[deliveries.c.platform],
+        chat_id=row[deliveries.c.chat_id],
+        reply_to_message_id=row[deliveries.c.reply_to_message_id],
         status_message_id=row[deliveries.c.status_message_id],
         interaction_token=row[deliveries.c.interaction_token],
-        token_expires_at=row[deliveries.c.token_expires_at], extra=dict(row[deliveries.c.extra] or {}),
-        state=row[deliveries.c.state], last_status_text=row[deliveries.c.last_status_text],
-        last_status_at=row[deliveries.c.last_status_at], attempts=row[deliveries.c.attempts],
+        token_expires_at=row[deliveries.c.token_expires_at],
+        extra=dict(row[deliveries.c.extra] or {}),
+        state=row[deliveries.c.state],
+        last_status_text=row[deliveries.c.last_status_text],
+        last_status_at=row[deliveries.c.last_status_at],
+        attempts=row[deliveries.c.attempts],
     )
 
 
@@ -131,4 +160,3 @@ class _JobRow:
 
     def __getattr__(self, name: str) -> Any:
         return self._mapping[jobs.c[name]]
-

@@ -49,7 +49,6 @@ DEAD_MESSAGE = "This song failed several times in a row, so I gave up on it; ple
 PAUSED_MESSAGE = "The bot is paused by its operators right now; please try again a little later."
 
 
-
 def _claim_statement() -> Any:
     """The claim, built once: the engine runs it in a tight loop.
 
@@ -70,15 +69,22 @@ def _claim_statement() -> Any:
     return (
         update(jobs)
         .where(jobs.c.id.in_(select(candidates.c.id)), jobs.c.status == QUEUED)
-        .values(status=RUNNING, lease_owner=bindparam("owner"), attempts=jobs.c.attempts + 1,
-                started_at=bindparam("now"), lease_expires_at=bindparam("expires"), stage="starting",
-                progress=0.0)
+        .values(
+            status=RUNNING,
+            lease_owner=bindparam("owner"),
+            attempts=jobs.c.attempts + 1,
+            started_at=bindparam("now"),
+            lease_expires_at=bindparam("expires"),
+            stage="starting",
+            progress=0.0,
+        )
         .returning(*jobs.c)
     )
 
 
 CLAIM = _claim_statement()
 CLOCK = select(queue_state.c.vtime, queue_state.c.paused)
+
 
 class Queue:
     """All job-queue operations, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
@@ -117,10 +123,24 @@ class Queue:
             tags = fairness.tags_for(clock, user.last_vfinish, cost, user.weight)
             job_id = conn.execute(
                 jobs.insert()
-                .values(user_id=user_id, kind=kind, spec=spec.stored(), seed=seed, parent_id=parent_id,
-                        source_blob=source_blob, status=QUEUED, stage=QUEUED, progress=0.0, attempts=0,
-                        max_attempts=self.limits.max_attempts, run_after=now, cost=cost,
-                        vstart=tags.vstart, vfinish=tags.vfinish, created_at=now)
+                .values(
+                    user_id=user_id,
+                    kind=kind,
+                    spec=spec.stored(),
+                    seed=seed,
+                    parent_id=parent_id,
+                    source_blob=source_blob,
+                    status=QUEUED,
+                    stage=QUEUED,
+                    progress=0.0,
+                    attempts=0,
+                    max_attempts=self.limits.max_attempts,
+                    run_after=now,
+                    cost=cost,
+                    vstart=tags.vstart,
+                    vfinish=tags.vfinish,
+                    created_at=now,
+                )
                 .returning(jobs.c.id)
             ).scalar_one()
             # The user's chain of tags grows by this job.
@@ -190,21 +210,21 @@ class Queue:
         """Extend the lease; False means the worker no longer owns the job."""
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(jobs)
-                .where(_owned(job, owner))
-                .values(lease_expires_at=now + timedelta(seconds=lease_s))
+                update(jobs).where(_owned(job, owner)).values(lease_expires_at=now + timedelta(seconds=lease_s))
             )
             return result.rowcount == 1
 
-    def report(self, job: JobView, owner: str, stage: str, percent: float, now: datetime,
-               lease_s: float) -> bool:
+    def report(self, job: JobView, owner: str, stage: str, percent: float, now: datetime, lease_s: float) -> bool:
         """Record stage and percent (and renew the lease); False if the lease is lost."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(jobs)
                 .where(_owned(job, owner))
-                .values(stage=stage, progress=max(0.0, min(100.0, percent)),
-                        lease_expires_at=now + timedelta(seconds=lease_s))
+                .values(
+                    stage=stage,
+                    progress=max(0.0, min(100.0, percent)),
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                )
             )
             return result.rowcount == 1
 
@@ -218,8 +238,15 @@ class Queue:
             result = conn.execute(
                 update(jobs)
                 .where(_owned(job, owner))
-                .values(status=SUCCEEDED, stage="done", progress=100.0, finished_at=now,
-                        lease_owner=None, lease_expires_at=None, error=None)
+                .values(
+                    status=SUCCEEDED,
+                    stage="done",
+                    progress=100.0,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error=None,
+                )
             )
             if result.rowcount != 1:
                 raise LeaseLost("The engine lost its lease on this song.")
@@ -241,8 +268,13 @@ class Queue:
             .where(jobs.c.user_id == row.user_id, jobs.c.status == QUEUED, jobs.c.vstart >= row.vfinish)
             .order_by(jobs.c.vstart, jobs.c.id)
         ).all()
-        fixed, moved = fairness.correct(clock, fairness.Tags(row.vstart, row.vfinish), row.cost, cost,
-                                        [fairness.Tags(other.vstart, other.vfinish) for other in later])
+        fixed, moved = fairness.correct(
+            clock,
+            fairness.Tags(row.vstart, row.vfinish),
+            row.cost,
+            cost,
+            [fairness.Tags(other.vstart, other.vfinish) for other in later],
+        )
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(cost=cost, vfinish=fixed.vfinish))
         renamed = {row.vfinish: fixed.vfinish}
         for other, tags in zip(later, moved, strict=True):
@@ -258,8 +290,14 @@ class Queue:
             result = conn.execute(
                 update(jobs)
                 .where(_owned(job, owner))
-                .values(status=FAILED, stage="failed", finished_at=now, error=message,
-                        lease_owner=None, lease_expires_at=None)
+                .values(
+                    status=FAILED,
+                    stage="failed",
+                    finished_at=now,
+                    error=message,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
             )
             return result.rowcount == 1
 
@@ -269,8 +307,14 @@ class Queue:
             result = conn.execute(
                 update(jobs)
                 .where(_owned(job, owner))
-                .values(status=QUEUED, stage=QUEUED, progress=0.0, lease_owner=None,
-                        lease_expires_at=None, attempts=jobs.c.attempts - 1)
+                .values(
+                    status=QUEUED,
+                    stage=QUEUED,
+                    progress=0.0,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=jobs.c.attempts - 1,
+                )
             )
             return result.rowcount == 1
 
@@ -282,21 +326,41 @@ class Queue:
         """
         expired = and_(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
         with self.engine.begin() as conn:
-            dead = conn.execute(
-                update(jobs)
-                .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
-                .values(status=DEAD, stage="failed", error=DEAD_MESSAGE, finished_at=now,
-                        lease_owner=None, lease_expires_at=None)
-                .returning(jobs.c.id)
-            ).scalars().all()
+            dead = (
+                conn.execute(
+                    update(jobs)
+                    .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+                    .values(
+                        status=DEAD,
+                        stage="failed",
+                        error=DEAD_MESSAGE,
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                    .returning(jobs.c.id)
+                )
+                .scalars()
+                .all()
+            )
             # Retries keep their start tag, so they re-enter near the front of the line.
-            requeued = conn.execute(
-                update(jobs)
-                .where(expired)
-                .values(status=QUEUED, stage=QUEUED, progress=0.0, lease_owner=None,
-                        lease_expires_at=None, run_after=now + timedelta(seconds=backoff_s))
-                .returning(jobs.c.id)
-            ).scalars().all()
+            requeued = (
+                conn.execute(
+                    update(jobs)
+                    .where(expired)
+                    .values(
+                        status=QUEUED,
+                        stage=QUEUED,
+                        progress=0.0,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        run_after=now + timedelta(seconds=backoff_s),
+                    )
+                    .returning(jobs.c.id)
+                )
+                .scalars()
+                .all()
+            )
         return [(job_id, DEAD) for job_id in dead] + [(job_id, QUEUED) for job_id in requeued]
 
     # ----------------------------------------------------------------- cancel
@@ -315,7 +379,8 @@ class Queue:
             if row.status != QUEUED:
                 raise UserError(_not_cancellable(row.status, job_id))
             conn.execute(
-                update(jobs).where(jobs.c.id == job_id, jobs.c.status == QUEUED)
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == QUEUED)
                 .values(status=CANCELLED, stage="cancelled", finished_at=now)
             )
             self._refund(conn, row)
@@ -340,8 +405,7 @@ class Queue:
         """A user's queued and running jobs, oldest first."""
         with self.reader.begin() as conn:
             rows = conn.execute(
-                select(jobs).where(jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING)))
-                .order_by(jobs.c.id)
+                select(jobs).where(jobs.c.user_id == user_id, jobs.c.status.in_((QUEUED, RUNNING))).order_by(jobs.c.id)
             ).all()
             return [job_view(row) for row in rows]
 
@@ -350,8 +414,7 @@ class Queue:
         with self.reader.begin() as conn:
             ahead = or_(jobs.c.vstart < job.vstart, and_(jobs.c.vstart == job.vstart, jobs.c.id < job.id))
             count, cost = conn.execute(
-                select(func.count(), func.coalesce(func.sum(jobs.c.cost), 0.0))
-                .where(jobs.c.status == QUEUED, ahead)
+                select(func.count(), func.coalesce(func.sum(jobs.c.cost), 0.0)).where(jobs.c.status == QUEUED, ahead)
             ).one()
             running_count, running_cost = conn.execute(
                 select(func.count(), func.coalesce(func.sum(jobs.c.cost), 0.0)).where(jobs.c.status == RUNNING)
@@ -368,7 +431,8 @@ class Queue:
             rows = conn.execute(
                 select(jobs.c.cost, jobs.c.started_at, jobs.c.finished_at)
                 .where(jobs.c.status == SUCCEEDED, jobs.c.started_at.is_not(None))
-                .order_by(jobs.c.finished_at.desc()).limit(sample)
+                .order_by(jobs.c.finished_at.desc())
+                .limit(sample)
             ).all()
         spent = busy_seconds([(row.started_at, row.finished_at) for row in rows])
         cost = sum(row.cost for row in rows)
@@ -406,8 +470,9 @@ def busy_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
 
 def _owned(job: JobView, owner: str) -> Any:
     """The fence: this worker, this attempt, still running."""
-    return and_(jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.attempts == job.attempts,
-                jobs.c.status == RUNNING)
+    return and_(
+        jobs.c.id == job.id, jobs.c.lease_owner == owner, jobs.c.attempts == job.attempts, jobs.c.status == RUNNING
+    )
 
 
 def _not_cancellable(status: str, job_id: int) -> str:
@@ -419,20 +484,42 @@ def _not_cancellable(status: str, job_id: int) -> str:
 def job_view(row: Any) -> JobView:
     """A jobs row (or anything with its column names as attributes) as a value."""
     return JobView(
-        id=row.id, user_id=row.user_id, kind=row.kind, status=row.status, stage=row.stage,
-        progress=row.progress, seed=row.seed, spec=JobSpec.from_stored(row.spec), parent_id=row.parent_id,
-        source_blob=row.source_blob, attempts=row.attempts, error=row.error, cost=row.cost,
-        vstart=row.vstart, created_at=row.created_at, started_at=row.started_at,
-        finished_at=row.finished_at, lease_owner=row.lease_owner,
+        id=row.id,
+        user_id=row.user_id,
+        kind=row.kind,
+        status=row.status,
+        stage=row.stage,
+        progress=row.progress,
+        seed=row.seed,
+        spec=JobSpec.from_stored(row.spec),
+        parent_id=row.parent_id,
+        source_blob=row.source_blob,
+        attempts=row.attempts,
+        error=row.error,
+        cost=row.cost,
+        vstart=row.vstart,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        lease_owner=row.lease_owner,
     )
 
 
 def _track_values(track: NewTrack) -> dict[str, Any]:
     return {
-        "batch_index": track.batch_index, "blob_path": track.blob_path, "format": track.format,
-        "duration_s": track.duration_s, "seed": track.seed, "sha256": track.sha256, "title": track.title,
-        "caption": track.caption, "lyrics": track.lyrics, "meta": track.meta,
-        "audio_codes": _codes_text(track.plan), "plan": track.plan, "model": track.model,
+        "batch_index": track.batch_index,
+        "blob_path": track.blob_path,
+        "format": track.format,
+        "duration_s": track.duration_s,
+        "seed": track.seed,
+        "sha256": track.sha256,
+        "title": track.title,
+        "caption": track.caption,
+        "lyrics": track.lyrics,
+        "meta": track.meta,
+        "audio_codes": _codes_text(track.plan),
+        "plan": track.plan,
+        "model": track.model,
         "notice": track.notice,
     }
 
@@ -444,16 +531,28 @@ def _codes_text(plan: dict[str, Any] | None) -> str | None:
 
 def _delivery_values(job_id: int, target: DeliveryTarget) -> dict[str, Any]:
     return {
-        "job_id": job_id, "platform": target.platform, "chat_id": target.chat_id,
-        "reply_to_message_id": target.reply_to_message_id, "status_message_id": target.status_message_id,
-        "interaction_token": target.interaction_token, "token_expires_at": target.token_expires_at,
-        "extra": dict(target.extra), "state": "pending", "attempts": 0,
+        "job_id": job_id,
+        "platform": target.platform,
+        "chat_id": target.chat_id,
+        "reply_to_message_id": target.reply_to_message_id,
+        "status_message_id": target.status_message_id,
+        "interaction_token": target.interaction_token,
+        "token_expires_at": target.token_expires_at,
+        "extra": dict(target.extra),
+        "state": "pending",
+        "attempts": 0,
     }
 
 
 def user_view(row: Row[Any]) -> UserView:
     """A users row as a value."""
     return UserView(
-        id=row.id, platform=row.platform, platform_id=row.platform_id, display_name=row.display_name,
-        role=row.role, banned=row.banned, weight=row.weight, daily_quota=row.daily_quota,
+        id=row.id,
+        platform=row.platform,
+        platform_id=row.platform_id,
+        display_name=row.display_name,
+        role=row.role,
+        banned=row.banned,
+        weight=row.weight,
+        daily_quota=row.daily_quota,
     )

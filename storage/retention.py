@@ -45,8 +45,11 @@ class UploadRetention:
         found: set[str] = set()
         with self.engine.begin() as conn:
             for start in range(0, len(paths), chunk):
-                found.update(conn.execute(
-                    select(jobs.c.source_blob).where(jobs.c.source_blob.in_(paths[start:start + chunk]),
-                                                     jobs.c.status.not_in(sorted(TERMINAL)))
-                ).scalars())
+                found.update(
+                    conn.execute(
+                        select(jobs.c.source_blob).where(
+                            jobs.c.source_blob.in_(paths[start : start + chunk]), jobs.c.status.not_in(sorted(TERMINAL))
+                        )
+                    ).scalars()
+                )
         return found

@@ -11,15 +11,62 @@ import re
 # Languages the ACE-Step text encoder and the 5 Hz LM know (upstream `acestep/constants.py`).
 LANGUAGES = frozenset(
     (
-        "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi",
-        "hr", "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl",
-        "pt", "ro", "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi",
-        "yue", "zh",
+        "ar",
+        "az",
+        "bg",
+        "bn",
+        "ca",
+        "cs",
+        "da",
+        "de",
+        "el",
+        "en",
+        "es",
+        "fa",
+        "fi",
+        "fr",
+        "he",
+        "hi",
+        "hr",
+        "ht",
+        "hu",
+        "id",
+        "is",
+        "it",
+        "ja",
+        "ko",
+        "la",
+        "lt",
+        "ms",
+        "ne",
+        "nl",
+        "no",
+        "pa",
+        "pl",
+        "pt",
+        "ro",
+        "ru",
+        "sa",
+        "sk",
+        "sr",
+        "sv",
+        "sw",
+        "ta",
+        "te",
+        "th",
+        "tl",
+        "tr",
+        "uk",
+        "ur",
+        "vi",
+        "yue",
+        "zh",
     )
 )
 # Keys in the one spelling a job spec stores: a note, an optional `#` or `b`, then `major` or `minor`.
-KEYS = frozenset(f"{note}{accidental} {mode}" for note in "ABCDEFG" for accidental in ("", "#", "b")
-                 for mode in ("major", "minor"))
+KEYS = frozenset(
+    f"{note}{accidental} {mode}" for note in "ABCDEFG" for accidental in ("", "#", "b") for mode in ("major", "minor")
+)
 _KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
 
 

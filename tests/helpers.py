@@ -27,8 +27,13 @@ DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings isolated in `tmp_path`: SQLite there, sketch backend, fast polling, no `.env`."""
     values: dict[str, Any] = {
-        "data_dir": tmp_path / "data", "model_dir": tmp_path / "no-models", "engine_backend": "sketch",
-        "engine_poll_s": 0.05, "delivery_poll_s": 0.05, "status_edit_interval_s": 0.0, "engine_lease_s": 5.0,
+        "data_dir": tmp_path / "data",
+        "model_dir": tmp_path / "no-models",
+        "engine_backend": "sketch",
+        "engine_poll_s": 0.05,
+        "delivery_poll_s": 0.05,
+        "status_edit_interval_s": 0.0,
+        "engine_lease_s": 5.0,
         "engine_encode_processes": 0,  # encodes in threads; tests/engine/test_worker_pipeline.py spawns
     }
     values.update(overrides)

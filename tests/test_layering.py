@@ -45,8 +45,13 @@ def test_the_check_sees_a_violation(tmp_path):
 def test_import_linter_contracts_hold():
     # Run import-linter from this interpreter, not from PATH (make test does not put the venv on PATH).
     code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
-    done = subprocess.run([sys.executable, "-c", code, "--config", str(REPO / "pyproject.toml")], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--config", str(REPO / "pyproject.toml")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -55,9 +60,12 @@ def modules_in_cycles(*packages: str) -> set[tuple[str, str]]:
     import grimp
 
     graph = grimp.build_graph(*packages)
-    return {(module, imported) for module in graph.modules
-            for imported in graph.find_modules_directly_imported_by(module)
-            if graph.chain_exists(importer=imported, imported=module)}
+    return {
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=imported, imported=module)
+    }
 
 
 def test_no_import_cycles():

@@ -17,8 +17,11 @@ def tracked_files(*patterns: str) -> list[str]:
 def test_no_code_reads_beside_the_repository():
     files = tracked_files("*.py", "*.sh", "Makefile", ".ci/*", "*.toml")
     assert files, "git ls-files found nothing: not a checkout?"
-    offenders = [name for name in files if name != "tests/test_self_contained.py"
-                 and OUTSIDE.search((REPO / name).read_text(encoding="utf-8"))]
+    offenders = [
+        name
+        for name in files
+        if name != "tests/test_self_contained.py" and OUTSIDE.search((REPO / name).read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
@@ -31,6 +34,11 @@ def test_the_pattern_sees_an_escape():
 def test_the_test_data_is_tracked():
     tracked = set(tracked_files("tests/data"))
     kit = TEST_DATA / "conformance" / "acestep_dit"  # the default kit (ACESTEP_CONFORMANCE_DIR may point elsewhere)
-    for path in (kit / "cases.json", kit / "model.safetensors", FACTS / "lm_prompts.json",
-                 FACTS / "configs" / "acestep-5Hz-lm-1.7B" / "config.json", TEST_DATA / "acestep_understand_log.jsonl"):
+    for path in (
+        kit / "cases.json",
+        kit / "model.safetensors",
+        FACTS / "lm_prompts.json",
+        FACTS / "configs" / "acestep-5Hz-lm-1.7B" / "config.json",
+        TEST_DATA / "acestep_understand_log.jsonl",
+    ):
         assert str(path.relative_to(REPO)) in tracked, path

@@ -62,12 +62,19 @@ def console_help(settings: Settings) -> str:
     days = settings.upload_retention_days
     uploads = settings.blob_dir.resolve() / "uploads"
     if days > 0:
-        kept = (f"A file you cover is copied to {uploads}; the copy is deleted after {render.days_text(days)}, "
-                "and after that its covers can't be re-rolled.")
+        kept = (
+            f"A file you cover is copied to {uploads}; the copy is deleted after {render.days_text(days)}, "
+            "and after that its covers can't be re-rolled."
+        )
     else:
         kept = f"A file you cover is copied to {uploads} and kept there."
-    limits = render.limits_text(settings.max_pending_per_user, settings.daily_quota, MIN_DURATION_S,
-                                settings.max_duration_s, settings.max_source_mb)
+    limits = render.limits_text(
+        settings.max_pending_per_user,
+        settings.daily_quota,
+        MIN_DURATION_S,
+        settings.max_duration_s,
+        settings.max_source_mb,
+    )
     return HELP.format(tracks=settings.blob_dir.resolve() / "tracks", limits=limits, uploads=kept)
 
 
@@ -137,8 +144,14 @@ class ConsoleMessenger:
 class ConsoleChat:
     """Reads commands, submits them, and prints what the delivery loop hands over."""
 
-    def __init__(self, service: SongService, loop: DeliveryLoop, out: TextIO = sys.stdout,
-                 user: UserRef | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        service: SongService,
+        loop: DeliveryLoop,
+        out: TextIO = sys.stdout,
+        user: UserRef | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.service = service
         self.loop = loop
         self.out = out
@@ -164,8 +177,10 @@ class ConsoleChat:
         if interactive:
             self.terminal.say(WELCOME + (f" Log: {self.log_path}" if self.log_path else ""))
         stop = asyncio.Event()
-        background = [asyncio.create_task(self.loop.run(stop)),
-                      asyncio.create_task(UploadSweeper.for_service(self.service).run(stop))]
+        background = [
+            asyncio.create_task(self.loop.run(stop)),
+            asyncio.create_task(UploadSweeper.for_service(self.service).run(stop)),
+        ]
         session = asyncio.create_task(self._session(lines, interactive))
         quitting = asyncio.create_task(self.quitting.wait())
         try:

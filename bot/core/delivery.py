@@ -51,8 +51,7 @@ class Messenger(Protocol):
 class DeliveryLoop:
     """Polls the outbox for every registered platform."""
 
-    def __init__(self, service: SongService, owner: str | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, service: SongService, owner: str | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.service = service
         self.outbox = service.outbox
         self.owner = owner or f"bot:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -82,8 +81,9 @@ class DeliveryLoop:
         """One pass over every platform's open deliveries. Returns how many were looked at."""
         seen = 0
         for platform, messenger in list(self.messengers.items()):
-            rows = await asyncio.to_thread(self.outbox.claim_open, platform, self.owner, self.clock(),
-                                           self.service.settings.delivery_lease_s)
+            rows = await asyncio.to_thread(
+                self.outbox.claim_open, platform, self.owner, self.clock(), self.service.settings.delivery_lease_s
+            )
             seen += len(rows)
             # Chats are served side by side; within one chat, in order, so messages keep their order.
             by_chat: dict[str, list[tuple[DeliveryView, JobView]]] = {}
@@ -104,10 +104,13 @@ class DeliveryLoop:
                 await self._update(messenger, delivery, job)
         except Exception as error:  # noqa: BLE001 - any platform failure is retried later
             delay = RETRY_BASE_S * 2 ** min(delivery.attempts, 6)
-            log.warning("delivery failed; will retry",
-                        extra={"job": job.id, "platform": delivery.platform, "error": type(error).__name__})
-            await asyncio.to_thread(self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay,
-                                    MAX_ATTEMPTS)
+            log.warning(
+                "delivery failed; will retry",
+                extra={"job": job.id, "platform": delivery.platform, "error": type(error).__name__},
+            )
+            await asyncio.to_thread(
+                self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay, MAX_ATTEMPTS
+            )
 
     async def _update(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
         if not self._due(delivery):  # checked first: building the text costs a queue query

@@ -27,8 +27,10 @@ COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+|$)")
 # Discord's option range for a daily quota; the text commands take the same.
 QUOTA_MAX = 100_000
 PLATFORM_ID = re.compile(r"^(discord|telegram|console):([0-9A-Za-z_-]{1,64})$")
-ADMIN_USAGE = ("Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or "
-               "quota <platform:id> <songs a day|default>.")
+ADMIN_USAGE = (
+    "Use /admin pause, resume, stats, ban <platform:id>, unban <platform:id> or "
+    "quota <platform:id> <songs a day|default>."
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def parse_command(text: str, bot_username: str | None = None) -> ParsedCommand |
     addressee = match.group(2)
     if addressee and (bot_username is None or addressee.lower() != bot_username.lower()):
         return None
-    rest = text[match.end():]
+    rest = text[match.end() :]
     first, _, body = rest.partition("\n")
     return ParsedCommand(name=match.group(1).lower(), args=first.strip(), body=body.strip("\n"))
 
@@ -179,8 +181,10 @@ def parse_quota(value: str) -> int | None:
     if text == "default":
         return None
     if not text.isdigit() or int(text) > QUOTA_MAX:
-        raise UserError(f"The quota must be a number of songs a day from 0 (no limit) to {QUOTA_MAX}, "
-                        f"or 'default', not {value[:20]!r}.")
+        raise UserError(
+            f"The quota must be a number of songs a day from 0 (no limit) to {QUOTA_MAX}, "
+            f"or 'default', not {value[:20]!r}."
+        )
     return int(text)
 
 
@@ -243,7 +247,7 @@ def normalize_key(value: str) -> str:
     """`c#m`, `Bb major`, `F# minor`, `G` → `C# minor`, `Bb major`, `F# minor`, `G major`."""
     key = canonical_key(value)
     if key is None:
-        raise UserError(f"I don't know the key {value[:20]!r}; try something like key=\"F# minor\" or key=Bb.")
+        raise UserError(f'I don\'t know the key {value[:20]!r}; try something like key="F# minor" or key=Bb.')
     return key
 
 
@@ -261,5 +265,5 @@ def _first_word(text: str) -> tuple[str, str, str]:
         quote = text[0]
         end = text.find(quote, 1)
         if end > 0:
-            return text[1:end], " ", text[end + 1:]
+            return text[1:end], " ", text[end + 1 :]
     return text.partition(" ")

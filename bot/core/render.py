@@ -32,14 +32,16 @@ Privacy: your requests, songs and seeds are stored on this bot's server so you c
 
 def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float, upload_days: float) -> str:
     """The help text with this bot's limits and upload retention filled in."""
-    return HELP_TEXT.format(limits=limits_text(max_pending, quota, min_s, max_s, max_mb),
-                            privacy=privacy_text(upload_days))
+    return HELP_TEXT.format(
+        limits=limits_text(max_pending, quota, min_s, max_s, max_mb), privacy=privacy_text(upload_days)
+    )
 
 
 def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
     """The line of /help with the limits."""
-    return LIMITS_TEXT.format(max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s,
-                              max_mb=max_mb)
+    return LIMITS_TEXT.format(
+        max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s, max_mb=max_mb
+    )
 
 
 def privacy_text(upload_days: float) -> str:
@@ -47,16 +49,20 @@ def privacy_text(upload_days: float) -> str:
     if upload_days <= 0:
         uploads = "the recordings you upload for a cover are kept too."
     else:
-        uploads = (f"the recordings you upload for a cover are deleted after {days_text(upload_days)}, "
-                   "and after that their covers can't be re-rolled.")
+        uploads = (
+            f"the recordings you upload for a cover are deleted after {days_text(upload_days)}, "
+            "and after that their covers can't be re-rolled."
+        )
     return PRIVACY_TEXT.format(uploads=uploads)
 
 
 def source_gone_text(song_id: int, upload_days: float) -> str:
     """The one sentence for a re-roll of a cover whose uploaded recording was deleted."""
     when = f" after {days_text(upload_days)}" if upload_days > 0 else ""
-    return (f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; "
-            "send the audio again with /cover.")
+    return (
+        f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; "
+        "send the audio again with /cover."
+    )
 
 
 def days_text(days: float) -> str:
@@ -108,11 +114,15 @@ def failure_text(job: JobView) -> str:
 def result_caption(track: TrackView) -> str:
     """Title, style, bpm/key, duration, song id and seed, and the sketch notice if any."""
     meta = track.meta
-    facts = [part for part in (
-        f"{meta['bpm']} bpm" if meta.get("bpm") else "",
-        str(meta.get("key") or ""),
-        format_duration(track.duration_s),
-    ) if part]
+    facts = [
+        part
+        for part in (
+            f"{meta['bpm']} bpm" if meta.get("bpm") else "",
+            str(meta.get("key") or ""),
+            format_duration(track.duration_s),
+        )
+        if part
+    ]
     lines = [f"🎵 {track.title}"]
     if track.caption.strip():
         lines.append(f"Style: {shorten(track.caption, 200)}")
@@ -131,8 +141,10 @@ def history_text(tracks: list[TrackView]) -> str:
     """The user's latest songs, one per line."""
     if not tracks:
         return "You have no songs yet; try /song lo-fi rain at night"
-    rows = [f"#{track.job_id} · {shorten(track.title, 40)} · seed {track.seed} · "
-            f"{format_duration(track.duration_s)}" for track in tracks]
+    rows = [
+        f"#{track.job_id} · {shorten(track.title, 40)} · seed {track.seed} · {format_duration(track.duration_s)}"
+        for track in tracks
+    ]
     return "Your latest songs:\n" + "\n".join(rows)
 
 

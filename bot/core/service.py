@@ -54,8 +54,16 @@ class ResultView:
 class SongService:
     """Every command, over one queue and one blob directory."""
 
-    def __init__(self, settings: Settings, queue: Queue, accounts: Accounts, library: Library, blobs: Blobs,
-                 clock: Callable[[], datetime] = utcnow, song_checks: Sequence[SongCheck] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: Queue,
+        accounts: Accounts,
+        library: Library,
+        blobs: Blobs,
+        clock: Callable[[], datetime] = utcnow,
+        song_checks: Sequence[SongCheck] = (),
+    ) -> None:
         self.settings = settings
         self.song_checks = tuple(song_checks)
         self.queue = queue
@@ -66,16 +74,27 @@ class SongService:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
-                      ) -> SongService:
+    def from_settings(
+        cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
+    ) -> SongService:
         """Build the service and its storage from settings (the bot's composition root calls this)."""
         engine = make_engine(settings.db_url)
         if migrate:
             upgrade(engine)
-        limits = QueueLimits(max_pending_per_user=settings.max_pending_per_user, daily_quota=settings.daily_quota,
-                             max_queued_total=settings.max_queued_total, max_attempts=settings.engine_max_attempts)
-        return cls(settings, Queue(engine, limits), Accounts(engine), Library(engine), Blobs(settings.blob_dir),
-                   song_checks=song_checks)
+        limits = QueueLimits(
+            max_pending_per_user=settings.max_pending_per_user,
+            daily_quota=settings.daily_quota,
+            max_queued_total=settings.max_queued_total,
+            max_attempts=settings.engine_max_attempts,
+        )
+        return cls(
+            settings,
+            Queue(engine, limits),
+            Accounts(engine),
+            Library(engine),
+            Blobs(settings.blob_dir),
+            song_checks=song_checks,
+        )
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(function, *args, **kwargs)
@@ -90,16 +109,23 @@ class SongService:
             await self._run(check, request, duration)
         given = request.duration_s is not None
         spec = JobSpec.build(
-            caption=request.description, lyrics="" if request.instrumental else request.lyrics,
-            instrumental=request.instrumental, duration_s=duration, duration_given=given,
-            duration_max_s=None if given else max(duration, self.settings.max_duration_s), bpm=request.bpm,
-            key=request.key, language=request.language, time_signature=request.time_signature,
+            caption=request.description,
+            lyrics="" if request.instrumental else request.lyrics,
+            instrumental=request.instrumental,
+            duration_s=duration,
+            duration_given=given,
+            duration_max_s=None if given else max(duration, self.settings.max_duration_s),
+            bpm=request.bpm,
+            key=request.key,
+            language=request.language,
+            time_signature=request.time_signature,
         )
         seed = request.seed if request.seed is not None else new_seed()
         return await self._run(self._submit, user, "song", spec, seed, target)
 
-    def check_upload(self, size_bytes: int | None, mime: str | None, filename: str | None,
-                     duration_s: float | None = None) -> None:
+    def check_upload(
+        self, size_bytes: int | None, mime: str | None, filename: str | None, duration_s: float | None = None
+    ) -> None:
         """Refuse an upload before downloading it.
 
         Too big, empty, clearly not audio, or (when the platform says how long it is) too long or too short.
@@ -117,11 +143,13 @@ class SongService:
         if duration_s is not None and duration_s > self.settings.max_source_duration_s:
             raise audio.too_long(self.settings.max_source_duration_s)
         if duration_s is not None and 0 < duration_s < MIN_DURATION_S:
-            raise BadAudio(f"That recording is only {duration_s:.0f} seconds long; covers need at least "
-                           f"{MIN_DURATION_S} seconds.")
+            raise BadAudio(
+                f"That recording is only {duration_s:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
+            )
 
-    async def submit_cover(self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None,
-                           target: DeliveryTarget) -> JobView:
+    async def submit_cover(
+        self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None, target: DeliveryTarget
+    ) -> JobView:
         """Validate the uploaded audio, keep it, and queue a cover."""
         self.check_upload(len(data), None, filename)
         if len(request.style) > self.settings.max_prompt_chars:
@@ -129,12 +157,14 @@ class SongService:
         source = await self._run(audio.decode, data, self.settings.max_source_duration_s, filename)
         seconds = source.shape[0] / audio.SAMPLE_RATE
         if seconds < MIN_DURATION_S:
-            raise BadAudio(f"That recording is only {seconds:.0f} seconds long; covers need at least "
-                           f"{MIN_DURATION_S} seconds.")
+            raise BadAudio(
+                f"That recording is only {seconds:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
+            )
         suffix = Path(filename or "upload.bin").suffix[:8] or ".bin"
         blob = await self._run(self.blobs.put_upload, data, suffix)
         spec = JobSpec.build(
-            caption=request.style, duration_s=round(min(seconds, self.settings.max_duration_s), 2),
+            caption=request.style,
+            duration_s=round(min(seconds, self.settings.max_duration_s), 2),
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
         )
         seed = request.seed if request.seed is not None else new_seed()
@@ -157,8 +187,16 @@ class SongService:
         if parent.source_blob and not self.blobs.exists(parent.source_blob):
             raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days))
 
-    def _submit(self, ref: UserRef, kind: str, spec: JobSpec, seed: int, target: DeliveryTarget,
-                parent_id: int | None = None, source_blob: str | None = None) -> JobView:
+    def _submit(
+        self,
+        ref: UserRef,
+        kind: str,
+        spec: JobSpec,
+        seed: int,
+        target: DeliveryTarget,
+        parent_id: int | None = None,
+        source_blob: str | None = None,
+    ) -> JobView:
         user = self._user(ref)
         return self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
 

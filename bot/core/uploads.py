@@ -20,8 +20,9 @@ SWEEP_EVERY_S = 3600.0
 class UploadSweeper:
     """Deletes uploads older than UPLOAD_RETENTION_DAYS: once at start, then every `every_s`."""
 
-    def __init__(self, retention: UploadRetention, clock: Callable[[], datetime] = utcnow,
-                 every_s: float = SWEEP_EVERY_S) -> None:
+    def __init__(
+        self, retention: UploadRetention, clock: Callable[[], datetime] = utcnow, every_s: float = SWEEP_EVERY_S
+    ) -> None:
         self.retention = retention
         self.clock = clock
         self.every_s = every_s

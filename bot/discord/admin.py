@@ -53,8 +53,9 @@ def admin_group() -> app_commands.Group:
         await reply_private(interaction, await service.unban(user_ref(interaction), user_key(who)))
 
     @group.command(name="quota", description="Set a user's daily song quota")
-    @app_commands.describe(who="A @mention or platform:id",
-                           songs_per_day="Songs a day (0: no limit); leave it out for the default")
+    @app_commands.describe(
+        who="A @mention or platform:id", songs_per_day="Songs a day (0: no limit); leave it out for the default"
+    )
     async def quota(
         interaction: discord.Interaction, who: str, songs_per_day: app_commands.Range[int, 0, QUOTA_MAX] | None = None
     ) -> None:

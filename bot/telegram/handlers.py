@@ -183,8 +183,14 @@ class Handlers:
 
     def _help(self, context: Context) -> str:
         s = self.settings
-        usage = help_text(s.max_pending_per_user, s.daily_quota, MIN_DURATION_S, s.max_duration_s, s.max_source_mb,
-                          s.upload_retention_days)
+        usage = help_text(
+            s.max_pending_per_user,
+            s.daily_quota,
+            MIN_DURATION_S,
+            s.max_duration_s,
+            s.max_source_mb,
+            s.upload_retention_days,
+        )
         return f"{usage}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
 
     def _command(self, message: Message, context: Context) -> ParsedCommand:

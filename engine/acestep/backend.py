@@ -87,8 +87,16 @@ class AceStepGenerator:
 
     name = "acestep"
 
-    def __init__(self, model_dir: Path, device: str = "auto", max_batch: int = 4, lm_model: str | None = None,
-                 lm_backend: str = "torch", lm_thinking: bool = True, max_duration_s: int = 600) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str = "auto",
+        max_batch: int = 4,
+        lm_model: str | None = None,
+        lm_backend: str = "torch",
+        lm_thinking: bool = True,
+        max_duration_s: int = 600,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
@@ -96,8 +104,14 @@ class AceStepGenerator:
         from engine.acestep.lm.integration import load_planner
 
         # The 5 Hz LM planner (engine/acestep/lm) when MODEL_DIR holds an acestep-5Hz-lm-* folder.
-        self.planner = load_planner(self.model_dir, str(self.device), name=lm_model, backend=lm_backend,
-                                    thinking=lm_thinking, duration_max=max_duration_s)
+        self.planner = load_planner(
+            self.model_dir,
+            str(self.device),
+            name=lm_model,
+            backend=lm_backend,
+            thinking=lm_thinking,
+            duration_max=max_duration_s,
+        )
 
     @classmethod
     def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:

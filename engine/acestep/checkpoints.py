@@ -46,4 +46,3 @@ def require_complete(model_dir: Path) -> None:
     if missing:
         command = DOWNLOAD_COMMAND.format(model_dir=model_dir)
         raise ModelsMissing(f"The model folder {model_dir} lacks {', '.join(missing)}; download them with: {command}")
-

@@ -111,9 +111,7 @@ class Band:
     key_mask: torch.Tensor | None  # [B, L], true where a key is valid
 
 
-def banded_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Band, scale: float
-) -> torch.Tensor:
+def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Band, scale: float) -> torch.Tensor:
     """Attention where query i reads the keys with |i - j| <= w, in blocks of w queries.
 
     Each block reads the 3w keys around it, so the cost is L · 3w instead of L². For every query

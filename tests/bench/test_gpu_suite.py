@@ -10,15 +10,28 @@ import pytest
 
 from tests.helpers import REPO
 
-REQUIRED = [("engine", "b1_180s_s"), ("engine", "b8_180s_s"), ("lm", "b1_cfg_tok_s"), ("lm", "b32_cfg_tok_s_total"),
-            ("lm", "meta_b1_tok_s"), ("encode", "x_realtime_per_core"), ("service", "songs_per_hour"),
-            ("service", "p95_s_half_load")]
+REQUIRED = [
+    ("engine", "b1_180s_s"),
+    ("engine", "b8_180s_s"),
+    ("lm", "b1_cfg_tok_s"),
+    ("lm", "b32_cfg_tok_s_total"),
+    ("lm", "meta_b1_tok_s"),
+    ("encode", "x_realtime_per_core"),
+    ("service", "songs_per_hour"),
+    ("service", "p95_s_half_load"),
+]
 
 
 def suite(out: Path, **env: str) -> dict:
-    subprocess.run([str(REPO / "bench" / "gpu_suite.sh"), str(out)], check=True, timeout=280, cwd=REPO,
-                   env={**os.environ, "PYTHON": sys.executable, "SMALL": "1", "OMP_NUM_THREADS": "1", **env},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [str(REPO / "bench" / "gpu_suite.sh"), str(out)],
+        check=True,
+        timeout=280,
+        cwd=REPO,
+        env={**os.environ, "PYTHON": sys.executable, "SMALL": "1", "OMP_NUM_THREADS": "1", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     return json.loads((out / "gpu-suite.json").read_text())
 
 

@@ -7,8 +7,17 @@ from engine.acestep.lm.budget import PlanRequest
 
 
 def test_the_full_size_planner_recipe_plans_a_song():
-    planner = full_size_planner("cpu", {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                                        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32})
+    planner = full_size_planner(
+        "cpu",
+        {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+        },
+    )
     assert planner.lm.model.config.vocab_size == 217_204  # the official vocabulary
     plan = planner.plan([PlanRequest(description="a calm piano piece", seed=1, duration=10)])[0]
     assert len(plan["audio_codes"]) == 50  # five codes per second, as at full size

@@ -18,10 +18,16 @@ from tests.helpers import make_settings
 async def test_sigterm_releases_the_running_job(tmp_path):
     settings = make_settings(tmp_path)
     service = SongService.from_settings(settings)
-    job = await service.submit_song(UserRef("console", "me"), SongRequest("long drone", duration_s=120),
-                                    DeliveryTarget("console", "c"))
-    engine = subprocess.Popen([sys.executable, "-m", "songbot", "engine"], env=env_for(tmp_path),
-                              cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    job = await service.submit_song(
+        UserRef("console", "me"), SongRequest("long drone", duration_s=120), DeliveryTarget("console", "c")
+    )
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "songbot", "engine"],
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_progress(service.queue, job.id)
         engine.send_signal(signal.SIGTERM)
@@ -50,9 +56,14 @@ def test_backend_choice(tmp_path):
 
 def test_engine_refuses_to_start_on_a_partial_set(tmp_path):
     (tmp_path / "models" / "vae").mkdir(parents=True)
-    done = subprocess.run([sys.executable, "-m", "songbot", "engine"], capture_output=True, text=True,
-                          env=env_for(tmp_path, ENGINE_BACKEND="auto", MODEL_DIR=str(tmp_path / "models")),
-                          cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "songbot", "engine"],
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path, ENGINE_BACKEND="auto", MODEL_DIR=str(tmp_path / "models")),
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "missing" in done.stderr and "songbot models download" in done.stderr
     assert "Traceback" not in done.stderr

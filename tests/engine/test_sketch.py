@@ -8,8 +8,15 @@ RATE = 48_000
 
 
 def request(**kwargs):
-    values = {"job_id": 1, "kind": "song", "caption": "lo-fi rain at night", "lyrics": "", "instrumental": True,
-              "duration_s": 10.0, "seed": 5}
+    values = {
+        "job_id": 1,
+        "kind": "song",
+        "caption": "lo-fi rain at night",
+        "lyrics": "",
+        "instrumental": True,
+        "duration_s": 10.0,
+        "seed": 5,
+    }
     values.update(kwargs)
     return TrackRequest(**values)
 
@@ -44,7 +51,7 @@ def test_honours_bpm(bpm):
     # The kick drum repeats every beat: the envelope's autocorrelation peaks at 60/bpm seconds.
     envelope = np.abs(track.audio.mean(axis=1))[: 10 * RATE].reshape(-1, 480).mean(axis=1)  # 100 Hz frames
     envelope = envelope - envelope.mean()
-    corr = np.correlate(envelope, envelope, mode="full")[envelope.size - 1:]
+    corr = np.correlate(envelope, envelope, mode="full")[envelope.size - 1 :]
     lags = np.arange(corr.size) / 100.0
     window = (lags > 0.3) & (lags < 1.0)
     best = lags[window][np.argmax(corr[window])]

@@ -30,8 +30,9 @@ def worker(tmp_path):
 def submit(worker, duration=10.0, seed=3, **spec):
     uid = Accounts(worker.queue.engine).ensure(UserRef("console", "u"), utcnow(), admin=True).id
     kind, source_blob = spec.pop("kind", "song"), spec.pop("source_blob", None)
-    return worker.queue.submit(uid, kind, JobSpec(caption="rain", duration_s=duration, **spec), seed, utcnow(),
-                               source_blob=source_blob)
+    return worker.queue.submit(
+        uid, kind, JobSpec(caption="rain", duration_s=duration, **spec), seed, utcnow(), source_blob=source_blob
+    )
 
 
 class Scripted:
@@ -52,8 +53,17 @@ class Scripted:
 def silence_tracks(batch, progress):
     for request in batch:
         progress(request.job_id, "generating", 50.0)
-    return [GeneratedTrack(job_id=r.job_id, audio=np.full((48_000 * 2, 2), 0.1, np.float32), seed=r.seed,
-                           title="t", caption=r.caption, lyrics="") for r in batch]
+    return [
+        GeneratedTrack(
+            job_id=r.job_id,
+            audio=np.full((48_000 * 2, 2), 0.1, np.float32),
+            seed=r.seed,
+            title="t",
+            caption=r.caption,
+            lyrics="",
+        )
+        for r in batch
+    ]
 
 
 def test_sketch_jobs_become_tagged_mp3s(worker):
@@ -163,8 +173,9 @@ def test_stop_during_generation_releases_the_job(worker):
 def test_lost_lease_abandons_the_batch(tmp_path, monkeypatch):
     settings = make_settings(tmp_path, engine_lease_s=0.3)
     worker = build_worker(settings)
-    other = Worker(worker.queue, Blobs(settings.blob_dir), Scripted(silence_tracks),
-                   WorkerConfig(owner="other", lease_s=30))
+    other = Worker(
+        worker.queue, Blobs(settings.blob_dir), Scripted(silence_tracks), WorkerConfig(owner="other", lease_s=30)
+    )
 
     def stalls(batch, progress):
         time.sleep(0.5)  # longer than the lease, and the heartbeat cannot help: the job is stolen

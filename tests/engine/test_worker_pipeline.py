@@ -32,9 +32,17 @@ def level_of(job_id):
 def tracks_by_job(batch, progress):
     """Each job's audio is a tone whose level names the job, so a mix-up shows in the stored MP3."""
     t = np.arange(48_000 * 2) / 48_000
-    return [GeneratedTrack(job_id=r.job_id, seed=r.seed, title=f"t{r.job_id}", caption=r.caption, lyrics="",
-                           audio=np.repeat((level_of(r.job_id) * np.sin(2 * np.pi * 440 * t))[:, None], 2, axis=1)
-                           .astype(np.float32)) for r in batch]
+    return [
+        GeneratedTrack(
+            job_id=r.job_id,
+            seed=r.seed,
+            title=f"t{r.job_id}",
+            caption=r.caption,
+            lyrics="",
+            audio=np.repeat((level_of(r.job_id) * np.sin(2 * np.pi * 440 * t))[:, None], 2, axis=1).astype(np.float32),
+        )
+        for r in batch
+    ]
 
 
 def serve(worker, until, timeout_s=60):
@@ -130,12 +138,20 @@ class Counting:
 async def test_kill_9_mid_pipeline_loses_nothing_and_delivers_once(tmp_path):
     settings = make_settings(tmp_path, engine_lease_s=1.5)
     service = SongService.from_settings(settings)
-    jobs = [await service.submit_song(UserRef("console", f"u{i}"), SongRequest("drone", duration_s=60),
-                                      DeliveryTarget("console", str(i))) for i in range(8)]
-    engine = subprocess.Popen([sys.executable, "-m", "songbot", "engine"], cwd=tmp_path, start_new_session=True,
-                              env=env_for(tmp_path, ENGINE_LEASE_S="1.5", ENGINE_MAX_BATCH="2",
-                                          ENGINE_ENCODE_PROCESSES="2"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jobs = [
+        await service.submit_song(
+            UserRef("console", f"u{i}"), SongRequest("drone", duration_s=60), DeliveryTarget("console", str(i))
+        )
+        for i in range(8)
+    ]
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "songbot", "engine"],
+        cwd=tmp_path,
+        start_new_session=True,
+        env=env_for(tmp_path, ENGINE_LEASE_S="1.5", ENGINE_MAX_BATCH="2", ENGINE_ENCODE_PROCESSES="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -25,8 +25,14 @@ def lm_dir(tmp_path_factory):
 
 
 async def test_too_long_for_the_planner_is_refused_before_queueing(tmp_path, lm_dir):
-    settings = make_settings(tmp_path, model_dir=lm_dir, engine_backend="auto", lm_model="acestep-5Hz-lm-0.6B",
-                             max_duration_s=600, max_lyrics_chars=20_000)
+    settings = make_settings(
+        tmp_path,
+        model_dir=lm_dir,
+        engine_backend="auto",
+        lm_model="acestep-5Hz-lm-0.6B",
+        max_duration_s=600,
+        max_lyrics_chars=20_000,
+    )
     checks = song_checks(settings)
     assert len(checks) == 1
     service = SongService.from_settings(settings, song_checks=checks)

@@ -100,8 +100,10 @@ def test_models_check_mentions_the_optional_planner_lm(tmp_path, capsys):
     assert "Planner LM (optional): none" in out and "acestep-5Hz-lm-1.7B" in out
     lm_folder(tmp_path, "acestep-5Hz-lm-0.6B")
     cli.main(["models", "check", str(tmp_path)])
-    assert ("Planner LM (optional): acestep-5Hz-lm-0.6B (LM_MODEL=acestep-5Hz-lm-1.7B is not there, so the engine "
-            "loads this one).") in capsys.readouterr().out
+    assert (
+        "Planner LM (optional): acestep-5Hz-lm-0.6B (LM_MODEL=acestep-5Hz-lm-1.7B is not there, so the engine "
+        "loads this one)."
+    ) in capsys.readouterr().out
     lm_folder(tmp_path, "acestep-5Hz-lm-1.7B")
     cli.main(["models", "check", str(tmp_path)])
     assert "Planner LM (optional): acestep-5Hz-lm-1.7B.\n" in capsys.readouterr().out

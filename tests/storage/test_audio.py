@@ -32,7 +32,7 @@ def m4a_bytes(seconds: float) -> bytes:
         stream = container.add_stream("aac", rate=RATE, layout="mono")
         samples = tone(seconds)[:, 0]
         for start in range(0, samples.shape[0], 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt", layout="mono")
             frame.sample_rate = RATE
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -99,8 +99,11 @@ def test_wave_with_many_channels_folds_to_stereo():
 
 def test_encode_tag_and_read_back(tmp_path):
     samples = tone(3.0, 48_000, 2)
-    path = audio.encode_mp3(samples, tmp_path / "song.mp3",
-                            audio.Tags(title="Rain", prompt="lo-fi rain", lyrics="la la", seed=42, song_id=7))
+    path = audio.encode_mp3(
+        samples,
+        tmp_path / "song.mp3",
+        audio.Tags(title="Rain", prompt="lo-fi rain", lyrics="la la", seed=42, song_id=7),
+    )
     decoded, rate = sf.read(str(path), dtype="float32", always_2d=True)
     assert rate == 48_000 and decoded.shape == samples.shape
     tags = audio.read_tags(path)

@@ -19,9 +19,22 @@ def fill(db, jobs: int) -> None:
     now = utcnow()
     users = [Accounts(db).ensure(UserRef("console", str(i)), now).id for i in range(20)]
     rows = [
-        {"user_id": users[i % 20], "kind": "song", "spec": {"duration_s": 10}, "seed": i, "status": "queued",
-         "stage": "queued", "progress": 0.0, "attempts": 0, "max_attempts": 3, "run_after": now, "cost": 10.0,
-         "vstart": float(i // 20) * 10.0, "vfinish": float(i // 20 + 1) * 10.0, "created_at": now}
+        {
+            "user_id": users[i % 20],
+            "kind": "song",
+            "spec": {"duration_s": 10},
+            "seed": i,
+            "status": "queued",
+            "stage": "queued",
+            "progress": 0.0,
+            "attempts": 0,
+            "max_attempts": 3,
+            "run_after": now,
+            "cost": 10.0,
+            "vstart": float(i // 20) * 10.0,
+            "vfinish": float(i // 20 + 1) * 10.0,
+            "created_at": now,
+        }
         for i in range(jobs)
     ]
     with db.begin() as conn:

@@ -89,15 +89,15 @@ def test_correct_refunds_the_job_and_moves_the_chain_behind_it():
 
 
 def test_correct_never_moves_a_job_before_the_clock():
-    fixed, moved = fairness.correct(clock=300.0, job=Tags(0.0, 360.0), charged=360.0, cost=90.0,
-                                    later=[Tags(360.0, 450.0), Tags(450.0, 540.0)])
+    fixed, moved = fairness.correct(
+        clock=300.0, job=Tags(0.0, 360.0), charged=360.0, cost=90.0, later=[Tags(360.0, 450.0), Tags(450.0, 540.0)]
+    )
     assert fixed == Tags(0.0, 90.0) and moved == [Tags(300.0, 390.0), Tags(390.0, 480.0)]
 
 
 def test_correct_keeps_the_chain_when_the_job_cost_more_or_the_same():
     later = [Tags(100.0, 130.0)]
-    assert fairness.correct(0.0, Tags(0.0, 100.0), charged=100.0, cost=100.0, later=later) == (Tags(0.0, 100.0),
-                                                                                              later)
+    assert fairness.correct(0.0, Tags(0.0, 100.0), charged=100.0, cost=100.0, later=later) == (Tags(0.0, 100.0), later)
     fixed, moved = fairness.correct(0.0, Tags(0.0, 50.0), charged=100.0, cost=120.0, later=later)
     assert fixed == Tags(0.0, 60.0) and moved == later
 

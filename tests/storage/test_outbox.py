@@ -23,8 +23,7 @@ def queue(db):
 def submit_many(queue, db, count):
     user = Accounts(db).ensure(Ref("telegram", "1", "Ann"), T0).id
     target = DeliveryTarget("telegram", "42")
-    return [queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target).id
-            for _ in range(count)]
+    return [queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, T0, target).id for _ in range(count)]
 
 
 def claimed_jobs(outbox, now):
@@ -51,4 +50,3 @@ def test_waiting_deliveries_take_turns_instead_of_the_oldest_50_again(queue, db)
     for second in range(OPEN // 50):
         seen += [job.id for job in claimed_jobs(outbox, T0 + timedelta(seconds=second))]
     assert sorted(seen) == ids, "ten passes of 50 see each of the 500 rows once"
-

@@ -20,8 +20,18 @@ T0 = datetime(2026, 11, 21, 12, 0, 0)
 
 
 def track(seed: int = 1) -> NewTrack:
-    return NewTrack(blob_path="tracks/x.mp3", duration_s=10.0, seed=seed, sha256="0" * 64, title="T", caption="c",
-                    lyrics="", meta={"bpm": 90}, model={"backend": "sketch"}, plan={"audio_codes": [1, 2, 3]})
+    return NewTrack(
+        blob_path="tracks/x.mp3",
+        duration_s=10.0,
+        seed=seed,
+        sha256="0" * 64,
+        title="T",
+        caption="c",
+        lyrics="",
+        meta={"bpm": 90},
+        model={"backend": "sketch"},
+        plan={"audio_codes": [1, 2, 3]},
+    )
 
 
 @pytest.fixture
@@ -268,13 +278,32 @@ def test_eta_rate_from_a_batch(queue, accounts):
 
 # ------------------------------------------------------------- the typed job spec and its price
 
-SONG = JobSpec(caption="rain", lyrics="[verse]\nla", duration_s=60.0, duration_given=False, duration_max_s=240.0,
-               bpm=80, key="F# minor", language="ja", time_signature=6)
+SONG = JobSpec(
+    caption="rain",
+    lyrics="[verse]\nla",
+    duration_s=60.0,
+    duration_given=False,
+    duration_max_s=240.0,
+    bpm=80,
+    key="F# minor",
+    language="ja",
+    time_signature=6,
+)
 
 
 def made(seconds: float) -> NewTrack:
-    return NewTrack(blob_path="tracks/x.mp3", duration_s=seconds, seed=1, sha256="0" * 64, title="T", caption="c",
-                    lyrics="", meta={}, model={"backend": "sketch"}, plan={"duration": seconds, "audio_codes": [1]})
+    return NewTrack(
+        blob_path="tracks/x.mp3",
+        duration_s=seconds,
+        seed=1,
+        sha256="0" * 64,
+        title="T",
+        caption="c",
+        lyrics="",
+        meta={},
+        model={"backend": "sketch"},
+        plan={"duration": seconds, "audio_codes": [1]},
+    )
 
 
 def test_a_spec_round_trips_through_the_queue(queue, accounts, db):
@@ -290,18 +319,48 @@ def test_a_spec_round_trips_through_the_queue(queue, accounts, db):
 
 def test_a_job_queued_before_the_typed_spec_is_still_claimed(queue, accounts, db):
     # The row exactly as the untyped service wrote it, with a stored plan under the other spellings.
-    old = {"caption": "rain", "description": "rain", "lyrics": "", "instrumental": False, "duration_s": 60,
-           "duration_given": False, "bpm": 90, "key": "C# minor", "language": "en", "time_signature": 4,
-           "plan": {"key": "C# minor", "duration_s": 45.0, "audio_codes": [7, 8]}}
+    old = {
+        "caption": "rain",
+        "description": "rain",
+        "lyrics": "",
+        "instrumental": False,
+        "duration_s": 60,
+        "duration_given": False,
+        "bpm": 90,
+        "key": "C# minor",
+        "language": "en",
+        "time_signature": 4,
+        "plan": {"key": "C# minor", "duration_s": 45.0, "audio_codes": [7, 8]},
+    }
     uid = user(accounts)
     with db.begin() as conn:
-        conn.execute(insert(Job.__table__).values(
-            user_id=uid, kind="reroll", spec=old, seed=3, status=QUEUED, stage=QUEUED, progress=0.0,
-            attempts=0, max_attempts=3, run_after=T0, cost=45.0, vstart=0.0, vfinish=45.0, created_at=T0))
+        conn.execute(
+            insert(Job.__table__).values(
+                user_id=uid,
+                kind="reroll",
+                spec=old,
+                seed=3,
+                status=QUEUED,
+                stage=QUEUED,
+                progress=0.0,
+                attempts=0,
+                max_attempts=3,
+                run_after=T0,
+                cost=45.0,
+                vstart=0.0,
+                vfinish=45.0,
+                created_at=T0,
+            )
+        )
     [claimed] = queue.claim("w", 1, T0, 30)
     spec = claimed.spec
-    assert (spec.caption, spec.key, spec.bpm, spec.duration_s, spec.duration_given) == ("rain", "C# minor", 90, 60,
-                                                                                         False)
+    assert (spec.caption, spec.key, spec.bpm, spec.duration_s, spec.duration_given) == (
+        "rain",
+        "C# minor",
+        90,
+        60,
+        False,
+    )
     assert spec.plan == Plan(keyscale="C# minor", duration=45.0, audio_codes=(7, 8))
 
 

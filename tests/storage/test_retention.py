@@ -36,8 +36,7 @@ def upload(blobs, age: timedelta) -> str:
 
 def cover_of(queue, db, source: str) -> int:
     user = Accounts(db).ensure(Ref("console", "ann", "Ann"), NOW).id
-    return queue.submit(user, "cover", JobSpec(caption="jazz", duration_s=12), 7, NOW,
-                        source_blob=source).id
+    return queue.submit(user, "cover", JobSpec(caption="jazz", duration_s=12), 7, NOW, source_blob=source).id
 
 
 def test_uploads_older_than_the_setting_are_deleted(db, blobs):

@@ -7,13 +7,23 @@ from storage.errors import UserError
 from storage.spec import JobSpec, Plan
 from storage.values import DEFAULT_COVER_STRENGTH, KEYS, canonical_key
 
-SONG = {"caption": "lo-fi rain", "lyrics": "la", "duration_s": 60.0, "duration_given": False, "duration_max_s": 240.0,
-        "bpm": 80, "key": "F# minor", "language": "en", "time_signature": 3}
+SONG = {
+    "caption": "lo-fi rain",
+    "lyrics": "la",
+    "duration_s": 60.0,
+    "duration_given": False,
+    "duration_max_s": 240.0,
+    "bpm": 80,
+    "key": "F# minor",
+    "language": "en",
+    "time_signature": 3,
+}
 
 
 def test_stored_form_reads_back_equal():
-    spec = JobSpec(**SONG, plan=Plan(caption="c", keyscale="E minor", timesignature=4, duration=47.2,
-                                     audio_codes=(1, 2, 3)))
+    spec = JobSpec(
+        **SONG, plan=Plan(caption="c", keyscale="E minor", timesignature=4, duration=47.2, audio_codes=(1, 2, 3))
+    )
     data = spec.stored()
     assert data["plan"]["keyscale"] == "E minor" and data["plan"]["audio_codes"] == [1, 2, 3]
     assert JobSpec.from_stored(data) == spec
@@ -40,11 +50,17 @@ def test_the_spec_is_frozen():
     ("field", "value", "sentence"),
     [
         ("bpm", 301, "I can't queue that: bpm: input should be less than or equal to 300."),
-        ("key", "H minor", "I can't queue that: key: the key must be written like 'F# minor' or 'Bb major', "
-                           "not 'H minor'."),
+        (
+            "key",
+            "H minor",
+            "I can't queue that: key: the key must be written like 'F# minor' or 'Bb major', not 'H minor'.",
+        ),
         ("language", "xx", "I can't queue that: language: the language must be a code such as en or ja, not 'xx'."),
-        ("time_signature", 5, "I can't queue that: time_signature: the time signature must be 2, 3, 4 or 6 beats "
-                              "per bar."),
+        (
+            "time_signature",
+            5,
+            "I can't queue that: time_signature: the time signature must be 2, 3, 4 or 6 beats per bar.",
+        ),
         ("duration_s", 601, "I can't queue that: duration_s: input should be less than or equal to 600."),
         ("strength", 1.5, "I can't queue that: strength: input should be less than or equal to 1."),
     ],
@@ -68,20 +84,58 @@ def test_defaults_come_from_the_values_module():
 
 def test_old_song_cover_and_reroll_specs_read_back():
     # Exactly what bot/core/service.py stored before the spec was typed.
-    song = {"caption": "rain", "description": "rain", "lyrics": "", "instrumental": False, "duration_s": 60,
-            "duration_given": False, "bpm": None, "key": "C# minor", "language": None, "time_signature": None}
-    cover = {"caption": "jazz", "style": "jazz", "strength": 0.7, "duration_s": 12.34, "lyrics": "",
-             "instrumental": False}
-    reroll = {**song, "plan": {"caption": "c", "lyrics": "l", "bpm": 90, "keyscale": "E minor",
-                               "timesignature": 3, "duration": 47.0, "language": "en", "audio_codes": [4, 5]}}
+    song = {
+        "caption": "rain",
+        "description": "rain",
+        "lyrics": "",
+        "instrumental": False,
+        "duration_s": 60,
+        "duration_given": False,
+        "bpm": None,
+        "key": "C# minor",
+        "language": None,
+        "time_signature": None,
+    }
+    cover = {
+        "caption": "jazz",
+        "style": "jazz",
+        "strength": 0.7,
+        "duration_s": 12.34,
+        "lyrics": "",
+        "instrumental": False,
+    }
+    reroll = {
+        **song,
+        "plan": {
+            "caption": "c",
+            "lyrics": "l",
+            "bpm": 90,
+            "keyscale": "E minor",
+            "timesignature": 3,
+            "duration": 47.0,
+            "language": "en",
+            "audio_codes": [4, 5],
+        },
+    }
     old_song = JobSpec.from_stored(song)
     assert (old_song.caption, old_song.key, old_song.duration_given, old_song.duration_max_s) == (
-        "rain", "C# minor", False, None)
+        "rain",
+        "C# minor",
+        False,
+        None,
+    )
     old_cover = JobSpec.from_stored(cover)
     assert (old_cover.caption, old_cover.strength, old_cover.duration_s) == ("jazz", 0.7, 12.34)
-    assert JobSpec.from_stored(reroll).plan == Plan(caption="c", lyrics="l", bpm=90, keyscale="E minor",
-                                                    timesignature=3, duration=47.0, language="en",
-                                                    audio_codes=(4, 5))
+    assert JobSpec.from_stored(reroll).plan == Plan(
+        caption="c",
+        lyrics="l",
+        bpm=90,
+        keyscale="E minor",
+        timesignature=3,
+        duration=47.0,
+        language="en",
+        audio_codes=(4, 5),
+    )
     # Discord once stored the key and the language as typed: read in the one spelling, or left to the model.
     typed = JobSpec.from_stored({**song, "key": "c#m", "language": "EN"})
     assert (typed.key, typed.language) == ("C# minor", "en")
@@ -90,8 +144,18 @@ def test_old_song_cover_and_reroll_specs_read_back():
     assert JobSpec.from_stored({"description": "drone", "duration_s": 30}).caption == "drone"
 
 
-@pytest.mark.parametrize(("text", "key"), [("c#m", "C# minor"), ("Bb major", "Bb major"), ("F♯ min", "F# minor"),
-                                           ("G", "G major"), ("e♭", "Eb major"), ("H", None), ("C#M", None)])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("c#m", "C# minor"),
+        ("Bb major", "Bb major"),
+        ("F♯ min", "F# minor"),
+        ("G", "G major"),
+        ("e♭", "Eb major"),
+        ("H", None),
+        ("C#M", None),
+    ],
+)
 def test_canonical_key(text, key):
     assert canonical_key(text) == key
     assert key is None or key in KEYS
@@ -100,5 +164,13 @@ def test_canonical_key(text, key):
 def test_a_plan_reads_the_other_spellings_under_the_lm_names():
     plan = Plan.model_validate({"key": "A minor", "time_signature": 6, "duration_s": 33.0, "genres": "jazz"})
     assert (plan.keyscale, plan.timesignature, plan.duration) == ("A minor", 6, 33.0)
-    assert set(plan.stored()) == {"caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language",
-                                  "audio_codes"}
+    assert set(plan.stored()) == {
+        "caption",
+        "lyrics",
+        "bpm",
+        "keyscale",
+        "timesignature",
+        "duration",
+        "language",
+        "audio_codes",
+    }

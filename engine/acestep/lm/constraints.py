@@ -107,8 +107,18 @@ class Vocab:
     names: dict[str, list[int]] = field(default_factory=dict)
     bans: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    BAN_KEYS = ("caption", "caption:first", "caption:max", "genres", "genres:first", "genres:max", "text",
-                "text:max", "codes", "codes+eos")
+    BAN_KEYS = (
+        "caption",
+        "caption:first",
+        "caption:max",
+        "genres",
+        "genres:first",
+        "genres:max",
+        "text",
+        "text:max",
+        "codes",
+        "codes+eos",
+    )
 
     @property
     def continues(self) -> torch.Tensor:

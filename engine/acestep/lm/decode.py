@@ -110,8 +110,9 @@ def sample_rows(
     return scores.argmax(-1)
 
 
-def sample(logits: torch.Tensor, temperature: float, top_p: float | None, seed: int, step: int = 0,
-           phase: int = 0) -> int:
+def sample(
+    logits: torch.Tensor, temperature: float, top_p: float | None, seed: int, step: int = 0, phase: int = 0
+) -> int:
     """:func:`sample_rows` for one row, with the noise of (seed, phase, step)."""
     device = logits.device
     t = torch.tensor([temperature], device=device)

@@ -69,8 +69,13 @@ class StepGraphs:
         # When a list (and on CUDA): (start, end) timing events around each run, for the GPU's busy share.
         self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] | None = None
 
-    def run(self, key: tuple, fn: Callable[[], None], save: Callable[[], object] | None = None,
-            restore: Callable[[object], None] | None = None) -> None:
+    def run(
+        self,
+        key: tuple,
+        fn: Callable[[], None],
+        save: Callable[[], object] | None = None,
+        restore: Callable[[object], None] | None = None,
+    ) -> None:
         """Run ``fn`` (replaying its graph when there is one)."""
         if not self.enabled:
             fn()
@@ -95,8 +100,9 @@ class StepGraphs:
         self.events = [] if self.events is not None else None
         return total
 
-    def _capture(self, fn: Callable[[], None], save: Callable[[], object] | None,
-                 restore: Callable[[object], None] | None) -> torch.cuda.CUDAGraph:
+    def _capture(
+        self, fn: Callable[[], None], save: Callable[[], object] | None, restore: Callable[[object], None] | None
+    ) -> torch.cuda.CUDAGraph:
         state = save() if save else None
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -173,8 +179,16 @@ class FastDecoder:
     rules_np: Any
     last_np: Any
 
-    def __init__(self, lm: FastLM, vocab: Vocab, phase: str, guided: bool, max_rows: int = 64,
-                 graphs: bool | None = None, len_step: int = 256) -> None:
+    def __init__(
+        self,
+        lm: FastLM,
+        vocab: Vocab,
+        phase: str,
+        guided: bool,
+        max_rows: int = 64,
+        graphs: bool | None = None,
+        len_step: int = 256,
+    ) -> None:
         assert phase in ("meta", "codes")
         self.lm, self.vocab, self.phase = lm, vocab, phase
         self.halves = 2 if guided else 1
@@ -328,12 +342,15 @@ class FastDecoder:
         ticket.pos = (pos[0], pos[-1])
         self.tok[row] = torch.tensor(last, device=self.device)
         self.pos[row] = torch.tensor(pos, device=self.device)
-        ints = torch.tensor([0, job.seed & 0xFFFFFFFF, job.phase, job.constraint.spec.target_codes or 0, 1,
-                             int(job.guided)], device=self.device)
+        ints = torch.tensor(
+            [0, job.seed & 0xFFFFFFFF, job.phase, job.constraint.spec.target_codes or 0, 1, int(job.guided)],
+            device=self.device,
+        )
         self.count[row], self.seed[row], self.noise_phase[row], self.target[row] = ints[0], ints[1], ints[2], ints[3]
         self.live[row], self.guided[row] = ints[4].bool(), ints[5].bool()
-        floats = torch.tensor([job.temperature, 1.0 if job.top_p is None else job.top_p, job.cfg_scale],
-                              device=self.device)
+        floats = torch.tensor(
+            [job.temperature, 1.0 if job.top_p is None else job.top_p, job.cfg_scale], device=self.device
+        )
         self.temp[row], self.top_p[row], self.scale[row] = floats[0], floats[1], floats[2]
 
     def _leave(self, ticket: Ticket) -> None:
@@ -356,8 +373,21 @@ class FastDecoder:
                 return  # moving would not shrink the bucket
             for buf in (self.keys, self.values):
                 buf[:, dst] = buf[:, src]
-            for name in ("tok", "pos", "count", "seed", "noise_phase", "temp", "top_p", "scale", "guided", "live",
-                         "target", "last", "out"):
+            for name in (
+                "tok",
+                "pos",
+                "count",
+                "seed",
+                "noise_phase",
+                "temp",
+                "top_p",
+                "scale",
+                "guided",
+                "live",
+                "target",
+                "last",
+                "out",
+            ):
                 tensor = getattr(self, name)
                 tensor[dst] = tensor[src]
             ticket = self.rows[src]
@@ -559,8 +589,9 @@ class FastDecoder:
 class FastEngine:
     """The fast path of one model: a decoder per (phase, guidance), created on first use."""
 
-    def __init__(self, lm: FastLM, vocab: Vocab, max_rows: int = 64, graphs: bool | None = None,
-                 len_step: int = 256) -> None:
+    def __init__(
+        self, lm: FastLM, vocab: Vocab, max_rows: int = 64, graphs: bool | None = None, len_step: int = 256
+    ) -> None:
         self.lm, self.vocab = lm, vocab
         self.max_rows, self.use_graphs, self.len_step = max_rows, graphs, len_step
         self.decoders: dict[tuple[str, bool], FastDecoder] = {}
@@ -571,8 +602,9 @@ class FastEngine:
         with self.lock:
             key = (phase, guided)
             if key not in self.decoders:
-                self.decoders[key] = FastDecoder(self.lm, self.vocab, phase, guided, self.max_rows,
-                                                 self.use_graphs, self.len_step)
+                self.decoders[key] = FastDecoder(
+                    self.lm, self.vocab, phase, guided, self.max_rows, self.use_graphs, self.len_step
+                )
             return self.decoders[key]
 
     def release(self) -> None:
@@ -580,8 +612,9 @@ class FastEngine:
         for dec in list(self.decoders.values()):
             dec.release()
 
-    def decode(self, jobs: list[DecodeJob], phase: str, on_step: Callable[[int], None] | None = None
-               ) -> list[list[int]]:
+    def decode(
+        self, jobs: list[DecodeJob], phase: str, on_step: Callable[[int], None] | None = None
+    ) -> list[list[int]]:
         """Decode ``jobs`` of one phase (``meta`` or ``codes``); guided and unguided ones apart."""
         placed = [(self.decoder(phase, job.guided), job) for job in jobs]
         tickets = [(dec, dec.submit(job)) for dec, job in placed]

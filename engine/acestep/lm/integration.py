@@ -23,8 +23,14 @@ from storage.errors import GenerationError, UserError
 log = logging.getLogger(__name__)
 
 
-def load_planner(model_dir: Path, device: str, name: str | None = None, backend: str = "torch",
-                 thinking: bool = True, duration_max: int = 600) -> Planner | None:
+def load_planner(
+    model_dir: Path,
+    device: str,
+    name: str | None = None,
+    backend: str = "torch",
+    thinking: bool = True,
+    duration_max: int = 600,
+) -> Planner | None:
     """Load the LM planner when ``model_dir`` holds an ``acestep-5Hz-lm-*`` folder, else None.
 
     Args:
@@ -94,8 +100,9 @@ def needs_understanding(request: TrackRequest) -> bool:
     return request.kind == "cover" and request.plan is None and request.source_audio is not None
 
 
-def with_understanding(planner: Planner, codes_of: Callable[[TrackRequest], list[int]],
-                       requests: list[TrackRequest]) -> list[TrackRequest]:
+def with_understanding(
+    planner: Planner, codes_of: Callable[[TrackRequest], list[int]], requests: list[TrackRequest]
+) -> list[TrackRequest]:
     """Attach the LM's reading of each fresh cover's source (lyrics and metadata) as its plan.
 
     The user's style stays the caption (the LM's own caption fills in when none was given); the

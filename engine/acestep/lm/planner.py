@@ -65,8 +65,11 @@ class Planner:
             planner.use_fast_path()
         if settings.backend == "vllm" and settings.cfg_scale > 1.0:
             # vLLM has no guidance; the planner guides the code phase, so vLLM would serve nothing.
-            log.warning("LM_BACKEND=vllm serves only an unguided code phase and the planner guides it "
-                        "(cfg_scale %.1f): the built-in fast path decodes every phase.", settings.cfg_scale)
+            log.warning(
+                "LM_BACKEND=vllm serves only an unguided code phase and the planner guides it "
+                "(cfg_scale %.1f): the built-in fast path decodes every phase.",
+                settings.cfg_scale,
+            )
         elif settings.backend == "vllm":
             from engine.acestep.lm.vllm_backend import VllmCodes
 

@@ -108,8 +108,15 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> tor
 class FastLM:
     """Qwen3 weights plus a prefill and a fixed-shape decode step over an external KV cache."""
 
-    def __init__(self, geo: Geometry, embed: torch.Tensor, layers: list[Layer], norm: torch.Tensor,
-                 head: torch.Tensor, max_positions: int = 8192) -> None:
+    def __init__(
+        self,
+        geo: Geometry,
+        embed: torch.Tensor,
+        layers: list[Layer],
+        norm: torch.Tensor,
+        head: torch.Tensor,
+        max_positions: int = 8192,
+    ) -> None:
         self.geo = geo
         self.embed = embed
         self.layers = layers
@@ -138,8 +145,9 @@ class FastLM:
                 Layer(
                     norm1=t["input_layernorm.weight"],
                     norm2=t["post_attention_layernorm.weight"],
-                    qkv=torch.cat([t["self_attn.q_proj.weight"], t["self_attn.k_proj.weight"],
-                                   t["self_attn.v_proj.weight"]]),
+                    qkv=torch.cat(
+                        [t["self_attn.q_proj.weight"], t["self_attn.k_proj.weight"], t["self_attn.v_proj.weight"]]
+                    ),
                     o=t["self_attn.o_proj.weight"],
                     qk_norm=_head_norms(geo, t["self_attn.q_norm.weight"], t["self_attn.k_norm.weight"]),
                     gate_up=torch.cat([t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"]]),
@@ -184,9 +192,15 @@ class FastLM:
 
         q, kv = geo.heads * geo.head_dim, geo.kv_heads * geo.head_dim
         layers = [
-            Layer(ones(geo.hidden), ones(geo.hidden), w(q + 2 * kv, geo.hidden), w(geo.hidden, q),
-                  _head_norms(geo, ones(geo.head_dim), ones(geo.head_dim)), w(2 * geo.intermediate, geo.hidden),
-                  w(geo.hidden, geo.intermediate))
+            Layer(
+                ones(geo.hidden),
+                ones(geo.hidden),
+                w(q + 2 * kv, geo.hidden),
+                w(geo.hidden, q),
+                _head_norms(geo, ones(geo.head_dim), ones(geo.head_dim)),
+                w(2 * geo.intermediate, geo.hidden),
+                w(geo.hidden, geo.intermediate),
+            )
             for _ in range(geo.layers)
         ]
         embed = w(geo.vocab, geo.hidden)
@@ -198,13 +212,16 @@ class FastLM:
         """Zeroed key and value caches ``[layers, rows, halves, kv_heads, length, head_dim]``."""
         g = self.geo
         shape = (g.layers, rows, halves, g.kv_heads, length, g.head_dim)
-        return (torch.zeros(shape, device=self.device, dtype=self.dtype),
-                torch.zeros(shape, device=self.device, dtype=self.dtype))
+        return (
+            torch.zeros(shape, device=self.device, dtype=self.dtype),
+            torch.zeros(shape, device=self.device, dtype=self.dtype),
+        )
 
     # ---- math ------------------------------------------------------------------------------
 
-    def _qkv(self, layer: Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(
+        self, layer: Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.geo
         h = rms_norm(x, layer.norm1, g.eps)
         qkv = h @ layer.qkv.T
@@ -231,14 +248,18 @@ class FastLM:
             keys[i, row, half, :, :n] = k.transpose(0, 1)
             values[i, row, half, :, :n] = v.transpose(0, 1)
             out = F.scaled_dot_product_attention(
-                q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-                is_causal=True, enable_gqa=True,
+                q.transpose(0, 1)[None],
+                k.transpose(0, 1)[None],
+                v.transpose(0, 1)[None],
+                is_causal=True,
+                enable_gqa=True,
             )
             x = x + out[0].transpose(0, 1).flatten(-2) @ layer.o.T
             x = self._mlp(layer, x)
 
-    def decode(self, tokens: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-               window: int) -> torch.Tensor:
+    def decode(
+        self, tokens: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, window: int
+    ) -> torch.Tensor:
         """One step for the first ``b`` cache rows: fixed shapes, no host synchronisation.
 
         Args:

@@ -93,8 +93,9 @@ def top_p_keep_sorted(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     return keep | (top_p >= 1.0)[:, None]
 
 
-def pick(logits: torch.Tensor, keys: torch.Tensor, salts: torch.Tensor, temperature: torch.Tensor,
-         top_p: torch.Tensor) -> torch.Tensor:
+def pick(
+    logits: torch.Tensor, keys: torch.Tensor, salts: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor
+) -> torch.Tensor:
     """Index of the sampled column per row: top-p on ``softmax(logits)``, then temperature, Gumbel-max.
 
     Args:

@@ -25,18 +25,34 @@ RESULT = re.compile(r"^✅ #(\d+) seed (\d+) (/.+\.mp3)$", re.M)
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "SONGBOT_DATA_DIR": str(tmp_path / "data"), "MODEL_DIR": str(tmp_path / "no-models"),
-        "ENGINE_BACKEND": "sketch", "ENGINE_POLL_S": "0.1", "DELIVERY_POLL_S": "0.1", "ENGINE_LEASE_S": "3",
-        "STATUS_EDIT_INTERVAL_S": "0", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "SONGBOT_DATA_DIR": str(tmp_path / "data"),
+            "MODEL_DIR": str(tmp_path / "no-models"),
+            "ENGINE_BACKEND": "sketch",
+            "ENGINE_POLL_S": "0.1",
+            "DELIVERY_POLL_S": "0.1",
+            "ENGINE_LEASE_S": "3",
+            "STATUS_EDIT_INTERVAL_S": "0",
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
 def chat(tmp_path: Path, text: str, timeout: float = 120, **extra: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "songbot", "chat"], input=text, capture_output=True, text=True,
-                          env=env_for(tmp_path, **extra), cwd=tmp_path, timeout=timeout, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "songbot", "chat"],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path, **extra),
+        cwd=tmp_path,
+        timeout=timeout,
+        check=True,
+    )
     return done.stdout
 
 
@@ -67,20 +83,25 @@ def test_song_then_exact_reroll(tmp_path):
 def test_lyrics_history_and_bad_input(tmp_path):
     png = tmp_path / "cat.mp3"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(500))
-    out = chat(tmp_path, "\n".join([
-        "/song sad folk song about trains duration=10 seed=9",
-        "[verse]",
-        "the morning train is late",
-        "",
-        "/song",
-        "/song rain duration=5000",
-        f"/cover {png} jazz",
-        "/cover /nowhere/song.mp3",
-        "/frobnicate",
-        "",
-        "hello",
-        "",
-    ]))
+    out = chat(
+        tmp_path,
+        "\n".join(
+            [
+                "/song sad folk song about trains duration=10 seed=9",
+                "[verse]",
+                "the morning train is late",
+                "",
+                "/song",
+                "/song rain duration=5000",
+                f"/cover {png} jazz",
+                "/cover /nowhere/song.mp3",
+                "/frobnicate",
+                "",
+                "hello",
+                "",
+            ]
+        ),
+    )
     assert "Tell me what the song should be about" in out
     assert "duration must be between 10 and 240 seconds" in out
     assert "not audio" in out
@@ -110,8 +131,15 @@ def test_cover_of_an_uploaded_file(tmp_path):
 
 def test_engine_killed_mid_job_is_reaped_rerun_and_delivered_once(tmp_path):
     env = env_for(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "songbot", "chat"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "songbot", "chat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         process.stdin.write("/song a long drone duration=120 seed=8\n\n")  # a blank line ends the command
         process.stdin.flush()
@@ -162,8 +190,14 @@ def read_until(fd: int, marker: str, timeout_s: float = 60) -> str:
 def start_in_a_terminal(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """`songbot chat` with a pseudo-terminal as stdin (so it is interactive); returns it and the pty's master."""
     master, slave = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "songbot", "chat"], stdin=slave, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env_for(tmp_path), cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "songbot", "chat"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+    )
     os.close(slave)
     return process, master
 
@@ -177,8 +211,10 @@ def test_in_a_terminal_a_welcome_line_a_prompt_and_quit(tmp_path):
     process, master = start_in_a_terminal(tmp_path)
     try:
         shown = read_until(process.stdout.fileno(), "> ")
-        assert shown == f"🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Log: " \
-                        f"{tmp_path / 'data' / 'songbot.log'}\n> "
+        assert (
+            shown == f"🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Log: "
+            f"{tmp_path / 'data' / 'songbot.log'}\n> "
+        )
         os.write(master, b"/quit\n")
         assert process.wait(timeout=10) == 0
         assert process.stderr.read() == b""
@@ -210,8 +246,14 @@ def test_ctrl_c_leaves_within_a_second_or_two_without_enter(tmp_path):
 
 
 def test_ctrl_c_with_piped_input_still_open(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "songbot", "chat"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(tmp_path), cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "songbot", "chat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+    )
     try:
         process.stdin.write(b"/history\n\n")  # piped: a blank line ends the command
         process.stdin.flush()
@@ -226,8 +268,15 @@ def test_ctrl_c_with_piped_input_still_open(tmp_path):
 
 
 def test_an_engine_that_cannot_start_is_one_sentence_before_the_chat(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "songbot", "chat"], input="/history\n", capture_output=True,
-                          text=True, env=env_for(tmp_path, ENGINE_BACKEND="acestep"), cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "songbot", "chat"],
+        input="/history\n",
+        capture_output=True,
+        text=True,
+        env=env_for(tmp_path, ENGINE_BACKEND="acestep"),
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"The model directory {tmp_path / 'no-models'} is incomplete")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -44,8 +44,9 @@ async def test_a_terminal_gets_one_welcome_line_and_a_prompt_and_quit_leaves(ser
 
 
 async def test_lyrics_lines_get_the_continuation_prompt(service):
-    out = await chat_output(service, "/song folk song about trains duration=10 \\\n", "[verse]\n",
-                            "the train is late\n", "\n", "/quit\n")
+    out = await chat_output(
+        service, "/song folk song about trains duration=10 \\\n", "[verse]\n", "the train is late\n", "\n", "/quit\n"
+    )
     assert out.count(MORE) == 3
     assert "Not finished yet: #1; they are shown the next time you start songbot chat." in out
     [job] = service.queue.pending_of(1)

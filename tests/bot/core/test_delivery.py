@@ -55,9 +55,23 @@ async def submit(service):
 def complete(service, job_id):
     [job] = service.queue.claim("engine", 1, service.clock(), 30)
     assert job.id == job_id
-    service.queue.complete(job, "engine", NewTrack(
-        blob_path="tracks/x.mp3", duration_s=10, seed=job.seed, sha256="0" * 64, title="Rain", caption="rain",
-        lyrics="", meta={"bpm": 90, "key": "C major"}, model={}, notice=None), service.clock())
+    service.queue.complete(
+        job,
+        "engine",
+        NewTrack(
+            blob_path="tracks/x.mp3",
+            duration_s=10,
+            seed=job.seed,
+            sha256="0" * 64,
+            title="Rain",
+            caption="rain",
+            lyrics="",
+            meta={"bpm": 90, "key": "C major"},
+            model={},
+            notice=None,
+        ),
+        service.clock(),
+    )
 
 
 async def test_status_is_shown_once_then_result_once(service):
@@ -78,9 +92,22 @@ async def test_status_is_shown_once_then_result_once(service):
     clock.now += timedelta(seconds=4)
     await loop.run_once()
     assert recorder.calls[-1] == ("status", job.id, f"🎶 #{job.id} generating… 40%")
-    service.queue.complete(claimed, "engine", NewTrack(
-        blob_path="tracks/x.mp3", duration_s=10, seed=job.seed, sha256="0" * 64, title="Rain", caption="rain",
-        lyrics="", meta={"bpm": 90, "key": "C major"}, model={}), service.clock())
+    service.queue.complete(
+        claimed,
+        "engine",
+        NewTrack(
+            blob_path="tracks/x.mp3",
+            duration_s=10,
+            seed=job.seed,
+            sha256="0" * 64,
+            title="Rain",
+            caption="rain",
+            lyrics="",
+            meta={"bpm": 90, "key": "C major"},
+            model={},
+        ),
+        service.clock(),
+    )
     await loop.run_once()
     await loop.run_once()
     results = [call for call in recorder.calls if call[0] == "result"]
@@ -122,12 +149,15 @@ async def test_cancelled_and_failed_jobs_get_one_sentence(service):
 
 
 async def test_a_finished_job_is_delivered_in_the_first_pass_behind_500_waiting_ones(tmp_path):
-    service = SongService.from_settings(make_settings(tmp_path, max_pending_per_user=500, max_queued_total=500,
-                                                      daily_quota=0))
+    service = SongService.from_settings(
+        make_settings(tmp_path, max_pending_per_user=500, max_queued_total=500, daily_quota=0)
+    )
     user = service.accounts.ensure(USER, service.clock()).id
     target = DeliveryTarget("fake", "chat")
-    ids = [service.queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, service.clock(), target).id
-           for _ in range(500)]
+    ids = [
+        service.queue.submit(user, "song", JobSpec(caption="x", duration_s=10), 7, service.clock(), target).id
+        for _ in range(500)
+    ]
     service.queue.cancel(ids[-1], None, service.clock())
     recorder = Recorder()
     loop = DeliveryLoop(service, clock=Clock(service))

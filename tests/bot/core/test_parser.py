@@ -26,11 +26,18 @@ def test_plain_text_and_other_bots_are_ignored():
 
 
 def test_song_with_options_and_lyrics():
-    request = song('/song lo-fi rain at night duration=45 bpm=80 key="F# minor" seed=7 language=EN\n'
-                   "[verse]\nthe rain is falling\n\n[chorus]\nla la")
+    request = song(
+        '/song lo-fi rain at night duration=45 bpm=80 key="F# minor" seed=7 language=EN\n'
+        "[verse]\nthe rain is falling\n\n[chorus]\nla la"
+    )
     assert request.description == "lo-fi rain at night"
     assert (request.duration_s, request.bpm, request.key, request.seed, request.language) == (
-        45, 80, "F# minor", 7, "en")
+        45,
+        80,
+        "F# minor",
+        7,
+        "en",
+    )
     assert request.lyrics == "[verse]\nthe rain is falling\n\n[chorus]\nla la"
     assert request.instrumental is False
 
@@ -64,8 +71,14 @@ def test_song_errors_are_one_sentence(text, message):
 
 @pytest.mark.parametrize(
     ("given", "normal"),
-    [("c", "C major"), ("Cm", "C minor"), ("c#min", "C# minor"), ("Bb major", "Bb major"), ("F#-minor", "F# minor"),
-     ("E♭ minor", "Eb minor")],
+    [
+        ("c", "C major"),
+        ("Cm", "C minor"),
+        ("c#min", "C# minor"),
+        ("Bb major", "Bb major"),
+        ("F#-minor", "F# minor"),
+        ("E♭ minor", "Eb minor"),
+    ],
 )
 def test_keys_are_normalized(given, normal):
     assert normalize_key(given) == normal

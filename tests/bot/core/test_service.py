@@ -36,10 +36,23 @@ def wav(seconds: float, amplitude: float = 0.3) -> bytes:
 def finish(service, job, seed=None, plan=None, made_s=None):
     [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
     assert claimed.id == job.id
-    service.queue.complete(claimed, "engine", NewTrack(
-        blob_path=f"tracks/{job.id}.mp3", duration_s=made_s or job.spec.duration_s, seed=seed or job.seed,
-        sha256="0" * 64, title="Rain", caption=job.spec.caption, lyrics=job.spec.lyrics, meta={"bpm": 90},
-        model={"backend": "sketch"}, plan=plan), service.clock())
+    service.queue.complete(
+        claimed,
+        "engine",
+        NewTrack(
+            blob_path=f"tracks/{job.id}.mp3",
+            duration_s=made_s or job.spec.duration_s,
+            seed=seed or job.seed,
+            sha256="0" * 64,
+            title="Rain",
+            caption=job.spec.caption,
+            lyrics=job.spec.lyrics,
+            meta={"bpm": 90},
+            model={"backend": "sketch"},
+            plan=plan,
+        ),
+        service.clock(),
+    )
 
 
 async def test_submit_song_builds_the_spec(service):
@@ -163,7 +176,8 @@ async def test_admin_text_commands_run_the_typed_methods(service):
     assert await service.admin(ADMIN, parse_admin("quota telegram:1 2")) == "Daily quota of telegram:1 is now 2."
     assert (await service.admin(ADMIN, parse_admin("BAN telegram:1"))).endswith("is banned.")
     assert await service.admin(ADMIN, parse_admin("quota telegram:1 default")) == (
-        "Daily quota of telegram:1 is now the default.")
+        "Daily quota of telegram:1 is now the default."
+    )
     assert service.accounts.find("telegram", "1").daily_quota is None
     with pytest.raises(LimitError, match="operators"):
         await service.admin(BOB, parse_admin("pause"))
@@ -177,7 +191,8 @@ async def test_a_bad_quota_value_answers_one_sentence_and_changes_nothing(servic
             await service.admin(ADMIN, parse_admin(text))
         value = text.split()[-1]
         assert refused.value.user_message == (
-            f"The quota must be a number of songs a day from 0 (no limit) to 100000, or 'default', not {value!r}.")
+            f"The quota must be a number of songs a day from 0 (no limit) to 100000, or 'default', not {value!r}."
+        )
     with pytest.raises(UserError, match=r"^Use /admin pause"):
         parse_admin("quota telegram:1")
     with pytest.raises(UserError, match="platform:id"):
@@ -186,8 +201,7 @@ async def test_a_bad_quota_value_answers_one_sentence_and_changes_nothing(servic
 
 
 async def test_allowlist(tmp_path):
-    service = SongService.from_settings(make_settings(tmp_path, allowed_user_ids="telegram:2",
-                                                      allowed_chat_ids="-100"))
+    service = SongService.from_settings(make_settings(tmp_path, allowed_user_ids="telegram:2", allowed_chat_ids="-100"))
     with pytest.raises(LimitError, match="private"):
         await service.submit_song(ALICE, SongRequest("rain"), TARGET)
     assert (await service.submit_song(BOB, SongRequest("rain"), TARGET)).status == QUEUED

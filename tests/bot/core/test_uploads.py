@@ -60,7 +60,8 @@ async def test_the_sweeper_deletes_an_expired_upload_and_its_reroll_says_so(serv
         await service.reroll(ALICE, job.id, None, TARGET)
     assert refused.value.user_message == (
         f"The recording behind song #{job.id} was deleted after 7 days, so it can't be re-rolled; "
-        "send the audio again with /cover.")
+        "send the audio again with /cover."
+    )
 
 
 async def test_a_song_without_an_upload_still_rerolls_after_the_sweep(service):

@@ -202,7 +202,8 @@ async def test_modal_lyrics_private_commands_and_admin(stack: Stack) -> None:
     quota = [p.option("who", f"<@{user['user']['id']}>"), p.option("songs_per_day", 3)]
     changed = await fake.send_slash("admin", [p.subcommand("quota", quota)], boss)
     assert (await fake.wait_for(lambda: changed.original))["content"] == (
-        f"Daily quota of discord:{user['user']['id']} is now 3.")
+        f"Daily quota of discord:{user['user']['id']} is now 3."
+    )
     reset = await fake.send_slash("admin", [p.subcommand("quota", quota[:1])], boss)
     assert (await fake.wait_for(lambda: reset.original))["content"].endswith("is now the default.")
     nobody = await fake.send_slash("admin", [p.subcommand("ban", [p.option("who", "jo")])], boss)
@@ -290,9 +291,7 @@ async def test_a_dropped_gateway_is_resumed_and_commands_keep_working(stack: Sta
     [session] = fake.gateway.sessions
     await session.socket.close(code=4000, message=b"Unknown error.")  # Discord's "reconnect and resume"
     await fake.wait_for(
-        lambda: any(
-            frame.get("op") == 6 for s in fake.gateway.sessions if s is not session for frame in s.received
-        ),
+        lambda: any(frame.get("op") == 6 for s in fake.gateway.sessions if s is not session for frame in s.received),
         20,
     )
     resumed = next(s for s in fake.gateway.sessions if s is not session)

@@ -54,7 +54,8 @@ async def test_allowlists_and_admin_commands(api: FakeTelegramAPI, guarded: Runn
     # A quota that is not a number is one sentence, and the quota stays as it was.
     assert await reply_to(api, OPS, "/admin quota telegram:101 2") == "Daily quota of telegram:101 is now 2."
     assert await reply_to(api, OPS, "/admin quota telegram:101 abc") == (
-        "The quota must be a number of songs a day from 0 (no limit) to 100000, or 'default', not 'abc'.")
+        "The quota must be a number of songs a day from 0 (no limit) to 100000, or 'default', not 'abc'."
+    )
     assert guarded.service.accounts.find("telegram", "101").daily_quota == 2
 
     # Groups: only the allowed one is served, and unknown groups get no answer at all.

@@ -162,8 +162,12 @@ def _by_rule(rule, logits: torch.Tensor, vocab: Vocab) -> int:
 
 @pytest.mark.parametrize(
     ("vocab_name", "phase", "walks"),
-    [("tiny_vocab", "meta_text", 12), ("tiny_vocab", "meta", 12), ("tiny_vocab", "meta_only", 12),
-     ("real_vocab", "meta_text", 3)],
+    [
+        ("tiny_vocab", "meta_text", 12),
+        ("tiny_vocab", "meta", 12),
+        ("tiny_vocab", "meta_only", 12),
+        ("real_vocab", "meta_text", 3),
+    ],
 )
 def test_rules_choose_what_the_reference_masks_allow(request, vocab_name, phase, walks):
     # Every step of many random walks: the Rule (what the fast path gets) and allowed()/free_ban()
@@ -172,9 +176,15 @@ def test_rules_choose_what_the_reference_masks_allow(request, vocab_name, phase,
     gen = torch.Generator().manual_seed(len(phase))
     decisions = 0
     for walk in range(walks):
-        spec = Spec(phase, fields=FIELD_ORDER if phase != "meta" else ("bpm", "caption", "duration"),
-                    given={"bpm": 90} if walk % 3 == 0 else {}, caption_max=12, genres_max=4, text_max=8,
-                    duration_max=60)
+        spec = Spec(
+            phase,
+            fields=FIELD_ORDER if phase != "meta" else ("bpm", "caption", "duration"),
+            given={"bpm": 90} if walk % 3 == 0 else {},
+            caption_max=12,
+            genres_max=4,
+            text_max=8,
+            duration_max=60,
+        )
         ref, fast = Constraint(vocab, spec), Constraint(vocab, spec)
         while not ref.done:
             logits = torch.randn(vocab.size, generator=gen)

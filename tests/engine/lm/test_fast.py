@@ -22,13 +22,17 @@ def _code_job(planner, seed, target, guided=True, topic="song", top_p=0.9):
     prompt = tok.encode(f"<|im_start|>user\n{topic}<|im_end|>\n").ids
     uncond = tok.encode("<|im_start|>user\nNO USER INPUT<|im_end|>\n").ids
     c = Constraint(planner.vocab, Spec("codes", target_codes=target))
-    return DecodeJob(prompt, c, seed, uncond if guided else None, 2.0, 0.85, top_p, max_new_tokens=target + 1,
-                     phase=1)
+    return DecodeJob(prompt, c, seed, uncond if guided else None, 2.0, 0.85, top_p, max_new_tokens=target + 1, phase=1)
 
 
 # (seed, codes, guided, topic, top_p) per request; batches mix guidance, lengths and prompts.
-CASES = [(1, 30, True, "song", 0.9), (2, 12, False, "a slow waltz", 0.9), (3, 21, True, "drums", None),
-         (4, 7, True, "song", 0.5), (5, 17, False, "rain", 0.9)]
+CASES = [
+    (1, 30, True, "song", 0.9),
+    (2, 12, False, "a slow waltz", 0.9),
+    (3, 21, True, "drums", None),
+    (4, 7, True, "song", 0.5),
+    (5, 17, False, "rain", 0.9),
+]
 
 
 def test_code_phase_equals_the_reference_loop_over_seeds_lengths_and_batches(tiny_planner, engine):
@@ -56,8 +60,11 @@ def test_a_request_joins_a_running_decode_and_leaves_when_done(tiny_planner, eng
     got = dec.decode(first, on_step)
     while not late.constraint.done:  # the late one finishes after the first two; keep driving
         dec.wait([])
-    alone = decode(tiny_planner.lm.model, [_code_job(tiny_planner, s, n) for s, n in ((7, 8), (8, 25), (9, 14))],
-                   tiny_planner.vocab.pad)
+    alone = decode(
+        tiny_planner.lm.model,
+        [_code_job(tiny_planner, s, n) for s, n in ((7, 8), (8, 25), (9, 14))],
+        tiny_planner.vocab.pad,
+    )
     assert [*got, late.tokens] == alone
     rows = dict(seen)
     assert rows[5] == 2 and rows[6] == 3  # joined at the next step
@@ -93,8 +100,9 @@ def test_graph_warm_up_is_undone_before_capture(tiny_planner):
     dec = FastDecoder(fast, tiny_planner.vocab, "codes", guided=True, len_step=16)
     dec.graphs = Rehearse(enabled=False)
     jobs = [_code_job(tiny_planner, *case) for case in CASES[:3]]
-    reference = decode(tiny_planner.lm.model, [_code_job(tiny_planner, *case) for case in CASES[:3]],
-                       tiny_planner.vocab.pad)
+    reference = decode(
+        tiny_planner.lm.model, [_code_job(tiny_planner, *case) for case in CASES[:3]], tiny_planner.vocab.pad
+    )
     assert dec.decode(jobs) == reference
 
 

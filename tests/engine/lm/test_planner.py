@@ -97,8 +97,10 @@ def test_a_folder_budgets_file_shortens_only_the_default_budgets(tiny_lm_dir):
     from engine.acestep.lm.tiny import TINY_BUDGETS
 
     plain = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B")
-    assert (plain.settings.caption_max, plain.settings.lyrics_max) == (TINY_BUDGETS["caption_max"],
-                                                                       TINY_BUDGETS["lyrics_max"])
+    assert (plain.settings.caption_max, plain.settings.lyrics_max) == (
+        TINY_BUDGETS["caption_max"],
+        TINY_BUDGETS["lyrics_max"],
+    )
     mine = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(caption_max=5))
     assert (mine.settings.caption_max, mine.settings.genres_max) == (5, TINY_BUDGETS["genres_max"])
     assert PlannerSettings().caption_max not in TINY_BUDGETS.values()

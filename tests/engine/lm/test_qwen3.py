@@ -57,8 +57,12 @@ def test_own_forward_matches_transformers_for_each_head_grouping(heads, kv_heads
 
     from engine.acestep.lm.tiny import tiny_config
 
-    config = {**tiny_config(300, 0, 0), "num_attention_heads": heads, "num_key_value_heads": kv_heads,
-              "vocab_size": 300}
+    config = {
+        **tiny_config(300, 0, 0),
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "vocab_size": 300,
+    }
     config = {k: v for k, v in config.items() if k not in ("architectures", "dtype")}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(heads * 10 + kv_heads)
