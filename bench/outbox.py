@@ -24,11 +24,9 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.queue import UNLIMITED, drop  # noqa: E402
+from bench.queue import drop, fresh_queue  # noqa: E402
 from bench.report import emit  # noqa: E402
-from migrations import upgrade  # noqa: E402
 from storage.accounts import Accounts  # noqa: E402
-from storage.db import make_engine  # noqa: E402
 from storage.outbox import Outbox  # noqa: E402
 from storage.queue import Queue  # noqa: E402
 from storage.spec import JobSpec  # noqa: E402
@@ -36,19 +34,6 @@ from storage.types import DeliveryTarget, UserRef  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
 LIMIT = 50
-
-
-def fresh(url: str | None, folder: Path, name: str) -> Queue:
-    """A migrated database (as in bench/queue.py)."""
-    if url is None:
-        engine = make_engine(f"sqlite:///{folder / name}.db")
-    else:
-        with make_engine(url).begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS bench_{name} CASCADE; CREATE SCHEMA bench_{name}")
-        separator = "&" if "?" in url else "?"
-        engine = make_engine(f"{url}{separator}options=-csearch_path%3Dbench_{name}")
-    upgrade(engine)
-    return Queue(engine, UNLIMITED)
 
 
 def fill(queue: Queue, count: int) -> list[int]:
@@ -107,7 +92,7 @@ def main() -> int:
             "database": args.database_url.split("@")[-1] if args.database_url else "sqlite (file, WAL)"
         }
         try:
-            result.update(measure(fresh(args.database_url, Path(folder), "outbox"), args.open))
+            result.update(measure(fresh_queue(args.database_url, Path(folder), "outbox"), args.open))
         finally:
             drop(args.database_url, "outbox")
     emit(result, args.out)

@@ -15,7 +15,7 @@ def load_bench():
 
 def test_a_small_run_reports_the_delivery_order(tmp_path: Path):
     bench = load_bench()
-    result = bench.measure(bench.fresh(None, tmp_path, "outbox"), 120)
+    result = bench.measure(bench.fresh_queue(None, tmp_path, "outbox"), 120)
     assert result["open_deliveries"] == 120
     assert result["passes_until_finished_claimed"] == 1
     assert result["passes_to_see_every_open_row"] is not None
