@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from bench.facts import CONFIGS  # noqa: E402
 from engine.acestep.lm.constraints import FIELD_ORDER, Constraint, Spec, Vocab  # noqa: E402
 from engine.acestep.lm.decode import DecodeJob, decode  # noqa: E402
-from engine.acestep.lm.fast import FastEngine  # noqa: E402
+from engine.acestep.lm.fast_engine import FastEngine  # noqa: E402
 from engine.acestep.lm.qwen3 import FastLM, Geometry  # noqa: E402
 from engine.acestep.lm.tiny import TINY_SHAPE, tiny_config  # noqa: E402
 from engine.acestep.lm.tokenizer import build_tiny_tokenizer  # noqa: E402

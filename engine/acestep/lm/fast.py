@@ -29,118 +29,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_IDS, TOP1_IDS, Rule, Vocab
+from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_IDS, TOP1_IDS, Vocab
 from engine.acestep.lm.decode import DecodeJob
+from engine.acestep.lm.graphs import StepGraphs, bucket
 from engine.acestep.lm.qwen3 import FastLM
 from engine.acestep.lm.sampling import pick, row_keys, token_salts
+from engine.acestep.lm.tickets import Ticket, fill_rules, take_codes, take_tokens
 from engine.acestep.lm.tokenizer import VALID_CODES
 
 NEG_INF = float("-inf")
-DEAD = -1
-# Held while a step graph is captured or replayed: decoders driven from different threads never
-# launch into a stream while another captures (capture runs in thread-local error mode).
-_CUDA_GRAPHS = threading.RLock()  # rule mode of a row that takes no token this step
-
-
-def bucket(n: int, most: int) -> int:
-    """The smallest power of two >= n (at least 1, at most ``most``)."""
-    b = 1
-    while b < n:
-        b *= 2
-    return min(b, most)
-
-
-class StepGraphs:
-    """Runs step functions eagerly, or as CUDA graphs captured on first use per key.
-
-    A step function may update state in place; before capture it is run once for warm-up, so
-    the caller passes ``save`` and ``restore`` to undo that warm-up's updates.
-    """
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
-        self.pool: Any = None
-        # When a list (and on CUDA): (start, end) timing events around each run, for the GPU's busy share.
-        self.events: list[tuple[torch.cuda.Event, torch.cuda.Event]] | None = None
-
-    def run(
-        self,
-        key: tuple,
-        fn: Callable[[], None],
-        save: Callable[[], object] | None = None,
-        restore: Callable[[object], None] | None = None,
-    ) -> None:
-        """Run ``fn`` (replaying its graph when there is one)."""
-        if not self.enabled:
-            fn()
-            return
-        with _CUDA_GRAPHS:
-            graph = self.graphs.get(key)
-            if graph is None:
-                graph = self._capture(fn, save, restore)
-                self.graphs[key] = graph
-            if self.events is None:
-                graph.replay()
-                return
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            graph.replay()
-            end.record()
-            self.events.append((start, end))
-
-    def busy_ms(self) -> float:
-        """GPU time inside the timed runs (call after a synchronize), and forget the events."""
-        total = sum(start.elapsed_time(end) for start, end in self.events or [])
-        self.events = [] if self.events is not None else None
-        return total
-
-    def _capture(
-        self, fn: Callable[[], None], save: Callable[[], object] | None, restore: Callable[[object], None] | None
-    ) -> torch.cuda.CUDAGraph:
-        state = save() if save else None
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()  # warm-up (kernel selection, workspaces)
-        torch.cuda.current_stream().wait_stream(side)
-        if restore:
-            restore(state)
-        graph = torch.cuda.CUDAGraph()
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
-        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            fn()
-        return graph
-
-    def clear(self) -> None:
-        """Forget every graph (the buffers they point at are being replaced)."""
-        self.graphs.clear()
-
-
-@dataclass
-class Ticket:
-    """One submitted request: its job, and an event set when it is done."""
-
-    job: DecodeJob
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
-    row: int = -1
-    count: int = 0  # tokens taken so far (the device's count, mirrored)
-    pos: tuple[int, int] = (0, 0)
-    finished: bool = False
-    rule: Rule | None = None
-
-    @property
-    def end(self) -> int:
-        """Code phase: the number of tokens this request takes in all (codes, then end-of-sequence)."""
-        target = self.job.constraint.spec.target_codes or 0
-        return min(target + 1, self.job.max_new_tokens)
 
 
 class FastDecoder:
@@ -514,10 +415,7 @@ class FastDecoder:
             return
         out = self.out[torch.tensor([t.row for t in done], device=self.device)].tolist()
         for t, tokens in zip(done, out, strict=True):
-            t.finished = True
-            for token in tokens[: t.end]:
-                t.job.constraint.advance(token)
-                t.job.tokens.append(token)
+            take_codes(t, tokens)
             self._leave(t)
         self._compact()
 
@@ -554,70 +452,11 @@ class FastDecoder:
                 on_step(step)
 
     def _upload_rules(self, b: int) -> None:
-        host = self.rules_np
-        host[:b] = 0
-        host[:b, 0] = DEAD
-        host[:b, 1] = self.vocab.pad
-        host[:b, 2] = self.bank_keys["text"]
-        host[:b, 4:] = -1
-        for i, t in enumerate(self.rows[:b]):
-            if t is None or t.finished:
-                if t is not None:
-                    t.rule = None
-                continue
-            rule = t.job.constraint.rule()
-            t.rule = rule
-            host[i, 0], host[i, 1], host[i, 3] = rule.mode, rule.token, 1
-            if rule.ban:
-                host[i, 2] = self.bank_keys[rule.ban]
-            if rule.ids:
-                host[i, 4 : 4 + len(rule.ids)] = rule.ids
+        fill_rules(self.rules_np, self.rows, b, self.vocab.pad, self.bank_keys)
         self.rules[:b].copy_(self.rules_host[:b], non_blocking=self._pinned)
 
     def _read(self, prev: tuple) -> None:
         event, taken = prev
         if event is not None:
             event.synchronize()
-        for t, rule in taken:
-            token = int(self.last_np[t.row])
-            t.job.constraint.advance(token, rule)
-            t.job.tokens.append(token)
-            if t.job.constraint.done or len(t.job.tokens) >= t.job.max_new_tokens:
-                t.finished = True
-
-
-class FastEngine:
-    """The fast path of one model: a decoder per (phase, guidance), created on first use."""
-
-    def __init__(
-        self, lm: FastLM, vocab: Vocab, max_rows: int = 64, graphs: bool | None = None, len_step: int = 256
-    ) -> None:
-        self.lm, self.vocab = lm, vocab
-        self.max_rows, self.use_graphs, self.len_step = max_rows, graphs, len_step
-        self.decoders: dict[tuple[str, bool], FastDecoder] = {}
-        self.lock = threading.Lock()
-
-    def decoder(self, phase: str, guided: bool) -> FastDecoder:
-        """The decoder of one phase and guidance setting."""
-        with self.lock:
-            key = (phase, guided)
-            if key not in self.decoders:
-                self.decoders[key] = FastDecoder(
-                    self.lm, self.vocab, phase, guided, self.max_rows, self.use_graphs, self.len_step
-                )
-            return self.decoders[key]
-
-    def release(self) -> None:
-        """Free every idle decoder's cache and graphs (e.g. between jobs, to lend the GPU memory to the DiT)."""
-        for dec in list(self.decoders.values()):
-            dec.release()
-
-    def decode(
-        self, jobs: list[DecodeJob], phase: str, on_step: Callable[[int], None] | None = None
-    ) -> list[list[int]]:
-        """Decode ``jobs`` of one phase (``meta`` or ``codes``); guided and unguided ones apart."""
-        placed = [(self.decoder(phase, job.guided), job) for job in jobs]
-        tickets = [(dec, dec.submit(job)) for dec, job in placed]
-        for dec in {id(d): d for d, _ in tickets}.values():
-            dec.wait([t for d, t in tickets if d is dec], on_step)
-        return [job.tokens for job in jobs]
+        take_tokens(taken, self.last_np)

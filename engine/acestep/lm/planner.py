@@ -52,7 +52,7 @@ class Planner:
     vocab: Vocab
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     vllm: Any = None
-    fast: Any = None  # engine.acestep.lm.fast.FastEngine when the fast path is on
+    fast: Any = None  # engine.acestep.lm.fast_engine.FastEngine when the fast path is on
 
     @classmethod
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
@@ -81,7 +81,7 @@ class Planner:
 
         The reference loop (``settings.decoder == "reference"``) gives the same tokens.
         """
-        from engine.acestep.lm.fast import FastEngine
+        from engine.acestep.lm.fast_engine import FastEngine
         from engine.acestep.lm.qwen3 import FastLM
 
         fast = FastLM.from_hf(self.lm.model, self.lm.config)

@@ -5,7 +5,9 @@ import pytest
 
 from engine.acestep.lm.constraints import Constraint, Spec
 from engine.acestep.lm.decode import DecodeJob, decode
-from engine.acestep.lm.fast import FastDecoder, FastEngine, StepGraphs, bucket
+from engine.acestep.lm.fast import FastDecoder
+from engine.acestep.lm.fast_engine import FastEngine
+from engine.acestep.lm.graphs import StepGraphs, bucket
 from engine.acestep.lm.planner import PlanRequest
 from engine.acestep.lm.qwen3 import FastLM
 
