@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select, update
 from storage.db import read_only
 from storage.errors import NotFound
 from storage.models import users_table
-from storage.queue import user_view
+from storage.rows import user_view
 from storage.types import UserRef, UserView
 
 users = users_table

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, and_, case, or_, select, update
 
 from storage.models import deliveries_table, jobs_table
-from storage.queue import job_view
+from storage.rows import job_view
 from storage.types import TERMINAL, DeliveryView, JobView
 
 deliveries = deliveries_table

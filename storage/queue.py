@@ -13,7 +13,6 @@ Fairness tags come from `fairness.py`; this module only stores them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from storage import fairness
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
+from storage.rows import delivery_values, job_view, track_values
 from storage.spec import JobSpec
 from storage.types import (
     CANCELLED,
@@ -36,7 +36,6 @@ from storage.types import (
     JobView,
     NewTrack,
     QueueLimits,
-    UserView,
 )
 
 jobs = jobs_table
@@ -146,7 +145,7 @@ class Queue:
             # The user's chain of tags grows by this job.
             conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=tags.vfinish))
             if target is not None:
-                conn.execute(deliveries.insert().values(**_delivery_values(job_id, target)))
+                conn.execute(deliveries.insert().values(**delivery_values(job_id, target)))
             return job_view(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
 
     def _price(self, conn: Connection, kind: str, spec: JobSpec, parent_id: int | None) -> float:
@@ -250,7 +249,7 @@ class Queue:
             )
             if result.rowcount != 1:
                 raise LeaseLost("The engine lost its lease on this song.")
-            conn.execute(tracks.insert().values(job_id=job.id, created_at=now, **_track_values(track)))
+            conn.execute(tracks.insert().values(job_id=job.id, created_at=now, **track_values(track)))
             cost = fairness.final_price(job.kind, job.spec, track.duration_s)
             if cost is not None:
                 self._correct(conn, job.id, cost)
@@ -479,80 +478,3 @@ def _not_cancellable(status: str, job_id: int) -> str:
     if status == RUNNING:
         return f"Song #{job_id} is already being made, so it can't be cancelled any more."
     return f"Song #{job_id} is already finished."
-
-
-def job_view(row: Any) -> JobView:
-    """A jobs row (or anything with its column names as attributes) as a value."""
-    return JobView(
-        id=row.id,
-        user_id=row.user_id,
-        kind=row.kind,
-        status=row.status,
-        stage=row.stage,
-        progress=row.progress,
-        seed=row.seed,
-        spec=JobSpec.from_stored(row.spec),
-        parent_id=row.parent_id,
-        source_blob=row.source_blob,
-        attempts=row.attempts,
-        error=row.error,
-        cost=row.cost,
-        vstart=row.vstart,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        lease_owner=row.lease_owner,
-    )
-
-
-def _track_values(track: NewTrack) -> dict[str, Any]:
-    return {
-        "batch_index": track.batch_index,
-        "blob_path": track.blob_path,
-        "format": track.format,
-        "duration_s": track.duration_s,
-        "seed": track.seed,
-        "sha256": track.sha256,
-        "title": track.title,
-        "caption": track.caption,
-        "lyrics": track.lyrics,
-        "meta": track.meta,
-        "audio_codes": _codes_text(track.plan),
-        "plan": track.plan,
-        "model": track.model,
-        "notice": track.notice,
-    }
-
-
-def _codes_text(plan: dict[str, Any] | None) -> str | None:
-    codes: Sequence[int] | None = (plan or {}).get("audio_codes")
-    return " ".join(str(code) for code in codes) if codes else None
-
-
-def _delivery_values(job_id: int, target: DeliveryTarget) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "platform": target.platform,
-        "chat_id": target.chat_id,
-        "reply_to_message_id": target.reply_to_message_id,
-        "status_message_id": target.status_message_id,
-        "interaction_token": target.interaction_token,
-        "token_expires_at": target.token_expires_at,
-        "extra": dict(target.extra),
-        "state": "pending",
-        "attempts": 0,
-    }
-
-
-def user_view(row: Row[Any]) -> UserView:
-    """A users row as a value."""
-    return UserView(
-        id=row.id,
-        platform=row.platform,
-        platform_id=row.platform_id,
-        display_name=row.display_name,
-        role=row.role,
-        banned=row.banned,
-        weight=row.weight,
-        daily_quota=row.daily_quota,
-    )

@@ -1,0 +1,90 @@
+"""Rows as values and values as rows: what crosses the storage boundary in and out of the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row
+
+from storage.spec import JobSpec
+from storage.types import DeliveryTarget, JobView, NewTrack, UserView
+
+
+def job_view(row: Any) -> JobView:
+    """A jobs row (or anything with its column names as attributes) as a value."""
+    return JobView(
+        id=row.id,
+        user_id=row.user_id,
+        kind=row.kind,
+        status=row.status,
+        stage=row.stage,
+        progress=row.progress,
+        seed=row.seed,
+        spec=JobSpec.from_stored(row.spec),
+        parent_id=row.parent_id,
+        source_blob=row.source_blob,
+        attempts=row.attempts,
+        error=row.error,
+        cost=row.cost,
+        vstart=row.vstart,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        lease_owner=row.lease_owner,
+    )
+
+
+def track_values(track: NewTrack) -> dict[str, Any]:
+    """A new track as the column values of its tracks row (less `job_id` and `created_at`)."""
+    return {
+        "batch_index": track.batch_index,
+        "blob_path": track.blob_path,
+        "format": track.format,
+        "duration_s": track.duration_s,
+        "seed": track.seed,
+        "sha256": track.sha256,
+        "title": track.title,
+        "caption": track.caption,
+        "lyrics": track.lyrics,
+        "meta": track.meta,
+        "audio_codes": _codes_text(track.plan),
+        "plan": track.plan,
+        "model": track.model,
+        "notice": track.notice,
+    }
+
+
+def _codes_text(plan: dict[str, Any] | None) -> str | None:
+    codes: Sequence[int] | None = (plan or {}).get("audio_codes")
+    return " ".join(str(code) for code in codes) if codes else None
+
+
+def delivery_values(job_id: int, target: DeliveryTarget) -> dict[str, Any]:
+    """Where a job's status and result go, as the column values of its new outbox row."""
+    return {
+        "job_id": job_id,
+        "platform": target.platform,
+        "chat_id": target.chat_id,
+        "reply_to_message_id": target.reply_to_message_id,
+        "status_message_id": target.status_message_id,
+        "interaction_token": target.interaction_token,
+        "token_expires_at": target.token_expires_at,
+        "extra": dict(target.extra),
+        "state": "pending",
+        "attempts": 0,
+    }
+
+
+def user_view(row: Row[Any]) -> UserView:
+    """A users row as a value."""
+    return UserView(
+        id=row.id,
+        platform=row.platform,
+        platform_id=row.platform_id,
+        display_name=row.display_name,
+        role=row.role,
+        banned=row.banned,
+        weight=row.weight,
+        daily_quota=row.daily_quota,
+    )
