@@ -3,6 +3,7 @@
 import io
 import threading
 import time
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -173,13 +174,20 @@ def test_stop_during_generation_releases_the_job(worker):
 def test_lost_lease_abandons_the_batch(tmp_path, monkeypatch):
     settings = make_settings(tmp_path, engine_lease_s=0.3)
     worker = build_worker(settings)
+
+    def later():  # a second on: the worker's lease has expired by then
+        return utcnow() + timedelta(seconds=1)
+
     other = Worker(
-        worker.queue, Blobs(settings.blob_dir), Scripted(silence_tracks), WorkerConfig(owner="other", lease_s=30)
+        worker.queue,
+        Blobs(settings.blob_dir),
+        Scripted(silence_tracks),
+        WorkerConfig(owner="other", lease_s=30),
+        clock=later,
     )
 
     def stalls(batch, progress):
-        time.sleep(0.5)  # longer than the lease, and the heartbeat cannot help: the job is stolen
-        worker.queue.reap(utcnow())
+        worker.queue.reap(later())  # longer than the lease, and the heartbeat cannot help: the job is stolen
         other.run_once()
         progress(None, "generating", 90.0)
         return silence_tracks(batch, progress)
