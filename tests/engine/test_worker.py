@@ -208,7 +208,7 @@ def test_lost_lease_abandons_the_batch(tmp_path, monkeypatch):
 def test_reaper_marks_a_repeatedly_crashing_job_dead(tmp_path):
     worker = build_worker(make_settings(tmp_path, engine_max_attempts=1))
     job = submit(worker)
-    worker.queue.claim("crashed-engine", 1, utcnow(), lease_s=0.01)
-    time.sleep(0.05)
+    worker.queue.claim("crashed-engine", 1, utcnow(), lease_s=30)
+    worker.clock = lambda: utcnow() + timedelta(seconds=31)  # the crashed engine's lease has expired
     worker.run_once()
     assert worker.queue.get(job.id).status == DEAD
