@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +19,7 @@ from engine.encode import EncodePool
 from engine.main import build_worker
 from engine.protocol import GeneratedTrack
 from engine.worker import SAVE_FAILED
+from storage.db import utcnow
 from storage.library import Library
 from storage.types import FAILED, SUCCEEDED, DeliveryTarget, UserRef
 from tests.bot.console.test_console_e2e import env_for
@@ -163,8 +165,9 @@ async def test_kill_9_mid_pipeline_loses_nothing_and_delivers_once(tmp_path):
     finally:
         os.killpg(engine.pid, signal.SIGKILL)  # the engine and its encode processes, mid-pipeline
         engine.wait(30)
-    time.sleep(1.6)  # the dead engine's leases expire
     survivor = build_worker(settings)
+    ahead = timedelta(seconds=settings.engine_lease_s + 1)
+    survivor.clock = lambda: utcnow() + ahead  # the dead engine's leases expire
     while any(service.queue.get(j.id).status not in (SUCCEEDED, FAILED) for j in jobs):
         survivor.run_once()
     assert [service.queue.get(j.id).status for j in jobs] == [SUCCEEDED] * len(jobs)
