@@ -6,9 +6,12 @@ tests, behind the same class.
 
 `run()` overlaps three stages so the GPU never waits for a CPU:
 
-    planner thread   claim batch k+2, decode uploads, plan it (LM)  ─┐ one batch ahead at most
-    loop thread      generate batch k+1 (DiT + VAE)                  ◄┘
+    planner threads  claim batches k+2 and k+3, decode uploads, plan them (LM)  ─┐ two batches ahead
+    loop thread      generate batch k+1 (DiT + VAE), batches taken in claim order ◄┘
     store threads    encode batch k in spawned processes, tag, commit, complete (two batches at most)
+
+The two planner threads plan at the same time, so a batch claimed while another is being planned
+joins its decoding at the next step (the LM's fast path decodes concurrent plans together).
 
 From its claim until its track is stored, each batch has a heartbeat thread renewing its leases. A
 job is done only once its track is stored (the completion is fenced by the lease); a failed encode
@@ -47,6 +50,7 @@ T = TypeVar("T")
 
 REPORT_EVERY_S = 0.5
 STORING_BATCHES = 2  # generated batches waiting for their MP3s before the GPU loop waits
+PLANNING_BATCHES = 2  # batches claimed ahead of the GPU loop, planned at the same time
 SAVE_FAILED = "I couldn't save this song as an MP3; please try again."
 BROKEN_AUDIO = "The model produced broken audio for this song; please try again with another seed."
 
@@ -109,19 +113,29 @@ class Worker:
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
         log.info("engine ready", extra={"backend": self.generator.name, "owner": self.config.owner})
-        planned: queues.Queue[_Batch] = queues.Queue()
-        ahead = threading.Semaphore(1)  # batches planned and waiting for the GPU
+        planned: queues.Queue[Future[_Batch | None]] = queues.Queue()  # one slot per claimed batch, in claim order
+        ahead = threading.Semaphore(PLANNING_BATCHES)  # batches claimed and not yet taken by the GPU loop
+        claiming = threading.Lock()  # a claim and its slot go in together, so slots keep the claim order
         room = threading.Semaphore(STORING_BATCHES)
-        planner = threading.Thread(target=self._plan_ahead, args=(planned, ahead), name="engine-planner", daemon=True)
+        planners = [
+            threading.Thread(
+                target=self._plan_ahead, args=(planned, ahead, claiming), name=f"engine-planner-{n}", daemon=True
+            )
+            for n in range(PLANNING_BATCHES)
+        ]
         storing = ThreadPoolExecutor(STORING_BATCHES, thread_name_prefix="engine-store")
-        planner.start()
+        for planner in planners:
+            planner.start()
         try:
             while not self.stop_event.is_set():
                 try:
-                    batch = planned.get(timeout=self.config.poll_s)
+                    slot = planned.get(timeout=self.config.poll_s)
                 except queues.Empty:
                     continue
+                batch = slot.result()  # the oldest claim first, even when a later one was planned sooner
                 ahead.release()
+                if batch is None:
+                    continue
                 if not self._acquire(room):
                     self._abandon(batch)
                     break
@@ -132,9 +146,12 @@ class Worker:
                 storing.submit(self._store_batch, batch, results).add_done_callback(lambda _: room.release())
         finally:
             self.stop_event.set()
-            planner.join()
+            for planner in planners:
+                planner.join()
             while not planned.empty():
-                self._abandon(planned.get_nowait())
+                left = planned.get_nowait().result()
+                if left is not None:
+                    self._abandon(left)
             storing.shutdown(wait=True)
             self.encoder.close()
         log.info("engine stopped", extra={"owner": self.config.owner})
@@ -166,20 +183,31 @@ class Worker:
 
     # -- stages -------------------------------------------------------------------------------------
 
-    def _plan_ahead(self, planned: queues.Queue[_Batch], ahead: threading.Semaphore) -> None:
-        """The planner thread: keep one claimed and planned batch ready for the GPU loop."""
+    def _plan_ahead(
+        self, planned: queues.Queue[Future[_Batch | None]], ahead: threading.Semaphore, claiming: threading.Lock
+    ) -> None:
+        """A planner thread: claim a batch, queue its slot, plan it, and fill the slot (None: it ended here)."""
         while self._acquire(ahead):
-            try:
-                claimed, batch = self._claim()
-            except Exception:
-                log.exception("claiming failed")
-                claimed, batch = False, None
-            if batch is not None and self._plan(batch):
-                planned.put(batch)
+            slot: Future[_Batch | None] = Future()
+            with claiming:
+                try:
+                    claimed, batch = self._claim()
+                except Exception:
+                    log.exception("claiming failed")
+                    claimed, batch = False, None
+                if batch is not None:
+                    planned.put(slot)
+            if batch is None:
+                ahead.release()
+                if not claimed:
+                    self.stop_event.wait(self.config.poll_s)
                 continue
-            ahead.release()
-            if not claimed:
-                self.stop_event.wait(self.config.poll_s)
+            try:
+                slot.set_result(batch if self._plan(batch) else None)
+            finally:
+                if not slot.done():  # only a bug in our own code gets here: give the jobs back
+                    self._abandon(batch)
+                    slot.set_result(None)
 
     def _claim(self) -> tuple[bool, _Batch | None]:
         """Reap expired leases and claim a batch; (whether anything was claimed, the usable batch)."""

@@ -93,6 +93,37 @@ def test_next_batch_generates_while_the_last_one_is_encoded(tmp_path):
     assert all(worker.queue.get(j.id).status == SUCCEEDED for j in jobs)
 
 
+class Planning(Scripted):
+    """A backend with an LM stage: the first batch's plan ends only once a later batch is being planned."""
+
+    def __init__(self, body):
+        super().__init__(body)
+        self.planned = []
+        self.second_started = threading.Event()
+        self.overlapped = False
+
+    def plan(self, batch, progress):
+        ids = [r.job_id for r in batch]
+        first = not self.planned
+        self.planned.append(ids)
+        if first:
+            self.overlapped = self.second_started.wait(10)  # plans at the same time, or the test fails
+        else:
+            self.second_started.set()
+        return batch
+
+
+def test_batches_are_planned_together_and_generated_in_claim_order(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=2))
+    backend = Planning(tracks_by_job)
+    worker.generator = backend
+    jobs = [submit(worker) for _ in range(6)]
+    serve(worker, lambda: all(worker.queue.get(j.id).status == SUCCEEDED for j in jobs))
+    assert backend.overlapped  # the second batch was claimed and planned while the first was still planning
+    assert backend.planned[1] == [jobs[2].id, jobs[3].id]  # though it finished planning first ...
+    assert [j for b in backend.batches for j in b] == [j.id for j in jobs]  # ... the GPU took the batches in order
+
+
 def test_spawned_encoders_store_each_track_on_its_job_and_a_failed_encode_fails_only_its_job(tmp_path):
     worker = build_worker(make_settings(tmp_path, engine_max_batch=3, engine_encode_processes=2))
 
