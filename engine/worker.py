@@ -10,8 +10,10 @@ tests, behind the same class.
     loop thread      generate batch k+1 (DiT + VAE), batches taken in claim order ◄┘
     store threads    encode batch k in spawned processes, tag, commit, complete (two batches at most)
 
-The two planner threads plan at the same time, so a batch claimed while another is being planned
-joins its decoding at the next step (the LM's fast path decodes concurrent plans together).
+With an LM stage, two planner threads plan at the same time, so a batch claimed while another is
+being planned joins its decoding at the next step (the LM's fast path decodes concurrent plans
+together). Without one (the sketch backend), one batch is claimed ahead: a claim ahead is a place
+in line a light user who arrives later can no longer take.
 
 From its claim until its track is stored, each batch has a heartbeat thread renewing its leases. A
 job is done only once its track is stored (the completion is fenced by the lease); a failed encode
@@ -50,7 +52,10 @@ T = TypeVar("T")
 
 REPORT_EVERY_S = 0.5
 STORING_BATCHES = 2  # generated batches waiting for their MP3s before the GPU loop waits
-PLANNING_BATCHES = 2  # batches claimed ahead of the GPU loop, planned at the same time
+# Batches claimed ahead of the GPU loop and planned at the same time, for a backend with an LM stage.
+# Each batch claimed ahead is a batch a newly arrived light user can no longer jump, so a backend
+# without one claims a single batch ahead.
+PLANNING_BATCHES = 2
 SAVE_FAILED = "I couldn't save this song as an MP3; please try again."
 BROKEN_AUDIO = "The model produced broken audio for this song; please try again with another seed."
 
@@ -114,14 +119,15 @@ class Worker:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
         log.info("engine ready", extra={"backend": self.generator.name, "owner": self.config.owner})
         planned: queues.Queue[Future[_Batch | None]] = queues.Queue()  # one slot per claimed batch, in claim order
-        ahead = threading.Semaphore(PLANNING_BATCHES)  # batches claimed and not yet taken by the GPU loop
+        planners_count = PLANNING_BATCHES if hasattr(self.generator, "plan") else 1
+        ahead = threading.Semaphore(planners_count)  # batches claimed and not yet taken by the GPU loop
         claiming = threading.Lock()  # a claim and its slot go in together, so slots keep the claim order
         room = threading.Semaphore(STORING_BATCHES)
         planners = [
             threading.Thread(
                 target=self._plan_ahead, args=(planned, ahead, claiming), name=f"engine-planner-{n}", daemon=True
             )
-            for n in range(PLANNING_BATCHES)
+            for n in range(planners_count)
         ]
         storing = ThreadPoolExecutor(STORING_BATCHES, thread_name_prefix="engine-store")
         for planner in planners:

@@ -124,6 +124,23 @@ def test_batches_are_planned_together_and_generated_in_claim_order(tmp_path):
     assert [j for b in backend.batches for j in b] == [j.id for j in jobs]  # ... the GPU took the batches in order
 
 
+def test_a_backend_without_an_lm_stage_claims_one_batch_ahead(tmp_path):
+    """Claims ahead are places in line a later light user can't take: without planning to overlap, only one."""
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=1))
+    ahead_seen = []
+
+    def body(batch, progress):
+        time.sleep(0.2)  # the planner threads have time to claim whatever they may
+        current = batch[0].job_id
+        ahead_seen.append(sum(1 for j in jobs if j.id > current and worker.queue.get(j.id).status == "running"))
+        return tracks_by_job(batch, progress)
+
+    worker.generator = Scripted(body)
+    jobs = [submit(worker) for _ in range(5)]
+    serve(worker, lambda: all(worker.queue.get(j.id).status == SUCCEEDED for j in jobs))
+    assert max(ahead_seen) == 1
+
+
 def test_spawned_encoders_store_each_track_on_its_job_and_a_failed_encode_fails_only_its_job(tmp_path):
     worker = build_worker(make_settings(tmp_path, engine_max_batch=3, engine_encode_processes=2))
 
