@@ -36,7 +36,6 @@ from engine.acestep.backend import pick_device  # noqa: E402
 from engine.acestep.pipeline import AceStepPipeline, Track  # noqa: E402
 from engine.acestep.text import Metas  # noqa: E402
 
-FACTS = CONFIGS
 LYRICS = "[Verse]\n" + "walking down the empty street, neon humming at my feet\n" * 8
 
 
@@ -104,9 +103,9 @@ def full_size_pipeline(device: torch.device, dtype: torch.dtype) -> AceStepPipel
     from engine.acestep.vae import Vae
 
     with torch.device(device):
-        dit = AceStepDiT(DitConfig.from_file(FACTS / "acestep-v15-turbo" / "config.json")).to(dtype)
-        text_model = AutoModel.from_config(Qwen3Config.from_json_file(FACTS / "Qwen3-Embedding-0.6B" / "config.json"))
-        vae_config = json.loads((FACTS / "vae" / "config.json").read_text())
+        dit = AceStepDiT(DitConfig.from_file(CONFIGS / "acestep-v15-turbo" / "config.json")).to(dtype)
+        text_model = AutoModel.from_config(Qwen3Config.from_json_file(CONFIGS / "Qwen3-Embedding-0.6B" / "config.json"))
+        vae_config = json.loads((CONFIGS / "vae" / "config.json").read_text())
         vae_model = AutoencoderOobleck(**{k: v for k, v in vae_config.items() if not k.startswith("_")})
     for param in dit.parameters():
         torch.nn.init.normal_(param, std=0.02)

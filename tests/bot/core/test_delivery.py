@@ -52,26 +52,24 @@ async def submit(service):
     return await service.submit_song(USER, SongRequest("rain", duration_s=10), DeliveryTarget("fake", "chat"))
 
 
+def rain_track(seed):
+    return NewTrack(
+        blob_path="tracks/x.mp3",
+        duration_s=10,
+        seed=seed,
+        sha256="0" * 64,
+        title="Rain",
+        caption="rain",
+        lyrics="",
+        meta={"bpm": 90, "key": "C major"},
+        model={},
+    )
+
+
 def complete(service, job_id):
     [job] = service.queue.claim("engine", 1, service.clock(), 30)
     assert job.id == job_id
-    service.queue.complete(
-        job,
-        "engine",
-        NewTrack(
-            blob_path="tracks/x.mp3",
-            duration_s=10,
-            seed=job.seed,
-            sha256="0" * 64,
-            title="Rain",
-            caption="rain",
-            lyrics="",
-            meta={"bpm": 90, "key": "C major"},
-            model={},
-            notice=None,
-        ),
-        service.clock(),
-    )
+    service.queue.complete(job, "engine", rain_track(job.seed), service.clock())
 
 
 async def test_status_is_shown_once_then_result_once(service):
@@ -92,22 +90,7 @@ async def test_status_is_shown_once_then_result_once(service):
     clock.now += timedelta(seconds=4)
     await loop.run_once()
     assert recorder.calls[-1] == ("status", job.id, f"🎶 #{job.id} generating… 40%")
-    service.queue.complete(
-        claimed,
-        "engine",
-        NewTrack(
-            blob_path="tracks/x.mp3",
-            duration_s=10,
-            seed=job.seed,
-            sha256="0" * 64,
-            title="Rain",
-            caption="rain",
-            lyrics="",
-            meta={"bpm": 90, "key": "C major"},
-            model={},
-        ),
-        service.clock(),
-    )
+    service.queue.complete(claimed, "engine", rain_track(job.seed), service.clock())
     await loop.run_once()
     await loop.run_once()
     results = [call for call in recorder.calls if call[0] == "result"]
