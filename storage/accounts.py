@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from storage.db import read_only
 from storage.errors import NotFound
@@ -23,34 +26,23 @@ class Accounts:
         self.reader = read_only(engine)
 
     def ensure(self, ref: UserRef, now: datetime, admin: bool = False) -> UserView:
-        """The stored user for `ref`, created on first sight; name and role kept current."""
+        """The stored user for `ref`, created on first sight; name and role kept current.
+
+        The row is created with `INSERT … ON CONFLICT DO NOTHING`, so a user's simultaneous first
+        commands never collide on the unique (platform, platform_id) key.
+        """
         role = "admin" if admin else "user"
+        name = ref.display_name[:128]
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(users).where(users.c.platform == ref.platform, users.c.platform_id == ref.platform_id)
-            ).one_or_none()
-            if row is None:
-                conn.execute(
-                    users.insert().values(
-                        platform=ref.platform,
-                        platform_id=ref.platform_id,
-                        display_name=ref.display_name[:128],
-                        role=role,
-                        banned=False,
-                        weight=1.0,
-                        last_vfinish=0.0,
-                        created_at=now,
-                    )
-                )
-            elif row.role != role or (ref.display_name and row.display_name != ref.display_name[:128]):
-                conn.execute(
-                    update(users)
-                    .where(users.c.id == row.id)
-                    .values(role=role, display_name=ref.display_name[:128] or row.display_name)
-                )
+            conn.execute(_insert_new(conn, ref, name, role, now))
             row = conn.execute(
                 select(users).where(users.c.platform == ref.platform, users.c.platform_id == ref.platform_id)
             ).one()
+            if row.role != role or (name and row.display_name != name):
+                conn.execute(
+                    update(users).where(users.c.id == row.id).values(role=role, display_name=name or row.display_name)
+                )
+                row = conn.execute(select(users).where(users.c.id == row.id)).one()
             return user_view(row)
 
     def get(self, user_id: int) -> UserView | None:
@@ -94,3 +86,22 @@ class Accounts:
         """How many users have ever used the bot."""
         with self.reader.begin() as conn:
             return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def _insert_new(conn: Connection, ref: UserRef, name: str, role: str, now: datetime) -> Any:
+    """The user's row, inserted unless it exists (both dialects spell ON CONFLICT the same way)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(users)
+        .values(
+            platform=ref.platform,
+            platform_id=ref.platform_id,
+            display_name=name,
+            role=role,
+            banned=False,
+            weight=1.0,
+            last_vfinish=0.0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[users.c.platform, users.c.platform_id])
+    )

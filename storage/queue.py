@@ -114,7 +114,10 @@ class Queue:
             NotFound: a re-roll of a job that has no track.
         """
         with self.engine.begin() as conn:
-            user = conn.execute(select(users).where(users.c.id == user_id)).one()
+            # The user's row lock makes the limit check and the insert one step: on PostgreSQL two
+            # submits of one user would otherwise both count the same pending jobs and both pass.
+            # (SQLite renders no FOR UPDATE; BEGIN IMMEDIATE already serialises its writers.)
+            user = conn.execute(select(users).where(users.c.id == user_id).with_for_update()).one()
             clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
             if enforce_limits:
                 self._check_limits(conn, user, bool(paused), now)

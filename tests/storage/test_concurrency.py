@@ -1,4 +1,4 @@
-"""Four claimers drain 2,000 jobs (500 each on average): every job is claimed exactly once."""
+"""Concurrency: four claimers drain 2,000 jobs exactly once; per-user limits hold under a burst of submits."""
 
 import threading
 from collections import Counter
@@ -7,9 +7,11 @@ from sqlalchemy import insert
 
 from storage.accounts import Accounts
 from storage.db import make_engine, utcnow
+from storage.errors import LimitError
 from storage.models import Job
 from storage.queue import Queue
-from storage.types import UserRef
+from storage.spec import JobSpec
+from storage.types import DeliveryTarget, QueueLimits, UserRef
 
 CLAIMERS = 4
 JOBS = CLAIMERS * 500
@@ -75,3 +77,61 @@ def test_every_job_claimed_exactly_once(db):
     # SQLite's busy handler is not fair, so one claimer may win little; several must have won.
     assert sum(1 for ids in claimed if ids) >= 2, [len(ids) for ids in claimed]
     assert Queue(db).counts() == {"running": JOBS}
+
+
+# ------------------------------------------------------- per-user limits under concurrency
+
+BURST = 10
+ROUNDS = 8
+
+
+def burst(count: int, action) -> tuple[list, list[BaseException]]:
+    """Run `action(i)` in `count` threads released together; (results, exceptions)."""
+    results: list = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results.append(action(index))
+        except BaseException as error:  # noqa: BLE001 - sorted by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results, errors
+
+
+def submit_burst(db, limits: QueueLimits) -> tuple[list, list[BaseException]]:
+    user = Accounts(db).ensure(UserRef("telegram", "flood"), utcnow())
+    queue = Queue(db, limits)
+    spec = JobSpec.build(caption="rain", duration_s=10)
+    return burst(BURST, lambda i: queue.submit(user.id, "song", spec, i, utcnow(), DeliveryTarget("telegram", "c")))
+
+
+def test_ten_simultaneous_submits_of_one_user_stop_at_the_pending_cap(db):
+    accepted, refused = submit_burst(db, QueueLimits(max_pending_per_user=3, daily_quota=0))
+    assert len(accepted) == 3, [type(error).__name__ for error in refused]
+    assert len(refused) == BURST - 3
+    assert all(type(error) is LimitError and "the limit is 3" in error.user_message for error in refused), refused
+    assert Queue(db).counts() == {"queued": 3}
+
+
+def test_ten_simultaneous_submits_of_one_user_stop_at_the_daily_quota(db):
+    accepted, refused = submit_burst(db, QueueLimits(max_pending_per_user=100, daily_quota=4))
+    assert len(accepted) == 4, [type(error).__name__ for error in refused]
+    assert all(type(error) is LimitError and "your 4 songs for today" in error.user_message for error in refused)
+
+
+def test_simultaneous_first_commands_of_a_new_user_make_one_row(db):
+    # Several rounds, each a new user: one round alone often misses the race on the old code.
+    for round_ in range(ROUNDS):
+        ref = UserRef("discord", f"newcomer-{round_}", "New")
+        seen, errors = burst(BURST, lambda i, ref=ref: Accounts(db).ensure(ref, utcnow()).id)
+        assert errors == [], errors[:1]
+        assert len(set(seen)) == 1 and len(seen) == BURST
+    assert Accounts(db).count() == ROUNDS
