@@ -87,6 +87,8 @@ BPM_MIN, BPM_MAX = 30, 300
 MIN_DURATION_S = 10
 MAX_DURATION_S = 600
 SEED_MAX = 2**32 - 1
+# Song ids are the jobs table's INTEGER key: 32 bits on PostgreSQL, so a larger id names no song.
+ID_MAX = 2**31 - 1
 
 # Covers: the share of the sampling steps that follow the source when the user gives no strength.
 DEFAULT_COVER_STRENGTH = 0.5

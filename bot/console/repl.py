@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import getpass
+import logging
 import os
 import sys
 import threading
@@ -31,10 +32,12 @@ from bot.core import parser, render
 from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
 from bot.core.uploads import UploadSweeper
-from storage.errors import SongbotError, UserError
+from storage.errors import GENERIC_FAILURE, SongbotError, UserError
 from storage.outbox import PENDING
 from storage.settings import MIN_DURATION_S, Settings
 from storage.types import DeliveryTarget, DeliveryView, UserRef
+
+log = logging.getLogger("songbot.console")
 
 PLATFORM = "console"
 PROMPT = "> "
@@ -260,6 +263,9 @@ class ConsoleChat:
             reply = await self._dispatch(command)
         except SongbotError as error:
             reply = f"⚠️ {error.user_message}"
+        except Exception:
+            log.exception("console command failed", extra={"command": command.name})
+            reply = f"⚠️ {GENERIC_FAILURE}"
         if reply:
             self._say(reply)
 

@@ -18,11 +18,19 @@ from typing import Literal, cast
 
 from storage.errors import UserError
 from storage.types import UserRef
-from storage.values import LANGUAGES, SEED_MAX, TIME_SIGNATURES, canonical_key
+from storage.values import ID_MAX, LANGUAGES, SEED_MAX, canonical_key
 
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig")
 COVER_OPTIONS = ("strength", "seed", "duration")
 OPTION = re.compile(r"""(?<!\S)([A-Za-z_]+)=("[^"]*"|'[^']*'|\S+)""")
+# `name=` with nothing after it: an option whose value was left out, never part of the description.
+EMPTY_OPTION = re.compile(r"(?<!\S)([A-Za-z_]+)=(?=\s|$)")
+# Numbers from users: ASCII digits only (`²`, full-width `１２` and other Unicode digits are refused),
+# at most 18 of them so that every accepted number fits a 64-bit column before its range is checked.
+DIGITS = re.compile(r"[0-9]{1,18}")
+DECIMAL = re.compile(r"-?(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18})")
+# The time signatures the model knows, as users write them, and their beats per bar.
+TIME_SIGNATURE_FORMS = {"2": 2, "3": 3, "4": 4, "6": 6, "2/4": 2, "3/4": 3, "4/4": 4, "6/8": 6}
 COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@([A-Za-z0-9_]+))?(?:\s+|$)")
 # Discord's option range for a daily quota; the text commands take the same.
 QUOTA_MAX = 100_000
@@ -135,7 +143,7 @@ def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
     parts = command.args.replace("#", " ").split()
     if not parts or len(parts) > 2:
         raise UserError("Use /reroll <song id> [seed], for example: /reroll 12 or /reroll 12 4242")
-    song_id = parse_int(parts[0], "song id")
+    song_id = parse_song_id(parts[0])
     seed = parse_seed(parts[1].removeprefix("seed=")) if len(parts) == 2 else None
     return song_id, seed
 
@@ -145,9 +153,14 @@ def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:
     text = command.args.replace("#", "").strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not DIGITS.fullmatch(text):
         raise UserError(usage)
-    return int(text)
+    return parse_song_id(text)
+
+
+def parse_song_id(value: str) -> int:
+    """A song id: ASCII digits, from 1 to ID_MAX (the largest id the jobs table can hold)."""
+    return parse_int(value, "song id", low=1, high=ID_MAX)
 
 
 def parse_admin(args: str) -> AdminCommand:
@@ -180,7 +193,7 @@ def parse_quota(value: str) -> int | None:
     text = value.strip().lower()
     if text == "default":
         return None
-    if not text.isdigit() or int(text) > QUOTA_MAX:
+    if not DIGITS.fullmatch(text) or int(text) > QUOTA_MAX:
         raise UserError(
             f"The quota must be a number of songs a day from 0 (no limit) to {QUOTA_MAX}, "
             f"or 'default', not {value[:20]!r}."
@@ -198,23 +211,40 @@ def split_options(text: str, allowed: tuple[str, ...]) -> tuple[dict[str, str], 
             raise UserError(f"I don't know the option {name}=; the options are {known}.")
         options[key] = value.strip("\"'")
     rest = OPTION.sub(" ", text)
+    for name in EMPTY_OPTION.findall(rest):
+        if name.lower() not in allowed:
+            known = ", ".join(f"{option}=" for option in allowed)
+            raise UserError(f"I don't know the option {name}=; the options are {known}.")
+        raise UserError(f"Give {name}= a value, with no space after the = sign.")
     return options, " ".join(rest.split())
 
 
-def parse_int(value: str, name: str) -> int:
-    """An integer option, or one sentence saying it must be a whole number."""
-    try:
-        return int(value.strip().removesuffix("s"))
-    except ValueError:
-        raise UserError(f"{name} must be a whole number, not {value[:20]!r}.") from None
+def parse_int(value: str, name: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number written in ASCII digits (a leading minus allowed), in `low`..`high` when given.
+
+    Raises:
+        UserError: anything else (Unicode or full-width digits, signs, separators, decimals, huge numbers).
+    """
+    text = value.strip().removesuffix("s")
+    digits = text.removeprefix("-")
+    if not DIGITS.fullmatch(digits):
+        raise UserError(f"{name} must be a whole number{_ascii_hint(value)}, not {value[:20]!r}.")
+    number = -int(digits) if text.startswith("-") else int(digits)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise UserError(f"{name} must be between {low} and {high}.")
+    return number
 
 
 def parse_float(value: str, name: str) -> float:
-    """A number option, or one sentence saying it must be a number."""
-    try:
-        return float(value)
-    except ValueError:
-        raise UserError(f"{name} must be a number, not {value[:20]!r}.") from None
+    """A number written in ASCII digits with an optional decimal point, or one sentence saying what is wanted."""
+    if not DECIMAL.fullmatch(value.strip()):
+        raise UserError(f"{name} must be a number{_ascii_hint(value)}, not {value[:20]!r}.")
+    return float(value)
+
+
+def _ascii_hint(value: str) -> str:
+    """Say why `１２` or `²` is refused: it looks like a number but is not written in the digits 0-9."""
+    return " written with the digits 0-9" if any(char.isdigit() and not char.isascii() for char in value) else ""
 
 
 def parse_bool(value: str, name: str) -> bool:
@@ -229,16 +259,13 @@ def parse_bool(value: str, name: str) -> bool:
 
 def parse_seed(value: str) -> int:
     """A seed: a whole number from 0 to 4294967295."""
-    seed = parse_int(value, "seed")
-    if not 0 <= seed <= SEED_MAX:
-        raise UserError(f"seed must be between 0 and {SEED_MAX}.")
-    return seed
+    return parse_int(value, "seed", low=0, high=SEED_MAX)
 
 
 def parse_time_signature(value: str) -> int:
-    """`4`, `4/4`, `3/4`, `6/8` → beats per bar (2, 3, 4 or 6)."""
-    beats = parse_int(value.split("/")[0], "timesig")
-    if beats not in TIME_SIGNATURES:
+    """`4`, `4/4`, `3/4`, `6/8` → beats per bar (2, 3, 4 or 6); `4/0`, `3/8` and the like are refused."""
+    beats = TIME_SIGNATURE_FORMS.get(value.strip().replace(" ", ""))
+    if beats is None:
         raise UserError("timesig must be 2/4, 3/4, 4/4 or 6/8.")
     return beats
 

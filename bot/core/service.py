@@ -30,7 +30,7 @@ from storage.queue import Queue
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
-from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, MIN_DURATION_S
+from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -172,6 +172,7 @@ class SongService:
 
     async def reroll(self, user: UserRef, song_id: int, seed: int | None, target: DeliveryTarget) -> JobView:
         """Regenerate song `song_id`: with its own seed exactly, with another seed a sibling."""
+        _require_song_id(song_id)
         track = await self._run(self.library.get, song_id)
         parent = await self._run(self.queue.get, song_id)
         if track is None or parent is None:
@@ -225,6 +226,7 @@ class SongService:
 
     async def track(self, song_id: int) -> TrackView:
         """A finished song. Raises NotFound."""
+        _require_song_id(song_id)
         track = await self._run(self.library.get, song_id)
         if track is None:
             raise NotFound(f"There is no finished song #{song_id}.")
@@ -251,6 +253,7 @@ class SongService:
             if not queued:
                 raise NotFound("You have no songs waiting in the queue.")
             job_id = queued[-1].id
+        _require_song_id(job_id)
         owner = None if stored.role == "admin" else stored.id
         return await self._run(self.queue.cancel, job_id, owner, self.clock())
 
@@ -336,6 +339,12 @@ class SongService:
     def _require_admin(self, user: UserRef) -> None:
         if not self.settings.is_admin(user.platform, user.platform_id):
             raise LimitError("Only the bot's operators can do that.")
+
+
+def _require_song_id(song_id: int) -> None:
+    """Ids from any platform (text, options, buttons) that no job can have get a sentence, not a database error."""
+    if not 1 <= song_id <= ID_MAX:
+        raise NotFound(f"There is no song #{song_id}.")
 
 
 def new_seed() -> int:

@@ -17,12 +17,13 @@ from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
 from storage.settings import Settings
-from storage.values import BPM_MAX, BPM_MIN, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
+from storage.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."
 
 Seed = app_commands.Range[int, 0, SEED_MAX]
+SongId = app_commands.Range[int, 1, ID_MAX]
 Duration = app_commands.Range[int, MIN_DURATION_S, MAX_DURATION_S]
 Bpm = app_commands.Range[int, BPM_MIN, BPM_MAX]
 Strength = app_commands.Range[float, 0.0, 1.0]
@@ -114,9 +115,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
 
     @tree.command(name="reroll", description="Make a past song again: its own seed gives the same song")
     @app_commands.describe(song_id="The song id (the number after #)", seed="Seed; leave out for a new one")
-    async def reroll(
-        interaction: discord.Interaction, song_id: app_commands.Range[int, 1], seed: Seed | None = None
-    ) -> None:
+    async def reroll(interaction: discord.Interaction, song_id: SongId, seed: Seed | None = None) -> None:
         """/reroll <song id> [seed]."""
         service = service_of(interaction)
         await submit_deferred(interaction, lambda target: service.reroll(user_ref(interaction), song_id, seed, target))
@@ -134,7 +133,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
 
     @tree.command(name="cancel", description="Cancel a song that is still waiting")
     @app_commands.describe(song_id="The song id; leave out for your newest waiting song")
-    async def cancel(interaction: discord.Interaction, song_id: app_commands.Range[int, 1] | None = None) -> None:
+    async def cancel(interaction: discord.Interaction, song_id: SongId | None = None) -> None:
         """/cancel [id], privately."""
         job = await service_of(interaction).cancel(user_ref(interaction), song_id)
         await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")

@@ -6,8 +6,11 @@ from collections.abc import Iterable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.core.parser import DIGITS
+from storage.values import ID_MAX
+
 REROLL, LYRICS = "rr", "ly"
-CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}):\d+$"
+CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}):"  # the rest is checked by parse_callback
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
@@ -34,6 +37,7 @@ def history_keyboard(items: Iterable[tuple[int, str]]) -> InlineKeyboardMarkup |
 def parse_callback(data: str | None) -> tuple[str, int] | None:
     """Split ``rr:12`` into ("rr", 12); None for anything else."""
     action, _, job = (data or "").partition(":")
-    if action not in (REROLL, LYRICS) or not job.isdigit():
+    # ASCII digits within the id range only: `str.isdigit` also admits `²`, which `int` refuses.
+    if action not in (REROLL, LYRICS) or not DIGITS.fullmatch(job) or int(job) > ID_MAX:
         return None
     return action, int(job)

@@ -87,3 +87,33 @@ async def test_stdin_lines_reads_whole_lines_from_the_descriptor():
     lines = StdinLines(read_end)
     assert [await lines() for _ in range(4)] == ["/song café \\\n", "la la\n", "last", ""]
     os.close(read_end)
+
+
+@pytest.mark.parametrize(
+    ("line", "sentence"),
+    [
+        ("/lyrics ²", "⚠️ Use /lyrics <song id>."),
+        ("/lyrics 99999999999999999999", "⚠️ Use /lyrics <song id>."),
+        ("/cancel ２", "⚠️ Use /cancel [song id]."),
+        ("/reroll 99999999999999999999", "⚠️ song id must be a whole number, not '99999999999999999999'."),
+        ("/reroll 2147483648", "⚠️ song id must be between 1 and 2147483647."),
+        ("/reroll ²", "⚠️ song id must be a whole number written with the digits 0-9, not '²'."),
+        ("/reroll -3", "⚠️ song id must be between 1 and 2147483647."),
+        ("/song rain duration=", "⚠️ Give duration= a value, with no space after the = sign."),
+    ],
+)
+async def test_odd_ids_and_numbers_get_one_sentence(service, line, sentence):
+    out = await chat_output(service, f"{line}\n", "/history\n", "", interactive=False)
+    assert out.splitlines() == [sentence, "You have no songs yet; try /song lo-fi rain at night"]
+
+
+async def test_an_unexpected_error_is_one_sentence_and_the_chat_goes_on(service, monkeypatch):
+    async def broken(song_id):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(service, "lyrics", broken)
+    out = await chat_output(service, "/lyrics 5\n", "/history\n", "", interactive=False)
+    assert out.splitlines() == [
+        "⚠️ Something went wrong on our side while making this song; please try again.",
+        "You have no songs yet; try /song lo-fi rain at night",
+    ]

@@ -2,6 +2,7 @@ import pytest
 
 from bot.core.parser import (
     normalize_key,
+    parse_admin,
     parse_command,
     parse_cover,
     parse_id_arg,
@@ -111,3 +112,74 @@ def test_reroll_and_ids():
 
 def test_time_signature_forms():
     assert [parse_time_signature(v) for v in ("4", "4/4", "6/8", "2/4")] == [4, 4, 6, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("/song rain duration=", "Give duration= a value"),
+        ("/song rain duration= 30", "Give duration= a value"),
+        ("/song rain tempo=", "I don't know the option tempo="),
+        ("/song rain timesig=4/0", "timesig must be"),
+        ("/song rain timesig=3/8", "timesig must be"),
+        ("/song rain timesig=4/", "timesig must be"),
+        ("/song rain duration=３０", "duration must be a whole number written with the digits 0-9"),
+        ("/song rain bpm=٩٠", "bpm must be a whole number written with the digits 0-9"),
+        ("/song rain bpm=1_00", "bpm must be a whole number, not '1_00'"),
+        ("/song rain bpm=+90", "bpm must be a whole number"),
+        ("/song rain duration=99999999999999999999", "duration must be a whole number"),
+        ("/song rain seed=４２", "digits 0-9"),
+        ("/song rain seed=4294967296", "seed must be between 0 and 4294967295"),
+    ],
+)
+def test_options_are_parsed_strictly(text, message):
+    with pytest.raises(UserError, match=message) as caught:
+        song(text)
+    assert "\n" not in caught.value.user_message
+
+
+def test_negative_numbers_reach_the_range_checks():
+    assert song("/song rain duration=-5").duration_s == -5  # the service says "between 10 and …"
+    with pytest.raises(UserError, match="seed must be between 0 and"):
+        song("/song rain seed=-3")
+
+
+@pytest.mark.parametrize(
+    "text", ["/cover strength=０.５", "/cover strength=nan", "/cover strength=inf", "/cover strength=1e-1"]
+)
+def test_cover_strength_is_a_plain_decimal(text):
+    with pytest.raises(UserError, match="strength must be"):
+        parse_cover(parse_command(text))
+
+
+def test_cover_strength_below_zero_gets_the_range_sentence():
+    with pytest.raises(UserError, match="between 0 and 1"):
+        parse_cover(parse_command("/cover strength=-0.5"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("/reroll ²", "song id must be a whole number written with the digits 0-9"),
+        ("/reroll １２", "digits 0-9"),
+        ("/reroll 99999999999999999999", "song id must be a whole number"),
+        ("/reroll 2147483648", "song id must be between 1 and 2147483647"),
+        ("/reroll -4", "song id must be between 1 and"),
+        ("/reroll 0", "song id must be between 1 and"),
+        ("/reroll 12 ４２", "seed must be a whole number written with the digits 0-9"),
+    ],
+)
+def test_reroll_ids_are_parsed_strictly(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_reroll(parse_command(text))
+
+
+@pytest.mark.parametrize("args", ["²", "１２", "-1", "99999999999999999999", "2147483648", "0"])
+def test_lyrics_and_cancel_ids_are_parsed_strictly(args):
+    with pytest.raises(UserError):
+        parse_id_arg(parse_command(f"/lyrics {args}"), "Use /lyrics <song id>.")
+
+
+def test_a_quota_in_other_digits_is_refused():
+    with pytest.raises(UserError, match="The quota must be"):
+        parse_admin("quota telegram:1 ²")

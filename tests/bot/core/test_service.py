@@ -214,3 +214,21 @@ async def test_check_upload_uses_the_declared_length(service):
         service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=2 * 3600.0)
     with pytest.raises(BadAudio, match="only 4 seconds"):
         service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=4.0)
+
+
+@pytest.fixture
+def any_db_service(db, tmp_path):
+    """The service over the `db` fixture's database: SQLite, and PostgreSQL when one answers."""
+    url = db.url.render_as_string(hide_password=False)
+    return SongService.from_settings(make_settings(tmp_path, database_url=url), migrate=False)
+
+
+@pytest.mark.parametrize("song_id", [0, -1, 2**31, 2**40, 2**63, 10**20])
+async def test_ids_no_job_can_have_are_not_found_on_every_database(any_db_service, song_id):
+    # Discord's options and buttons hand over ints without the text parser: the service is the guard.
+    with pytest.raises(NotFound, match=f"#{song_id}"):
+        await any_db_service.reroll(ALICE, song_id, None, TARGET)
+    with pytest.raises(NotFound):
+        await any_db_service.lyrics(song_id)
+    with pytest.raises(NotFound):
+        await any_db_service.cancel(ALICE, song_id)
