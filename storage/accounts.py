@@ -13,6 +13,7 @@ from storage.db import read_only
 from storage.errors import NotFound
 from storage.models import users_table
 from storage.rows import user_view
+from storage.text import clean_line
 from storage.types import UserRef, UserView
 
 users = users_table
@@ -32,7 +33,7 @@ class Accounts:
         commands never collide on the unique (platform, platform_id) key.
         """
         role = "admin" if admin else "user"
-        name = ref.display_name[:128]
+        name = clean_line(ref.display_name)[:128]
         with self.engine.begin() as conn:
             conn.execute(_insert_new(conn, ref, name, role, now))
             row = conn.execute(

@@ -5,6 +5,11 @@ SQLite runs in WAL mode with a busy timeout, and every write transaction opens w
 the same queued job and then both write it. Reads that must not take the write lock use
 `read_only(engine)`. PostgreSQL goes through the same code (psycopg); row locks there come
 from `FOR UPDATE SKIP LOCKED` in the queue's statements.
+
+Every engine hides statement parameters from its errors (`hide_parameters`), so a traceback never
+carries a user's description or lyrics into a log. On PostgreSQL, which refuses a NUL in text, the
+strings of every statement lose their NULs before they are sent: user text is cleaned where it comes
+in (`storage.text`), and this is the guard behind that.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+
+from storage.text import without_nul
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -27,8 +34,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url`, with SQLite made safe for several processes."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
+        return engine
     _ensure_sqlite_dir(url)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)
@@ -45,6 +55,12 @@ def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:" and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _without_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    return statement, without_nul(parameters)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

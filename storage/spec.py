@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storage.errors import UserError
+from storage.text import clean_lines
 from storage.values import (
     BPM_MAX,
     BPM_MIN,
@@ -91,6 +92,12 @@ class JobSpec(BaseModel):
     time_signature: int | None = None
     strength: float = Field(DEFAULT_COVER_STRENGTH, ge=0.0, le=1.0)
     plan: Plan | None = None
+
+    @field_validator("caption", "lyrics")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # The bot cleans user text already; a spec built anywhere else is held to the same rule.
+        return clean_lines(value)
 
     @field_validator("key")
     @classmethod

@@ -9,9 +9,10 @@ event loop. Nothing here waits for the GPU.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -29,6 +30,7 @@ from storage.outbox import Outbox
 from storage.queue import Queue
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
+from storage.text import clean_line, clean_lines
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
 from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S
 
@@ -37,6 +39,7 @@ T = TypeVar("T")
 # A check run on every /song before it is queued (the composition root adds the LM's context check).
 SongCheck = Callable[[SongRequest, int], None]
 
+UPLOAD_SUFFIX = re.compile(r"\.[a-z0-9]{1,7}")
 NOT_AUDIO_TYPES = ("image/", "text/", "application/pdf", "application/zip", "application/json")
 NOT_AUDIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt", ".zip", ".exe", ".doc", ".docx")
 
@@ -103,6 +106,7 @@ class SongService:
 
     async def submit_song(self, user: UserRef, request: SongRequest, target: DeliveryTarget) -> JobView:
         """Queue a new song. Raises UserError with the sentence to show."""
+        request = cleaned_song(request)
         self._check_song(request)
         duration = request.duration_s or self.settings.default_duration_s
         for check in self.song_checks:
@@ -130,7 +134,7 @@ class SongService:
 
         Too big, empty, clearly not audio, or (when the platform says how long it is) too long or too short.
         """
-        name = (filename or "").lower()
+        name = clean_line(filename or "").lower()
         if (mime and mime.lower().startswith(NOT_AUDIO_TYPES)) or name.endswith(NOT_AUDIO_SUFFIXES):
             raise BadAudio("That file is not audio; reply to a song, a voice note or an audio file.")
         if size_bytes is not None and size_bytes == 0:
@@ -151,6 +155,8 @@ class SongService:
         self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None, target: DeliveryTarget
     ) -> JobView:
         """Validate the uploaded audio, keep it, and queue a cover."""
+        request = replace(request, style=clean_line(request.style))
+        filename = clean_line(filename) if filename else None
         self.check_upload(len(data), None, filename)
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
@@ -160,7 +166,7 @@ class SongService:
             raise BadAudio(
                 f"That recording is only {seconds:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
             )
-        suffix = Path(filename or "upload.bin").suffix[:8] or ".bin"
+        suffix = upload_suffix(filename)
         blob = await self._run(self.blobs.put_upload, data, suffix)
         spec = JobSpec.build(
             caption=request.style,
@@ -339,6 +345,24 @@ class SongService:
     def _require_admin(self, user: UserRef) -> None:
         if not self.settings.is_admin(user.platform, user.platform_id):
             raise LimitError("Only the bot's operators can do that.")
+
+
+def cleaned_song(request: SongRequest) -> SongRequest:
+    """The request with its description and lyrics free of control characters (lyrics keep their lines).
+
+    Raises:
+        UserError: nothing but control characters was given as the description.
+    """
+    description = clean_line(request.description)
+    if not description:
+        raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
+    return replace(request, description=description, lyrics=clean_lines(request.lyrics).strip("\n"))
+
+
+def upload_suffix(filename: str | None) -> str:
+    """The stored upload's suffix: the file name's own when it is a plain one (`.mp3`), else `.bin`."""
+    suffix = Path(filename or "").suffix.lower()
+    return suffix if UPLOAD_SUFFIX.fullmatch(suffix) else ".bin"
 
 
 def _require_song_id(song_id: int) -> None:

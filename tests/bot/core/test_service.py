@@ -232,3 +232,29 @@ async def test_ids_no_job_can_have_are_not_found_on_every_database(any_db_servic
         await any_db_service.lyrics(song_id)
     with pytest.raises(NotFound):
         await any_db_service.cancel(ALICE, song_id)
+
+
+async def test_control_characters_are_cleaned_from_every_text_field(any_db_service):
+    service = any_db_service
+    request = SongRequest("lo-fi\x00 rain\x1b[2J", lyrics="[verse]\x00\r\nla la\x07\n\tla", key="C major")
+    song = await service.submit_song(UserRef("telegram", "5", "Ann\x00"), request, TARGET)
+    stored = service.queue.get(song.id)
+    assert stored.spec.caption == "lo-fi rain[2J" and stored.spec.lyrics == "[verse]\nla la\n\tla"
+    cover = await service.submit_cover(
+        ALICE, CoverRequest(style="jazz\x00 trio"), wav(12), "my\x00song\x1b.mp3", DeliveryTarget("telegram", "c2")
+    )
+    stored = service.queue.get(cover.id)
+    assert stored.spec.caption == "jazz trio" and stored.source_blob.endswith(".mp3")
+    assert "\x00" not in service.accounts.find("telegram", "5").display_name
+
+
+async def test_a_description_of_control_characters_only_is_refused(service):
+    with pytest.raises(UserError, match="Tell me what the song should be about"):
+        await service.submit_song(ALICE, SongRequest("\x00\x07 \x1b"), TARGET)
+
+
+@pytest.mark.parametrize("filename", ["evil\x00.mp3", "song.mp\x003", "../../x.mp3\x00.sh", ".mp3\x00", None, "a.m p3"])
+async def test_odd_upload_names_are_stored_under_a_plain_suffix(service, filename):
+    job = await service.submit_cover(ALICE, CoverRequest(style="jazz"), wav(12), filename, TARGET)
+    assert job.source_blob.rsplit(".", 1)[-1] in ("mp3", "bin", "sh")
+    assert service.blobs.exists(job.source_blob)

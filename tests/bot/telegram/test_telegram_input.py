@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.bot.telegram.telegram_stack import RunningBot, start_bot, telegram_settings
 from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
@@ -49,3 +52,24 @@ async def test_odd_button_ids_are_answered(api: FakeTelegramAPI, bot: RunningBot
     query = api.press(ANN, api.user_message(ANN, "hello"), data)
     await api.wait_until(lambda: query in api.answered)
     assert api.answered[query]["text"] == "This button no longer works."
+
+
+def ogg(seconds: float = 12.0) -> bytes:
+    buffer = io.BytesIO()
+    wave = 0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * 16000)) / 16000)
+    sf.write(buffer, wave, 16000, format="OGG", subtype="VORBIS")
+    return buffer.getvalue()
+
+
+async def test_nul_and_control_characters_are_cleaned(api: FakeTelegramAPI, bot: RunningBot) -> None:
+    jobs = bot.service.queue
+    api.user_message(ANN, "/song rain\x00 at\x1b night\n[verse]\x00\r\nla\x07 la")
+    await api.wait_until(lambda: jobs.get(1) is not None)
+    song = jobs.get(1)
+    assert song is not None and (song.spec.caption, song.spec.lyrics) == ("rain at night", "[verse]\nla la")
+
+    upload = api.user_message(ANN, media=api.audio(ogg(), mime="audio/ogg", file_name="tune\x00.og\x00g", duration=12))
+    api.user_message(ANN, "/cover jazz\x00 trio", reply_to=upload)
+    await api.wait_until(lambda: jobs.get(2) is not None)
+    cover = jobs.get(2)
+    assert cover is not None and cover.spec.caption == "jazz trio" and cover.source_blob.endswith(".ogg")

@@ -1,0 +1,40 @@
+"""Text from users, cleaned before it is stored: no NUL, no other control characters.
+
+PostgreSQL refuses a NUL in a text column, terminals and chat clients act on control characters,
+and a lone surrogate (which a JSON update may carry) cannot be encoded as UTF-8. Multi-line text
+(lyrics) keeps its newlines and tabs, with Windows and old Mac line ends made plain newlines; a
+one-line text (a description, a style, a file name) turns them into spaces.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+# Unicode categories that are never kept: controls (C0, DEL, C1) and surrogates.
+DROPPED = frozenset({"Cc", "Cs"})
+KEPT_IN_LINES = frozenset("\n\t")
+
+
+def clean_lines(text: str) -> str:
+    """Multi-line text without control characters; newlines and tabs stay."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(char for char in text if char in KEPT_IN_LINES or unicodedata.category(char) not in DROPPED)
+
+
+def clean_line(text: str) -> str:
+    """One line of text without control characters: line breaks and tabs become spaces, the ends are trimmed."""
+    return clean_lines(text).replace("\n", " ").replace("\t", " ").strip()
+
+
+def without_nul(value: Any) -> Any:
+    """A statement parameter with every NUL removed from its strings (the database layer's last guard)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(without_nul(item) for item in value)
+    return value
