@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -33,6 +34,9 @@ CHAT_LOG = "songbot.log"
 # Leaving the chat waits this long for the engine to release its job, then kills it (the job's lease
 # runs out and it is made again at the next start).
 CHAT_STOP_GRACE_S = 1.0
+# The commands that keep people's data (database, audio, log): everything they create is owner-only.
+SERVICE_COMMANDS = ("run", "chat", "engine", "bot")
+PRIVATE_UMASK = 0o077
 
 log = logging.getLogger("songbot")
 
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "plan":
         args.argv = argv[1:]  # "plan" is the first word: the top level takes no options but --help
+    if args.command in SERVICE_COMMANDS:
+        os.umask(PRIVATE_UMASK)  # the database, the audio and the log are their owner's alone
     settings = Settings()
     logs.configure(settings.log_level, secrets=settings.secrets())
     try:

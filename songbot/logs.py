@@ -1,6 +1,7 @@
 """Structured logs: `time level logger message key=value ...` on stderr.
 
-Message text and tokens never go into logs; httpx's request lines (which carry the Telegram
+Message text and tokens never go into logs (the scrubber is `storage.scrub`'s, which also cleans the
+error texts stored in the tables); httpx's request lines (which carry the Telegram
 token in the URL) are silenced here, once, for every process.
 """
 
@@ -11,6 +12,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from storage.private import private_dir, private_file
+from storage.scrub import Scrubber
+
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 QUIET = ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway", "discord.http", "aiohttp.access", "alembic")
 
@@ -20,7 +24,7 @@ class KeyValueFormatter(logging.Formatter):
 
     def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
         super().__init__(fmt)
-        self.secrets = [secret for secret in secrets if secret]
+        self.scrub = Scrubber(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         """Format the base line (traceback included), then the extras; tokens never get through."""
@@ -28,9 +32,7 @@ class KeyValueFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in STANDARD and not k.startswith("_")}
         if extras:
             line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
-        for secret in self.secrets:
-            line = line.replace(secret, "<token>")
-        return line
+        return self.scrub(line)
 
 
 def configure(level: str = "INFO", secrets: Iterable[str] = (), path: Path | None = None) -> None:
@@ -43,8 +45,8 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), path: Path | Non
     if path is None:
         handler = logging.StreamHandler(sys.stderr)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        private_dir(path.parent)
+        handler = logging.FileHandler(private_file(path), encoding="utf-8")
     handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from storage.private import private_dir, private_file
+
 log = logging.getLogger("songbot.supervisor")
 
 BACKOFF_START_S = 1.0
@@ -76,8 +78,8 @@ class EngineSupervisor:
             return await asyncio.create_subprocess_exec(*self.command, env=env)
         env.setdefault("TQDM_DISABLE", "1")
         env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        with self.output.open("ab") as log_file:
+        private_dir(self.output.parent)
+        with private_file(self.output).open("ab") as log_file:
             return await asyncio.create_subprocess_exec(
                 *self.command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
             )

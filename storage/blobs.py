@@ -2,7 +2,8 @@
 
 Rows store paths relative to the root, so the directory can move (or be shared by several
 hosts) without touching the database. Files are written under a temporary name and renamed,
-so a crash never leaves half a file under a real name.
+so a crash never leaves half a file under a real name. Folders are 0700 and files 0600
+(`storage.private`): the audio is its owner's alone.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from storage.private import FILE_MODE, private_dir, private_file
+
 
 class Blobs:
     """A folder of audio files."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
-        (self.root / "tracks").mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.root / "uploads", self.root / "tracks"):
+            private_dir(folder)
 
     def path(self, relative: str) -> Path:
         """The absolute path of a stored blob."""
@@ -58,19 +61,20 @@ class Blobs:
     def temp_path(self, relative: str) -> Path:
         """A scratch path beside `relative`, to be committed with `commit`."""
         target = self.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp.mp3")
 
     def commit(self, temp: Path, relative: str) -> Path:
         """Atomically move a finished scratch file to its real name."""
         target = self.root / relative
+        os.chmod(temp, FILE_MODE)  # written by an encoder, perhaps in another process with its own umask
         os.replace(temp, target)
         return target
 
     def _write(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         temp = target.with_name(f".{target.name}.tmp")
-        temp.write_bytes(data)
+        private_file(temp).write_bytes(data)
         os.replace(temp, target)
 
 

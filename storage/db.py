@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+from storage.private import private_dir, private_file
 from storage.text import without_nul
 
 BUSY_TIMEOUT_MS = 30_000
@@ -52,9 +53,11 @@ def read_only(engine: Engine) -> Engine:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split("///", 1)[-1]
+    """The database's folder and file, created owner-only (SQLite gives its WAL the file's mode)."""
+    path = url.split("///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_dir(Path(path).parent)
+        private_file(Path(path))
 
 
 def _without_nul(

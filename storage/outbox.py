@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Row, and_, case, or_, select, update
 
 from storage.models import deliveries_table, jobs_table
 from storage.rows import job_view
+from storage.scrub import Scrubber
 from storage.types import TERMINAL, DeliveryView, JobView
 
 deliveries = deliveries_table
@@ -26,8 +27,10 @@ PENDING, DONE, GAVE_UP = "pending", "done", "failed"
 class Outbox:
     """All statements on the deliveries table."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, scrub: Scrubber | None = None) -> None:
         self.engine = engine
+        # A platform's exception text may hold a token (a Telegram URL, a Discord webhook path).
+        self.scrub = scrub or Scrubber()
 
     def claim_open(
         self, platform: str, owner: str, now: datetime, lease_s: float, limit: int = 50
@@ -111,7 +114,7 @@ class Outbox:
                 .where(deliveries.c.id == delivery_id)
                 .values(
                     attempts=attempts,
-                    error=error[:500],
+                    error=self.scrub(error)[:500],
                     state=state,
                     lease_owner=None,
                     lease_expires_at=now + timedelta(seconds=delay_s),

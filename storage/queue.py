@@ -24,6 +24,7 @@ from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
 from storage.rows import delivery_values, job_view, track_values
+from storage.scrub import Scrubber
 from storage.spec import JobSpec
 from storage.types import (
     CANCELLED,
@@ -88,10 +89,12 @@ CLOCK = select(queue_state.c.vtime, queue_state.c.paused)
 class Queue:
     """All job-queue operations, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, limits: QueueLimits | None = None) -> None:
+    def __init__(self, engine: Engine, limits: QueueLimits | None = None, scrub: Scrubber | None = None) -> None:
         self.engine = engine
         self.reader = read_only(engine)
         self.limits = limits or QueueLimits()
+        # Error texts are stored scrubbed, as log lines are: a raw exception may carry a token.
+        self.scrub = scrub or Scrubber()
 
     # ----------------------------------------------------------------- submit
 
@@ -296,7 +299,7 @@ class Queue:
                     status=FAILED,
                     stage="failed",
                     finished_at=now,
-                    error=message,
+                    error=self.scrub(message),
                     lease_owner=None,
                     lease_expires_at=None,
                 )

@@ -28,6 +28,7 @@ from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
 from storage.outbox import Outbox
 from storage.queue import Queue
+from storage.scrub import Scrubber
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
 from storage.text import clean_line, clean_lines
@@ -73,7 +74,7 @@ class SongService:
         self.accounts = accounts
         self.library = library
         self.blobs = blobs
-        self.outbox = Outbox(queue.engine)
+        self.outbox = Outbox(queue.engine, queue.scrub)
         self.clock = clock
 
     @classmethod
@@ -92,7 +93,7 @@ class SongService:
         )
         return cls(
             settings,
-            Queue(engine, limits),
+            Queue(engine, limits, Scrubber(settings.secrets())),
             Accounts(engine),
             Library(engine),
             Blobs(settings.blob_dir),

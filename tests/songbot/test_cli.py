@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import os
 import socket
 
 import discord
@@ -107,3 +108,15 @@ def test_models_check_mentions_the_optional_planner_lm(tmp_path, capsys):
     lm_folder(tmp_path, "acestep-5Hz-lm-1.7B")
     cli.main(["models", "check", str(tmp_path)])
     assert "Planner LM (optional): acestep-5Hz-lm-1.7B.\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("command", "umask"), [("engine", 0o077), ("bot", 0o077), ("models", 0o022)])
+def test_the_service_commands_create_owner_only_files(monkeypatch, command, umask):
+    seen = []
+    monkeypatch.setattr(cli, "dispatch", lambda args, settings: seen.append(os.umask(0o022)) or 0)
+    previous = os.umask(0o022)
+    try:
+        assert cli.main([command] if command != "models" else ["models", "check"]) == 0
+    finally:
+        os.umask(previous)
+    assert seen == [umask]

@@ -1,4 +1,6 @@
 import logging
+import os
+import stat
 import warnings
 
 import pytest
@@ -53,3 +55,13 @@ def test_a_log_file_takes_the_lines_and_python_warnings(tmp_path, root_logger, c
     assert "UserWarning: a library notice" in text
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_the_log_file_is_owner_only(tmp_path, root_logger):
+    previous = os.umask(0o022)
+    try:
+        configure("INFO", path=tmp_path / "data" / "songbot.log")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "data" / "songbot.log").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700

@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
+from storage.models import deliveries_table
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.helpers import make_settings
@@ -166,3 +168,23 @@ async def test_the_throttle_is_checked_before_the_status_text_is_built(service, 
     clock.now += timedelta(seconds=3)
     await loop.run_once()
     assert built == [job.id, job.id] and len(recorder.calls) == 1, "built again, but the same text is not resent"
+
+
+async def test_a_failed_post_stores_its_error_without_the_bot_token(tmp_path):
+    token = "4242424242:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX"
+    service = SongService.from_settings(make_settings(tmp_path, telegram_token=token))
+    messenger = Recorder(fail_results=1)
+
+    async def refused(delivery, result):
+        raise ConnectionError(f"POST https://api.telegram.org/bot{token}/sendAudio refused")
+
+    messenger.send_result = refused
+    loop = DeliveryLoop(service)
+    loop.register(messenger)
+    job = await submit(service)
+    [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
+    service.queue.complete(claimed, "engine", rain_track(claimed.seed), service.clock())
+    await loop.run_once()
+    with service.queue.engine.begin() as conn:
+        stored = conn.execute(select(deliveries_table.c.error).where(deliveries_table.c.job_id == job.id)).scalar()
+    assert stored is not None and "refused" in stored and token not in stored and "4242424242" not in stored

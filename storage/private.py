@@ -1,0 +1,29 @@
+"""Folders and files that hold people's data (the database, the audio, the log) are their owner's alone.
+
+Folders are made 0700 and files 0600 whatever the process's umask; `songbot`'s service commands also
+set the umask to 0077, so files that libraries create (SQLite's WAL, a log file) start that way too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Make `path` a folder only its owner can read, write or list; parents it creates are made so too."""
+    created = [folder for folder in (path, *path.parents) if not folder.exists()]
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    for folder in {path, *created}:
+        os.chmod(folder, DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty if it is missing, and make it readable and writable by its owner alone."""
+    path.touch(mode=FILE_MODE, exist_ok=True)
+    os.chmod(path, FILE_MODE)
+    return path
