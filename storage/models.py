@@ -151,6 +151,7 @@ class Delivery(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     extra: Mapped[dict[str, Any]]
     # pending → done (result or error posted) | failed (gave up after many attempts)
+    #         | unsure (a post was interrupted twice; it may or may not have arrived, and is not sent again)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     last_status_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_status_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -159,6 +160,11 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Set just before the result is posted and left set if the process dies before marking it:
+    # the next process then knows the post may have gone out (see `bot.core.delivery`).
+    sending_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # How many times a post was begun again after such an interrupted one.
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # Core tables for the queue's SQL (typed as `Table`, which `__table__` is at run time).

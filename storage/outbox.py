@@ -21,7 +21,7 @@ from storage.types import TERMINAL, DeliveryView, JobView
 deliveries = deliveries_table
 jobs = jobs_table
 
-PENDING, DONE, GAVE_UP = "pending", "done", "failed"
+PENDING, DONE, GAVE_UP, UNSURE = "pending", "done", "failed", "unsure"
 
 
 class Outbox:
@@ -89,6 +89,33 @@ class Outbox:
         with self.engine.begin() as conn:
             conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
 
+    def begin_send(self, delivery_id: int, owner: str, now: datetime) -> int | None:
+        """Record that the result is about to be posted, before it is; returns the row's resends so far.
+
+        A row whose `sending_at` is still set was being posted by a process that died before it marked
+        it: this post is then a resend, and counted. None if another process owns the row now.
+        """
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == PENDING, deliveries.c.lease_owner == owner)
+                .values(
+                    sending_at=now,
+                    resends=deliveries.c.resends + case((deliveries.c.sending_at.is_(None), 0), else_=1),
+                )
+                .returning(deliveries.c.resends)
+            ).scalar_one_or_none()
+
+    def mark_unsure(self, delivery_id: int, owner: str, now: datetime) -> bool:
+        """Stop posting a result whose posts were interrupted more than once: it may have arrived already."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == PENDING, deliveries.c.lease_owner == owner)
+                .values(state=UNSURE, delivered_at=now, lease_owner=None, lease_expires_at=None)
+            )
+            return result.rowcount == 1
+
     def mark_done(self, delivery_id: int, owner: str, now: datetime) -> bool:
         """The result (or the failure sentence) was posted; False if another process owns the row."""
         with self.engine.begin() as conn:
@@ -115,6 +142,8 @@ class Outbox:
                 .values(
                     attempts=attempts,
                     error=self.scrub(error)[:500],
+                    # The platform answered with a failure: the post did not go out, so it is no resend.
+                    sending_at=None,
                     state=state,
                     lease_owner=None,
                     lease_expires_at=now + timedelta(seconds=delay_s),
@@ -152,6 +181,8 @@ def _delivery(row: Any) -> DeliveryView:
         last_status_text=row[deliveries.c.last_status_text],
         last_status_at=row[deliveries.c.last_status_at],
         attempts=row[deliveries.c.attempts],
+        sending_at=row[deliveries.c.sending_at],
+        resends=row[deliveries.c.resends],
     )
 
 

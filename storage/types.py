@@ -158,6 +158,8 @@ class DeliveryView:
     last_status_text: str | None
     last_status_at: datetime | None
     attempts: int
+    sending_at: datetime | None = None
+    resends: int = 0
 
 
 @dataclass(frozen=True)

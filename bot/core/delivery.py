@@ -4,7 +4,10 @@ It polls the outbox (`storage.outbox`), never the engine: the engine only writes
 Status edits are throttled per delivery and never repeat a text already shown. A result is
 marked delivered only after the adapter returned, so a crash in between means the next bot
 process posts it; because the outbox has one row per job, a job that ran twice is still
-posted once.
+posted once. The attempt is recorded before the post (`Outbox.begin_send`), so the next process
+knows a post was interrupted: it sends it once more (on Discord with the same message nonce, so
+Discord keeps one copy) and, if that is interrupted too, marks the row `unsure` instead of posting
+a third time.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ log = logging.getLogger("songbot.delivery")
 
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 2.0
+# A post interrupted by the death of its process is sent again once (Discord drops the copy by its
+# nonce; Telegram has no such key, and a song lost is worse than a song twice); interrupted again, the
+# row is marked `unsure` and left alone.
+MAX_RESENDS = 1
 
 
 class Messenger(Protocol):
@@ -127,10 +134,18 @@ class DeliveryLoop:
         return (self.clock() - delivery.last_status_at).total_seconds() >= self.interval_s
 
     async def _finish(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
-        if job.status == SUCCEEDED:
-            result = await asyncio.to_thread(self.service.result, job)
-            if result is None:
-                raise RuntimeError(f"job {job.id} succeeded without a track")
+        result = await asyncio.to_thread(self.service.result, job) if job.status == SUCCEEDED else None
+        if job.status == SUCCEEDED and result is None:
+            raise RuntimeError(f"job {job.id} succeeded without a track")
+        # Recorded before the post: if this process dies before `mark_done`, the next one knows.
+        resends = await asyncio.to_thread(self.outbox.begin_send, delivery.id, self.owner, self.clock())
+        if resends is None:  # another bot process holds this row now
+            return
+        if resends > MAX_RESENDS:
+            await asyncio.to_thread(self.outbox.mark_unsure, delivery.id, self.owner, self.clock())
+            log.warning("result post interrupted again; not sent a third time", extra={"job": job.id})
+            return
+        if result is not None:
             await messenger.send_result(delivery, result)
         else:
             await messenger.send_error(delivery, render.failure_text(job))

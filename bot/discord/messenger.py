@@ -4,7 +4,9 @@ The delivery loop (`bot.core.delivery`) calls these methods, possibly long after
 possibly in another process: everything needed comes from the `DeliveryView` (application id,
 interaction token and its expiry, channel, requester). While the 15-minute token is valid the
 original response is edited through the interaction webhook; after that (or if Discord refuses the
-token) the result goes to the channel as a message that mentions only the requester. Status edits
+token) the result goes to the channel as a message that mentions only the requester. Edits of the
+original response are the same however often they are repeated, and every channel post carries a
+nonce derived from the delivery row, so a post repeated after a crash is dropped by Discord. Status edits
 are throttled by the loop (`STATUS_EDIT_INTERVAL_S`, default 3 s, well inside the webhook limit of
 5 requests per 2 s); a 429 is retried by discord.py after `retry_after`.
 """
@@ -92,6 +94,7 @@ class DiscordMessenger:
                 files=_files(path, result.job_id),
                 view=result_view(result.job_id),
                 allowed_mentions=_only_requester(delivery),
+                nonce=nonce(delivery, "result"),
             )
 
         await self._original_or(delivery, edit_original, post_in_channel)
@@ -104,12 +107,17 @@ class DiscordMessenger:
 
         async def private_followup() -> None:
             webhook = self._webhook(delivery)
-            await webhook.delete_message(ORIGINAL_MESSAGE)
+            # Already gone when an interrupted attempt deleted it: go on to the sentence (a refused
+            # token fails the send below as well, and the channel takes over).
+            with contextlib.suppress(discord.NotFound):
+                await webhook.delete_message(ORIGINAL_MESSAGE)
             await webhook.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
         async def post_in_channel() -> None:
             await self._channel(delivery).send(
-                f"{_mention(delivery)} {content}", allowed_mentions=_only_requester(delivery)
+                f"{_mention(delivery)} {content}",
+                allowed_mentions=_only_requester(delivery),
+                nonce=nonce(delivery, "error"),
             )
 
         await self._original_or(delivery, private_followup, post_in_channel)
@@ -153,7 +161,7 @@ class DiscordMessenger:
         if existing and existing.isdigit():
             await channel.get_partial_message(int(existing)).edit(content=content, allowed_mentions=NO_MENTIONS)
             return existing
-        message = await channel.send(content, allowed_mentions=NO_MENTIONS)
+        message = await channel.send(content, allowed_mentions=NO_MENTIONS, nonce=nonce(delivery, "status"))
         return str(message.id)
 
     async def _drop_channel_status(self, delivery: DeliveryView) -> None:
@@ -178,6 +186,15 @@ async def _fitted(result: ResultView, max_bytes: int) -> tuple[Path | None, str]
         return await asyncio.to_thread(fit_mp3, result.mp3_path, max_bytes), ""
     except BadAudio as error:
         return None, "\n" + escape(error.user_message)
+
+
+def nonce(delivery: DeliveryView, kind: str) -> str:
+    """The message nonce of one post of a delivery: the same on every try, so Discord keeps one copy.
+
+    discord.py sends `enforce_nonce` with every nonce: Discord then answers a repeat from the same
+    author within a few minutes with the message it already created, instead of posting another.
+    """
+    return f"songbot-{delivery.id}-{kind[0]}"  # Discord takes 25 characters at most
 
 
 def _files(path: Path | None, job_id: int) -> list[discord.File]:

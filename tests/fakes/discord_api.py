@@ -43,6 +43,8 @@ Json = dict[str, Any]
 T = TypeVar("T")
 
 BOT_TOKEN = "fake.bot.token"
+# How long Discord remembers a message nonce for `enforce_nonce` ("the past few minutes").
+NONCE_WINDOW_S = 300.0
 API_PREFIX = "/api/v10"
 
 
@@ -77,6 +79,8 @@ class FakeDiscord(InteractionRoutes):
         self.errors: list[str] = []
         self.commands: dict[str | None, list[Json]] = {}
         self.channel_messages: list[Json] = []
+        # (author id, nonce) → (when, message id), for `enforce_nonce`.
+        self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
         self.interactions: dict[str, InteractionRecord] = {}
         self.cdn: dict[str, tuple[bytes, str]] = {}
         self._rules: list[RateLimitRule] = []
@@ -331,9 +335,28 @@ class FakeDiscord(InteractionRoutes):
             return error_response(401, 0, "401: Unauthorized")
         if refusal := self.too_large(files):
             return refusal
-        message = self.build_message(body or {}, files, request.match_info["channel"])
+        body = body or {}
+        if earlier := self._same_nonce(body):
+            return earlier
+        message = self.build_message(body, files, request.match_info["channel"])
+        if body.get("nonce") is not None:
+            message["nonce"] = body["nonce"]
+            self.nonces[(message["author"]["id"], str(body["nonce"]))] = (self.now(), message["id"])
         self.channel_messages.append(message)
         return json_response(message)
+
+    def _same_nonce(self, body: Json) -> web.Response | None:
+        """Discord's `enforce_nonce`: a repeat by the same author within a few minutes gets the first message.
+
+        One that was deleted since answers 404, as Discord does (discord.py raises NotFound).
+        """
+        if not body.get("enforce_nonce") or body.get("nonce") is None:
+            return None
+        seen = self.nonces.get((self.bot["id"], str(body["nonce"])))
+        if seen is None or self.now() - seen[0] > NONCE_WINDOW_S:
+            return None
+        found = [m for m in self.channel_messages if m["id"] == seen[1]]
+        return json_response(found[0]) if found else error_response(404, 10008, "Unknown Message")
 
     async def _edit_channel_message(self, request: web.Request) -> web.Response:
         body, files = await self._body(request)

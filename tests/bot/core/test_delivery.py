@@ -188,3 +188,67 @@ async def test_a_failed_post_stores_its_error_without_the_bot_token(tmp_path):
     with service.queue.engine.begin() as conn:
         stored = conn.execute(select(deliveries_table.c.error).where(deliveries_table.c.job_id == job.id)).scalar()
     assert stored is not None and "refused" in stored and token not in stored and "4242424242" not in stored
+
+
+class Killed(BaseException):
+    """The bot process dying: nothing in the loop catches it."""
+
+
+async def deliver_and_die(service, clock, recorder, owner, monkeypatch):
+    """One pass of a loop whose process dies right after the platform took the post."""
+    loop = DeliveryLoop(service, owner=owner, clock=clock)
+    loop.register(recorder)
+    mark_done = service.outbox.mark_done
+
+    def killed(*args):
+        raise Killed
+
+    monkeypatch.setattr(service.outbox, "mark_done", killed)
+    with pytest.raises(Killed):
+        await loop.run_once()
+    monkeypatch.setattr(service.outbox, "mark_done", mark_done)
+    clock.now += timedelta(seconds=service.settings.delivery_lease_s + 1)  # the dead process's lease runs out
+
+
+async def test_a_post_interrupted_by_a_crash_is_sent_again_once(service, monkeypatch):
+    # A platform without an idempotency key (Telegram): the attempt was recorded before the post, so
+    # the next process knows it may be a repeat, and sends it one more time.
+    job = await submit(service)
+    complete(service, job.id)
+    recorder, clock = Recorder(), Clock(service)
+    await deliver_and_die(service, clock, recorder, "bot-1", monkeypatch)
+    assert service.outbox.for_job(job.id).sending_at is not None
+    loop = DeliveryLoop(service, owner="bot-2", clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    delivery = service.outbox.for_job(job.id)
+    assert [call[0] for call in recorder.calls] == ["result", "result"]
+    assert (delivery.state, delivery.resends) == ("done", 1)
+
+
+async def test_a_post_interrupted_twice_is_marked_unsure_and_not_sent_a_third_time(service, monkeypatch):
+    job = await submit(service)
+    complete(service, job.id)
+    recorder, clock = Recorder(), Clock(service)
+    await deliver_and_die(service, clock, recorder, "bot-1", monkeypatch)
+    await deliver_and_die(service, clock, recorder, "bot-2", monkeypatch)
+    loop = DeliveryLoop(service, owner="bot-3", clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    await loop.run_once()
+    assert [call[0] for call in recorder.calls] == ["result", "result"]
+    assert service.outbox.for_job(job.id).state == "unsure"
+
+
+async def test_a_refused_post_is_retried_as_no_resend(service):
+    job = await submit(service)
+    complete(service, job.id)
+    recorder, clock = Recorder(fail_results=1), Clock(service)
+    loop = DeliveryLoop(service, clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    assert service.outbox.for_job(job.id).sending_at is None  # the platform said no: nothing was posted
+    clock.now += timedelta(seconds=3)
+    await loop.run_once()
+    delivery = service.outbox.for_job(job.id)
+    assert [call[0] for call in recorder.calls] == ["result"] and (delivery.state, delivery.resends) == ("done", 0)

@@ -17,7 +17,7 @@ import pytest
 from discord import app_commands
 
 from tests.fakes import discord_payloads as p
-from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
+from tests.fakes.discord_api import BOT_TOKEN, NONCE_WINDOW_S, FakeDiscord
 
 
 class EchoButton(discord.ui.DynamicItem[discord.ui.Button], template=r"echo:(?P<n>[0-9]+)"):
@@ -243,3 +243,21 @@ async def test_file_in_the_initial_response_and_component_updates(fake_discord: 
     later = await fake_discord.click("edit:defer", message, user)
     await fake_discord.wait_for(lambda: later.edits)
     assert later.ack_type == 6 and later.original is not None and later.original["content"] == "edited later"
+
+
+async def test_a_repeated_nonce_gets_the_first_message_as_discord_does(
+    fake_discord: FakeDiscord, bot: EchoBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = bot.get_partial_messageable(int(fake_discord.channel["id"]))
+    first = await channel.send("song #7", nonce="songbot-7-r", file=discord.File(io.BytesIO(b"mp3"), "a.mp3"))
+    again = await channel.send("song #7", nonce="songbot-7-r", file=discord.File(io.BytesIO(b"mp3"), "a.mp3"))
+    other = await channel.send("song #8", nonce="songbot-8-r")
+    assert again.id == first.id and other.id != first.id
+    assert [m["content"] for m in fake_discord.channel_messages] == ["song #7", "song #8"]
+    # A deleted message's nonce answers 404; past Discord's few minutes a nonce is forgotten.
+    await other.delete()
+    with pytest.raises(discord.NotFound):
+        await channel.send("song #8", nonce="songbot-8-r")
+    later = fake_discord.now() + NONCE_WINDOW_S + 1
+    monkeypatch.setattr(fake_discord, "now", lambda: later)
+    assert (await channel.send("song #7", nonce="songbot-7-r")).id != first.id
