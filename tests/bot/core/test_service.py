@@ -1,5 +1,6 @@
 """The command layer over a real SQLite queue, with the engine's side played by the queue calls."""
 
+import asyncio
 import io
 
 import numpy as np
@@ -258,3 +259,16 @@ async def test_odd_upload_names_are_stored_under_a_plain_suffix(service, filenam
     job = await service.submit_cover(ALICE, CoverRequest(style="jazz"), wav(12), filename, TARGET)
     assert job.source_blob.rsplit(".", 1)[-1] in ("mp3", "bin", "sh")
     assert service.blobs.exists(job.source_blob)
+
+
+async def test_ten_simultaneous_songs_of_a_new_user_get_the_cap_and_sentences(any_db_service):
+    # A new user's first commands all at once: one row for them, three songs queued, seven refusals.
+    newcomer = UserRef("discord", "424242", "New")
+    outcomes = await asyncio.gather(
+        *(any_db_service.submit_song(newcomer, SongRequest(f"rain {i}"), TARGET) for i in range(10)),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(outcomes) - len(refused) == 3
+    assert all(type(o) is LimitError and "the limit is 3" in o.user_message for o in refused), refused
+    assert any_db_service.accounts.count() == 1
