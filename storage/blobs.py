@@ -24,7 +24,7 @@ class Blobs:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         for folder in (self.root, self.root / "uploads", self.root / "tracks"):
-            private_dir(folder)
+            private_dir(folder, tighten=True)
 
     def path(self, relative: str) -> Path:
         """The absolute path of a stored blob."""
@@ -61,7 +61,7 @@ class Blobs:
     def temp_path(self, relative: str) -> Path:
         """A scratch path beside `relative`, to be committed with `commit`."""
         target = self.root / relative
-        private_dir(target.parent)
+        private_dir(target.parent, tighten=True)
         return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp.mp3")
 
     def commit(self, temp: Path, relative: str) -> Path:
@@ -72,7 +72,7 @@ class Blobs:
         return target
 
     def _write(self, target: Path, data: bytes) -> None:
-        private_dir(target.parent)
+        private_dir(target.parent, tighten=True)
         temp = target.with_name(f".{target.name}.tmp")
         private_file(temp).write_bytes(data)
         os.replace(temp, target)

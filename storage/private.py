@@ -13,11 +13,15 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-def private_dir(path: Path) -> Path:
-    """Make `path` a folder only its owner can read, write or list; parents it creates are made so too."""
+def private_dir(path: Path, tighten: bool = False) -> Path:
+    """Create `path` (and missing parents) as folders only their owner can read, write or list.
+
+    A folder that already exists keeps its mode unless `tighten` is set: songbot tightens its own
+    folders (the data folder, the blob folders), never one an operator merely points it at.
+    """
     created = [folder for folder in (path, *path.parents) if not folder.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    for folder in {path, *created}:
+    for folder in {*created, *([path] if tighten else [])}:
         os.chmod(folder, DIR_MODE)
     return path
 

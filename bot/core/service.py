@@ -27,6 +27,7 @@ from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
 from storage.outbox import Outbox
+from storage.private import private_dir
 from storage.queue import Queue
 from storage.scrub import Scrubber
 from storage.settings import Settings
@@ -82,6 +83,7 @@ class SongService:
         cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
     ) -> SongService:
         """Build the service and its storage from settings (the bot's composition root calls this)."""
+        private_dir(settings.data_dir, tighten=True)  # songbot's own folder: the database, the audio, the log
         engine = make_engine(settings.db_url)
         if migrate:
             upgrade(engine)

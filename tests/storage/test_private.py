@@ -60,3 +60,12 @@ def test_private_helpers_leave_existing_parents_alone(tmp_path):
     private_file(private_dir(tmp_path / "a" / "b") / "f")
     assert mode(tmp_path) == 0o755
     assert (mode(tmp_path / "a"), mode(tmp_path / "a" / "b"), mode(tmp_path / "a" / "b" / "f")) == (0o700, 0o700, 0o600)
+
+
+def test_a_folder_the_operator_points_at_keeps_its_mode(tmp_path):
+    shared = tmp_path / "srv"
+    shared.mkdir(mode=0o755)
+    make_engine(f"sqlite:///{shared / 'songbot.db'}").dispose()
+    assert mode(shared) == 0o755 and mode(shared / "songbot.db") == 0o600
+    private_dir(shared, tighten=True)
+    assert mode(shared) == 0o700

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import stat
 
 import numpy as np
 import pytest
@@ -272,3 +273,12 @@ async def test_ten_simultaneous_songs_of_a_new_user_get_the_cap_and_sentences(an
     assert len(outcomes) - len(refused) == 3
     assert all(type(o) is LimitError and "the limit is 3" in o.user_message for o in refused), refused
     assert any_db_service.accounts.count() == 1
+
+
+def test_the_data_folder_is_made_owner_only(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    SongService.from_settings(make_settings(tmp_path))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "songbot.db").stat().st_mode) == 0o600
