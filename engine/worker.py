@@ -38,13 +38,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
+from engine import scratch
 from engine.encode import EncodePool
 from engine.failures import SOURCE_GONE, Backoff, job_sentence, retrying, saving_sentence, transient
 from engine.lease import Heartbeat as _Heartbeat
@@ -126,6 +127,7 @@ class Worker:
         self.encoder = encoder or EncodePool(0)
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
+        self._next_sweep_s = 0.0  # monotonic time of the next sweep of stale scratch files
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -230,11 +232,18 @@ class Worker:
     def _claim(self) -> tuple[bool, _Batch | None]:
         """Reap expired leases and claim a batch; (whether anything was claimed, the usable batch)."""
         now = self.clock()
+        self._sweep_scratch(now)
         for job_id, status in self.queue.reap(now):
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
         jobs = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
         return bool(jobs), self._prepare(jobs) if jobs else None
+
+    def _sweep_scratch(self, now: datetime) -> None:
+        """Now and then, remove the scratch files that a killed engine left (`engine/scratch.py`)."""
+        if time.monotonic() >= self._next_sweep_s:
+            self._next_sweep_s = time.monotonic() + scratch.SWEEP_EVERY_S
+            scratch.sweep(self.blobs.root / "tracks", now.replace(tzinfo=UTC).timestamp())
 
     def _prepare(self, jobs: list[JobView]) -> _Batch | None:
         requests, ready = self._requests(jobs)
