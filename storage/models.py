@@ -84,6 +84,14 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        # What one engine runs, and whether a suspect is among it (storage/reaper.py).
+        Index(
+            "ix_jobs_running_owner",
+            "lease_owner",
+            "suspect",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
         Index("ix_jobs_user_status", "user_id", "status"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
     )

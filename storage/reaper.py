@@ -112,8 +112,14 @@ class Turn(NamedTuple):
     suspect: int | None
 
 
-# The suspect flags of what this engine runs now (a handful of rows: the running jobs).
-RUNNING_OF = select(jobs.c.suspect).where(jobs.c.status == RUNNING, jobs.c.lease_owner == bindparam("owner"))
+# What this engine runs: no row (nothing), False (jobs, no suspect) or True (a suspect); one step down
+# ix_jobs_running_owner.
+RUNNING_OF = (
+    select(jobs.c.suspect)
+    .where(jobs.c.status == RUNNING, jobs.c.lease_owner == bindparam("owner"))
+    .order_by(jobs.c.suspect.desc())
+    .limit(1)
+)
 # The job at the head of the line (the first row of ix_jobs_queued_vstart that may run now).
 HEAD = (
     select(jobs.c.id, jobs.c.suspect)
@@ -129,10 +135,10 @@ def turn(conn: Connection, owner: str, now: datetime) -> Turn:
     A suspect further back waits for its turn at the head (batches skip it), so a claim never puts
     a suspect beside another job.
     """
-    running = conn.execute(RUNNING_OF, {"owner": owner}).scalars().all()
-    if any(running):
+    runs = conn.execute(RUNNING_OF, {"owner": owner}).scalar_one_or_none()
+    if runs:
         return Turn(False, None)
     head = conn.execute(HEAD, {"now": now}).one_or_none()
     if head is None or not head.suspect:
         return Turn(True, None)
-    return Turn(not running, head.id)
+    return Turn(runs is None, head.id)
