@@ -279,8 +279,11 @@ class Worker:
             batch.heartbeat.stop()
         except Exception:
             log.exception("backend failed", extra={"jobs": [job.id for job in batch.jobs]})
-            self._fail_all(batch.jobs, GENERIC_FAILURE)
             batch.heartbeat.stop()
+            if len(batch.jobs) > 1:  # each runs alone next, so the job that breaks a batch fails on its own
+                self._release(batch.jobs, alone=True)
+            else:
+                self._fail_all(batch.jobs, GENERIC_FAILURE)
         return None
 
     def _guard(self, job: JobView, stage: str, step: Callable[[], T], sentence: Callable[[Exception], str]) -> T | None:
@@ -458,10 +461,10 @@ class Worker:
         for job in jobs:
             self._fail(job, message)
 
-    def _release(self, jobs: list[JobView]) -> None:
+    def _release(self, jobs: list[JobView], alone: bool = False) -> None:
         for job in jobs:
             try:
-                self.queue.release(job, self.config.owner)
+                self.queue.release(job, self.config.owner, alone)
             except Exception:  # its lease expires and the reaper requeues it
                 log.exception("could not release a job", extra={"job": job.id})
         log.info("released jobs", extra={"jobs": [job.id for job in jobs]})

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, bindparam, false, func, or_, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from storage import fairness, reaper
@@ -315,8 +315,12 @@ class Queue:
             )
             return result.rowcount == 1
 
-    def release(self, job: JobView, owner: str) -> bool:
-        """Give a running job back to the queue (clean shutdown); the attempt is not counted."""
+    def release(self, job: JobView, owner: str, alone: bool = False) -> bool:
+        """Give a running job back to the queue (clean shutdown); the attempt is not counted.
+
+        With `alone` it becomes a suspect (`reaper.py`), claimed alone from then on: an error that broke
+        its batch then falls on the job that causes it.
+        """
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(jobs)
@@ -328,6 +332,7 @@ class Queue:
                     lease_owner=None,
                     lease_expires_at=None,
                     attempts=jobs.c.attempts - 1,
+                    suspect=or_(jobs.c.suspect, true() if alone else false()),
                 )
             )
             return result.rowcount == 1

@@ -261,3 +261,23 @@ async def wait_async(worker, job, timeout_s=60):
             return done
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {job.id} is still {worker.queue.get(job.id).status}")
+
+
+def test_the_pipelined_loop_runs_a_broken_batch_again_job_by_job(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=4))
+
+    def breaks_with_the_odd_one(batch, progress):
+        if any(r.job_id == jobs[1].id for r in batch):
+            raise RuntimeError("index out of range")
+        return tracks_by_job(batch, progress)
+
+    worker.generator = backend = Scripted(breaks_with_the_odd_one)
+    jobs = [submit(worker) for _ in range(6)]
+    serving = Serving(worker)
+    try:
+        statuses = [serving.wait(job).status for job in jobs]
+    finally:
+        serving.stop()
+    assert statuses == [SUCCEEDED, FAILED, SUCCEEDED, SUCCEEDED, SUCCEEDED, SUCCEEDED]
+    alone = [batch for batch in backend.batches if len(batch) == 1]
+    assert sorted(job for [job] in alone) == [job.id for job in jobs[:4]]  # the broken batch, one by one
