@@ -6,8 +6,8 @@ dead after too many attempts. Which deaths count against a job (the rule, `blame
 
     the engine was running this job alone      → its attempt counts: the job is the likely cause
                                                  (dead once it has used `max_attempts`)
-    the engine was running it beside others    → nobody can tell which one killed it: each gets its
-                                                 attempt back and becomes a *suspect*
+    the engine was running it beside others    → nobody can tell which one killed it: each gets one
+                                                 more attempt and becomes a *suspect*
     a suspect is claimed alone (`turn`)         → an engine claims a suspect only when it runs nothing
                                                  else, and claims nothing more while it runs one, so
                                                  a suspect's next death is known to be its own
@@ -51,7 +51,7 @@ class Verdicts:
 
     dead: list[int]
     retried: list[int]  # requeued, the attempt counted
-    suspects: list[int]  # requeued, the attempt given back; claimed alone from now on
+    suspects: list[int]  # requeued with one more attempt allowed; claimed alone from now on
 
 
 def blame(lapsed: list[Lapsed]) -> Verdicts:
@@ -94,7 +94,9 @@ def reap(conn: Connection, now: datetime, backoff_s: float) -> list[tuple[int, s
     requeued = {"status": QUEUED, "stage": QUEUED, "progress": 0.0, "run_after": now + timedelta(seconds=backoff_s)}
     _set(conn, verdicts.dead, status=DEAD, stage="failed", error=DEAD_MESSAGE, finished_at=now, **gone)
     _set(conn, verdicts.retried, **requeued, **gone)
-    _set(conn, verdicts.suspects, **requeued, **gone, attempts=jobs.c.attempts - 1, suspect=True)
+    # One more attempt allowed rather than one given back: `attempts` only grows, so the fence and the
+    # track's file name (one per attempt) stay apart from the dead engine's, should it only have hung.
+    _set(conn, verdicts.suspects, **requeued, **gone, max_attempts=jobs.c.max_attempts + 1, suspect=True)
     return [(job_id, DEAD) for job_id in verdicts.dead] + [
         (job_id, QUEUED) for job_id in sorted(verdicts.retried + verdicts.suspects)
     ]

@@ -6,13 +6,23 @@ Engines here are owner names and deaths are clocks moved past the lease: no proc
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from storage.models import Job
 from storage.queue import Queue
 from storage.reaper import Lapsed, Verdicts, blame
 from storage.types import DEAD, QUEUED, RUNNING, SUCCEEDED, QueueLimits
 from tests.storage.test_queue import T0, submit, track, user
 
 LEASE_S = 5.0
+
+
+def attempts_left(engine, job_id):
+    """How many more deaths a job may cause before it is dead (its budget: max_attempts less attempts)."""
+    jobs = Job.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs.c.attempts, jobs.c.max_attempts).where(jobs.c.id == job_id)).one()
+    return row.max_attempts - row.attempts
 
 
 @pytest.fixture
@@ -46,8 +56,8 @@ class Line:
     def status(self):
         return [self.queue.get(job.id).status for job in self.jobs]
 
-    def attempts(self):
-        return [self.queue.get(job.id).attempts for job in self.jobs]
+    def attempts_left(self):
+        return [attempts_left(self.queue.engine, job.id) for job in self.jobs]
 
 
 @pytest.fixture
@@ -67,6 +77,7 @@ def test_kills_that_no_job_caused_no_longer_use_up_the_head_of_the_queue(line):
         assert claimed
         line.die()
     assert DEAD not in line.status()  # before: the first eight jobs went dead after three kills
+    assert line.attempts_left() == [1] + [3] * 7  # two deaths alone counted against the first suspect only
     for _ in range(40):
         line.finish("survivor", line.claim("survivor"))
     assert line.status() == [SUCCEEDED] * 8
@@ -92,9 +103,9 @@ def test_a_job_that_kills_its_engine_is_found_and_only_it_goes_dead(line):
 def test_a_suspect_is_claimed_alone_and_nothing_beside_it(line):
     first = line.claim("a", 4)
     line.die()
-    assert [line.queue.get(job.id).attempts for job in first] == [0, 0, 0, 0]  # attempts given back
+    assert [attempts_left(line.queue.engine, job.id) for job in first] == [3, 3, 3, 3]  # not counted
     [alone] = line.claim("b", 4)
-    assert alone.id == first[0].id and alone.attempts == 1
+    assert alone.id == first[0].id and alone.attempts == 2  # a new attempt: its own fence and file name
     assert line.claim("b", 4) == []  # nothing more while a suspect runs
     [other] = line.claim("c", 4)  # another engine, idle: the next suspect, alone too
     assert other.id == first[1].id
@@ -145,7 +156,7 @@ def test_one_expired_lease_reaps_all_that_engine_runs(queue, db):
     [a] = queue.claim("e", 1, T0, LEASE_S)
     [b] = queue.claim("e", 1, T0 + timedelta(seconds=4), LEASE_S)  # its lease runs 4 s longer
     assert sorted(queue.reap(T0 + timedelta(seconds=LEASE_S + 1))) == [(first.id, QUEUED), (second.id, QUEUED)]
-    assert queue.get(b.id).status == QUEUED and queue.get(a.id).attempts == 0
+    assert queue.get(b.id).status == QUEUED and attempts_left(queue.engine, a.id) == 3
     assert not queue.renew(b, "e", T0 + timedelta(seconds=7), LEASE_S)  # fenced off
 
 
@@ -157,5 +168,5 @@ def test_a_lone_job_is_counted_and_goes_dead_after_max_attempts(line):
         now += timedelta(seconds=LEASE_S + 1)
         reaped = line.queue.reap(now)
     assert reaped == [(line.jobs[0].id, DEAD)]
-    assert line.queue.get(line.jobs[1].id).status == QUEUED and line.queue.get(line.jobs[1].id).attempts == 0
+    assert line.queue.get(line.jobs[1].id).status == QUEUED and attempts_left(line.queue.engine, line.jobs[1].id) == 3
     assert RUNNING not in line.status()
