@@ -269,7 +269,11 @@ class Worker:
         return self._guarded(batch, lambda: self.generator.generate(batch.requests, batch.progress))
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
-        """Run a stage on the model; a stop releases the batch, an error fails all of it with a sentence."""
+        """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.
+
+        Any other error fails a lone job with a generic sentence, and sends a batch of several back to
+        run job by job (see `storage/reaper.py`), so that it falls on the job that causes it.
+        """
         try:
             return stage()
         except Stopping:
