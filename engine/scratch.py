@@ -1,4 +1,4 @@
-"""Scratch MP3s that a killed engine left behind, swept once nothing can still be writing them.
+"""Scratch MP3s: removed by the engine that wrote them, or swept once stale if it was killed.
 
 A running engine removes its own scratch files on every path (`engine/worker.py`); one killed in
 the middle of an encode cannot. Its scratch files are named like every scratch file
@@ -10,6 +10,8 @@ file another engine on the same folder is still writing is never taken.
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("songbot.engine")
@@ -35,3 +37,27 @@ def sweep(tracks: Path, now_s: float, stale_s: float = STALE_S) -> int:
     if removed:
         log.info("removed stale scratch files", extra={"files": removed})
     return removed
+
+
+class Sweeper:
+    """Sweeps a tracks folder at the first call, then every `SWEEP_EVERY_S`."""
+
+    def __init__(self, tracks: Path) -> None:
+        self.tracks = tracks
+        self._next_s = 0.0  # monotonic
+
+    def now_and_then(self, now: datetime) -> None:
+        """Sweep if it is time; `now` is the engine's clock (naive UTC), which tests move."""
+        if time.monotonic() >= self._next_s:
+            self._next_s = time.monotonic() + SWEEP_EVERY_S
+            sweep(self.tracks, now.replace(tzinfo=UTC).timestamp())
+
+
+def discard(path: Path | None) -> None:
+    """Remove a file if it is there; one that can't be removed (a read-only folder) is logged and left."""
+    if path is None:
+        return
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("could not remove a file", extra={"file": path.name, "errno": error.errno})

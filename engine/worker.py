@@ -38,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -127,7 +127,7 @@ class Worker:
         self.encoder = encoder or EncodePool(0)
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
-        self._next_sweep_s = 0.0  # monotonic time of the next sweep of stale scratch files
+        self.sweeper = scratch.Sweeper(blobs.root / "tracks")
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -232,18 +232,12 @@ class Worker:
     def _claim(self) -> tuple[bool, _Batch | None]:
         """Reap expired leases and claim a batch; (whether anything was claimed, the usable batch)."""
         now = self.clock()
-        self._sweep_scratch(now)
+        self.sweeper.now_and_then(now)
         for job_id, status in self.queue.reap(now):
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
         jobs = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
         return bool(jobs), self._prepare(jobs) if jobs else None
-
-    def _sweep_scratch(self, now: datetime) -> None:
-        """Now and then, remove the scratch files that a killed engine left (`engine/scratch.py`)."""
-        if time.monotonic() >= self._next_sweep_s:
-            self._next_sweep_s = time.monotonic() + scratch.SWEEP_EVERY_S
-            scratch.sweep(self.blobs.root / "tracks", now.replace(tzinfo=UTC).timestamp())
 
     def _prepare(self, jobs: list[JobView]) -> _Batch | None:
         requests, ready = self._requests(jobs)
@@ -347,7 +341,7 @@ class Worker:
         try:
             sha256 = retrying(partial(self._write, job, encoding, relative), backoff, self.sleep, job.id)
         finally:
-            _discard(encoding.temp)
+            scratch.discard(encoding.temp)
         track = NewTrack(
             blob_path=relative,
             duration_s=result.audio.shape[0] / result.sample_rate,
@@ -370,14 +364,14 @@ class Worker:
         except Exception as error:
             log.exception("recording the track failed", extra={"job": job.id})
             if self._fail(job, saving_sentence(error)):
-                _discard(self.blobs.path(relative))
+                scratch.discard(self.blobs.path(relative))
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 
     def _write(self, job: JobView, encoding: _Encoding, relative: str, first: bool) -> str:
         """One try at the job's file: its MP3 (encoded again after a failed try) under its real name; its SHA-256."""
         if not first:
-            _discard(encoding.temp)
+            scratch.discard(encoding.temp)
             self._start_encode(job, encoding)
         try:
             sha256 = encoding.future.result()
@@ -482,13 +476,3 @@ def _scratch(encoding: _Encoding) -> Path:
     if encoding.temp is None:  # only an encode that never started has none, and its future holds why
         raise RuntimeError("no scratch file")
     return encoding.temp
-
-
-def _discard(path: Path | None) -> None:
-    """Remove a file if it is there; one that can't be removed (a read-only folder) is logged and left."""
-    if path is None:
-        return
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as error:
-        log.warning("could not remove a file", extra={"file": path.name, "errno": error.errno})
