@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from storage.errors import GENERIC_FAILURE, SongbotError
 
@@ -70,8 +71,8 @@ def storage_errno(error: BaseException) -> int | None:
 
 
 def database_down(error: BaseException) -> bool:
-    """Whether the database failed to answer (a lost connection, a locked or full database), not a bad statement."""
-    if isinstance(error, OperationalError | InterfaceError):
+    """Whether the database failed to answer (lost, locked, full, or no free connection), not a bad statement."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 

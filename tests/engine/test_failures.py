@@ -5,6 +5,7 @@ import errno
 import pytest
 from mutagen import MutagenError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from engine.failures import (
     DATABASE_DOWN,
@@ -58,6 +59,7 @@ def test_each_saving_error_has_its_sentence(error, sentence):
 def test_only_storage_and_connection_errors_are_worth_retrying():
     assert transient(os_error(errno.ENOSPC)) and transient(wrapped(errno.EROFS))
     assert transient(OperationalError("SELECT", {}, Exception("server closed the connection")))
+    assert transient(PoolTimeout("QueuePool limit of size 5 overflow 10 reached"))
     assert not transient(FileNotFoundError(errno.ENOENT, "gone"))
     assert not transient(IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not transient(DataError("INSERT", {}, Exception("text fields cannot contain NUL")))
