@@ -233,20 +233,32 @@ def test_store_backoff_comes_from_the_settings(tmp_path):
     assert WorkerConfig(owner="o").store_backoff.waits_s() == [1.0, 2.0]
 
 
-async def test_the_supervised_engine_process_outlives_a_full_disk(tmp_path):
-    """The issue's run: a full tracks disk ended the engine 9 times in 29 s. Now: one process, one sentence."""
+@pytest.mark.parametrize(("fault", "sentence"), [(errno.ENOSPC, DISK_FULL), (errno.EROFS, READ_ONLY)])
+async def test_the_supervised_engine_process_outlives_a_bad_disk_and_a_vanished_upload(tmp_path, fault, sentence):
+    """The issue's run: a full or read-only tracks disk ended the engine 9 times in 29 s. Now: one process."""
     worker = build_worker(make_settings(tmp_path))  # the database the engine process will use
-    flag = tmp_path / "disk-full"
+    flag = tmp_path / "disk-fault"
     flag.touch()
-    env = env_for(tmp_path, FULL_DISK_FLAG=str(flag), ENGINE_ENCODE_PROCESSES="0", ENGINE_STORE_BACKOFF_S="0.05")
-    supervisor = EngineSupervisor([sys.executable, "-m", "tests.engine.full_disk_engine"], env, tmp_path / "engine.log")
+    env = env_for(
+        tmp_path,
+        DISK_FAULT_FLAG=str(flag),
+        DISK_FAULT_ERRNO=str(fault),
+        ENGINE_ENCODE_PROCESSES="0",
+        ENGINE_STORE_BACKOFF_S="0.05",
+    )
+    command = [sys.executable, "-m", "tests.engine.faulty_disk_engine"]
+    supervisor = EngineSupervisor(command, env, tmp_path / "engine.log")
     supervisor.start()
     try:
         failed = await wait_async(worker, submit(worker))
         pid = supervisor.process.pid
-        assert failed.status == FAILED and failed.error == DISK_FULL
+        assert failed.status == FAILED and failed.error == sentence
         assert scratch_files(worker) == []
-        flag.unlink()  # the operators made room
+        flag.unlink()  # the operators fixed the disk
+        blob = worker.blobs.put_upload(b"was audio once", ".mp3")
+        worker.blobs.delete(blob)
+        gone = await wait_async(worker, submit(worker, kind="cover", source_blob=blob, strength=0.5))
+        assert gone.status == FAILED and gone.error == SOURCE_GONE
         assert (await wait_async(worker, submit(worker))).status == SUCCEEDED
         assert supervisor.restarts == 0 and supervisor.process.pid == pid and supervisor.process.returncode is None
     finally:
