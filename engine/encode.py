@@ -26,9 +26,34 @@ THREADS_WHEN_INLINE = 4
 
 
 def encode_track(pcm: np.ndarray, rate: int, temp: str, tags: audio.Tags) -> str:
-    """Encode ``pcm`` (int16 or float, (samples, 2)) as a tagged MP3 at ``temp``; returns its SHA-256."""
-    path = audio.encode_mp3(pcm, Path(temp), tags, rate=rate)
-    return sha256_of(path)
+    """Encode ``pcm`` (int16 or float, (samples, 2)) as a tagged MP3 at ``temp``; returns its SHA-256.
+
+    Raises:
+        OSError: the disk's own error (a full disk, a read-only folder), also when a library wrapped it
+            in an error of its own: only the outer error crosses the process boundary, and the engine
+            decides on its errno whether to try again (`engine/failures.py`).
+    """
+    try:
+        path = audio.encode_mp3(pcm, Path(temp), tags, rate=rate)
+        return sha256_of(path)
+    except OSError:
+        raise
+    except Exception as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, temp) from error
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class EncodePool:

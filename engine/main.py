@@ -11,6 +11,7 @@ from types import FrameType
 
 from engine.backends import load_backend
 from engine.encode import EncodePool
+from engine.failures import Backoff
 from engine.worker import Worker, WorkerConfig
 from migrations import upgrade
 from storage.blobs import Blobs
@@ -43,6 +44,7 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
         lease_s=settings.engine_lease_s,
         poll_s=settings.engine_poll_s,
         max_source_duration_s=settings.max_source_duration_s,
+        store_backoff=Backoff(settings.engine_store_attempts, settings.engine_store_backoff_s),
     )
     queue = Queue(engine, QueueLimits(max_attempts=settings.engine_max_attempts))
     return Worker(

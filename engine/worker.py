@@ -16,10 +16,16 @@ together). Without one (the sketch backend), one batch is claimed ahead: a claim
 in line a light user who arrives later can no longer take.
 
 From its claim until its track is stored, each batch has a heartbeat thread renewing its leases. A
-job is done only once its track is stored (the completion is fenced by the lease); a failed encode
-fails that job alone. If a lease is lost or a stop is asked for, the next progress call aborts the
-generation; on a stop, batches not yet generated go back to the queue and batches being stored
-finish. `run_once()` runs the same stages one after another (tests, benchmarks).
+job is done only once its track is stored (the completion is fenced by the lease). If a lease is
+lost or a stop is asked for, the next progress call aborts the generation; on a stop, batches not
+yet generated go back to the queue and batches being stored finish. `run_once()` runs the same
+stages one after another (tests, benchmarks).
+
+No job ends the process: each stage of each job runs under a guard (`_guard` per job, `_guarded`
+for a batch on the model) that fails that job alone with a sentence (`engine/failures.py`), and
+the loop goes on with its models loaded. Storing retries storage errors (a full disk, a read-only
+folder, a database that does not answer) with back-off before it gives up, and a job's scratch
+file is removed on every path.
 """
 
 from __future__ import annotations
@@ -31,14 +37,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
+from engine import scratch
 from engine.encode import EncodePool
+from engine.failures import SOURCE_GONE, Backoff, job_sentence, retrying, saving_sentence, transient
+from engine.lease import Heartbeat as _Heartbeat
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
 from storage.blobs import Blobs
@@ -56,7 +66,6 @@ STORING_BATCHES = 2  # generated batches waiting for their MP3s before the GPU l
 # Each batch claimed ahead is a batch a newly arrived light user can no longer jump, so a backend
 # without one claims a single batch ahead.
 PLANNING_BATCHES = 2
-SAVE_FAILED = "I couldn't save this song as an MP3; please try again."
 BROKEN_AUDIO = "The model produced broken audio for this song; please try again with another seed."
 
 
@@ -69,6 +78,7 @@ class WorkerConfig:
     lease_s: float = 30.0
     poll_s: float = 0.5
     max_source_duration_s: float = 600.0
+    store_backoff: Backoff = field(default_factory=Backoff)  # retries of a storage error while storing
 
 
 class Stopping(Exception):
@@ -87,12 +97,13 @@ class _Batch:
 
 @dataclass
 class _Encoding:
-    """One track handed to the encode pool."""
+    """One track handed to the encode pool (again, after a storage error)."""
 
     pcm: np.ndarray
-    temp: Path
+    rate: int
     tags: audio.Tags
-    future: Future[str]
+    temp: Path | None = None
+    future: Future[str] = field(default_factory=Future)
 
 
 class Worker:
@@ -106,6 +117,7 @@ class Worker:
         config: WorkerConfig,
         clock: Callable[[], datetime] = utcnow,
         encoder: EncodePool | None = None,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.queue = queue
         self.blobs = blobs
@@ -114,6 +126,8 @@ class Worker:
         self.clock = clock
         self.encoder = encoder or EncodePool(0)
         self.stop_event = threading.Event()
+        self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
+        self.sweeper = scratch.Sweeper(blobs.root / "tracks")
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -218,6 +232,7 @@ class Worker:
     def _claim(self) -> tuple[bool, _Batch | None]:
         """Reap expired leases and claim a batch; (whether anything was claimed, the usable batch)."""
         now = self.clock()
+        self.sweeper.now_and_then(now)
         for job_id, status in self.queue.reap(now):
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
@@ -228,7 +243,7 @@ class Worker:
         requests, ready = self._requests(jobs)
         if not ready:
             return None
-        heartbeat = _Heartbeat(self, ready)
+        heartbeat = _Heartbeat(self.queue, self.config.owner, self.config.lease_s, lambda: self.clock(), ready)
         heartbeat.start()
         return _Batch(ready, requests, heartbeat, self._progress(ready, heartbeat))
 
@@ -248,7 +263,11 @@ class Worker:
         return self._guarded(batch, lambda: self.generator.generate(batch.requests, batch.progress))
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
-        """Run a stage; a stop releases the batch, an error fails all of it with a sentence."""
+        """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.
+
+        Any other error fails a lone job with a generic sentence, and sends a batch of several back to
+        run job by job (see `storage/reaper.py`), so that it falls on the job that causes it.
+        """
         try:
             return stage()
         except Stopping:
@@ -258,48 +277,71 @@ class Worker:
             batch.heartbeat.stop()
         except Exception:
             log.exception("backend failed", extra={"jobs": [job.id for job in batch.jobs]})
-            self._fail_all(batch.jobs, GENERIC_FAILURE)
             batch.heartbeat.stop()
+            if len(batch.jobs) > 1:  # each runs alone next, so the job that breaks a batch fails on its own
+                self._release(batch.jobs, alone=True)
+            else:
+                self._fail_all(batch.jobs, GENERIC_FAILURE)
+        return None
+
+    def _guard(self, job: JobView, stage: str, step: Callable[[], T], sentence: Callable[[Exception], str]) -> T | None:
+        """Run one job's step; an error fails that job alone with `sentence(error)`, and the loop goes on."""
+        try:
+            return step()
+        except LeaseLost:
+            log.warning("lease lost; result dropped", extra={"job": job.id, "stage": stage})
+        except Exception as error:
+            log.exception("job failed", extra={"job": job.id, "stage": stage})
+            self._fail(job, sentence(error))
         return None
 
     def _store_batch(self, batch: _Batch, results: list[GeneratedTrack]) -> None:
         """Hand every track to the encode pool at once, then store each in order as its MP3 is ready."""
         try:
-            pending = [self._encode(job, result) for job, result in zip(batch.jobs, results, strict=True)]
+            pending = [
+                self._guard(job, "encoding", partial(self._encode, job, result), job_sentence)
+                for job, result in zip(batch.jobs, results, strict=True)
+            ]
             for job, result, encoding in zip(batch.jobs, results, pending, strict=True):
                 if encoding is not None:
-                    self._store(job, result, encoding)
-        except Exception:
-            log.exception("storing failed", extra={"jobs": [job.id for job in batch.jobs]})
+                    self._guard(job, "saving", partial(self._store, job, result, encoding), saving_sentence)
         finally:
             batch.heartbeat.stop()
 
     def _encode(self, job: JobView, result: GeneratedTrack) -> _Encoding | None:
-        self.queue.report(job, self.config.owner, "saving", 100.0, self.clock(), self.config.lease_s)
+        self._report(job, "saving", 100.0)
         if not _finite(result):
-            self.queue.fail(job, self.config.owner, BROKEN_AUDIO, self.clock())
+            self._fail(job, BROKEN_AUDIO)
             return None
         tags = audio.Tags(
             title=result.title, prompt=result.caption, lyrics=result.lyrics, seed=result.seed, song_id=job.id
         )
-        pcm = audio.to_pcm16(result.audio)  # half the bytes to send, and the child does not clip
-        temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
-        return _Encoding(pcm, temp, tags, self.encoder.submit(pcm, result.sample_rate, temp, tags))
+        # int16: half the bytes to send, and the child does not clip
+        encoding = _Encoding(audio.to_pcm16(result.audio), result.sample_rate, tags)
+        self._start_encode(job, encoding)
+        return encoding
+
+    def _start_encode(self, job: JobView, encoding: _Encoding) -> None:
+        """Hand a track to the pool under a new scratch name; an error here is the future's, retried like one."""
+        try:
+            encoding.temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
+            encoding.future = self.encoder.submit(encoding.pcm, encoding.rate, encoding.temp, encoding.tags)
+        except Exception as error:  # noqa: BLE001 - the future carries it to `_store`, which decides
+            encoding.future = Future()
+            encoding.future.set_exception(error)
 
     def _store(self, job: JobView, result: GeneratedTrack, encoding: _Encoding) -> None:
-        """Wait for the job's MP3, commit it and complete the job; a failed encode fails this job alone."""
-        try:
-            try:
-                sha256 = encoding.future.result()
-            except BrokenProcessPool:
-                sha256 = self.encoder.retry(encoding.pcm, result.sample_rate, encoding.temp, encoding.tags)
-        except Exception:
-            log.exception("encoding failed", extra={"job": job.id})
-            encoding.temp.unlink(missing_ok=True)
-            self.queue.fail(job, self.config.owner, SAVE_FAILED, self.clock())
-            return
+        """Wait for the job's MP3, commit it and complete the job, retrying storage errors with back-off.
+
+        The scratch file is gone afterwards, whatever happened. A job that could not be recorded is
+        failed, and then its committed file is deleted (nothing will point at it).
+        """
         relative = self.blobs.track_relative(job.id, job.attempts)
-        self.blobs.commit(encoding.temp, relative)
+        backoff = self.config.store_backoff
+        try:
+            sha256 = retrying(partial(self._write, job, encoding, relative), backoff, self.sleep, job.id)
+        finally:
+            scratch.discard(encoding.temp)
         track = NewTrack(
             blob_path=relative,
             duration_s=result.audio.shape[0] / result.sample_rate,
@@ -314,10 +356,29 @@ class Worker:
             notice=result.notice,
         )
         try:
-            self.queue.complete(job, self.config.owner, track, self.clock())
-            log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
+            retrying(
+                lambda _: self.queue.complete(job, self.config.owner, track, self.clock()), backoff, self.sleep, job.id
+            )
         except LeaseLost:
-            log.warning("lease lost before completion; result dropped", extra={"job": job.id})
+            raise
+        except Exception as error:
+            log.exception("recording the track failed", extra={"job": job.id})
+            if self._fail(job, saving_sentence(error)):
+                scratch.discard(self.blobs.path(relative))
+            return
+        log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
+
+    def _write(self, job: JobView, encoding: _Encoding, relative: str, first: bool) -> str:
+        """One try at the job's file: its MP3 (encoded again after a failed try) under its real name; its SHA-256."""
+        if not first:
+            scratch.discard(encoding.temp)
+            self._start_encode(job, encoding)
+        try:
+            sha256 = encoding.future.result()
+        except BrokenProcessPool:
+            sha256 = self.encoder.retry(encoding.pcm, encoding.rate, _scratch(encoding), encoding.tags)
+        self.blobs.commit(_scratch(encoding), relative)
+        return sha256
 
     def _acquire(self, semaphore: threading.Semaphore) -> bool:
         """Wait for a slot; False once a stop is asked for."""
@@ -331,19 +392,22 @@ class Worker:
         self._release(batch.jobs)
 
     def _requests(self, batch: list[JobView]) -> tuple[list[TrackRequest], list[JobView]]:
+        """Each job's request; a job whose request can't be made (a bad or vanished upload) fails alone."""
         requests, ready = [], []
         for job in batch:
-            try:
-                requests.append(self._request(job))
+            request = self._guard(job, "preparing", partial(self._request, job), job_sentence)
+            if request is not None:
+                requests.append(request)
                 ready.append(job)
-            except BadAudio as error:
-                self.queue.fail(job, self.config.owner, error.user_message, self.clock())
         return requests, ready
 
     def _request(self, job: JobView) -> TrackRequest:
         source = None
         if job.source_blob:
-            data = self.blobs.path(job.source_blob).read_bytes()
+            try:
+                data = self.blobs.path(job.source_blob).read_bytes()
+            except FileNotFoundError as error:  # swept after UPLOAD_RETENTION_DAYS, or removed by hand
+                raise BadAudio(SOURCE_GONE) from error
             source = audio.decode(data, self.config.max_source_duration_s)
         return request_for(job, source)
 
@@ -358,21 +422,49 @@ class Worker:
             for target in [by_id[job_id]] if job_id in by_id else jobs:
                 if now - last.get(target.id, 0.0) >= REPORT_EVERY_S or percent >= 100:
                     last[target.id] = now
-                    if not self.queue.report(
-                        target, self.config.owner, stage, percent, self.clock(), self.config.lease_s
-                    ):
+                    if not self._report(target, stage, percent):
                         heartbeat.lost = True
                         raise Stopping
 
         return report
 
+    def _report(self, job: JobView, stage: str, percent: float) -> bool:
+        """Record a job's stage; False if the lease is lost. A database that does not answer skips a report."""
+        try:
+            return self.queue.report(job, self.config.owner, stage, percent, self.clock(), self.config.lease_s)
+        except Exception as error:
+            if not transient(error):
+                raise
+            log.warning("progress not recorded", extra={"job": job.id, "error": type(error).__name__})
+            return True
+
+    def _fail(self, job: JobView, message: str) -> bool:
+        """Fail a job with a sentence (retried while the database does not answer); whether it was recorded.
+
+        When it can't be recorded the job stays running without a heartbeat: its lease expires and the
+        reaper requeues it.
+        """
+        try:
+            return retrying(
+                lambda _: self.queue.fail(job, self.config.owner, message, self.clock()),
+                self.config.store_backoff,
+                self.sleep,
+                job.id,
+            )
+        except Exception:
+            log.exception("could not record a failed job", extra={"job": job.id})
+            return False
+
     def _fail_all(self, jobs: list[JobView], message: str) -> None:
         for job in jobs:
-            self.queue.fail(job, self.config.owner, message, self.clock())
+            self._fail(job, message)
 
-    def _release(self, jobs: list[JobView]) -> None:
+    def _release(self, jobs: list[JobView], alone: bool = False) -> None:
         for job in jobs:
-            self.queue.release(job, self.config.owner)
+            try:
+                self.queue.release(job, self.config.owner, alone)
+            except Exception:  # its lease expires and the reaper requeues it
+                log.exception("could not release a job", extra={"job": job.id})
         log.info("released jobs", extra={"jobs": [job.id for job in jobs]})
 
 
@@ -380,26 +472,7 @@ def _finite(result: GeneratedTrack) -> bool:
     return bool(np.isfinite(result.audio).all())
 
 
-class _Heartbeat:
-    """Renews the leases of a running batch every third of the lease."""
-
-    def __init__(self, worker: Worker, jobs: list[JobView]) -> None:
-        self.worker = worker
-        self.jobs = jobs
-        self.lost = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        config = self.worker.config
-        while not self._done.wait(config.lease_s / 3):
-            for job in self.jobs:
-                if not self.worker.queue.renew(job, config.owner, self.worker.clock(), config.lease_s):
-                    self.lost = True
+def _scratch(encoding: _Encoding) -> Path:
+    if encoding.temp is None:  # only an encode that never started has none, and its future holds why
+        raise RuntimeError("no scratch file")
+    return encoding.temp

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -83,6 +84,14 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        # What one engine runs, and whether a suspect is among it (storage/reaper.py).
+        Index(
+            "ix_jobs_running_owner",
+            "lease_owner",
+            "suspect",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
         Index("ix_jobs_user_status", "user_id", "status"),
         Index("ix_jobs_user_created", "user_id", "created_at"),
     )
@@ -99,6 +108,9 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Its engine died while it ran beside other jobs: it is claimed alone from now on, so that a next
+    # death is known to be its own (storage/reaper.py).
+    suspect: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     run_after: Mapped[datetime]

@@ -8,7 +8,8 @@
 Each write runs in one transaction (`BEGIN IMMEDIATE` on SQLite, see `db.py`). The engine
 owns a running job through its lease (`lease_owner`, `lease_expires_at`, `attempts`); every
 write by a worker is fenced on all three, so a worker that lost its lease cannot publish.
-Fairness tags come from `fairness.py`; this module only stores them.
+Fairness tags come from `fairness.py`; this module only stores them. Which deaths count against
+a job, and the suspects that are claimed alone, is `reaper.py`'s.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection
 
-from storage import fairness
+from storage import fairness, reaper
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
@@ -28,7 +29,6 @@ from storage.scrub import Scrubber
 from storage.spec import JobSpec
 from storage.types import (
     CANCELLED,
-    DEAD,
     FAILED,
     QUEUED,
     RUNNING,
@@ -45,7 +45,7 @@ tracks = tracks_table
 deliveries = deliveries_table
 queue_state = queue_state_table
 
-DEAD_MESSAGE = "This song failed several times in a row, so I gave up on it; please try again later."
+DEAD_MESSAGE = reaper.DEAD_MESSAGE
 PAUSED_MESSAGE = "The bot is paused by its operators right now; please try again a little later."
 
 
@@ -55,11 +55,11 @@ def _claim_statement() -> Any:
     The smallest start tags first. SKIP LOCKED (PostgreSQL) lets several engines claim at once
     without waiting on each other; SQLite serialises writers with BEGIN IMMEDIATE and renders no
     FOR UPDATE at all. MATERIALIZED makes PostgreSQL run the LIMIT once: as a plain IN-subquery
-    it may be re-run per row and hand out more than n jobs.
+    it may be re-run per row and hand out more than n jobs. Suspects are claimed alone (`CLAIM_ALONE`).
     """
     candidates = (
         select(jobs.c.id)
-        .where(jobs.c.status == QUEUED, jobs.c.run_after <= bindparam("now"))
+        .where(jobs.c.status == QUEUED, jobs.c.run_after <= bindparam("now"), jobs.c.suspect == false())
         .order_by(jobs.c.vstart, jobs.c.id)
         .limit(bindparam("n"))
         .with_for_update(skip_locked=True)
@@ -69,20 +69,29 @@ def _claim_statement() -> Any:
     return (
         update(jobs)
         .where(jobs.c.id.in_(select(candidates.c.id)), jobs.c.status == QUEUED)
-        .values(
-            status=RUNNING,
-            lease_owner=bindparam("owner"),
-            attempts=jobs.c.attempts + 1,
-            started_at=bindparam("now"),
-            lease_expires_at=bindparam("expires"),
-            stage="starting",
-            progress=0.0,
-        )
+        .values(**_CLAIMED)
         .returning(*jobs.c)
     )
 
 
+_CLAIMED: dict[str, Any] = {
+    "status": RUNNING,
+    "lease_owner": bindparam("owner"),
+    "attempts": jobs.c.attempts + 1,
+    "started_at": bindparam("now"),
+    "lease_expires_at": bindparam("expires"),
+    "stage": "starting",
+    "progress": 0.0,
+}
 CLAIM = _claim_statement()
+# A suspect at the head of the line, alone (see reaper.py); a second engine that read the same head
+# finds it no longer queued.
+CLAIM_ALONE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("suspect_id"), jobs.c.status == QUEUED)
+    .values(**_CLAIMED)
+    .returning(*jobs.c)
+)
 CLOCK = select(queue_state.c.vtime, queue_state.c.paused)
 
 
@@ -194,13 +203,19 @@ class Queue:
     # ------------------------------------------------------------------ claim
 
     def claim(self, owner: str, n: int, now: datetime, lease_s: float) -> list[JobView]:
-        """Claim up to `n` queued jobs in fairness order, leased to `owner` for `lease_s`."""
+        """Claim up to `n` queued jobs in fairness order, leased to `owner` for `lease_s` (a suspect alone)."""
         with self.engine.begin() as conn:
             clock, paused = conn.execute(CLOCK).one()
             if paused:
                 return []
+            turn = reaper.turn(conn, owner, now)
+            if not turn.may_claim:
+                return []
             params = {"owner": owner, "now": now, "n": n, "expires": now + timedelta(seconds=lease_s)}
-            rows = conn.execute(CLAIM, params).all()
+            if turn.suspect is None:
+                rows = conn.execute(CLAIM, params).all()
+            else:
+                rows = conn.execute(CLAIM_ALONE, params | {"suspect_id": turn.suspect}).all()
             if not rows:
                 return []
             # The clock is the start tag of the job in service: late arrivals start from here.
@@ -306,8 +321,12 @@ class Queue:
             )
             return result.rowcount == 1
 
-    def release(self, job: JobView, owner: str) -> bool:
-        """Give a running job back to the queue (clean shutdown); the attempt is not counted."""
+    def release(self, job: JobView, owner: str, alone: bool = False) -> bool:
+        """Give a running job back to the queue (clean shutdown); the attempt is not counted.
+
+        With `alone` it becomes a suspect (`reaper.py`), claimed alone from then on: an error that broke
+        its batch then falls on the job that causes it.
+        """
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(jobs)
@@ -319,54 +338,19 @@ class Queue:
                     lease_owner=None,
                     lease_expires_at=None,
                     attempts=jobs.c.attempts - 1,
+                    suspect=or_(jobs.c.suspect, true() if alone else false()),
                 )
             )
             return result.rowcount == 1
 
     def reap(self, now: datetime, backoff_s: float = 0.0) -> list[tuple[int, str]]:
-        """Requeue running jobs whose lease expired, or mark them dead after too many attempts.
+        """Requeue the running jobs of each engine whose lease expired, or mark them dead (rule: `reaper.blame`).
 
         Returns:
             (job id, new status) for each job reaped.
         """
-        expired = and_(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
         with self.engine.begin() as conn:
-            dead = (
-                conn.execute(
-                    update(jobs)
-                    .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
-                    .values(
-                        status=DEAD,
-                        stage="failed",
-                        error=DEAD_MESSAGE,
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
-                    .returning(jobs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-            # Retries keep their start tag, so they re-enter near the front of the line.
-            requeued = (
-                conn.execute(
-                    update(jobs)
-                    .where(expired)
-                    .values(
-                        status=QUEUED,
-                        stage=QUEUED,
-                        progress=0.0,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        run_after=now + timedelta(seconds=backoff_s),
-                    )
-                    .returning(jobs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-        return [(job_id, DEAD) for job_id in dead] + [(job_id, QUEUED) for job_id in requeued]
+            return reaper.reap(conn, now, backoff_s)
 
     # ----------------------------------------------------------------- cancel
 

@@ -50,3 +50,23 @@ def test_a_dead_encode_process_is_replaced_and_the_track_encoded_again(tmp_path)
         pool.close()
     assert digest == sha256_of(tmp_path / "a.mp3")
     assert audio.duration_of(tmp_path / "a.mp3") == pytest.approx(120.0, abs=0.01)
+
+
+def test_a_disk_error_wrapped_by_a_library_keeps_its_errno_across_the_process_boundary(tmp_path, monkeypatch):
+    import errno
+    import pickle
+
+    from mutagen import MutagenError
+
+    from engine.encode import encode_track
+
+    def full_disk(path, tags):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as error:
+            raise MutagenError("saving the tags failed") from error
+
+    monkeypatch.setattr(audio, "write_tags", full_disk)
+    with pytest.raises(OSError) as raised:
+        encode_track(audio.to_pcm16(noise(1)), 48_000, str(tmp_path / "a.mp3"), TAGS)
+    assert pickle.loads(pickle.dumps(raised.value)).errno == errno.ENOSPC  # what a spawned encoder sends back

@@ -21,6 +21,7 @@ from storage.library import Library
 from storage.spec import JobSpec
 from storage.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
 from tests.helpers import make_settings
+from tests.storage.test_reaper import attempts_left
 
 
 @pytest.fixture
@@ -212,3 +213,38 @@ def test_reaper_marks_a_repeatedly_crashing_job_dead(tmp_path):
     worker.clock = lambda: utcnow() + timedelta(seconds=31)  # the crashed engine's lease has expired
     worker.run_once()
     assert worker.queue.get(job.id).status == DEAD
+
+
+def test_an_error_that_breaks_a_batch_falls_on_the_job_that_causes_it(worker):
+    """The batch is run again one job at a time: only the job whose request breaks the backend fails."""
+
+    def breaks_with_the_odd_one(batch, progress):
+        if any(r.job_id == odd.id for r in batch):
+            raise RuntimeError("index out of range")
+        return silence_tracks(batch, progress)
+
+    backend = Scripted(breaks_with_the_odd_one)
+    worker.generator = backend
+    first, odd, last = (submit(worker) for _ in range(3))
+    while worker.run_once():
+        pass
+    assert [worker.queue.get(job.id).status for job in (first, odd, last)] == [SUCCEEDED, FAILED, SUCCEEDED]
+    assert "Something went wrong" in worker.queue.get(odd.id).error
+    assert backend.batches == [[first.id, odd.id, last.id], [first.id], [odd.id], [last.id]]
+    assert [worker.queue.get(job.id).attempts for job in (first, odd, last)] == [1, 1, 1]
+
+
+def test_after_an_engine_died_with_a_batch_its_jobs_run_alone_and_none_is_counted(tmp_path):
+    worker = build_worker(make_settings(tmp_path, engine_max_batch=2))
+    backend = Scripted(silence_tracks)
+    worker.generator = backend
+    jobs = [submit(worker) for _ in range(3)]
+    worker.queue.claim("killed-engine", 2, utcnow(), lease_s=30)
+    worker.queue.claim("killed-engine", 2, utcnow(), lease_s=30)  # the batch claimed ahead
+    worker.clock = lambda: utcnow() + timedelta(seconds=31)  # its leases have expired
+    while worker.run_once():
+        pass
+    assert [worker.queue.get(job.id).status for job in jobs] == [SUCCEEDED] * 3
+    left = [attempts_left(worker.queue.engine, job.id) for job in jobs]
+    assert left == [2, 2, 2]  # as if each had run once: the death counted against none
+    assert backend.batches == [[job.id] for job in jobs]

@@ -16,9 +16,9 @@ from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from engine.encode import EncodePool
+from engine.failures import SAVE_FAILED
 from engine.main import build_worker
 from engine.protocol import GeneratedTrack
-from engine.worker import SAVE_FAILED
 from storage.db import utcnow
 from storage.library import Library
 from storage.types import FAILED, SUCCEEDED, DeliveryTarget, UserRef

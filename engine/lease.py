@@ -1,0 +1,47 @@
+"""The heartbeat that keeps a running batch's leases while the engine works on it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from storage.queue import Queue
+from storage.types import JobView
+
+log = logging.getLogger("songbot.engine")
+
+
+class Heartbeat:
+    """Renews the leases of a running batch every third of the lease; `lost` once one is gone."""
+
+    def __init__(
+        self, queue: Queue, owner: str, lease_s: float, clock: Callable[[], datetime], jobs: list[JobView]
+    ) -> None:
+        self.queue = queue
+        self.owner = owner
+        self.lease_s = lease_s
+        self.clock = clock
+        self.jobs = jobs
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Start renewing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the batch is stored, failed or released)."""
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.lease_s / 3):
+            for job in self.jobs:
+                try:
+                    if not self.queue.renew(job, self.owner, self.clock(), self.lease_s):
+                        self.lost = True
+                except Exception:  # the next beat tries again; a lease outlasts a few missed beats
+                    log.exception("lease renewal failed", extra={"job": job.id})
