@@ -6,11 +6,14 @@ set the umask to 0077, so files that libraries create (SQLite's WAL, a log file)
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+
+log = logging.getLogger(__name__)
 
 
 def private_dir(path: Path, tighten: bool = False) -> Path:
@@ -21,9 +24,19 @@ def private_dir(path: Path, tighten: bool = False) -> Path:
     """
     created = [folder for folder in (path, *path.parents) if not folder.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    for folder in {*created, *([path] if tighten else [])}:
+    for folder in created:
         os.chmod(folder, DIR_MODE)
+    if tighten and path not in created:
+        _tighten(path)
     return path
+
+
+def _tighten(folder: Path) -> None:
+    """Make an existing folder owner-only; a folder we may not change (read-only, not ours) is left as it is."""
+    try:
+        os.chmod(folder, DIR_MODE)
+    except OSError as exc:
+        log.warning("could not make %s owner-only (%s); left as it is", folder, exc.strerror or exc)
 
 
 def private_file(path: Path) -> Path:

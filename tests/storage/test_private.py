@@ -69,3 +69,15 @@ def test_a_folder_the_operator_points_at_keeps_its_mode(tmp_path):
     assert mode(shared) == 0o755 and mode(shared / "songbot.db") == 0o600
     private_dir(shared, tighten=True)
     assert mode(shared) == 0o700
+
+
+def test_a_folder_that_cannot_be_tightened_is_left_as_it_is(tmp_path: Path, monkeypatch, caplog) -> None:
+    folder = tmp_path / "tracks"
+    folder.mkdir(mode=0o755)
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("storage.private.os.chmod", refuse)
+    assert private_dir(folder, tighten=True) == folder
+    assert "left as it is" in caplog.text

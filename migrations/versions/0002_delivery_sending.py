@@ -1,6 +1,6 @@
 """deliveries record a post before it is sent (sending_at) and how often an interrupted one was resent
 
-Revision ID: 0002_i13a
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-28
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_i13a"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
