@@ -13,7 +13,7 @@ from engine.backends import load_backend
 from engine.encode import EncodePool
 from engine.worker import Worker, WorkerConfig
 from migrations import upgrade
-from storage.blobs import Blobs
+from storage.blobs import open_blobs
 from storage.db import make_engine
 from storage.queue import Queue
 from storage.settings import Settings
@@ -46,7 +46,7 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
     )
     queue = Queue(engine, QueueLimits(max_attempts=settings.engine_max_attempts))
     return Worker(
-        queue, Blobs(settings.blob_dir), generator, config, encoder=EncodePool(settings.engine_encode_processes)
+        queue, open_blobs(settings), generator, config, encoder=EncodePool(settings.engine_encode_processes)
     )
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from engine.encode import EncodePool
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
-from storage.blobs import Blobs
+from storage.blobs import BlobStore
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
 from storage.queue import Queue
@@ -101,7 +101,7 @@ class Worker:
     def __init__(
         self,
         queue: Queue,
-        blobs: Blobs,
+        blobs: BlobStore,
         generator: Generator,
         config: WorkerConfig,
         clock: Callable[[], datetime] = utcnow,
@@ -343,7 +343,7 @@ class Worker:
     def _request(self, job: JobView) -> TrackRequest:
         source = None
         if job.source_blob:
-            data = self.blobs.path(job.source_blob).read_bytes()
+            data = self.blobs.read_bytes(job.source_blob)
             source = audio.decode(data, self.config.max_source_duration_s)
         return request_for(job, source)
 

@@ -1,8 +1,11 @@
-"""The blob directory: uploaded sources and finished songs, addressed by relative paths.
+"""Blobs: uploaded sources and finished songs, addressed by relative paths.
 
-Rows store paths relative to the root, so the directory can move (or be shared by several
-hosts) without touching the database. Files are written under a temporary name and renamed,
-so a crash never leaves half a file under a real name.
+Rows store paths relative to the store's root (`uploads/…`, `tracks/…`), so the store can move, or
+be shared by several hosts, without touching the database. `BlobStore` is what the bot and the
+engine use; `Blobs` keeps them in a local folder (the default) and `storage.s3blobs.S3Blobs` in an
+S3-compatible object store (`BLOB_URL=s3://bucket/prefix`). Either way a blob is visible under its
+real name only once it is complete: files are written under a temporary name and renamed, objects
+are uploaded whole.
 """
 
 from __future__ import annotations
@@ -13,10 +16,64 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from storage.settings import Settings
+
+
+class BlobStore(Protocol):
+    """Where uploads and tracks live: a local folder or an object store."""
+
+    def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
+        """Store an uploaded source file; returns its relative path."""
+        ...
+
+    def uploads(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored upload: its relative path and when it was written (naive UTC)."""
+        ...
+
+    def exists(self, relative: str) -> bool:
+        """Whether a blob is (still) stored."""
+        ...
+
+    def delete(self, relative: str) -> None:
+        """Remove a blob; one already gone is fine."""
+        ...
+
+    def read_bytes(self, relative: str) -> bytes:
+        """A blob's content."""
+        ...
+
+    def local_path(self, relative: str) -> Path:
+        """A local file holding the blob (the file itself, or a downloaded copy) for an adapter to send."""
+        ...
+
+    def track_relative(self, job_id: int, attempt: int) -> str:
+        """Where the song of a job's attempt goes (each attempt its own blob)."""
+        ...
+
+    def temp_path(self, relative: str) -> Path:
+        """A local scratch file for `relative`, to be committed with `commit`."""
+        ...
+
+    def commit(self, temp: Path, relative: str) -> object:
+        """Publish a finished scratch file under `relative`, atomically, and remove the scratch file."""
+        ...
+
+
+def track_relative(job_id: int, attempt: int) -> str:
+    """Where the song of a job's attempt goes: a thousand jobs per folder."""
+    return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
+
+
+def upload_relative(suffix: str) -> str:
+    """A fresh name for an uploaded source."""
+    return f"uploads/{uuid.uuid4().hex}{suffix}"
 
 
 class Blobs:
-    """A folder of audio files."""
+    """A folder of audio files (the default store)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -27,9 +84,17 @@ class Blobs:
         """The absolute path of a stored blob."""
         return self.root / relative
 
+    def local_path(self, relative: str) -> Path:
+        """The blob's own file."""
+        return self.path(relative)
+
+    def read_bytes(self, relative: str) -> bytes:
+        """A blob's content."""
+        return self.path(relative).read_bytes()
+
     def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
         """Store an uploaded source file; returns its relative path."""
-        relative = f"uploads/{uuid.uuid4().hex}{suffix}"
+        relative = upload_relative(suffix)
         self._write(self.root / relative, data)
         return relative
 
@@ -53,7 +118,7 @@ class Blobs:
 
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own file)."""
-        return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
+        return track_relative(job_id, attempt)
 
     def temp_path(self, relative: str) -> Path:
         """A scratch path beside `relative`, to be committed with `commit`."""
@@ -72,6 +137,15 @@ class Blobs:
         temp = target.with_name(f".{target.name}.tmp")
         temp.write_bytes(data)
         os.replace(temp, target)
+
+
+def open_blobs(settings: Settings) -> BlobStore:
+    """The store the settings name: the object store of BLOB_URL, else the local blob folder."""
+    if settings.blob_url:
+        from storage.s3blobs import S3Blobs
+
+        return S3Blobs.from_url(settings.blob_url, settings.blob_endpoint_url, settings.data_dir / "blob-work")
+    return Blobs(settings.blob_dir)
 
 
 def sha256_of(path: Path) -> str:

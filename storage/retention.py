@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
-from storage.blobs import Blobs
+from storage.blobs import BlobStore
 from storage.models import jobs_table as jobs
 from storage.types import TERMINAL
 
@@ -21,7 +21,7 @@ from storage.types import TERMINAL
 class UploadRetention:
     """Finds and deletes expired uploads."""
 
-    def __init__(self, engine: Engine, blobs: Blobs, keep_s: float | None) -> None:
+    def __init__(self, engine: Engine, blobs: BlobStore, keep_s: float | None) -> None:
         self.engine = engine
         self.blobs = blobs
         self.keep_s = keep_s

@@ -21,7 +21,7 @@ from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
 from migrations import upgrade
 from storage import audio
 from storage.accounts import Accounts
-from storage.blobs import Blobs
+from storage.blobs import BlobStore, open_blobs
 from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
@@ -60,7 +60,7 @@ class SongService:
         queue: Queue,
         accounts: Accounts,
         library: Library,
-        blobs: Blobs,
+        blobs: BlobStore,
         clock: Callable[[], datetime] = utcnow,
         song_checks: Sequence[SongCheck] = (),
     ) -> None:
@@ -92,7 +92,7 @@ class SongService:
             Queue(engine, limits),
             Accounts(engine),
             Library(engine),
-            Blobs(settings.blob_dir),
+            open_blobs(settings),
             song_checks=song_checks,
         )
 
@@ -267,7 +267,7 @@ class SongService:
         track = self.library.get(job.id)
         if track is None:
             return None
-        return ResultView(job.id, track, render.result_caption(track), self.blobs.path(track.blob_path))
+        return ResultView(job.id, track, render.result_caption(track), self.blobs.local_path(track.blob_path))
 
     def chat_allowed(self, platform: str, chat_id: str) -> bool:
         """Whether the chat (Telegram) or guild (Discord) allowlist admits this place; empty = all."""
