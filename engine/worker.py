@@ -39,6 +39,7 @@ from typing import TypeVar
 import numpy as np
 
 from engine.encode import EncodePool
+from engine.observer import EngineObserver
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
 from storage.blobs import BlobStore
@@ -106,6 +107,7 @@ class Worker:
         config: WorkerConfig,
         clock: Callable[[], datetime] = utcnow,
         encoder: EncodePool | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.queue = queue
         self.blobs = blobs
@@ -113,6 +115,7 @@ class Worker:
         self.config = config
         self.clock = clock
         self.encoder = encoder or EncodePool(0)
+        self.observer = observer or EngineObserver()
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -222,6 +225,8 @@ class Worker:
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
         jobs = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
+        if jobs:
+            self.observer.claimed(len(jobs))
         return bool(jobs), self._prepare(jobs) if jobs else None
 
     def _prepare(self, jobs: list[JobView]) -> _Batch | None:
@@ -237,7 +242,7 @@ class Worker:
         plan = getattr(self.generator, "plan", None)
         if plan is None:
             return True
-        planned = self._guarded(batch, lambda: plan(batch.requests, batch.progress))
+        planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, batch.requests, batch.progress))
         if planned is None:
             return False
         batch.requests = planned
@@ -245,7 +250,8 @@ class Worker:
 
     def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
         """The GPU stage; None when the batch ended here (stopped, failed)."""
-        return self._guarded(batch, lambda: self.generator.generate(batch.requests, batch.progress))
+        generate = self.generator.generate
+        return self._guarded(batch, lambda: self.observer.generating(generate, batch.requests, batch.progress))
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
         """Run a stage; a stop releases the batch, an error fails all of it with a sentence."""
@@ -284,7 +290,9 @@ class Worker:
         )
         pcm = audio.to_pcm16(result.audio)  # half the bytes to send, and the child does not clip
         temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
-        return _Encoding(pcm, temp, tags, self.encoder.submit(pcm, result.sample_rate, temp, tags))
+        future = self.encoder.submit(pcm, result.sample_rate, temp, tags)
+        self.observer.encoding(future)
+        return _Encoding(pcm, temp, tags, future)
 
     def _store(self, job: JobView, result: GeneratedTrack, encoding: _Encoding) -> None:
         """Wait for the job's MP3, commit it and complete the job; a failed encode fails this job alone."""
@@ -299,7 +307,7 @@ class Worker:
             self.queue.fail(job, self.config.owner, SAVE_FAILED, self.clock())
             return
         relative = self.blobs.track_relative(job.id, job.attempts)
-        self.blobs.commit(encoding.temp, relative)
+        self.observer.timed("storing", self.blobs.commit, encoding.temp, relative)
         track = NewTrack(
             blob_path=relative,
             duration_s=result.audio.shape[0] / result.sample_rate,

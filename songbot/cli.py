@@ -157,8 +157,9 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from bot.console.repl import ConsoleChat, stdin_lines
     from bot.core.delivery import DeliveryLoop
     from bot.core.service import SongService
+    from bot.runner import start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineSupervisor
+    from songbot.supervisor import EngineGroup
 
     if with_engine:  # the engine's own start-up errors would only reach the log: say them here
         from engine.backends import choose_backend
@@ -167,6 +168,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
     interrupted: list[int] = []
 
@@ -180,7 +182,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, leave, signum)
-    supervisor = EngineSupervisor(output=log_path, on_exit=engine_exited) if with_engine else None
+    supervisor = EngineGroup.from_settings(settings, output=log_path, on_exit=engine_exited) if with_engine else None
     if supervisor:
         supervisor.start()
     try:
@@ -188,21 +190,24 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     finally:
         if supervisor:
             await supervisor.stop(grace_s=CHAT_STOP_GRACE_S)
+        if monitor:
+            monitor.stop()
     return 130 if signal.SIGINT in interrupted else 0
 
 
 async def run_service(settings: Settings, with_engine: bool) -> int:
     """The bots whose tokens are set (or the console chat), and optionally the engine."""
     from bot.core.service import SongService
-    from bot.runner import configured_platforms, run_bot
+    from bot.runner import configured_platforms, run_bot, start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineSupervisor
+    from songbot.supervisor import EngineGroup
 
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)
         return await run_chat(settings, with_engine)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
-    supervisor = EngineSupervisor() if with_engine else None
+    monitor = start_bot_monitor(settings, service)
+    supervisor = EngineGroup.from_settings(settings) if with_engine else None
     if supervisor:
         supervisor.start()
     stop = asyncio.Event()
@@ -215,6 +220,8 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     finally:
         if supervisor:
             await supervisor.stop()
+        if monitor:
+            monitor.stop()
     return 0
 
 

@@ -25,6 +25,7 @@ from storage.blobs import BlobStore, open_blobs
 from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
+from storage.metrics import BotMetrics
 from storage.outbox import Outbox
 from storage.queue import Queue
 from storage.settings import Settings
@@ -63,8 +64,10 @@ class SongService:
         blobs: BlobStore,
         clock: Callable[[], datetime] = utcnow,
         song_checks: Sequence[SongCheck] = (),
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or BotMetrics()
         self.song_checks = tuple(song_checks)
         self.queue = queue
         self.accounts = accounts
@@ -198,7 +201,9 @@ class SongService:
         source_blob: str | None = None,
     ) -> JobView:
         user = self._user(ref)
-        return self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
+        job = self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
+        self.metrics.submitted.labels(kind, ref.platform).inc()
+        return job
 
     def _user(self, ref: UserRef) -> UserView:
         if not self.settings.user_allowed(ref.platform, ref.platform_id):
