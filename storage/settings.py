@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     blob_endpoint_url: str = ""
 
     # Operations: metrics and health endpoints, one engine per device.
-    bot_metrics_port: int | None = Field(None, ge=1, le=65535)
-    engine_metrics_port: int | None = Field(None, ge=1, le=65535)
+    bot_metrics_port: int | None = Field(None, ge=0, le=65535)
+    engine_metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     engine_devices: Devices = ()
 
@@ -142,8 +142,10 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
     def engine_metrics_port_of(self, index: int) -> int | None:
-        """The metrics port of the `index`-th engine of ENGINE_DEVICES (ENGINE_METRICS_PORT + index)."""
-        return None if self.engine_metrics_port is None else self.engine_metrics_port + index
+        """The metrics port of the `index`-th engine of ENGINE_DEVICES: ENGINE_METRICS_PORT + index (0 stays 0)."""
+        if not self.engine_metrics_port:
+            return self.engine_metrics_port
+        return self.engine_metrics_port + index
 
     @property
     def upload_retention_s(self) -> float | None:
