@@ -10,6 +10,7 @@ songbot models make-tiny DIR a tiny random checkpoint set in the official layout
 songbot models download DIR  the official checkpoints from Hugging Face
 songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
 songbot plan "<description>" [--instrumental] [--seed N] [--duration S] [--json]  the 5 Hz LM's plan
+songbot status               queue depth, the engines, the slowest waiting user, the last errors
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(commands, "engine", "Run the engine process alone", "It claims jobs from the queue and makes the songs.")
     add(commands, "bot", "Run the bot process alone", "The bots whose tokens are set, and the delivery of results.")
+    add(
+        commands,
+        "status",
+        "Show the queue, the engines, the slowest waiting user and the last errors",
+        "One screen for operators, read from the database (DATABASE_URL).",
+    )
     models = add(commands, "models", "Check, write or download the ACE-Step checkpoints").add_subparsers(
         dest="models_command", required=True, metavar="ACTION"
     )
@@ -134,6 +141,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_engine(settings)
     if args.command == "models":
         return models_command(args, settings)
+    if args.command == "status":
+        return show_status(settings)
     if args.command == "plan":
         from engine.acestep.lm.cli import plan_main
 
@@ -222,6 +231,26 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
             await supervisor.stop()
         if monitor:
             monitor.stop()
+    return 0
+
+
+def show_status(settings: Settings) -> int:
+    """`songbot status`: print the operators' screen."""
+    from migrations import upgrade
+    from songbot.status import status_text
+    from storage.db import make_engine, utcnow
+    from storage.overview import Overview
+
+    db = make_engine(settings.db_url)
+    try:
+        upgrade(db)
+        print(status_text(Overview(db), utcnow(), settings.engine_lease_s, settings.secrets()))
+    except Exception as error:  # one sentence instead of a traceback (which goes to the debug log)
+        log.debug("status failed", exc_info=True)
+        print(f"Could not read the database ({type(error).__name__}); check DATABASE_URL.", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
     return 0
 
 
