@@ -1,4 +1,4 @@
-"""`songbot status`: queue depth, engines with their batches, the slowest waiting user (never by id), scrubbed errors."""
+"""`songbot status`: queue depth, engines with their batches, the slowest waiting user (not by id), clean errors."""
 
 from datetime import datetime, timedelta
 
