@@ -144,7 +144,7 @@ def open_blobs(settings: Settings) -> BlobStore:
     if settings.blob_url:
         from storage.s3blobs import S3Blobs
 
-        return S3Blobs.from_url(settings.blob_url, settings.blob_endpoint_url, settings.data_dir / "blob-work")
+        return S3Blobs.from_url(settings.blob_url, settings.blob_endpoint_url, settings.blob_work_dir)
     return Blobs(settings.blob_dir)
 
 

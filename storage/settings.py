@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         return self.engine_metrics_port + index
 
     @property
+    def blob_work_dir(self) -> Path:
+        """With an object store: local scratch files and downloaded copies (`cache/tracks/…`)."""
+        return self.data_dir / "blob-work"
+
+    @property
     def upload_retention_s(self) -> float | None:
         """How long an uploaded source is kept, in seconds; None keeps uploads for ever."""
         return self.upload_retention_days * 86400 if self.upload_retention_days > 0 else None
