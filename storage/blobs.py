@@ -49,6 +49,10 @@ class BlobStore(Protocol):
         """A local file holding the blob (the file itself, or a downloaded copy) for an adapter to send."""
         ...
 
+    def prune_copies(self, before: datetime) -> int:
+        """Delete local copies (downloads of a remote store) made before `before`; returns how many."""
+        ...
+
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own blob)."""
         ...
@@ -115,6 +119,10 @@ class Blobs:
     def delete(self, relative: str) -> None:
         """Remove a blob; one already gone is fine (another process may have swept it)."""
         (self.root / relative).unlink(missing_ok=True)
+
+    def prune_copies(self, before: datetime) -> int:
+        """Nothing: a local folder makes no copies."""
+        return 0
 
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own file)."""

@@ -127,6 +127,17 @@ class S3Blobs:
             temp.unlink(missing_ok=True)
         return target
 
+    def prune_copies(self, before: datetime) -> int:
+        """Delete downloaded copies (and abandoned scratch files) last written before `before` (naive UTC)."""
+        cutoff = before.replace(tzinfo=UTC).timestamp()
+        gone = 0
+        for folder in (self.cache, self.scratch):
+            for path in folder.rglob("*"):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    gone += 1
+        return gone
+
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own object)."""
         return track_relative(job_id, attempt)

@@ -104,3 +104,17 @@ def test_blob_urls(url, parsed):
 def test_bad_blob_urls_are_refused(url):
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
         parse_blob_url(url)
+
+
+def test_local_copies_are_pruned_after_a_day(blobs, db):
+    relative = blobs.track_relative(5, 1)
+    temp = blobs.temp_path(relative)
+    temp.write_bytes(b"mp3")
+    blobs.commit(temp, relative)
+    copy = blobs.local_path(relative)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    UploadRetention(db, blobs, keep_s=WEEK_S).sweep(now)
+    assert copy.exists()
+    UploadRetention(db, blobs, keep_s=WEEK_S).sweep(now + timedelta(days=2))
+    assert not copy.exists() and blobs.exists(relative)  # the copy goes, the track stays
+    assert blobs.local_path(relative).read_bytes() == b"mp3"  # downloaded again when needed
