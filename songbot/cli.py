@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.runner import AdapterFailed
 from songbot import logs
-from storage.errors import ModelsMissing
+from storage.errors import ModelsMissing, StartupError
 from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, secrets=settings.secrets())
     try:
         return dispatch(args, settings)
-    except (ModelsMissing, AdapterFailed) as error:
+    except (ModelsMissing, AdapterFailed, StartupError) as error:
         print(error.user_message, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
 
+from storage.errors import StartupError
+
 log = logging.getLogger("songbot.monitor")
 
 # A readiness check: None when ready, else one short reason.
@@ -124,4 +126,11 @@ def start_monitor(registry: CollectorRegistry, checks: Sequence[Check], host: st
     """The monitoring port when `port` is set, else None (metrics off)."""
     if port is None:
         return None
-    return Monitor(registry, checks, host, port).start()
+    try:
+        monitor = Monitor(registry, checks, host, port)
+    except OSError as error:
+        raise StartupError(
+            f"Could not open the metrics port {host}:{port} ({error.strerror or error}); "
+            "choose another port or stop what uses it."
+        ) from error
+    return monitor.start()

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from storage.blobs import track_relative, upload_relative
+from storage.errors import StartupError
 
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -40,7 +41,7 @@ def s3_client(endpoint_url: str | None) -> Any:
         import boto3
         from botocore.config import Config
     except ImportError as error:
-        raise RuntimeError("BLOB_URL names an S3 store, which needs boto3: pip install -e '.[s3]'.") from error
+        raise StartupError("BLOB_URL names an S3 store, which needs boto3: pip install -e '.[s3]'.") from error
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
     return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
 

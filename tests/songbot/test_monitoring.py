@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.delivery import DeliveryLoop
@@ -148,3 +149,15 @@ def test_the_queue_gauges_say_when_the_database_is_down(tmp_path):
 def test_no_port_no_monitor(tmp_path):
     settings = make_settings(tmp_path)
     assert start_bot_monitor(settings, SongService.from_settings(settings)) is None
+
+
+def test_a_taken_port_is_one_sentence(tmp_path):
+    from storage.errors import StartupError
+    from storage.monitor import start_monitor
+
+    taken = Monitor(EngineMetrics().registry, [], "127.0.0.1", 0).start()
+    try:
+        with pytest.raises(StartupError, match=f"Could not open the metrics port 127.0.0.1:{taken.port}"):
+            start_monitor(EngineMetrics().registry, [], "127.0.0.1", taken.port)
+    finally:
+        taken.stop()
