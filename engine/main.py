@@ -22,12 +22,12 @@ from engine.presence import Presence
 from engine.protocol import Generator
 from engine.worker import Worker, WorkerConfig
 from migrations import upgrade
-from storage.blobs import open_blobs
 from storage.db import make_engine
 from storage.engines import EngineIdentity, EngineRoster
 from storage.metrics import EngineMetrics
 from storage.monitor import Readiness, database_check, start_monitor
 from storage.settings import Settings
+from storage.stores import open_blobs
 from storage.types import QueueLimits
 
 log = logging.getLogger("songbot.engine")

@@ -2,10 +2,10 @@
 
 Rows store paths relative to the store's root (`uploads/…`, `tracks/…`), so the store can move, or
 be shared by several hosts, without touching the database. `BlobStore` is what the bot and the
-engine use; `Blobs` keeps them in a local folder (the default) and `storage.s3blobs.S3Blobs` in an
-S3-compatible object store (`BLOB_URL=s3://bucket/prefix`). Either way a blob is visible under its
-real name only once it is complete: files are written under a temporary name and renamed, objects
-are uploaded whole.
+engine use; `Blobs` keeps them in a local folder (the default), `storage.s3blobs.S3Blobs` in an
+S3-compatible object store (`BLOB_URL=s3://bucket/prefix`), and `storage.stores.open_blobs` picks
+one. Either way a blob is visible under its real name only once it is complete: files are written
+under a temporary name and renamed, objects are uploaded whole.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from storage.settings import Settings
+from typing import Protocol
 
 
 class BlobStore(Protocol):
@@ -145,15 +142,6 @@ class Blobs:
         temp = target.with_name(f".{target.name}.tmp")
         temp.write_bytes(data)
         os.replace(temp, target)
-
-
-def open_blobs(settings: Settings) -> BlobStore:
-    """The store the settings name: the object store of BLOB_URL, else the local blob folder."""
-    if settings.blob_url:
-        from storage.s3blobs import S3Blobs
-
-        return S3Blobs.from_url(settings.blob_url, settings.blob_endpoint_url, settings.blob_work_dir)
-    return Blobs(settings.blob_dir)
 
 
 def sha256_of(path: Path) -> str:

@@ -21,7 +21,7 @@ from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
 from migrations import upgrade
 from storage import audio
 from storage.accounts import Accounts
-from storage.blobs import BlobStore, open_blobs
+from storage.blobs import BlobStore
 from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
@@ -30,6 +30,7 @@ from storage.outbox import Outbox
 from storage.queue import Queue
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
+from storage.stores import open_blobs
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
 from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, MIN_DURATION_S
 

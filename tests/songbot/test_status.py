@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from songbot import cli
 from songbot.cli import main
 from songbot.status import duration_text, status_text
 from storage.accounts import Accounts
@@ -69,6 +70,7 @@ def test_an_empty_service_says_so(db):
 
 
 def test_the_command_prints_the_screen(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.logs, "configure", lambda *args, **kwargs: None)  # no handler on capsys's stream
     monkeypatch.setenv("SONGBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env
@@ -77,6 +79,7 @@ def test_the_command_prints_the_screen(tmp_path, monkeypatch, capsys):
 
 
 def test_the_command_says_one_sentence_when_the_database_is_down(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.logs, "configure", lambda *args, **kwargs: None)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     monkeypatch.chdir(tmp_path)
     assert main(["status"]) == 1

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage.accounts import Accounts
-from storage.blobs import open_blobs
 from storage.queue import Queue
 from storage.retention import UploadRetention
 from storage.s3blobs import S3Blobs, parse_blob_url
 from storage.spec import JobSpec
+from storage.stores import open_blobs
 from storage.types import QueueLimits
 from storage.types import UserRef as Ref
 from tests.helpers import make_settings
