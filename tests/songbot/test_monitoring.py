@@ -59,6 +59,7 @@ async def test_counters_and_histograms_move_while_jobs_run(tmp_path):
     settings = make_settings(tmp_path, bot_metrics_port=0)
     service = SongService.from_settings(settings)
     bot = start_bot_monitor(settings, service)
+    assert bot.server.server_address[0] == "127.0.0.1"  # loopback unless METRICS_HOST says otherwise
     engine_metrics = EngineMetrics()
     worker = build_worker(settings, metrics=engine_metrics)
     release = threading.Event()

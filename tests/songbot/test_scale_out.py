@@ -12,14 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +24,7 @@ from sqlalchemy import Engine, select
 
 from storage.models import deliveries_table, jobs_table, tracks_table
 from tests.helpers import REPO, postgres_schema, postgres_url
+from tests.probes import free_port, ready, wait_for
 from tests.s3server import S3Server, s3_server
 
 PG_URL = postgres_url()
@@ -37,28 +33,6 @@ pytestmark = pytest.mark.skipif(
     reason="no PostgreSQL answered at TEST_DATABASE_URL: the scale-out test needs one shared by several processes",
 )
 LEASE_S = "2"  # short, so the surviving engine takes over the killed one's job quickly
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout_s
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class Process:
