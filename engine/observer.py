@@ -5,9 +5,11 @@ around the GPU stage, and `observer.encoding(future)` when it hands a track to t
 `CountingQueue` counts the jobs' outcomes where the queue records them. Tests that build a
 `Worker` without an observer get one with a private registry.
 
-Generating and decoding (the VAE) run inside one backend call; the backend reports the stage it is
-in through the progress callback, and the time after its first "decoding" report counts as
-decoding. The sketch backend has no decoding stage.
+Generating and decoding (the VAE) run inside one backend call. The backend reports its stages
+through the progress callback: "generating" up to 100% when the DiT's last step is done, then
+"decoding" 100% when the VAE is. When a batch reported "decoding", the time after its last
+"generating 100%" report (or, without one, after its first "decoding" report) counts as decoding;
+the sketch backend has no decoding stage, so all of its time is generating.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ R = TypeVar("R")
 class EngineObserver:
     """Turns the worker's stage boundaries into metrics."""
 
-    def __init__(self, metrics: EngineMetrics | None = None) -> None:
+    def __init__(self, metrics: EngineMetrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.metrics = metrics or EngineMetrics()
+        self.clock = clock
 
     def claimed(self, size: int) -> None:
         """A batch of `size` jobs was claimed."""
@@ -45,37 +48,43 @@ class EngineObserver:
 
     def timed(self, stage: str, work: Callable[..., T], *args: Any) -> T:
         """Run `work(*args)` and record its time under `stage`, whether or not it raised."""
-        started = time.monotonic()
+        started = self.clock()
         try:
             return work(*args)
         finally:
-            self.metrics.stage_seconds.labels(stage).observe(time.monotonic() - started)
+            self.metrics.stage_seconds.labels(stage).observe(self.clock() - started)
 
     def generating(self, generate: Callable[[R, Progress], T], requests: R, progress: Progress) -> T:
         """Run the GPU stage; its time is busy time, split into generating and decoding."""
-        started = time.monotonic()
-        decoding_from: list[float] = []
+        started = self.clock()
+        marks: dict[str, float] = {}  # "steps done": the last generating 100%; "decoding": the first decoding
 
         def watch(job_id: int | None, stage: str, percent: float) -> None:
-            if stage == "decoding" and not decoding_from:
-                decoding_from.append(time.monotonic())
+            if stage == "generating" and percent >= 100:
+                marks["steps done"] = self.clock()
+            elif stage == "decoding":
+                marks.setdefault("decoding", self.clock())
             progress(job_id, stage, percent)
 
         try:
             return generate(requests, watch)
         finally:
-            ended = time.monotonic()
-            split = decoding_from[0] if decoding_from else ended
-            self.metrics.stage_seconds.labels("generating").observe(split - started)
-            if decoding_from:
-                self.metrics.stage_seconds.labels("decoding").observe(ended - split)
-            self.metrics.busy_seconds.inc(ended - started)
+            self._split(started, self.clock(), marks)
+
+    def _split(self, started: float, ended: float, marks: dict[str, float]) -> None:
+        split = ended
+        if "decoding" in marks:
+            split = min(marks.get("steps done", marks["decoding"]), marks["decoding"])
+        self.metrics.stage_seconds.labels("generating").observe(split - started)
+        if "decoding" in marks:
+            self.metrics.stage_seconds.labels("decoding").observe(ended - split)
+        self.metrics.busy_seconds.inc(ended - started)
 
     def encoding(self, future: Future[Any]) -> None:
         """A track went to the encode pool: its encoding time ends when the future does."""
-        started = time.monotonic()
+        started = self.clock()
         future.add_done_callback(
-            lambda _: self.metrics.stage_seconds.labels("encoding").observe(time.monotonic() - started)
+            lambda _: self.metrics.stage_seconds.labels("encoding").observe(self.clock() - started)
         )
 
 

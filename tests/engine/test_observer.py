@@ -17,26 +17,65 @@ def count(metrics, stage):
     return metrics.registry.get_sample_value("songbot_engine_stage_seconds_count", {"stage": stage})
 
 
-def test_the_gpu_stage_splits_at_the_first_decoding_report():
-    observer = EngineObserver()
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def total(metrics, stage):
+    return metrics.registry.get_sample_value("songbot_engine_stage_seconds_sum", {"stage": stage})
+
+
+def test_the_gpu_stage_splits_where_the_dit_ends_and_the_vae_begins():
+    clock = Clock()
+    observer = EngineObserver(clock=clock)
     seen = []
 
-    def generate(requests, progress):
+    def generate(requests, progress):  # as the acestep pipeline reports: steps, then decoding at its end
+        clock.now += 3.0
         progress(None, "generating", 50.0)
-        progress(None, "decoding", 0.0)
+        clock.now += 3.0
+        progress(None, "generating", 100.0)
+        clock.now += 2.0
         progress(None, "decoding", 100.0)
+        clock.now += 0.5
         return requests
 
     assert observer.generating(generate, ["r"], lambda *report: seen.append(report)) == ["r"]
     assert len(seen) == 3  # every report still reaches the worker's callback
     assert count(observer.metrics, "generating") == 1 and count(observer.metrics, "decoding") == 1
-    assert observer.metrics.registry.get_sample_value("songbot_engine_busy_seconds_total") > 0
+    assert (total(observer.metrics, "generating"), total(observer.metrics, "decoding")) == (6.0, 2.5)
+    assert observer.metrics.registry.get_sample_value("songbot_engine_busy_seconds_total") == 8.5
+
+
+def test_a_decoding_report_without_a_finished_step_splits_there():
+    clock = Clock()
+    observer = EngineObserver(clock=clock)
+
+    def generate(requests, progress):
+        clock.now += 1.0
+        progress(None, "decoding", 0.0)
+        clock.now += 4.0
+
+    observer.generating(generate, [], lambda *_: None)
+    assert (total(observer.metrics, "generating"), total(observer.metrics, "decoding")) == (1.0, 4.0)
 
 
 def test_a_backend_without_a_decoding_stage_counts_generating_only():
-    observer = EngineObserver()
-    observer.generating(lambda requests, progress: progress(None, "generating", 100.0), [], lambda *_: None)
+    clock = Clock()
+    observer = EngineObserver(clock=clock)
+
+    def generate(requests, progress):  # the sketch: steps to 100%, a little work after, no decoding
+        clock.now += 2.0
+        progress(None, "generating", 100.0)
+        clock.now += 1.0
+
+    observer.generating(generate, [], lambda *_: None)
     assert count(observer.metrics, "generating") == 1 and count(observer.metrics, "decoding") == 0
+    assert total(observer.metrics, "generating") == 3.0
 
 
 def test_a_failed_stage_is_still_timed():
