@@ -42,7 +42,7 @@ from engine.encode import EncodePool
 from engine.observer import EngineObserver
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
-from storage.blobs import BlobStore
+from storage.blobstore import BlobStore
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
 from storage.queue import Queue

@@ -1,11 +1,8 @@
-"""Blobs: uploaded sources and finished songs, addressed by relative paths.
+"""The blob directory: uploaded sources and finished songs, addressed by relative paths.
 
-Rows store paths relative to the store's root (`uploads/…`, `tracks/…`), so the store can move, or
-be shared by several hosts, without touching the database. `BlobStore` is what the bot and the
-engine use; `Blobs` keeps them in a local folder (the default), `storage.s3blobs.S3Blobs` in an
-S3-compatible object store (`BLOB_URL=s3://bucket/prefix`), and `storage.stores.open_blobs` picks
-one. Either way a blob is visible under its real name only once it is complete: files are written
-under a temporary name and renamed, objects are uploaded whole.
+Rows store paths relative to the root, so the directory can move (or be shared by several
+hosts) without touching the database. Files are written under a temporary name and renamed,
+so a crash never leaves half a file under a real name.
 """
 
 from __future__ import annotations
@@ -16,65 +13,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
-
-
-class BlobStore(Protocol):
-    """Where uploads and tracks live: a local folder or an object store."""
-
-    def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
-        """Store an uploaded source file; returns its relative path."""
-        ...
-
-    def uploads(self) -> Iterator[tuple[str, datetime]]:
-        """Every stored upload: its relative path and when it was written (naive UTC)."""
-        ...
-
-    def exists(self, relative: str) -> bool:
-        """Whether a blob is (still) stored."""
-        ...
-
-    def delete(self, relative: str) -> None:
-        """Remove a blob; one already gone is fine."""
-        ...
-
-    def read_bytes(self, relative: str) -> bytes:
-        """A blob's content."""
-        ...
-
-    def local_path(self, relative: str) -> Path:
-        """A local file holding the blob (the file itself, or a downloaded copy) for an adapter to send."""
-        ...
-
-    def prune_copies(self, before: datetime) -> int:
-        """Delete local copies (downloads of a remote store) made before `before`; returns how many."""
-        ...
-
-    def track_relative(self, job_id: int, attempt: int) -> str:
-        """Where the song of a job's attempt goes (each attempt its own blob)."""
-        ...
-
-    def temp_path(self, relative: str) -> Path:
-        """A local scratch file for `relative`, to be committed with `commit`."""
-        ...
-
-    def commit(self, temp: Path, relative: str) -> object:
-        """Publish a finished scratch file under `relative`, atomically, and remove the scratch file."""
-        ...
-
-
-def track_relative(job_id: int, attempt: int) -> str:
-    """Where the song of a job's attempt goes: a thousand jobs per folder."""
-    return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
-
-
-def upload_relative(suffix: str) -> str:
-    """A fresh name for an uploaded source."""
-    return f"uploads/{uuid.uuid4().hex}{suffix}"
 
 
 class Blobs:
-    """A folder of audio files (the default store)."""
+    """A folder of audio files."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -86,16 +28,20 @@ class Blobs:
         return self.root / relative
 
     def local_path(self, relative: str) -> Path:
-        """The blob's own file."""
+        """The blob's own file (see `storage.blobstore.BlobStore`)."""
         return self.path(relative)
 
     def read_bytes(self, relative: str) -> bytes:
         """A blob's content."""
         return self.path(relative).read_bytes()
 
+    def prune_copies(self, before: datetime) -> int:
+        """Nothing: a local folder makes no copies."""
+        return 0
+
     def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
         """Store an uploaded source file; returns its relative path."""
-        relative = upload_relative(suffix)
+        relative = f"uploads/{uuid.uuid4().hex}{suffix}"
         self._write(self.root / relative, data)
         return relative
 
@@ -117,13 +63,9 @@ class Blobs:
         """Remove a blob; one already gone is fine (another process may have swept it)."""
         (self.root / relative).unlink(missing_ok=True)
 
-    def prune_copies(self, before: datetime) -> int:
-        """Nothing: a local folder makes no copies."""
-        return 0
-
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own file)."""
-        return track_relative(job_id, attempt)
+        return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
 
     def temp_path(self, relative: str) -> Path:
         """A scratch path beside `relative`, to be committed with `commit`."""

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
-from storage.blobs import BlobStore
+from storage.blobstore import BlobStore
 from storage.models import jobs_table as jobs
 from storage.types import TERMINAL
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from storage.blobs import track_relative, upload_relative
+from storage.blobstore import track_relative, upload_relative
 from storage.errors import StartupError
 
 NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from storage.blobs import Blobs, BlobStore
+from storage.blobs import Blobs
+from storage.blobstore import BlobStore
 from storage.s3blobs import S3Blobs
 from storage.settings import Settings
 

@@ -21,7 +21,7 @@ from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
 from migrations import upgrade
 from storage import audio
 from storage.accounts import Accounts
-from storage.blobs import BlobStore
+from storage.blobstore import BlobStore
 from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
