@@ -168,7 +168,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from bot.core.service import SongService
     from bot.runner import start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineGroup
+    from songbot.engines import EngineGroup
 
     if with_engine:  # the engine's own start-up errors would only reach the log: say them here
         from engine.backends import choose_backend
@@ -209,7 +209,7 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     from bot.core.service import SongService
     from bot.runner import configured_platforms, run_bot, start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineGroup
+    from songbot.engines import EngineGroup
 
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)

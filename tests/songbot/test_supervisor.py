@@ -4,7 +4,8 @@ import asyncio
 import sys
 import time
 
-from songbot.supervisor import EngineGroup, EngineSupervisor, engine_environments
+from songbot.engines import EngineGroup, engine_environments
+from songbot.supervisor import EngineSupervisor
 from tests.helpers import make_settings
 
 CHILD = """
