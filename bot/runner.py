@@ -14,6 +14,9 @@ from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
 from bot.core.uploads import UploadSweeper
 from storage.errors import SongbotError
+from storage.metrics import QueueCollector
+from storage.monitor import Monitor, database_check, start_monitor
+from storage.overview import Overview
 from storage.settings import Settings
 from storage.types import DeliveryView
 
@@ -73,6 +76,17 @@ def configured_platforms(settings: Settings) -> list[str]:
     if settings.discord_token is not None:
         names.append("discord")
     return names
+
+
+def start_bot_monitor(settings: Settings, service: SongService) -> Monitor | None:
+    """The bot's monitoring port when BOT_METRICS_PORT is set: its metrics and the queue's, read at scrape time."""
+    if settings.bot_metrics_port is None:
+        return None
+    db = service.queue.engine
+    service.metrics.registry.register(QueueCollector(Overview(db), service.clock, settings.engine_lease_s))
+    return start_monitor(
+        service.metrics.registry, [database_check(db)], settings.metrics_host, settings.bot_metrics_port
+    )
 
 
 def build_adapters(settings: Settings, service: SongService) -> list[Any]:

@@ -49,9 +49,10 @@ from engine import scratch
 from engine.encode import EncodePool
 from engine.failures import SOURCE_GONE, Backoff, job_sentence, retrying, saving_sentence, transient
 from engine.lease import Heartbeat as _Heartbeat
+from engine.observer import EngineObserver
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
 from storage import audio
-from storage.blobs import Blobs
+from storage.blobstore import BlobStore
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
 from storage.queue import Queue
@@ -112,12 +113,13 @@ class Worker:
     def __init__(
         self,
         queue: Queue,
-        blobs: Blobs,
+        blobs: BlobStore,
         generator: Generator,
         config: WorkerConfig,
         clock: Callable[[], datetime] = utcnow,
         encoder: EncodePool | None = None,
         sleep: Callable[[float], object] | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.queue = queue
         self.blobs = blobs
@@ -125,9 +127,10 @@ class Worker:
         self.config = config
         self.clock = clock
         self.encoder = encoder or EncodePool(0)
+        self.observer = observer or EngineObserver()
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
-        self.sweeper = scratch.Sweeper(blobs.root / "tracks")
+        self.sweeper = scratch.Sweeper(blobs.scratch_root())
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -237,6 +240,8 @@ class Worker:
             log.warning("reaped job", extra={"job": job_id, "status": status})
         size = min(self.config.max_batch, self.generator.max_batch)
         jobs = self.queue.claim(self.config.owner, size, now, self.config.lease_s)
+        if jobs:
+            self.observer.claimed(len(jobs))
         return bool(jobs), self._prepare(jobs) if jobs else None
 
     def _prepare(self, jobs: list[JobView]) -> _Batch | None:
@@ -252,7 +257,7 @@ class Worker:
         plan = getattr(self.generator, "plan", None)
         if plan is None:
             return True
-        planned = self._guarded(batch, lambda: plan(batch.requests, batch.progress))
+        planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, batch.requests, batch.progress))
         if planned is None:
             return False
         batch.requests = planned
@@ -260,7 +265,8 @@ class Worker:
 
     def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
         """The GPU stage; None when the batch ended here (stopped, failed)."""
-        return self._guarded(batch, lambda: self.generator.generate(batch.requests, batch.progress))
+        generate = self.generator.generate
+        return self._guarded(batch, lambda: self.observer.generating(generate, batch.requests, batch.progress))
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
         """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.
@@ -326,6 +332,7 @@ class Worker:
         try:
             encoding.temp = self.blobs.temp_path(self.blobs.track_relative(job.id, job.attempts))
             encoding.future = self.encoder.submit(encoding.pcm, encoding.rate, encoding.temp, encoding.tags)
+            self.observer.encoding(encoding.future)
         except Exception as error:  # noqa: BLE001 - the future carries it to `_store`, which decides
             encoding.future = Future()
             encoding.future.set_exception(error)
@@ -364,7 +371,7 @@ class Worker:
         except Exception as error:
             log.exception("recording the track failed", extra={"job": job.id})
             if self._fail(job, saving_sentence(error)):
-                scratch.discard(self.blobs.path(relative))
+                self.blobs.delete(relative)
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 
@@ -377,7 +384,7 @@ class Worker:
             sha256 = encoding.future.result()
         except BrokenProcessPool:
             sha256 = self.encoder.retry(encoding.pcm, encoding.rate, _scratch(encoding), encoding.tags)
-        self.blobs.commit(_scratch(encoding), relative)
+        self.observer.timed("storing", self.blobs.commit, _scratch(encoding), relative)
         return sha256
 
     def _acquire(self, semaphore: threading.Semaphore) -> bool:
@@ -405,7 +412,7 @@ class Worker:
         source = None
         if job.source_blob:
             try:
-                data = self.blobs.path(job.source_blob).read_bytes()
+                data = self.blobs.read_bytes(job.source_blob)
             except FileNotFoundError as error:  # swept after UPLOAD_RETENTION_DAYS, or removed by hand
                 raise BadAudio(SOURCE_GONE) from error
             source = audio.decode(data, self.config.max_source_duration_s)

@@ -10,6 +10,7 @@ songbot models make-tiny DIR a tiny random checkpoint set in the official layout
 songbot models download DIR  the official checkpoints from Hugging Face
 songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
 songbot plan "<description>" [--instrumental] [--seed N] [--duration S] [--json]  the 5 Hz LM's plan
+songbot status               queue depth, the engines, the slowest waiting user, the last errors
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from bot.runner import AdapterFailed
 from songbot import logs
-from storage.errors import ModelsMissing
+from storage.errors import ModelsMissing, StartupError
 from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(commands, "engine", "Run the engine process alone", "It claims jobs from the queue and makes the songs.")
     add(commands, "bot", "Run the bot process alone", "The bots whose tokens are set, and the delivery of results.")
+    add(
+        commands,
+        "status",
+        "Show the queue, the engines, the slowest waiting user and the last errors",
+        "One screen for operators, read from the database (DATABASE_URL).",
+    )
     models = add(commands, "models", "Check, write or download the ACE-Step checkpoints").add_subparsers(
         dest="models_command", required=True, metavar="ACTION"
     )
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, secrets=settings.secrets())
     try:
         return dispatch(args, settings)
-    except (ModelsMissing, AdapterFailed) as error:
+    except (ModelsMissing, AdapterFailed, StartupError) as error:
         print(error.user_message, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -140,6 +147,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_engine(settings)
     if args.command == "models":
         return models_command(args, settings)
+    if args.command == "status":
+        return show_status(settings)
     if args.command == "plan":
         from engine.acestep.lm.cli import plan_main
 
@@ -163,8 +172,9 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from bot.console.repl import ConsoleChat, stdin_lines
     from bot.core.delivery import DeliveryLoop
     from bot.core.service import SongService
+    from bot.runner import start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineSupervisor
+    from songbot.engines import EngineGroup
 
     if with_engine:  # the engine's own start-up errors would only reach the log: say them here
         from engine.backends import choose_backend
@@ -173,6 +183,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
     interrupted: list[int] = []
 
@@ -186,7 +197,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, leave, signum)
-    supervisor = EngineSupervisor(output=log_path, on_exit=engine_exited) if with_engine else None
+    supervisor = EngineGroup.from_settings(settings, output=log_path, on_exit=engine_exited) if with_engine else None
     if supervisor:
         supervisor.start()
     try:
@@ -194,21 +205,24 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     finally:
         if supervisor:
             await supervisor.stop(grace_s=CHAT_STOP_GRACE_S)
+        if monitor:
+            monitor.stop()
     return 130 if signal.SIGINT in interrupted else 0
 
 
 async def run_service(settings: Settings, with_engine: bool) -> int:
     """The bots whose tokens are set (or the console chat), and optionally the engine."""
     from bot.core.service import SongService
-    from bot.runner import configured_platforms, run_bot
+    from bot.runner import configured_platforms, run_bot, start_bot_monitor
     from songbot.checks import song_checks
-    from songbot.supervisor import EngineSupervisor
+    from songbot.engines import EngineGroup
 
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)
         return await run_chat(settings, with_engine)
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
-    supervisor = EngineSupervisor() if with_engine else None
+    monitor = start_bot_monitor(settings, service)
+    supervisor = EngineGroup.from_settings(settings) if with_engine else None
     if supervisor:
         supervisor.start()
     stop = asyncio.Event()
@@ -221,6 +235,28 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     finally:
         if supervisor:
             await supervisor.stop()
+        if monitor:
+            monitor.stop()
+    return 0
+
+
+def show_status(settings: Settings) -> int:
+    """`songbot status`: print the operators' screen."""
+    from migrations import upgrade
+    from songbot.status import status_text
+    from storage.db import make_engine, utcnow
+    from storage.overview import Overview
+
+    db = make_engine(settings.db_url)
+    try:
+        upgrade(db)
+        print(status_text(Overview(db), utcnow(), settings.engine_lease_s, settings.secrets()))
+    except Exception as error:  # one sentence instead of a traceback (which goes to the debug log)
+        log.debug("status failed", exc_info=True)
+        print(f"Could not read the database ({type(error).__name__}); check DATABASE_URL.", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
     return 0
 
 

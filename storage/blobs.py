@@ -30,6 +30,18 @@ class Blobs:
         """The absolute path of a stored blob."""
         return self.root / relative
 
+    def local_path(self, relative: str) -> Path:
+        """The blob's own file (see `storage.blobstore.BlobStore`)."""
+        return self.path(relative)
+
+    def read_bytes(self, relative: str) -> bytes:
+        """A blob's content."""
+        return self.path(relative).read_bytes()
+
+    def prune_copies(self, before: datetime) -> int:
+        """Nothing: a local folder makes no copies."""
+        return 0
+
     def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
         """Store an uploaded source file; returns its relative path."""
         relative = f"uploads/{uuid.uuid4().hex}{suffix}"
@@ -57,6 +69,10 @@ class Blobs:
     def track_relative(self, job_id: int, attempt: int) -> str:
         """Where the song of a job's attempt goes (each attempt its own file)."""
         return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
+
+    def scratch_root(self) -> Path:
+        """Scratch files lie beside the tracks they become."""
+        return self.root / "tracks"
 
     def temp_path(self, relative: str) -> Path:
         """A scratch path beside `relative`, to be committed with `commit`."""

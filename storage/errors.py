@@ -7,7 +7,8 @@
     │   └── BadAudio             an upload is not usable audio (not audio, empty, corrupt, too long)
     ├── GenerationError          the engine could not make this track; the job fails, user sees the sentence
     ├── LeaseLost                the worker no longer owns the job (fencing); the result is dropped, not retried
-    └── ModelsMissing            the model directory is incomplete; the engine refuses to start
+    ├── ModelsMissing            the model directory is incomplete; the engine refuses to start
+    └── StartupError             a setting keeps a process from starting (metrics port taken, boto3 missing)
 
 Anything else is a bug: it is logged with its traceback and the user sees a generic sentence.
 """
@@ -52,3 +53,7 @@ class ModelsMissing(SongbotError):
 
 
 GENERIC_FAILURE = "Something went wrong on our side while making this song; please try again."
+
+
+class StartupError(SongbotError):
+    """A setting keeps a process from starting: the operator reads the sentence and fixes it."""

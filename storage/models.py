@@ -1,4 +1,4 @@
-"""The tables: users, jobs, tracks, deliveries (the outbox) and the fairness clock.
+"""The tables: users, jobs, tracks, deliveries (the outbox), the fairness clock and the engines that are up.
 
 Alembic's migrations in `migrations/` create exactly this schema; a test compares the two.
 Times are naive UTC datetimes passed in from Python (SQLite has no time zones), never
@@ -179,9 +179,24 @@ class Delivery(Base):
     resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class EngineRow(Base):
+    """An engine process that is up: it rewrites `seen_at` while it runs (`songbot status` lists them)."""
+
+    __tablename__ = "engines"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128))
+    device: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str] = mapped_column(String(32))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+
+
 # Core tables for the queue's SQL (typed as `Table`, which `__table__` is at run time).
 users_table = cast(Table, User.__table__)
 queue_state_table = cast(Table, QueueState.__table__)
 jobs_table = cast(Table, Job.__table__)
 tracks_table = cast(Table, Track.__table__)
 deliveries_table = cast(Table, Delivery.__table__)
+engines_table = cast(Table, EngineRow.__table__)

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.s3blobs import parse_blob_url
+
 # The duration bounds live in `values.py`; adapters that show them in help texts may read them here.
 from storage.values import MAX_DURATION_S as MODEL_MAX_DURATION_S
 from storage.values import MIN_DURATION_S
@@ -20,6 +22,7 @@ from storage.values import MIN_DURATION_S
 __all__ = ["MIN_DURATION_S", "MODEL_MAX_DURATION_S", "Settings"]
 
 IdSet = Annotated[frozenset[str], NoDecode]
+Devices = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -70,6 +73,16 @@ class Settings(BaseSettings):
     delivery_poll_s: float = Field(0.5, gt=0)
     delivery_lease_s: float = Field(30.0, gt=0)
 
+    # Blobs: a local folder by default, or an S3-compatible object store shared by several hosts.
+    blob_url: str = ""
+    blob_endpoint_url: str = ""
+
+    # Operations: metrics and health endpoints, one engine per device.
+    bot_metrics_port: int | None = Field(None, ge=0, le=65535)
+    engine_metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    engine_devices: Devices = ()
+
     # Telegram.
     telegram_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
@@ -91,6 +104,28 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("engine_devices", mode="before")
+    @classmethod
+    def _split_devices(cls, value: object) -> object:
+        """`cuda:0,cuda:1` from the environment; duplicates are refused (two engines on one device)."""
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, tuple | list) and len(set(value)) != len(value):
+            raise ValueError("ENGINE_DEVICES lists a device twice; name each device once.")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _check_blob_url(cls, value: str) -> str:
+        if value:
+            parse_blob_url(value)
+        return value
+
+    @field_validator("bot_metrics_port", "engine_metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
     @field_validator("telegram_token", "discord_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
@@ -107,6 +142,17 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         """Where audio files (uploads and results) are kept."""
         return self.data_dir / "blobs"
+
+    def engine_metrics_port_of(self, index: int) -> int | None:
+        """The metrics port of the `index`-th engine of ENGINE_DEVICES: ENGINE_METRICS_PORT + index (0 stays 0)."""
+        if not self.engine_metrics_port:
+            return self.engine_metrics_port
+        return self.engine_metrics_port + index
+
+    @property
+    def blob_work_dir(self) -> Path:
+        """With an object store: local scratch files and downloaded copies (`cache/tracks/…`)."""
+        return self.data_dir / "blob-work"
 
     @property
     def upload_retention_s(self) -> float | None:

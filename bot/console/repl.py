@@ -63,7 +63,11 @@ Every result ends with the path of its MP3 file, under {tracks}.
 def console_help(settings: Settings) -> str:
     """The console's own /help: file paths instead of attachments, a backslash for lyrics, /quit."""
     days = settings.upload_retention_days
-    uploads = settings.blob_dir.resolve() / "uploads"
+    uploads: object = settings.blob_dir.resolve() / "uploads"
+    tracks = settings.blob_dir.resolve() / "tracks"
+    if settings.blob_url:  # the store keeps them; results are local copies
+        uploads = f"{settings.blob_url.rstrip('/')}/uploads"
+        tracks = settings.blob_work_dir.resolve() / "cache" / "tracks"
     if days > 0:
         kept = (
             f"A file you cover is copied to {uploads}; the copy is deleted after {render.days_text(days)}, "
@@ -78,7 +82,7 @@ def console_help(settings: Settings) -> str:
         settings.max_duration_s,
         settings.max_source_mb,
     )
-    return HELP.format(tracks=settings.blob_dir.resolve() / "tracks", limits=limits, uploads=kept)
+    return HELP.format(tracks=tracks, limits=limits, uploads=kept)
 
 
 class Terminal:

@@ -25,6 +25,7 @@ from typing import Protocol
 from bot.core import render
 from bot.core.service import ResultView, SongService
 from storage.db import utcnow
+from storage.metrics import is_rate_limited
 from storage.types import SUCCEEDED, DeliveryView, JobView
 
 log = logging.getLogger("songbot.delivery")
@@ -111,6 +112,7 @@ class DeliveryLoop:
                 await self._update(messenger, delivery, job)
         except Exception as error:  # noqa: BLE001 - any platform failure is retried later
             delay = RETRY_BASE_S * 2 ** min(delivery.attempts, 6)
+            self._count_retry(delivery.platform, error)
             log.warning(
                 "delivery failed; will retry",
                 extra={"job": job.id, "platform": delivery.platform, "error": type(error).__name__},
@@ -149,5 +151,17 @@ class DeliveryLoop:
             await messenger.send_result(delivery, result)
         else:
             await messenger.send_error(delivery, render.failure_text(job))
-        await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock())
+        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock()):
+            self._count_delivered(delivery.platform, job)
         log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status})
+
+    def _count_delivered(self, platform: str, job: JobView) -> None:
+        metrics = self.service.metrics
+        metrics.finished.labels(job.kind, platform, job.status).inc()
+        waited_s = (self.clock() - job.created_at).total_seconds()
+        metrics.submit_to_delivered.labels(job.kind, platform).observe(max(0.0, waited_s))
+
+    def _count_retry(self, platform: str, error: BaseException) -> None:
+        self.service.metrics.delivery_retries.labels(platform).inc()
+        if is_rate_limited(error):
+            self.service.metrics.rate_limited.labels(platform).inc()

@@ -22,16 +22,18 @@ from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
 from migrations import upgrade
 from storage import audio
 from storage.accounts import Accounts
-from storage.blobs import Blobs
+from storage.blobstore import BlobStore
 from storage.db import make_engine, utcnow
 from storage.errors import BadAudio, LimitError, NotFound, UserError
 from storage.library import Library
+from storage.metrics import BotMetrics
 from storage.outbox import Outbox
 from storage.private import private_dir
 from storage.queue import Queue
 from storage.scrub import Scrubber
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
+from storage.stores import open_blobs
 from storage.text import clean_line, clean_lines
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
 from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S
@@ -65,11 +67,13 @@ class SongService:
         queue: Queue,
         accounts: Accounts,
         library: Library,
-        blobs: Blobs,
+        blobs: BlobStore,
         clock: Callable[[], datetime] = utcnow,
         song_checks: Sequence[SongCheck] = (),
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or BotMetrics()
         self.song_checks = tuple(song_checks)
         self.queue = queue
         self.accounts = accounts
@@ -98,7 +102,7 @@ class SongService:
             Queue(engine, limits, Scrubber(settings.secrets())),
             Accounts(engine),
             Library(engine),
-            Blobs(settings.blob_dir),
+            open_blobs(settings),
             song_checks=song_checks,
         )
 
@@ -208,7 +212,9 @@ class SongService:
         source_blob: str | None = None,
     ) -> JobView:
         user = self._user(ref)
-        return self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
+        job = self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
+        self.metrics.submitted.labels(kind, ref.platform).inc()
+        return job
 
     def _user(self, ref: UserRef) -> UserView:
         if not self.settings.user_allowed(ref.platform, ref.platform_id):
@@ -279,7 +285,7 @@ class SongService:
         track = self.library.get(job.id)
         if track is None:
             return None
-        return ResultView(job.id, track, render.result_caption(track), self.blobs.path(track.blob_path))
+        return ResultView(job.id, track, render.result_caption(track), self.blobs.local_path(track.blob_path))
 
     def chat_allowed(self, platform: str, chat_id: str) -> bool:
         """Whether the chat (Telegram) or guild (Discord) allowlist admits this place; empty = all."""

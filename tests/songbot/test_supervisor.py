@@ -4,7 +4,9 @@ import asyncio
 import sys
 import time
 
+from songbot.engines import EngineGroup, engine_environments
 from songbot.supervisor import EngineSupervisor
+from tests.helpers import make_settings
 
 CHILD = """
 import os, sys, time, warnings
@@ -41,3 +43,39 @@ async def test_a_stop_during_the_start_ends_the_new_child(tmp_path):
     await asyncio.sleep(0)  # the child is being spawned
     await asyncio.wait_for(supervisor.stop(grace_s=5), timeout=10)
     assert supervisor.process is not None and supervisor.process.returncode is not None
+
+
+def test_one_engine_per_device_each_with_its_metrics_port(tmp_path):
+    settings = make_settings(tmp_path, engine_devices="cuda:0,cuda:1", engine_metrics_port=9200)
+    environments = engine_environments(settings, {"ENGINE_DEVICES": "cuda:0,cuda:1", "PATH": "/bin"})
+    assert [(env["ENGINE_DEVICE"], env["ENGINE_METRICS_PORT"]) for env in environments] == [
+        ("cuda:0", "9200"),
+        ("cuda:1", "9201"),
+    ]
+    assert all("ENGINE_DEVICES" not in env and env["PATH"] == "/bin" for env in environments)
+
+
+def test_without_devices_one_engine_keeps_its_settings(tmp_path):
+    [env] = engine_environments(make_settings(tmp_path), {"ENGINE_DEVICE": "cuda:2"})
+    assert env == {"ENGINE_DEVICE": "cuda:2"}
+
+
+async def test_the_group_supervises_every_engine(tmp_path):
+    settings = make_settings(tmp_path, engine_devices="cpu,meta")
+    report = (
+        "import os, pathlib, time; pathlib.Path(os.environ['OUT'], os.environ['ENGINE_DEVICE']).touch(); time.sleep(60)"
+    )
+    group = EngineGroup(
+        [
+            EngineSupervisor([sys.executable, "-c", report], env=env)
+            for env in engine_environments(settings, {"OUT": str(tmp_path)})
+        ]
+    )
+    group.start()
+    for _ in range(500):
+        if (tmp_path / "cpu").exists() and (tmp_path / "meta").exists():
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(group.stop(grace_s=5), timeout=10)
+    assert (tmp_path / "cpu").exists() and (tmp_path / "meta").exists()
+    assert all(s.process is not None and s.process.returncode is not None for s in group.supervisors)

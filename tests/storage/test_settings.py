@@ -71,7 +71,7 @@ def test_env_example_lists_every_setting_with_its_default():
         assert env_name in listed, f"{env_name} is missing from .env.example"
         value = getattr(defaults, name)
         shown = listed[env_name]
-        if value is None or value == frozenset() or value == "":
+        if value is None or value == frozenset() or value == "" or value == ():
             assert shown == ""
         elif isinstance(value, bool):
             assert shown == str(value).lower()

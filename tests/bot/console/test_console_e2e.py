@@ -145,7 +145,7 @@ def test_engine_killed_mid_job_is_reaped_rerun_and_delivered_once(tmp_path):
         process.stdin.flush()
         queue = Queue(make_engine(f"sqlite:///{tmp_path / 'data' / 'songbot.db'}"))
         owner = wait_for_progress(queue, job_id=1)
-        engine_pid = int(owner.split(":")[1])
+        engine_pid = int(owner.rsplit(":", 2)[1])  # host:device:pid:random (the device may hold a colon)
         os.kill(engine_pid, signal.SIGKILL)
         out, err = process.communicate(timeout=180)
     finally:

@@ -1,0 +1,73 @@
+"""What the bot and the engine need of a blob store, and the names blobs get in every store.
+
+Rows store paths relative to the store's root (`uploads/…`, `tracks/…`). `storage.blobs.Blobs` keeps
+blobs in a local folder (the default), `storage.s3blobs.S3Blobs` in an S3-compatible object store
+(`BLOB_URL=s3://bucket/prefix`) that several hosts share, and `storage.stores.open_blobs` picks one.
+In either, a blob is visible under its real name only once it is complete.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    """Where uploads and tracks live: a local folder or an object store."""
+
+    def put_upload(self, data: bytes, suffix: str = ".bin") -> str:
+        """Store an uploaded source file; returns its relative path."""
+        ...
+
+    def uploads(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored upload: its relative path and when it was written (naive UTC)."""
+        ...
+
+    def exists(self, relative: str) -> bool:
+        """Whether a blob is (still) stored."""
+        ...
+
+    def delete(self, relative: str) -> None:
+        """Remove a blob; one already gone is fine."""
+        ...
+
+    def read_bytes(self, relative: str) -> bytes:
+        """A blob's content."""
+        ...
+
+    def local_path(self, relative: str) -> Path:
+        """A local file holding the blob (the file itself, or a downloaded copy) for an adapter to send."""
+        ...
+
+    def prune_copies(self, before: datetime) -> int:
+        """Delete local copies (downloads of a remote store) made before `before`; returns how many."""
+        ...
+
+    def track_relative(self, job_id: int, attempt: int) -> str:
+        """Where the song of a job's attempt goes (each attempt its own blob)."""
+        ...
+
+    def scratch_root(self) -> Path:
+        """The local folder under which `temp_path` makes scratch files (swept when stale)."""
+        ...
+
+    def temp_path(self, relative: str) -> Path:
+        """A local scratch file for `relative`, to be committed with `commit`."""
+        ...
+
+    def commit(self, temp: Path, relative: str) -> object:
+        """Publish a finished scratch file under `relative`, atomically, and remove the scratch file."""
+        ...
+
+
+def track_relative(job_id: int, attempt: int) -> str:
+    """Where the song of a job's attempt goes: a thousand jobs per folder (as `Blobs` names it)."""
+    return f"tracks/{job_id // 1000:04d}/{job_id}-{attempt}.mp3"
+
+
+def upload_relative(suffix: str) -> str:
+    """A fresh name for an uploaded source (as `Blobs` names it)."""
+    return f"uploads/{uuid.uuid4().hex}{suffix}"
