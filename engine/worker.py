@@ -44,8 +44,10 @@ from storage import audio
 from storage.blobs import Blobs
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
+from storage.library import Library
 from storage.queue import Queue
 from storage.types import JobView, NewTrack
+from storage.values import MAX_DURATION_S
 
 log = logging.getLogger("songbot.engine")
 T = TypeVar("T")
@@ -113,6 +115,7 @@ class Worker:
         self.config = config
         self.clock = clock
         self.encoder = encoder or EncodePool(0)
+        self.library = Library(queue.engine)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -300,6 +303,9 @@ class Worker:
             return
         relative = self.blobs.track_relative(job.id, job.attempts)
         self.blobs.commit(encoding.temp, relative)
+        latents_blob = None
+        if result.latents is not None:  # kept so that a repaint or an extend keeps this song's samples
+            latents_blob = self.blobs.put_array(relative.replace("tracks/", "latents/", 1), result.latents)
         track = NewTrack(
             blob_path=relative,
             duration_s=result.audio.shape[0] / result.sample_rate,
@@ -312,6 +318,7 @@ class Worker:
             model=result.model,
             plan=result.plan,
             notice=result.notice,
+            latents_blob=latents_blob,
         )
         try:
             self.queue.complete(job, self.config.owner, track, self.clock())
@@ -345,7 +352,21 @@ class Worker:
         if job.source_blob:
             data = self.blobs.path(job.source_blob).read_bytes()
             source = audio.decode(data, self.config.max_source_duration_s)
-        return request_for(job, source)
+        return request_for(job, source, **self._base(job))
+
+    def _base(self, job: JobView) -> dict[str, np.ndarray | None]:
+        """An edit's base song: its decoded MP3 and, when kept, its latents; {} for other jobs."""
+        edit = job.spec.edit
+        if edit is None:
+            return {}
+        track = self.library.get(edit.song_id)
+        if track is None or not self.blobs.exists(track.blob_path):
+            raise BadAudio(f"Song #{edit.song_id} is gone, so this change of it can't be made.")
+        base_audio = audio.decode(self.blobs.path(track.blob_path).read_bytes(), MAX_DURATION_S + 1)
+        latents = None
+        if track.latents_blob and self.blobs.exists(track.latents_blob):
+            latents = self.blobs.get_array(track.latents_blob)
+        return {"base_audio": base_audio, "base_latents": latents}
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:
         by_id = {job.id: job for job in jobs}

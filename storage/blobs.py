@@ -8,11 +8,14 @@ so a crash never leaves half a file under a real name.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 
 class Blobs:
@@ -66,6 +69,18 @@ class Blobs:
         target = self.root / relative
         os.replace(temp, target)
         return target
+
+    def put_array(self, relative: str, array: np.ndarray) -> str:
+        """Store a numpy array (a song's latents) as `.npy` beside `relative`; returns its relative path."""
+        relative = str(Path(relative).with_suffix(".npy"))
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+        self._write(self.root / relative, buffer.getvalue())
+        return relative
+
+    def get_array(self, relative: str) -> np.ndarray:
+        """A stored numpy array."""
+        return np.asarray(np.load(self.root / relative, allow_pickle=False))
 
     def _write(self, target: Path, data: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ def track_values(track: NewTrack) -> dict[str, Any]:
         "plan": track.plan,
         "model": track.model,
         "notice": track.notice,
+        "latents_blob": track.latents_blob,
     }
 
 
