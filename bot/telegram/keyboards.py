@@ -6,18 +6,23 @@ from collections.abc import Iterable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-REROLL, LYRICS = "rr", "ly"
-CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}):\d+$"
+REROLL, LYRICS, REPAINT, EXTEND = "rr", "ly", "rp", "ex"
+ACTIONS = (REROLL, LYRICS, REPAINT, EXTEND)
+CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}|{REPAINT}|{EXTEND}):\d+$"
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under a finished song: a new seed, and the lyrics."""
+    """The buttons under a finished song: a new take, the lyrics, repaint a part (asks which), extend it."""
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton("🎲 Re-roll", callback_data=f"{REROLL}:{job_id}"),
                 InlineKeyboardButton("📝 Lyrics", callback_data=f"{LYRICS}:{job_id}"),
-            ]
+            ],
+            [
+                InlineKeyboardButton("✏️ Repaint", callback_data=f"{REPAINT}:{job_id}"),
+                InlineKeyboardButton("➕ Extend", callback_data=f"{EXTEND}:{job_id}"),
+            ],
         ]
     )
 
@@ -34,6 +39,6 @@ def history_keyboard(items: Iterable[tuple[int, str]]) -> InlineKeyboardMarkup |
 def parse_callback(data: str | None) -> tuple[str, int] | None:
     """Split ``rr:12`` into ("rr", 12); None for anything else."""
     action, _, job = (data or "").partition(":")
-    if action not in (REROLL, LYRICS) or not job.isdigit():
+    if action not in ACTIONS or not (job.isascii() and job.isdigit()):
         return None
     return action, int(job)
