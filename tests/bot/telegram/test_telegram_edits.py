@@ -108,12 +108,12 @@ async def test_bad_edits_get_one_sentence_each(api: FakeTelegramAPI, running: Ru
     assert "must lie within 0:00-0:20" in answers["outside"]
     assert "must come after its start" in answers["backwards"]
     assert "whole of song" in answers["whole"]
-    assert f"no finished song #999" in answers["missing"]
+    assert "no finished song #999" in answers["missing"]
     assert "is not yours" in answers["not yours"]
     assert "can grow at most 220 seconds" in answers["too long"]
     assert answers["no song"].startswith("Use /repaint")
     assert "takes must be" in answers["takes"]
     assert "seconds to add" in answers["odd digits"] or answers["odd digits"].startswith("Use /extend")
     for text in answers.values():
-        assert text.count(". ") == 0 and text.rstrip(".").count(".") == 0 or text.startswith("Use "), text
+        assert (text.count(". ") == 0 and text.rstrip(".").count(".") == 0) or text.startswith("Use "), text
     assert sum(running.service.queue.counts().values()) == 1  # nothing was queued by a bad input
