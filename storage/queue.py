@@ -189,13 +189,13 @@ class Queue:
         )
 
     def _price(self, conn: Connection, kind: str, spec: JobSpec, parent_id: int | None) -> float:
-        """The cost to charge: a re-roll makes as much audio as the track it repeats."""
+        """The cost to charge: a re-roll makes as much audio as the track it repeats (and a new take plans codes)."""
         if kind != "reroll" or parent_id is None:
             return fairness.price(kind, spec)
         made_s = conn.execute(select(tracks.c.duration_s).where(tracks.c.job_id == parent_id)).scalar_one_or_none()
         if made_s is None:
             raise NotFound(f"There is no finished song #{parent_id}.")
-        return fairness.job_cost(float(made_s))
+        return fairness.job_cost(float(made_s), planned=spec.new_take)
 
     def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime, count: int = 1) -> None:
         if user.banned:

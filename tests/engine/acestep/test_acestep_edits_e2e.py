@@ -1,4 +1,4 @@
-"""Takes, re-rolls, repaint and extend through `python -m songbot chat` on the tiny set (CPU), by decoded samples."""
+"""Takes, re-rolls, repaint, extend and a song like a clip through `python -m songbot chat` on the tiny set (CPU), by decoded samples."""
 
 from __future__ import annotations
 
@@ -43,10 +43,16 @@ def test_takes_reroll_repaint_and_extend_by_decoded_samples(tmp_path: Path, tiny
     apart = snr_db(take_a, take_b)
     assert take_a.shape == take_b.shape and apart < 60, "two takes must differ"
 
-    commands = "/repaint 1 8-12 a guitar solo\n/extend 1 10\n/reroll 1\n/reroll 1 5\n"
-    out = chat(tmp_path, tiny_set, commands, MAX_PENDING_PER_USER="4", **ALONE)
+    clip = tmp_path / "hum.wav"
+    t = np.arange(16_000 * 12) / 16_000
+    sf.write(str(clip), 0.4 * np.sign(np.sin(2 * np.pi * 220 * t)), 16_000)
+    commands = (
+        "/repaint 1 8-12 a guitar solo\n/extend 1 10\n/reroll 1\n/reroll 1 5\n"
+        f"/song lo-fi rain at night duration=20 seed=5 like={clip}\n"
+    )
+    out = chat(tmp_path, tiny_set, commands, MAX_PENDING_PER_USER="5", **ALONE)
     made = songs(out)
-    assert sorted(made) == [3, 4, 5, 6], out
+    assert sorted(made) == [3, 4, 5, 6, 7], out
     repaint, extended = made[3][1], made[4][1]
 
     # Kept means far closer than another take is (the MP3 encoder's state is all that differs after the span).
@@ -64,3 +70,6 @@ def test_takes_reroll_repaint_and_extend_by_decoded_samples(tmp_path: Path, tiny
     new_take, same = made[5][1], made[6][1]
     assert made[5][0] != 5 and snr_db(take_a, new_take) < 60, "a re-roll by button is another take"
     assert made[6][0] == 5 and np.array_equal(take_a, same), "/reroll <id> <its seed> is the same song"
+    # The same request and seed with a clip as the timbre reference: only the reference differs.
+    liked = made[7][1]
+    assert made[7][0] == 5 and liked.shape == take_a.shape and not np.array_equal(liked, take_a)
