@@ -1,4 +1,5 @@
-"""Takes, re-rolls, repaint, extend and a song like a clip through `python -m songbot chat` on the tiny set (CPU), by decoded samples."""
+"""Takes, re-rolls, repaint, extend and a song like a clip through `python -m songbot chat` on the tiny set
+(CPU), compared by their decoded samples."""
 
 from __future__ import annotations
 
