@@ -80,8 +80,8 @@ def extend_edit(track: TrackView, seconds: float, max_duration_s: int) -> Edit:
     return Edit(task="extend", song_id=track.job_id, start_s=track.duration_s, end_s=track.duration_s + seconds)
 
 
-def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str) -> JobSpec:
-    """The spec of an edit: the song's own caption (or the new one), lyrics and metadata."""
+def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str, like: bool = False) -> JobSpec:
+    """The spec of an edit: the song's own caption (or the new one), lyrics and metadata (and its clip)."""
     meta = track.meta
     bpm = meta.get("bpm")
     return JobSpec.build(
@@ -94,7 +94,7 @@ def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str) -> Jo
         language=meta.get("language") if meta.get("language") in LANGUAGES else None,
         time_signature=meta.get("time_signature") if meta.get("time_signature") in TIME_SIGNATURES else None,
         edit=edit,
-        like=parent.spec.like,
+        like=like,
     )
 
 

@@ -248,8 +248,10 @@ class SongService:
     ) -> JobView:
         if len(caption) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the caption under {self.settings.max_prompt_chars} characters.")
-        spec = edits.edit_spec(parent, track, edit, caption)
+        # A song like a clip stays like it while the clip is kept (uploads are deleted after a while).
         blob = parent.source_blob if parent.spec.like and parent.source_blob else None
+        blob = blob if blob is not None and self.blobs.exists(blob) else None
+        spec = edits.edit_spec(parent, track, edit, caption, like=blob is not None)
         seed = new_seed()
         return await self._run(self._submit, user, edit.task, spec, seed, target, track.job_id, blob)
 

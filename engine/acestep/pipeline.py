@@ -62,6 +62,8 @@ class Track:
         span: Repaint and extend: the latent frames [start, end) to regenerate; the rest is the base's.
         base_audio: Repaint and extend: the base song's own audio, kept outside the span.
         reference_audio: A clip whose timbre the song takes, float32 [samples, 2] at 48 kHz.
+        base_from_audio: The base latents were encoded from ``base_audio`` (none were kept), so the
+            base's samples come from ``base_audio`` rather than from decoding them.
     """
 
     caption: str
