@@ -184,16 +184,16 @@ def parse_repaint(command: ParsedCommand, replied_song: int | None = None) -> Re
         UserError: no song, no span, a time that is not seconds or m:ss, or an end before the start.
     """
     song_id, rest = _song_and_rest(command.args, replied_song, REPAINT_USAGE)
-    span, _, caption = rest.partition(" ")
+    span, *caption = rest.split(maxsplit=1)
     start_s, end_s = parse_span(span)
-    return RepaintRequest(song_id, start_s, end_s, caption.strip())
+    return RepaintRequest(song_id, start_s, end_s, " ".join(caption).strip())
 
 
 def parse_extend(command: ParsedCommand, replied_song: int | None = None) -> ExtendRequest:
     """`/extend [id] <seconds> [caption]` → an ExtendRequest; the id may come from a replied-to result."""
     song_id, rest = _song_and_rest(command.args, replied_song, EXTEND_USAGE)
-    amount, _, caption = rest.partition(" ")
-    return ExtendRequest(song_id, parse_seconds(amount), caption.strip())
+    amount, *caption = rest.split(maxsplit=1)
+    return ExtendRequest(song_id, parse_seconds(amount), " ".join(caption).strip())
 
 
 def _song_and_rest(args: str, replied_song: int | None, usage: str) -> tuple[int, str]:
@@ -203,8 +203,9 @@ def _song_and_rest(args: str, replied_song: int | None, usage: str) -> tuple[int
     the arguments are all span or amount and the song is the replied-to result.
     """
     words = args.split()
-    if len(words) >= 2 and SONG_ID.match(words[0]) and _span_or_amount(words[1]):
-        return int(SONG_ID.match(words[0])[1]), args.strip().partition(" ")[2].strip()  # type: ignore[index]
+    written = SONG_ID.match(words[0]) if words else None
+    if written and len(words) >= 2 and _span_or_amount(words[1]):
+        return int(written[1]), args.split(maxsplit=1)[1]
     if replied_song is None or not words:
         raise UserError(usage)
     return replied_song, args.strip()

@@ -27,6 +27,7 @@ def command(text: str):
     [
         ("/repaint 12 0:30-0:45 a guitar solo", None, RepaintRequest(12, 30.0, 45.0, "a guitar solo")),
         ("/repaint #12 8-12", None, RepaintRequest(12, 8.0, 12.0)),
+        ("/repaint 12\t8-12\tstrings", None, RepaintRequest(12, 8.0, 12.0, "strings")),
         ("/repaint 7.5-12.25", 3, RepaintRequest(3, 7.5, 12.25)),
         ("/repaint 0:08-12 choir", 3, RepaintRequest(3, 8.0, 12.0, "choir")),
         ("/repaint 12 1:00-1:30", 3, RepaintRequest(12, 60.0, 90.0)),  # an id written first wins
