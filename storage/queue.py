@@ -23,7 +23,7 @@ from storage import fairness
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
-from storage.rows import delivery_values, job_view, track_values
+from storage.rows import delivery_values, job_view, queued_job_values, track_values
 from storage.spec import JobSpec
 from storage.types import (
     CANCELLED,
@@ -146,47 +146,15 @@ class Queue:
             for seed, target in takes:
                 tags = fairness.tags_for(clock, last_vfinish, cost, user.weight)
                 last_vfinish = tags.vfinish
-                values = {"user_id": user_id, "kind": kind, "seed": seed, "parent_id": parent_id}
-                job_ids.append(self._insert(conn, values, spec, source_blob, cost, tags, now))
+                job = {"user_id": user_id, "kind": kind, "spec": spec.stored(), "seed": seed, "parent_id": parent_id}
+                values = queued_job_values(job, source_blob, cost, tags, now, self.limits.max_attempts)
+                job_ids.append(conn.execute(jobs.insert().values(**values).returning(jobs.c.id)).scalar_one())
                 if target is not None:
                     conn.execute(deliveries.insert().values(**delivery_values(job_ids[-1], target)))
             # The user's chain of tags grows by these jobs.
             conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=last_vfinish))
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids)).order_by(jobs.c.id)).all()
             return [job_view(row) for row in rows]
-
-    def _insert(
-        self,
-        conn: Connection,
-        values: dict[str, Any],
-        spec: JobSpec,
-        source_blob: str | None,
-        cost: float,
-        tags: fairness.Tags,
-        now: datetime,
-    ) -> int:
-        """Insert one queued job row; returns its id."""
-        return int(
-            conn.execute(
-                jobs.insert()
-                .values(
-                    **values,
-                    spec=spec.stored(),
-                    source_blob=source_blob,
-                    status=QUEUED,
-                    stage=QUEUED,
-                    progress=0.0,
-                    attempts=0,
-                    max_attempts=self.limits.max_attempts,
-                    run_after=now,
-                    cost=cost,
-                    vstart=tags.vstart,
-                    vfinish=tags.vfinish,
-                    created_at=now,
-                )
-                .returning(jobs.c.id)
-            ).scalar_one()
-        )
 
     def _price(self, conn: Connection, kind: str, spec: JobSpec, parent_id: int | None) -> float:
         """The cost to charge: a re-roll makes as much audio as the track it repeats (and a new take plans codes)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
 
+from storage.fairness import Tags
 from storage.spec import JobSpec
-from storage.types import DeliveryTarget, JobView, NewTrack, UserView
+from storage.types import QUEUED, DeliveryTarget, JobView, NewTrack, UserView
 
 
 def job_view(row: Any) -> JobView:
@@ -33,6 +35,26 @@ def job_view(row: Any) -> JobView:
         finished_at=row.finished_at,
         lease_owner=row.lease_owner,
     )
+
+
+def queued_job_values(
+    job: dict[str, Any], source_blob: str | None, cost: float, tags: Tags, now: datetime, max_attempts: int
+) -> dict[str, Any]:
+    """The column values of a new queued job: `job` (user, kind, spec, seed, parent) with its price and tags."""
+    return {
+        **job,
+        "source_blob": source_blob,
+        "status": QUEUED,
+        "stage": QUEUED,
+        "progress": 0.0,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_after": now,
+        "cost": cost,
+        "vstart": tags.vstart,
+        "vfinish": tags.vfinish,
+        "created_at": now,
+    }
 
 
 def track_values(track: NewTrack) -> dict[str, Any]:
