@@ -282,6 +282,9 @@ class Worker:
         if not _finite(result):
             self.queue.fail(job, self.config.owner, BROKEN_AUDIO, self.clock())
             return None
+        base = self.library.get(job.spec.edit.song_id) if job.spec.edit else None
+        if base is not None:  # a repaint or an extend is still the same song, whatever its new caption
+            result.title = base.title
         tags = audio.Tags(
             title=result.title, prompt=result.caption, lyrics=result.lyrics, seed=result.seed, song_id=job.id
         )

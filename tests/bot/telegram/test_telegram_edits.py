@@ -61,6 +61,7 @@ async def test_takes_repaint_as_a_reply_buttons_and_a_like_clip(api: FakeTelegra
     repaint_id = song_id_and_seed(repaint)[0]
     job = running.service.queue.get(repaint_id)
     assert job is not None and job.kind == "repaint" and job.parent_id == song_id
+    assert repaint.params["title"] == first.params["title"]  # the same song, with a new caption for the part
     base, new = samples(first), samples(repaint)
     assert base.shape == new.shape
     assert snr_db(base[: int(7.5 * RATE)], new[: int(7.5 * RATE)]) >= 30
