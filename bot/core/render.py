@@ -61,13 +61,11 @@ def privacy_text(upload_days: float) -> str:
     return PRIVACY_TEXT.format(uploads=uploads)
 
 
-def source_gone_text(song_id: int, upload_days: float) -> str:
-    """The one sentence for a re-roll of a cover whose uploaded recording was deleted."""
+def source_gone_text(song_id: int, upload_days: float, like: bool = False) -> str:
+    """The one sentence for a re-roll of a cover (or of a song like a clip) whose uploaded recording was deleted."""
     when = f" after {days_text(upload_days)}" if upload_days > 0 else ""
-    return (
-        f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; "
-        "send the audio again with /cover."
-    )
+    again = "send the clip again with /song" if like else "send the audio again with /cover"
+    return f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; {again}."
 
 
 def days_text(days: float) -> str:

@@ -269,7 +269,7 @@ class SongService:
     def _require_source(self, parent: JobView) -> None:
         """A cover's re-roll needs its uploaded recording, which is deleted after UPLOAD_RETENTION_DAYS."""
         if parent.source_blob and not self.blobs.exists(parent.source_blob):
-            raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days))
+            raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days, parent.spec.like))
 
     def _submit(
         self,

@@ -79,6 +79,10 @@ async def test_an_admin_may_change_anyones_song(service):
 async def test_a_clip_is_checked_like_a_cover(service):
     jobs = await service.submit_songs(ALICE, SongRequest("jazz"), TARGET, Clip(wav(12), "hum.wav"))
     assert jobs[0].spec.like and jobs[0].source_blob and service.blobs.exists(jobs[0].source_blob)
+    service.blobs.delete(jobs[0].source_blob)
+    finish(service, jobs[0])
+    with pytest.raises(NotFound, match="send the clip again with /song"):
+        await service.reroll(ALICE, jobs[0].id, None, TARGET)
     with pytest.raises(BadAudio, match="clips need at least 10 seconds"):
         await service.submit_songs(ALICE, SongRequest("jazz"), TARGET, Clip(wav(3), "short.wav"))
     with pytest.raises(BadAudio, match="not audio"):
