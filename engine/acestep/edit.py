@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -25,8 +25,29 @@ import torch
 from engine.splice import splice
 
 if TYPE_CHECKING:
-    from engine.acestep.pipeline import Track
     from engine.acestep.vae import Vae
+
+
+class Track(Protocol):
+    """What this module reads of a pipeline track (`engine.acestep.pipeline.Track`)."""
+
+    @property
+    def seed(self) -> int: ...  # noqa: D102
+
+    @property
+    def span(self) -> tuple[int, int] | None: ...  # noqa: D102
+
+    @property
+    def base_latents(self) -> np.ndarray | None: ...  # noqa: D102
+
+    @property
+    def base_audio(self) -> np.ndarray | None: ...  # noqa: D102
+
+    @property
+    def reference_audio(self) -> np.ndarray | None: ...  # noqa: D102
+
+
+T = TypeVar("T", bound=Track)
 
 REPAINT_INSTRUCTION = "Repaint the mask area based on the given conditions:"
 FRAMES_PER_SECOND = 25
@@ -34,13 +55,14 @@ FRAMES_PER_SECOND = 25
 REFERENCE_PIECE_S = 10
 
 
-def with_base_latents(vae: Vae, track: Track) -> Track:
+def with_base_latents(vae: Vae, track: T) -> T:
     """An edited track whose base has no kept latents (made before they were kept): its audio, VAE-encoded."""
     if track.span is None or track.base_latents is not None or track.base_audio is None:
         return track
     audio = torch.from_numpy(np.ascontiguousarray(track.base_audio, dtype=np.float32)).T
     latents = vae.encode(audio, torch.Generator().manual_seed(track.seed)).numpy()
-    return replace(track, base_latents=latents, base_from_audio=True)
+    edited: Any = track  # a dataclass (the pipeline's Track)
+    return replace(edited, base_latents=latents, base_from_audio=True)  # type: ignore[no-any-return]
 
 
 def span_frames(start_s: float, end_s: float, length: int) -> tuple[int, int]:
