@@ -94,6 +94,9 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
             seed=seed,
             takes=takes,
         )
+        if like is not None and write_lyrics:  # the lyrics box would come back without the clip
+            await refuse(interaction, "With a like clip, give the lyrics in the lyrics option instead of the box.")
+            return
         if like is not None:
             await song_like(interaction, service_of(interaction), request, like)
             return

@@ -125,4 +125,7 @@ async def test_bad_edits_get_one_private_sentence(stack: Stack) -> None:
     like = p.option("like", png["id"], kind=p.ATTACHMENT_OPTION)
     not_audio = await fake.send_slash("song", [p.option("description", "jazz"), like], ann, attachments=[png])
     assert (await refusal(fake, not_audio)).startswith("That file is not audio")
+    boxed = [p.option("description", "jazz"), like, p.option("write_lyrics", True)]
+    both = await fake.send_slash("song", boxed, ann, attachments=[png])
+    assert "lyrics option" in await refusal(fake, both)
     assert sum(stack.service.queue.counts().values()) == 1
