@@ -368,7 +368,10 @@ class Worker:
         base_audio = audio.decode(self.blobs.path(track.blob_path).read_bytes(), MAX_DURATION_S + 1)
         latents = None
         if track.latents_blob and self.blobs.exists(track.latents_blob):
-            latents = self.blobs.get_array(track.latents_blob)
+            try:
+                latents = self.blobs.get_array(track.latents_blob)
+            except (OSError, ValueError):  # unreadable: the backend encodes the song's audio instead
+                log.warning("unreadable latents; using the song's audio", extra={"job": job.id})
         return {"base_audio": base_audio, "base_latents": latents}
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:
