@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from storage.spec import Edit
 from storage.types import JobView
 from storage.values import DEFAULT_COVER_STRENGTH, SAMPLE_RATE
 
@@ -25,7 +26,7 @@ class TrackRequest:
 
     Args:
         job_id: The job's id (the song id users see as ``#<id>``).
-        kind: ``song``, ``cover`` or ``reroll``.
+        kind: ``song``, ``cover``, ``reroll``, ``repaint`` or ``extend``.
         caption: The user's description (song) or style (cover).
         lyrics: Lyrics; empty means instrumental unless a plan supplies them.
         instrumental: The user asked for no vocals.
@@ -41,6 +42,13 @@ class TrackRequest:
             exactly on a re-roll, or None to plan afresh.
         duration_given: The user chose the duration; when False a planner may pick the
             length itself (``duration_s`` is then the default, used without a planner).
+        new_take: Draw new audio codes for ``plan`` with this seed (a re-roll as a new take).
+        edit: A repaint or an extend: regenerate ``edit.start_s`` .. ``edit.end_s`` of the base song
+            and keep the rest of its samples.
+        base_audio: Edits: the base song's audio, float32 (samples, 2) at 48 kHz.
+        base_latents: Edits: the base song's stored latents [frames, 64] (acestep), when kept.
+        reference_audio: A song "like" a clip: the clip, float32 (samples, 2) at 48 kHz, whose
+            sound (timbre) the song takes.
     """
 
     job_id: int
@@ -58,11 +66,24 @@ class TrackRequest:
     strength: float = DEFAULT_COVER_STRENGTH
     plan: dict[str, Any] | None = None
     duration_given: bool = True
+    new_take: bool = False
+    edit: Edit | None = None
+    base_audio: np.ndarray | None = None
+    base_latents: np.ndarray | None = None
+    reference_audio: np.ndarray | None = None
 
 
-def request_for(job: JobView, source_audio: np.ndarray | None = None) -> TrackRequest:
-    """The request for a claimed job: each field is its typed spec's (`storage/spec.py`), nothing guessed."""
+def request_for(job: JobView, source_audio: np.ndarray | None = None, **base: np.ndarray | None) -> TrackRequest:
+    """The request for a claimed job: each field is its typed spec's (`storage/spec.py`), nothing guessed.
+
+    A song "like" a clip gets its source as the reference audio; an edit gets its base song's
+    audio and latents (`base_audio`, `base_latents`) from the worker.
+    """
     spec = job.spec
+    if spec.like:
+        source_audio, reference = None, source_audio
+    else:
+        reference = None
     return TrackRequest(
         job_id=job.id,
         kind=job.kind,
@@ -79,6 +100,11 @@ def request_for(job: JobView, source_audio: np.ndarray | None = None) -> TrackRe
         strength=spec.strength,
         plan=spec.plan.stored() if spec.plan is not None else None,
         duration_given=spec.duration_given,
+        new_take=spec.new_take,
+        edit=spec.edit,
+        base_audio=base.get("base_audio"),
+        base_latents=base.get("base_latents"),
+        reference_audio=reference,
     )
 
 
@@ -99,6 +125,8 @@ class GeneratedTrack:
             shift, dtype.
         notice: A sentence shown with the result (the sketch backend says it is
             a sketch, not ACE-Step), or None.
+        latents: The model's latents of the song [frames, 64], kept so that a repaint or an
+            extend of it keeps its samples exactly; None for a backend without latents.
     """
 
     job_id: int
@@ -112,6 +140,7 @@ class GeneratedTrack:
     model: dict[str, Any] = field(default_factory=dict)
     notice: str | None = None
     sample_rate: int = SAMPLE_RATE
+    latents: np.ndarray | None = None
 
 
 class Generator(Protocol):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine.protocol import SAMPLE_RATE, GeneratedTrack, Progress, TrackRequest
+from engine.splice import splice
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -42,6 +43,11 @@ class SketchGenerator:
         audio = synthesize(request.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, request.strength)
+        if request.reference_audio is not None:
+            audio = colour_like(audio, request.reference_audio)
+        if request.edit is not None and request.base_audio is not None:
+            # Repaint and extend: the new take's samples in the part asked for, the base song's elsewhere.
+            audio = splice(request.base_audio, audio, request.edit.start_s, request.edit.end_s)
         return GeneratedTrack(
             job_id=request.job_id,
             audio=audio,
@@ -146,6 +152,20 @@ def blend_with_source(synth: np.ndarray, source: np.ndarray, strength: float) ->
     mixed = strength * source + (1.0 - strength) * shaped
     peak = float(np.abs(mixed).max()) or 1.0
     return (mixed / max(peak, 1.0)).astype(np.float32)
+
+
+def colour_like(synth: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """A song "like" a clip, sketched: the synth's spectrum tilted towards the clip's brightness."""
+    mono = clip.mean(axis=1)[: 30 * SAMPLE_RATE]
+    spectrum = np.abs(np.fft.rfft(mono))
+    freqs = np.fft.rfftfreq(mono.shape[0], 1.0 / SAMPLE_RATE)
+    centroid = float((freqs * spectrum).sum() / (spectrum.sum() + 1e-9))
+    tilt = float(np.clip(np.log2(max(centroid, 1.0) / 1000.0), -2.0, 2.0)) / 2.0
+    bins = np.fft.rfftfreq(synth.shape[0], 1.0 / SAMPLE_RATE)
+    gain = np.clip((np.maximum(bins, 20.0) / 1000.0) ** tilt, 0.05, 8.0)[:, None]
+    coloured = np.fft.irfft(np.fft.rfft(synth, axis=0) * gain, n=synth.shape[0], axis=0)
+    peak = float(np.abs(coloured).max()) or 1.0
+    return (coloured * (float(np.abs(synth).max()) / peak)).astype(np.float32)
 
 
 def title_from(caption: str, words: int = 6) -> str:

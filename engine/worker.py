@@ -55,8 +55,10 @@ from storage import audio
 from storage.blobstore import BlobStore
 from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
+from storage.library import Library
 from storage.queue import Queue
 from storage.types import JobView, NewTrack
+from storage.values import MAX_DURATION_S
 
 log = logging.getLogger("songbot.engine")
 T = TypeVar("T")
@@ -128,6 +130,7 @@ class Worker:
         self.clock = clock
         self.encoder = encoder or EncodePool(0)
         self.observer = observer or EngineObserver()
+        self.library = Library(queue.engine)
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
         self.sweeper = scratch.Sweeper(blobs.scratch_root())
@@ -319,6 +322,9 @@ class Worker:
         if not _finite(result):
             self._fail(job, BROKEN_AUDIO)
             return None
+        base = self.library.get(job.spec.edit.song_id) if job.spec.edit else None
+        if base is not None:  # a repaint or an extend is still the same song, whatever its new caption
+            result.title = base.title
         tags = audio.Tags(
             title=result.title, prompt=result.caption, lyrics=result.lyrics, seed=result.seed, song_id=job.id
         )
@@ -349,6 +355,13 @@ class Worker:
             sha256 = retrying(partial(self._write, job, encoding, relative), backoff, self.sleep, job.id)
         finally:
             scratch.discard(encoding.temp)
+        latents_blob = None
+        if result.latents is not None:  # kept so that a repaint or an extend keeps this song's samples
+            latents = result.latents
+            latents_relative = relative.replace("tracks/", "latents/", 1)
+            latents_blob = retrying(
+                lambda _: self.blobs.put_array(latents_relative, latents), backoff, self.sleep, job.id
+            )
         track = NewTrack(
             blob_path=relative,
             duration_s=result.audio.shape[0] / result.sample_rate,
@@ -361,6 +374,7 @@ class Worker:
             model=result.model,
             plan=result.plan,
             notice=result.notice,
+            latents_blob=latents_blob,
         )
         try:
             retrying(
@@ -371,7 +385,9 @@ class Worker:
         except Exception as error:
             log.exception("recording the track failed", extra={"job": job.id})
             if self._fail(job, saving_sentence(error)):
-                self.blobs.delete(relative)
+                for blob in (relative, latents_blob):
+                    if blob is not None:
+                        self.blobs.delete(blob)
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 
@@ -416,7 +432,24 @@ class Worker:
             except FileNotFoundError as error:  # swept after UPLOAD_RETENTION_DAYS, or removed by hand
                 raise BadAudio(SOURCE_GONE) from error
             source = audio.decode(data, self.config.max_source_duration_s)
-        return request_for(job, source)
+        return request_for(job, source, **self._base(job))
+
+    def _base(self, job: JobView) -> dict[str, np.ndarray | None]:
+        """An edit's base song: its decoded MP3 and, when kept, its latents; {} for other jobs."""
+        edit = job.spec.edit
+        if edit is None:
+            return {}
+        track = self.library.get(edit.song_id)
+        if track is None or not self.blobs.exists(track.blob_path):
+            raise BadAudio(f"Song #{edit.song_id} is gone, so this change of it can't be made.")
+        base_audio = audio.decode(self.blobs.read_bytes(track.blob_path), MAX_DURATION_S + 1)
+        latents = None
+        if track.latents_blob and self.blobs.exists(track.latents_blob):
+            try:
+                latents = self.blobs.get_array(track.latents_blob)
+            except (OSError, ValueError):  # unreadable: the backend encodes the song's audio instead
+                log.warning("unreadable latents; using the song's audio", extra={"job": job.id})
+        return {"base_audio": base_audio, "base_latents": latents}
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:
         by_id = {job.id: job for job in jobs}

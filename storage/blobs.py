@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
+from storage.blobstore import array_bytes, array_from, array_relative
 from storage.private import FILE_MODE, private_dir, private_file
 
 
@@ -86,6 +89,16 @@ class Blobs:
         os.chmod(temp, FILE_MODE)  # written by an encoder, perhaps in another process with its own umask
         os.replace(temp, target)
         return target
+
+    def put_array(self, relative: str, array: np.ndarray) -> str:
+        """Store a numpy array (a song's latents) as `.npy` beside `relative`; returns its relative path."""
+        relative = array_relative(relative)
+        self._write(self.root / relative, array_bytes(array))
+        return relative
+
+    def get_array(self, relative: str) -> np.ndarray:
+        """A stored numpy array."""
+        return array_from(self.read_bytes(relative))
 
     def _write(self, target: Path, data: bytes) -> None:
         private_dir(target.parent, tighten=True)

@@ -8,11 +8,14 @@ In either, a blob is visible under its real name only once it is complete.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+import numpy as np
 
 
 class BlobStore(Protocol):
@@ -50,6 +53,14 @@ class BlobStore(Protocol):
         """Where the song of a job's attempt goes (each attempt its own blob)."""
         ...
 
+    def put_array(self, relative: str, array: np.ndarray) -> str:
+        """Store a numpy array (a song's latents) as `.npy` beside `relative`; returns its relative path."""
+        ...
+
+    def get_array(self, relative: str) -> np.ndarray:
+        """A stored numpy array."""
+        ...
+
     def scratch_root(self) -> Path:
         """The local folder under which `temp_path` makes scratch files (swept when stale)."""
         ...
@@ -71,3 +82,20 @@ def track_relative(job_id: int, attempt: int) -> str:
 def upload_relative(suffix: str) -> str:
     """A fresh name for an uploaded source (as `Blobs` names it)."""
     return f"uploads/{uuid.uuid4().hex}{suffix}"
+
+
+def array_relative(relative: str) -> str:
+    """Where an array kept beside `relative` goes (`.npy`)."""
+    return str(Path(relative).with_suffix(".npy"))
+
+
+def array_bytes(array: np.ndarray) -> bytes:
+    """An array as `.npy` bytes (float32, no pickles)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def array_from(data: bytes) -> np.ndarray:
+    """An array back from `.npy` bytes; refuses pickles."""
+    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))

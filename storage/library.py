@@ -24,7 +24,9 @@ class Library:
         """The track of song `song_id` (its job id), or None."""
         with self.reader.begin() as conn:
             row = conn.execute(
-                select(tracks, jobs.c.kind).join(jobs, jobs.c.id == tracks.c.job_id).where(tracks.c.job_id == song_id)
+                select(tracks, jobs.c.kind, jobs.c.parent_id, jobs.c.spec, jobs.c.user_id)
+                .join(jobs, jobs.c.id == tracks.c.job_id)
+                .where(tracks.c.job_id == song_id)
             ).one_or_none()
             return track_view(row) if row is not None else None
 
@@ -32,7 +34,7 @@ class Library:
         """A user's latest finished songs, newest first."""
         with self.reader.begin() as conn:
             rows = conn.execute(
-                select(tracks, jobs.c.kind)
+                select(tracks, jobs.c.kind, jobs.c.parent_id, jobs.c.spec, jobs.c.user_id)
                 .join(jobs, jobs.c.id == tracks.c.job_id)
                 .where(jobs.c.user_id == user_id)
                 .order_by(tracks.c.job_id.desc())
@@ -59,4 +61,9 @@ def track_view(row: Row[Any]) -> TrackView:
         notice=row.notice,
         created_at=row.created_at,
         kind=row.kind,
+        parent_id=row.parent_id,
+        user_id=row.user_id,
+        latents_blob=row.latents_blob,
+        edit=(row.spec or {}).get("edit"),
+        like=bool((row.spec or {}).get("like")),
     )

@@ -144,6 +144,8 @@ class Track(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     model: Mapped[dict[str, Any]]
     notice: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The model's own latents of the song (acestep), so a repaint or an extend keeps its samples.
+    latents_blob: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime]
 
 

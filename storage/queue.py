@@ -24,7 +24,7 @@ from storage import fairness, reaper
 from storage.db import read_only
 from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
-from storage.rows import delivery_values, job_view, track_values
+from storage.rows import delivery_values, job_view, queued_job_values, track_values
 from storage.scrub import Scrubber
 from storage.spec import JobSpec
 from storage.types import (
@@ -125,6 +125,28 @@ class Queue:
             LimitError: paused, banned, too many pending jobs, daily quota used up, queue full.
             NotFound: a re-roll of a job that has no track.
         """
+        takes = [(seed, target)]
+        return self.submit_takes(user_id, kind, spec, takes, now, parent_id, source_blob, enforce_limits)[0]
+
+    def submit_takes(
+        self,
+        user_id: int,
+        kind: str,
+        spec: JobSpec,
+        takes: list[tuple[int, DeliveryTarget | None]],
+        now: datetime,
+        parent_id: int | None = None,
+        source_blob: str | None = None,
+        enforce_limits: bool = True,
+    ) -> list[JobView]:
+        """Queue one job per (seed, target) take, all or none, in one transaction.
+
+        Each take is a song of its own: it counts against the limits and gets its own fairness tags.
+
+        Raises:
+            LimitError: as `submit`, counting every take.
+            NotFound: a re-roll of a job that has no track.
+        """
         with self.engine.begin() as conn:
             # The user's row lock makes the limit check and the insert one step: on PostgreSQL two
             # submits of one user would otherwise both count the same pending jobs and both pass.
@@ -132,47 +154,33 @@ class Queue:
             user = conn.execute(select(users).where(users.c.id == user_id).with_for_update()).one()
             clock, paused = conn.execute(select(queue_state.c.vtime, queue_state.c.paused)).one()
             if enforce_limits:
-                self._check_limits(conn, user, bool(paused), now)
+                self._check_limits(conn, user, bool(paused), now, len(takes))
             cost = self._price(conn, kind, spec, parent_id)
-            tags = fairness.tags_for(clock, user.last_vfinish, cost, user.weight)
-            job_id = conn.execute(
-                jobs.insert()
-                .values(
-                    user_id=user_id,
-                    kind=kind,
-                    spec=spec.stored(),
-                    seed=seed,
-                    parent_id=parent_id,
-                    source_blob=source_blob,
-                    status=QUEUED,
-                    stage=QUEUED,
-                    progress=0.0,
-                    attempts=0,
-                    max_attempts=self.limits.max_attempts,
-                    run_after=now,
-                    cost=cost,
-                    vstart=tags.vstart,
-                    vfinish=tags.vfinish,
-                    created_at=now,
-                )
-                .returning(jobs.c.id)
-            ).scalar_one()
-            # The user's chain of tags grows by this job.
-            conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=tags.vfinish))
-            if target is not None:
-                conn.execute(deliveries.insert().values(**delivery_values(job_id, target)))
-            return job_view(conn.execute(select(jobs).where(jobs.c.id == job_id)).one())
+            last_vfinish = user.last_vfinish
+            job_ids = []
+            for seed, target in takes:
+                tags = fairness.tags_for(clock, last_vfinish, cost, user.weight)
+                last_vfinish = tags.vfinish
+                job = {"user_id": user_id, "kind": kind, "spec": spec.stored(), "seed": seed, "parent_id": parent_id}
+                values = queued_job_values(job, source_blob, cost, tags, now, self.limits.max_attempts)
+                job_ids.append(conn.execute(jobs.insert().values(**values).returning(jobs.c.id)).scalar_one())
+                if target is not None:
+                    conn.execute(deliveries.insert().values(**delivery_values(job_ids[-1], target)))
+            # The user's chain of tags grows by these jobs.
+            conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=last_vfinish))
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids)).order_by(jobs.c.id)).all()
+            return [job_view(row) for row in rows]
 
     def _price(self, conn: Connection, kind: str, spec: JobSpec, parent_id: int | None) -> float:
-        """The cost to charge: a re-roll makes as much audio as the track it repeats."""
+        """The cost to charge: a re-roll makes as much audio as the track it repeats (and a new take plans codes)."""
         if kind != "reroll" or parent_id is None:
             return fairness.price(kind, spec)
         made_s = conn.execute(select(tracks.c.duration_s).where(tracks.c.job_id == parent_id)).scalar_one_or_none()
         if made_s is None:
             raise NotFound(f"There is no finished song #{parent_id}.")
-        return fairness.job_cost(float(made_s))
+        return fairness.job_cost(float(made_s), planned=spec.new_take)
 
-    def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime) -> None:
+    def _check_limits(self, conn: Connection, user: Row[Any], paused: bool, now: datetime, count: int = 1) -> None:
         if user.banned:
             raise LimitError("You are not allowed to make songs here.")
         if user.role == "admin":
@@ -182,6 +190,11 @@ class Queue:
         pending = conn.execute(
             select(func.count()).where(jobs.c.user_id == user.id, jobs.c.status.in_((QUEUED, RUNNING)))
         ).scalar_one()
+        if count > 1 and pending + count > self.limits.max_pending_per_user:
+            raise LimitError(
+                f"{count} takes would put {pending + count} songs in the queue, and the limit is "
+                f"{self.limits.max_pending_per_user}; ask for fewer takes."
+            )
         if pending >= self.limits.max_pending_per_user:
             raise LimitError(
                 f"You already have {pending} songs in the queue; wait for one to finish "
@@ -194,6 +207,8 @@ class Queue:
                 jobs.c.user_id == user.id, jobs.c.created_at >= today, jobs.c.status != CANCELLED
             )
         ).scalar_one()
+        if quota and count > 1 and used < quota < used + count:
+            raise LimitError(f"You have {quota - used} songs left for today, not {count}; ask for fewer takes.")
         if quota and used >= quota:
             raise LimitError(f"You have made your {quota} songs for today; the quota resets at midnight UTC.")
         total = conn.execute(select(func.count()).where(jobs.c.status == QUEUED)).scalar_one()

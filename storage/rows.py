@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
 
+from storage.fairness import Tags
 from storage.spec import JobSpec
-from storage.types import DeliveryTarget, JobView, NewTrack, UserView
+from storage.types import QUEUED, DeliveryTarget, JobView, NewTrack, UserView
 
 
 def job_view(row: Any) -> JobView:
@@ -35,6 +37,26 @@ def job_view(row: Any) -> JobView:
     )
 
 
+def queued_job_values(
+    job: dict[str, Any], source_blob: str | None, cost: float, tags: Tags, now: datetime, max_attempts: int
+) -> dict[str, Any]:
+    """The column values of a new queued job: `job` (user, kind, spec, seed, parent) with its price and tags."""
+    return {
+        **job,
+        "source_blob": source_blob,
+        "status": QUEUED,
+        "stage": QUEUED,
+        "progress": 0.0,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_after": now,
+        "cost": cost,
+        "vstart": tags.vstart,
+        "vfinish": tags.vfinish,
+        "created_at": now,
+    }
+
+
 def track_values(track: NewTrack) -> dict[str, Any]:
     """A new track as the column values of its tracks row (less `job_id` and `created_at`)."""
     return {
@@ -52,6 +74,7 @@ def track_values(track: NewTrack) -> dict[str, Any]:
         "plan": track.plan,
         "model": track.model,
         "notice": track.notice,
+        "latents_blob": track.latents_blob,
     }
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from storage.blobstore import track_relative, upload_relative
+import numpy as np
+
+from storage.blobstore import array_bytes, array_from, array_relative, track_relative, upload_relative
 from storage.errors import StartupError
 from storage.private import private_dir
 
@@ -119,6 +121,16 @@ class S3Blobs:
             return bytes(body.read())
         finally:
             body.close()
+
+    def put_array(self, relative: str, array: np.ndarray) -> str:
+        """Store a numpy array (a song's latents) as a `.npy` object beside `relative` (one PUT)."""
+        relative = array_relative(relative)
+        self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=array_bytes(array))
+        return relative
+
+    def get_array(self, relative: str) -> np.ndarray:
+        """A stored numpy array."""
+        return array_from(self.read_bytes(relative))
 
     def local_path(self, relative: str) -> Path:
         """A local copy of the object, downloaded (in blocks) once and kept in the cache folder."""

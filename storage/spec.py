@@ -13,7 +13,7 @@ that the same seed repeats the same song. Its fields carry the LM's own names (`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -58,6 +58,28 @@ class Plan(BaseModel):
         return self.model_dump(mode="json")
 
 
+class Edit(BaseModel):
+    """A change to a finished song: repaint a span of it, or extend it past its end.
+
+    Both regenerate the seconds from `start_s` to `end_s` of song `song_id` (for an extend, from its
+    old end to its new one) and keep the rest of its samples, so a re-roll of an edit repeats the
+    same edit of the same song with its own seed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: Literal["repaint", "extend"]
+    song_id: int = Field(ge=1)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0, le=MAX_DURATION_S)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Edit:
+        if self.end_s <= self.start_s:
+            raise ValueError("the end of the part to change must come after its start")
+        return self
+
+
 class JobSpec(BaseModel):
     """What to make, validated. The job's kind, seed and source audio are columns of their own.
 
@@ -76,6 +98,10 @@ class JobSpec(BaseModel):
         time_signature: Beats per bar (2, 3, 4 or 6), or None.
         strength: Covers: the share of the sampling steps that follow the source (0..1).
         plan: A stored LM plan, reused exactly by a re-roll.
+        new_take: Draw new audio codes for the stored plan with this job's seed (a re-roll as a
+            new take: the same caption, lyrics and metadata, another performance).
+        edit: A repaint or an extend of a finished song, or None.
+        like: The job's source audio is a timbre reference (a song "like this clip"), not a cover source.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -92,6 +118,9 @@ class JobSpec(BaseModel):
     time_signature: int | None = None
     strength: float = Field(DEFAULT_COVER_STRENGTH, ge=0.0, le=1.0)
     plan: Plan | None = None
+    new_take: bool = False
+    edit: Edit | None = None
+    like: bool = False
 
     @field_validator("caption", "lyrics")
     @classmethod

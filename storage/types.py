@@ -18,7 +18,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
     "dead",
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
-KINDS = ("song", "cover", "reroll")
+KINDS = ("song", "cover", "reroll", "repaint", "extend")
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,11 @@ class TrackView:
     notice: str | None
     created_at: datetime
     kind: str = "song"
+    parent_id: int | None = None
+    user_id: int | None = None
+    latents_blob: str | None = None
+    edit: dict[str, Any] | None = None
+    like: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class NewTrack:
     notice: str | None = None
     batch_index: int = 0
     format: str = "mp3"
+    latents_blob: str | None = None
 
 
 @dataclass(frozen=True)

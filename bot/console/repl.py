@@ -30,12 +30,12 @@ from typing import TextIO
 
 from bot.core import parser, render
 from bot.core.delivery import DeliveryLoop
-from bot.core.service import ResultView, SongService
+from bot.core.service import Clip, ResultView, SongService
 from bot.core.uploads import UploadSweeper
 from storage.errors import GENERIC_FAILURE, SongbotError, UserError
 from storage.outbox import PENDING
 from storage.settings import MIN_DURATION_S, Settings
-from storage.types import DeliveryTarget, DeliveryView, UserRef
+from storage.types import DeliveryTarget, DeliveryView, JobView, UserRef
 
 log = logging.getLogger("songbot.console")
 
@@ -52,7 +52,10 @@ HELP = """\
 /cover <file path> [style] [strength=0.6]
   A cover of an audio file on this computer, e.g. /cover ~/Music/take.mp3 bossa nova
   (strength: how closely it follows the original, 0 to 1).
-/reroll <song id> [seed] — the song again with a new seed; with its own seed, exactly the same song.
+/reroll <song id> [seed] — a new take of the song (new seed); with its own seed, exactly the same song.
+  takes=2 on /song or /cover makes 2 (up to 4) at once; like=<file path> on /song makes it sound like that clip.
+/repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 3 0:08-0:12 a solo).
+/extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
 /lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
 Every result ends with the path of its MP3 file, under {tracks}.
@@ -280,25 +283,32 @@ class ConsoleChat:
             self.quit()
             return None
         if name == "song":
-            job = await self.service.submit_song(self.user, parser.parse_song(command), target)
-            return self._queued(job.id)
+            request = parser.parse_song(command, with_path=True)
+            like = await self._clip(request.like_path, "like") if request.like_path else None
+            return self._queued(*await self.service.submit_songs(self.user, request, target, like))
         if name == "cover":
             return await self._cover(command, target)
         if name == "reroll":
             song_id, seed = parser.parse_reroll(command)
-            job = await self.service.reroll(self.user, song_id, seed, target)
-            return self._queued(job.id)
+            return self._queued(await self.service.reroll(self.user, song_id, seed, target))
+        if name == "repaint":
+            return self._queued(await self.service.repaint(self.user, parser.parse_repaint(command), target))
+        if name == "extend":
+            return self._queued(await self.service.extend(self.user, parser.parse_extend(command), target))
         return await self._lookup(command)
+
+    async def _clip(self, given: str, what: str) -> Clip:
+        """A recording on this computer, checked by size and type before it is read."""
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise UserError(f"I can't find the file {given}.")
+        self.service.check_upload(path.stat().st_size, None, path.name, what="clips" if what == "like" else "covers")
+        return Clip(await asyncio.to_thread(path.read_bytes), path.name)
 
     async def _cover(self, command: parser.ParsedCommand, target: DeliveryTarget) -> str | None:
         request = parser.parse_cover(command, with_path=True)
-        path = Path(request.path or "").expanduser()
-        if not path.is_file():
-            raise UserError(f"I can't find the file {request.path}.")
-        self.service.check_upload(path.stat().st_size, None, path.name)
-        data = await asyncio.to_thread(path.read_bytes)
-        job = await self.service.submit_cover(self.user, request, data, path.name, target)
-        return self._queued(job.id)
+        clip = await self._clip(request.path or "", "cover")
+        return self._queued(*await self.service.submit_covers(self.user, request, clip, target))
 
     async def _lookup(self, command: parser.ParsedCommand) -> str:
         name = command.name
@@ -322,8 +332,8 @@ class ConsoleChat:
             return await self.service.admin(self.user, parser.parse_admin(command.args))
         raise UserError(f"I don't know /{name}; try /help.")
 
-    def _queued(self, job_id: int) -> str | None:
-        self.submitted.append(job_id)
+    def _queued(self, *jobs: JobView) -> str | None:
+        self.submitted.extend(job.id for job in jobs)
         return None
 
     def _say(self, text: str) -> None:

@@ -3,7 +3,11 @@
     /song <description> [duration=30] [bpm=90] [key="F# minor"] [seed=7] [language=en] [instrumental=true]
     <lyrics on the following lines>
     /cover [style] [strength=0.6]        (a reply to audio; the console takes a file path first)
+    /song … takes=2   /cover … takes=2   (1 to 4 results, each with its own seed)
+    /song … like=<path>                  (console: the clip whose sound the song takes)
     /reroll <song id> [seed]
+    /repaint <song id> <start>-<end> [caption]   (seconds or m:ss; the id may come from a replied-to result)
+    /extend <song id> <seconds> [caption]
     /history   /queue   /cancel [id]   /lyrics <id>   /help
     /admin pause|resume|stats|ban <platform:id>|unban <platform:id>|quota <platform:id> <n|default>
 
@@ -20,8 +24,16 @@ from storage.errors import UserError
 from storage.types import UserRef
 from storage.values import ID_MAX, LANGUAGES, SEED_MAX, canonical_key
 
-SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig")
-COVER_OPTIONS = ("strength", "seed", "duration")
+SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
+CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
+COVER_OPTIONS = ("strength", "seed", "duration", "takes")
+TAKES_MAX = 4
+# A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
+TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
+SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
+REPAINT_USAGE = "Use /repaint <song id> <start>-<end> [caption], for example: /repaint 12 0:30-0:45 a guitar solo"
+EXTEND_USAGE = "Use /extend <song id> <seconds> [caption], for example: /extend 12 30 a slow fade-out"
+EXTEND_MAX_S = 600
 OPTION = re.compile(r"""(?<!\S)([A-Za-z_]+)=("[^"]*"|'[^']*'|\S+)""")
 # `name=` with nothing after it: an option whose value was left out, never part of the description.
 EMPTY_OPTION = re.compile(r"(?<!\S)([A-Za-z_]+)=(?=\s|$)")
@@ -63,6 +75,8 @@ class SongRequest:
     language: str | None = None
     seed: int | None = None
     time_signature: int | None = None
+    takes: int = 1
+    like_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,26 @@ class CoverRequest:
     strength: float | None = None
     seed: int | None = None
     path: str | None = None
+    takes: int = 1
+
+
+@dataclass(frozen=True)
+class RepaintRequest:
+    """/repaint: regenerate the seconds from `start_s` to `end_s` of a song."""
+
+    song_id: int
+    start_s: float
+    end_s: float
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class ExtendRequest:
+    """/extend: continue a song by `seconds`."""
+
+    song_id: int
+    seconds: int
+    caption: str = ""
 
 
 AdminAction = Literal["pause", "resume", "stats", "ban", "unban", "quota"]
@@ -101,13 +135,13 @@ def parse_command(text: str, bot_username: str | None = None) -> ParsedCommand |
     return ParsedCommand(name=match.group(1).lower(), args=first.strip(), body=body.strip("\n"))
 
 
-def parse_song(command: ParsedCommand) -> SongRequest:
-    """`/song` arguments → a SongRequest.
+def parse_song(command: ParsedCommand, with_path: bool = False) -> SongRequest:
+    """`/song` arguments → a SongRequest (`like=<path>` only on the console).
 
     Raises:
         UserError: an unknown option or a value of the wrong type.
     """
-    options, description = split_options(command.args, SONG_OPTIONS)
+    options, description = split_options(command.args, CONSOLE_SONG_OPTIONS if with_path else SONG_OPTIONS)
     if not description:
         raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
     return SongRequest(
@@ -120,6 +154,8 @@ def parse_song(command: ParsedCommand) -> SongRequest:
         language=normalize_language(options["language"]) if "language" in options else None,
         seed=parse_seed(options["seed"]) if "seed" in options else None,
         time_signature=parse_time_signature(options["timesig"]) if "timesig" in options else None,
+        takes=parse_takes(options["takes"]) if "takes" in options else 1,
+        like_path=options.get("like"),
     )
 
 
@@ -135,7 +171,8 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
     if strength is not None and not 0.0 <= strength <= 1.0:
         raise UserError("strength must be between 0 and 1, for example strength=0.6.")
     seed = parse_seed(options["seed"]) if "seed" in options else None
-    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path)
+    takes = parse_takes(options["takes"]) if "takes" in options else 1
+    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path, takes=takes)
 
 
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
@@ -146,6 +183,88 @@ def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
     song_id = parse_song_id(parts[0])
     seed = parse_seed(parts[1].removeprefix("seed=")) if len(parts) == 2 else None
     return song_id, seed
+
+
+def parse_repaint(command: ParsedCommand, replied_song: int | None = None) -> RepaintRequest:
+    """`/repaint [id] <start>-<end> [caption]` → a RepaintRequest; the id may come from a replied-to result.
+
+    Raises:
+        UserError: no song, no span, a time that is not seconds or m:ss, or an end before the start.
+    """
+    song_id, rest = _song_and_rest(command.args, replied_song, REPAINT_USAGE)
+    span, *caption = rest.split(maxsplit=1)
+    start_s, end_s = parse_span(span)
+    return RepaintRequest(song_id, start_s, end_s, " ".join(caption).strip())
+
+
+def parse_extend(command: ParsedCommand, replied_song: int | None = None) -> ExtendRequest:
+    """`/extend [id] <seconds> [caption]` → an ExtendRequest; the id may come from a replied-to result."""
+    song_id, rest = _song_and_rest(command.args, replied_song, EXTEND_USAGE)
+    amount, *caption = rest.split(maxsplit=1)
+    return ExtendRequest(song_id, parse_seconds(amount), " ".join(caption).strip())
+
+
+def _song_and_rest(args: str, replied_song: int | None, usage: str) -> tuple[int, str]:
+    """The song id and the arguments after it.
+
+    The id is the first word when a span or an amount follows it (`12 0:30-0:45`, `12 30`); otherwise
+    the arguments are all span or amount and the song is the replied-to result.
+    """
+    words = args.split()
+    written = SONG_ID.match(words[0]) if words else None
+    if written and len(words) >= 2 and _span_or_amount(words[1]):
+        return int(written[1]), args.split(maxsplit=1)[1]
+    if replied_song is None or not words:
+        raise UserError(usage)
+    return replied_song, args.strip()
+
+
+def _span_or_amount(word: str) -> bool:
+    start, dash, end = word.partition("-")
+    if dash:
+        return bool(TIME.match(start) and TIME.match(end))
+    return bool(TIME.match(word.removesuffix("s")))
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """`0:30-0:45` or `8-12` → (start, end) in seconds.
+
+    Raises:
+        UserError: not two times joined by a dash, or the end does not come after the start.
+    """
+    start, dash, end = text.partition("-")
+    if not dash:
+        raise UserError(f"Give the part as <start>-<end>, for example 0:30-0:45, not {text[:20]!r}.")
+    start_s, end_s = parse_time(start), parse_time(end)
+    if end_s <= start_s:
+        raise UserError("The end of the part must come after its start, for example 0:30-0:45.")
+    return start_s, end_s
+
+
+def parse_time(text: str) -> float:
+    """`75`, `7.5`, `1:15` or `1:15.5` → seconds (ASCII digits only)."""
+    match = TIME.match(text.strip())
+    if not match:
+        raise UserError(f"Write times as seconds or minutes:seconds, for example 45 or 0:45, not {text[:20]!r}.")
+    minutes, seconds, plain, fraction = match.groups()
+    whole = int(minutes) * 60 + int(seconds) if minutes is not None else int(plain)
+    return whole + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def parse_seconds(text: str) -> int:
+    """How many seconds to add: a whole number from 1 to EXTEND_MAX_S, ASCII digits only."""
+    value = text.strip().removesuffix("s")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= EXTEND_MAX_S:
+        raise UserError(f"Say how many seconds to add as a whole number, for example 30, not {text[:20]!r}.")
+    return int(value)
+
+
+def parse_takes(value: str) -> int:
+    """`takes=N`: a whole number from 1 to TAKES_MAX, ASCII digits only."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= TAKES_MAX:
+        raise UserError(f"takes must be a whole number from 1 to {TAKES_MAX}.")
+    return int(text)
 
 
 def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:

@@ -16,7 +16,12 @@ seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lin
 
 /cover [style] [strength=0.6] — reply to a song or voice note to re-imagine it (strength: how \
 closely it follows the original, 0 to 1).
-/reroll <song id> [seed] — the same song with a new seed; with the song's own seed, exactly the same song.
+/reroll <song id> [seed] — a new take of the song (new seed, new codes); with the song's own seed, exactly \
+the same song. takes=2 on /song or /cover makes 2 (up to 4) at once.
+/repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 12 0:30-0:45 \
+a guitar solo); the rest stays. /extend <song id> <seconds> [caption] — make a song longer. Both also work \
+as a reply to one of my songs, and with the ✏️ and ➕ buttons.
+/song … as a reply to a recording — a new song that sounds like it.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.
 
@@ -56,13 +61,11 @@ def privacy_text(upload_days: float) -> str:
     return PRIVACY_TEXT.format(uploads=uploads)
 
 
-def source_gone_text(song_id: int, upload_days: float) -> str:
-    """The one sentence for a re-roll of a cover whose uploaded recording was deleted."""
+def source_gone_text(song_id: int, upload_days: float, like: bool = False) -> str:
+    """The one sentence for a re-roll of a cover (or of a song like a clip) whose uploaded recording was deleted."""
     when = f" after {days_text(upload_days)}" if upload_days > 0 else ""
-    return (
-        f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; "
-        "send the audio again with /cover."
-    )
+    again = "send the clip again with /song" if like else "send the audio again with /cover"
+    return f"The recording behind song #{song_id} was deleted{when}, so it can't be re-rolled; {again}."
 
 
 def days_text(days: float) -> str:
@@ -142,10 +145,39 @@ def history_text(tracks: list[TrackView]) -> str:
     if not tracks:
         return "You have no songs yet; try /song lo-fi rain at night"
     rows = [
-        f"#{track.job_id} · {shorten(track.title, 40)} · seed {track.seed} · {format_duration(track.duration_s)}"
+        " · ".join(
+            part
+            for part in (
+                f"#{track.job_id}",
+                shorten(track.title, 40),
+                f"seed {track.seed}",
+                format_duration(track.duration_s),
+                origin_text(track),
+            )
+            if part
+        )
         for track in tracks
     ]
     return "Your latest songs:\n" + "\n".join(rows)
+
+
+def origin_text(track: TrackView) -> str:
+    """What a song came from: `re-roll of #3`, `repaint of #3 (0:08-0:12)`, `#3 extended by 0:10`, ..."""
+    edit = track.edit or {}
+    if edit.get("task") == "repaint":
+        span = f"{format_duration(edit['start_s'])}-{format_duration(edit['end_s'])}"
+        origin = f"repaint of #{edit['song_id']} ({span})"
+    elif edit.get("task") == "extend":
+        origin = f"#{edit['song_id']} extended by {format_duration(edit['end_s'] - edit['start_s'])}"
+    elif track.kind == "cover":
+        origin = "cover"
+    else:
+        origin = ""
+    if track.kind == "reroll":
+        origin = f"re-roll of #{track.parent_id}" + (f", {origin}" if origin else "")
+    if track.like:
+        origin = ", ".join(part for part in (origin, "like a clip") if part)
+    return origin
 
 
 def queue_text(lines: list[str], total_queued: int) -> str:

@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from bot.core import render
-from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, SongRequest
+from bot.core import edits, render
+from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, ExtendRequest, RepaintRequest, SongRequest
 from migrations import upgrade
 from storage import audio
 from storage.accounts import Accounts
@@ -32,7 +32,7 @@ from storage.private import private_dir
 from storage.queue import Queue
 from storage.scrub import Scrubber
 from storage.settings import Settings
-from storage.spec import JobSpec, Plan
+from storage.spec import Edit, JobSpec
 from storage.stores import open_blobs
 from storage.text import clean_line, clean_lines
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
@@ -46,6 +46,14 @@ SongCheck = Callable[[SongRequest, int], None]
 UPLOAD_SUFFIX = re.compile(r"\.[a-z0-9]{1,7}")
 NOT_AUDIO_TYPES = ("image/", "text/", "application/pdf", "application/zip", "application/json")
 NOT_AUDIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt", ".zip", ".exe", ".doc", ".docx")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An uploaded recording: a cover's source, or the clip a song should sound like."""
+
+    data: bytes
+    filename: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,13 @@ class SongService:
     # ------------------------------------------------------------- submitting
 
     async def submit_song(self, user: UserRef, request: SongRequest, target: DeliveryTarget) -> JobView:
-        """Queue a new song. Raises UserError with the sentence to show."""
+        """Queue a new song (its first take). Raises UserError with the sentence to show."""
+        return (await self.submit_songs(user, request, target))[0]
+
+    async def submit_songs(
+        self, user: UserRef, request: SongRequest, target: DeliveryTarget, like: Clip | None = None
+    ) -> list[JobView]:
+        """Queue a new song, one job per take; `like` is a clip whose sound the song takes (its timbre)."""
         request = cleaned_song(request)
         self._check_song(request)
         duration = request.duration_s or self.settings.default_duration_s
@@ -130,12 +144,34 @@ class SongService:
             key=request.key,
             language=request.language,
             time_signature=request.time_signature,
+            like=like is not None,
         )
-        seed = request.seed if request.seed is not None else new_seed()
-        return await self._run(self._submit, user, "song", spec, seed, target)
+        blob = await self._keep_upload(like, "clips") if like is not None else None
+        takes = self._takes(request.seed, request.takes, target)
+        return await self._run(self._submit_takes, user, "song", spec, takes, None, blob)
+
+    def _takes(self, seed: int | None, takes: int, target: DeliveryTarget) -> list[tuple[int, DeliveryTarget]]:
+        return list(zip(edits.take_seeds(seed, takes), edits.take_targets(target, takes), strict=True))
+
+    async def _keep_upload(self, clip: Clip, what: str) -> str:
+        """Check an uploaded recording (size, type, length) and keep it; returns its blob path."""
+        clip = cleaned_clip(clip)
+        self.check_upload(len(clip.data), None, clip.filename, what=what)
+        source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
+        seconds = source.shape[0] / audio.SAMPLE_RATE
+        if seconds < MIN_DURATION_S:
+            raise BadAudio(
+                f"That recording is only {seconds:.0f} seconds long; {what} need at least {MIN_DURATION_S} seconds."
+            )
+        return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
 
     def check_upload(
-        self, size_bytes: int | None, mime: str | None, filename: str | None, duration_s: float | None = None
+        self,
+        size_bytes: int | None,
+        mime: str | None,
+        filename: str | None,
+        duration_s: float | None = None,
+        what: str = "covers",
     ) -> None:
         """Refuse an upload before downloading it.
 
@@ -155,51 +191,100 @@ class SongService:
             raise audio.too_long(self.settings.max_source_duration_s)
         if duration_s is not None and 0 < duration_s < MIN_DURATION_S:
             raise BadAudio(
-                f"That recording is only {duration_s:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
+                f"That recording is only {duration_s:.0f} seconds long; {what} need at least {MIN_DURATION_S} seconds."
             )
 
     async def submit_cover(
         self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None, target: DeliveryTarget
     ) -> JobView:
-        """Validate the uploaded audio, keep it, and queue a cover."""
+        """Validate the uploaded audio, keep it, and queue a cover (its first take)."""
+        return (await self.submit_covers(user, request, Clip(data, filename), target))[0]
+
+    async def submit_covers(
+        self, user: UserRef, request: CoverRequest, clip: Clip, target: DeliveryTarget
+    ) -> list[JobView]:
+        """Validate the uploaded audio, keep it, and queue a cover, one job per take."""
         request = replace(request, style=clean_line(request.style))
-        filename = clean_line(filename) if filename else None
-        self.check_upload(len(data), None, filename)
+        clip = cleaned_clip(clip)
+        self.check_upload(len(clip.data), None, clip.filename)
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
-        source = await self._run(audio.decode, data, self.settings.max_source_duration_s, filename)
+        source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
         seconds = source.shape[0] / audio.SAMPLE_RATE
         if seconds < MIN_DURATION_S:
             raise BadAudio(
                 f"That recording is only {seconds:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
             )
-        suffix = upload_suffix(filename)
-        blob = await self._run(self.blobs.put_upload, data, suffix)
+        blob = await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
         spec = JobSpec.build(
             caption=request.style,
             duration_s=round(min(seconds, self.settings.max_duration_s), 2),
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
         )
-        seed = request.seed if request.seed is not None else new_seed()
-        return await self._run(self._submit, user, "cover", spec, seed, target, None, blob)
+        takes = self._takes(request.seed, request.takes, target)
+        return await self._run(self._submit_takes, user, "cover", spec, takes, None, blob)
 
     async def reroll(self, user: UserRef, song_id: int, seed: int | None, target: DeliveryTarget) -> JobView:
-        """Regenerate song `song_id`: with its own seed exactly, with another seed a sibling."""
+        """Regenerate song `song_id`: with its own seed exactly; without a seed, a new take (new codes).
+
+        A re-roll of a repaint or an extend repeats the same change of the same song with the new seed.
+        """
         _require_song_id(song_id)
         track = await self._run(self.library.get, song_id)
         parent = await self._run(self.queue.get, song_id)
         if track is None or parent is None:
             raise NotFound(f"There is no finished song #{song_id}.")
         self._require_source(parent)
-        # The stored plan and the parent's own spec make the same seed give the same audio.
-        spec = parent.spec.model_copy(update={"plan": Plan.model_validate(track.plan) if track.plan else None})
+        spec = edits.reroll_spec(parent, track, seed)
         chosen = seed if seed is not None else new_seed()
         return await self._run(self._submit, user, "reroll", spec, chosen, target, song_id, parent.source_blob)
+
+    async def repaint(self, user: UserRef, request: RepaintRequest, target: DeliveryTarget) -> JobView:
+        """Regenerate a part of one of the user's songs; the rest keeps its samples."""
+        track, parent = await self._own_song(user, request.song_id, "repaint")
+        return await self._edit(
+            user, parent, track, edits.repaint_edit(track, request.start_s, request.end_s), request.caption, target
+        )
+
+    async def extend(self, user: UserRef, request: ExtendRequest, target: DeliveryTarget) -> JobView:
+        """Continue one of the user's songs by some seconds; what was there stays."""
+        track, parent = await self._own_song(user, request.song_id, "extend")
+        edit = edits.extend_edit(track, request.seconds, self.settings.max_duration_s)
+        return await self._edit(user, parent, track, edit, request.caption, target)
+
+    async def extend_button_seconds(self, song_id: int) -> int:
+        """What the ➕ button under song `song_id` adds."""
+        return edits.extend_button_seconds(await self.track(song_id), self.settings.max_duration_s)
+
+    async def _edit(
+        self, user: UserRef, parent: JobView, track: TrackView, edit: Edit, caption: str, target: DeliveryTarget
+    ) -> JobView:
+        caption = clean_line(caption)
+        if len(caption) > self.settings.max_prompt_chars:
+            raise UserError(f"Keep the caption under {self.settings.max_prompt_chars} characters.")
+        # A song like a clip stays like it while the clip is kept (uploads are deleted after a while).
+        blob = parent.source_blob if parent.spec.like and parent.source_blob else None
+        blob = blob if blob is not None and self.blobs.exists(blob) else None
+        spec = edits.edit_spec(parent, track, edit, caption, like=blob is not None)
+        seed = new_seed()
+        return await self._run(self._submit, user, edit.task, spec, seed, target, track.job_id, blob)
+
+    async def _own_song(self, user: UserRef, song_id: int, verb: str) -> tuple[TrackView, JobView]:
+        """A finished song of this user (an admin may change anyone's). Raises NotFound or UserError."""
+        _require_song_id(song_id)
+        track = await self._run(self.library.get, song_id)
+        parent = await self._run(self.queue.get, song_id)
+        if track is None or parent is None:
+            raise NotFound(f"There is no finished song #{song_id}.")
+        stored = await self._run(self._user, user)
+        if parent.user_id != stored.id and stored.role != "admin":
+            raise UserError(f"Song #{song_id} is not yours; you can {verb} only your own songs.")
+        return track, parent
 
     def _require_source(self, parent: JobView) -> None:
         """A cover's re-roll needs its uploaded recording, which is deleted after UPLOAD_RETENTION_DAYS."""
         if parent.source_blob and not self.blobs.exists(parent.source_blob):
-            raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days))
+            raise NotFound(render.source_gone_text(parent.id, self.settings.upload_retention_days, parent.spec.like))
 
     def _submit(
         self,
@@ -215,6 +300,21 @@ class SongService:
         job = self.queue.submit(user.id, kind, spec, seed, self.clock(), target, parent_id, source_blob)
         self.metrics.submitted.labels(kind, ref.platform).inc()
         return job
+
+    def _submit_takes(
+        self,
+        ref: UserRef,
+        kind: str,
+        spec: JobSpec,
+        takes: list[tuple[int, DeliveryTarget]],
+        parent_id: int | None = None,
+        source_blob: str | None = None,
+    ) -> list[JobView]:
+        user = self._user(ref)
+        chosen: list[tuple[int, DeliveryTarget | None]] = list(takes)
+        jobs = self.queue.submit_takes(user.id, kind, spec, chosen, self.clock(), parent_id, source_blob)
+        self.metrics.submitted.labels(kind, ref.platform).inc(len(jobs))
+        return jobs
 
     def _user(self, ref: UserRef) -> UserView:
         if not self.settings.user_allowed(ref.platform, ref.platform_id):
@@ -366,6 +466,11 @@ def cleaned_song(request: SongRequest) -> SongRequest:
     if not description:
         raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
     return replace(request, description=description, lyrics=clean_lines(request.lyrics).strip("\n"))
+
+
+def cleaned_clip(clip: Clip) -> Clip:
+    """The clip with its file name cleaned of control characters (a NUL in a name breaks file calls)."""
+    return Clip(clip.data, clean_line(clip.filename) if clip.filename else None)
 
 
 def upload_suffix(filename: str | None) -> str:

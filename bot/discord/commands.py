@@ -11,8 +11,17 @@ import discord
 from discord import app_commands
 
 from bot.core import render
-from bot.core.parser import CoverRequest, SongRequest, normalize_key, normalize_language
-from bot.core.service import SongService
+from bot.core.parser import (
+    TAKES_MAX,
+    CoverRequest,
+    ExtendRequest,
+    ParsedCommand,
+    SongRequest,
+    normalize_key,
+    normalize_language,
+    parse_repaint,
+)
+from bot.core.service import Clip, SongService
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
@@ -29,6 +38,7 @@ Bpm = app_commands.Range[int, BPM_MIN, BPM_MAX]
 Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
+Takes = app_commands.Range[int, 1, TAKES_MAX]
 
 
 def register_commands(tree: app_commands.CommandTree[discord.Client], settings: Settings) -> None:
@@ -49,6 +59,8 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         language="Language code of the vocals, e.g. en",
         seed="Seed, to make the same song again",
         write_lyrics="Open a box to write multi-line lyrics",
+        takes="How many takes to make at once, each with its own seed (1 to 4)",
+        like="A recording whose sound the song should have",
     )
     async def song(
         interaction: discord.Interaction,
@@ -61,8 +73,10 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         language: str | None = None,
         seed: Seed | None = None,
         write_lyrics: bool = False,
+        takes: Takes = 1,
+        like: discord.Attachment | None = None,
     ) -> None:
-        """/song: a new song; `write_lyrics` opens the ✍️ modal first."""
+        """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
         try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
             key = normalize_key(key) if key else None
             language = normalize_language(language) if language else None
@@ -78,12 +92,19 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
             key=key,
             language=language,
             seed=seed,
+            takes=takes,
         )
+        if like is not None and write_lyrics:  # the lyrics box would come back without the clip
+            await refuse(interaction, "With a like clip, give the lyrics in the lyrics option instead of the box.")
+            return
+        if like is not None:
+            await song_like(interaction, service_of(interaction), request, like)
+            return
         if write_lyrics:
             await interaction.response.send_modal(LyricsModal(request, settings.max_lyrics_chars))
             return
         service = service_of(interaction)
-        await submit_deferred(interaction, lambda target: service.submit_song(user_ref(interaction), request, target))
+        await submit_deferred(interaction, lambda target: service.submit_songs(user_ref(interaction), request, target))
 
     @tree.command(name="cover", description="Re-imagine an uploaded song")
     @app_commands.describe(
@@ -91,6 +112,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         style="How the cover should sound",
         strength="How closely it follows the original, 0 to 1",
         seed="Seed",
+        takes="How many takes to make at once, each with its own seed (1 to 4)",
     )
     async def cover(
         interaction: discord.Interaction,
@@ -98,11 +120,11 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         style: str = "",
         strength: Strength | None = None,
         seed: Seed | None = None,
+        takes: Takes = 1,
     ) -> None:
         """/cover with an attachment."""
-        await cover_attachment(
-            interaction, service_of(interaction), file, CoverRequest(style=style, strength=strength, seed=seed)
-        )
+        request = CoverRequest(style=style, strength=strength, seed=seed, takes=takes)
+        await cover_attachment(interaction, service_of(interaction), file, request)
 
     @tree.context_menu(name="Cover this")
     async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
@@ -119,6 +141,39 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
         """/reroll <song id> [seed]."""
         service = service_of(interaction)
         await submit_deferred(interaction, lambda target: service.reroll(user_ref(interaction), song_id, seed, target))
+
+    @tree.command(name="repaint", description="Make a part of one of your songs again; the rest stays")
+    @app_commands.describe(
+        song_id="The song id (the number after #)",
+        part="The part: start-end in seconds or m:ss, e.g. 0:30-0:45",
+        caption="What the part should sound like (optional)",
+    )
+    async def repaint(interaction: discord.Interaction, song_id: SongId, part: str, caption: str = "") -> None:
+        """/repaint <song id> <start>-<end> [caption], with the text commands' rules for the part."""
+        try:
+            request = parse_repaint(ParsedCommand("repaint", f"{song_id} {part} {caption}".strip(), ""))
+        except UserError as error:
+            await refuse(interaction, error.user_message)
+            return
+        service = service_of(interaction)
+        await submit_deferred(interaction, lambda target: service.repaint(user_ref(interaction), request, target))
+
+    @tree.command(name="extend", description="Make one of your songs longer; what was there stays")
+    @app_commands.describe(
+        song_id="The song id (the number after #)",
+        seconds="How many seconds to add",
+        caption="What the new part should sound like (optional)",
+    )
+    async def extend(
+        interaction: discord.Interaction,
+        song_id: SongId,
+        seconds: app_commands.Range[int, 1, MAX_DURATION_S],
+        caption: str = "",
+    ) -> None:
+        """/extend <song id> <seconds> [caption]."""
+        request = ExtendRequest(song_id, seconds, caption.strip())
+        service = service_of(interaction)
+        await submit_deferred(interaction, lambda target: service.extend(user_ref(interaction), request, target))
 
     @tree.command(name="history", description="Your latest songs, with re-roll buttons")
     async def history(interaction: discord.Interaction) -> None:
@@ -168,7 +223,27 @@ async def cover_attachment(
         await refuse(interaction, "I could not download that file; please try again.")
         return
     user = user_ref(interaction)
-    await submit_deferred(interaction, lambda target: service.submit_cover(user, request, data, file.filename, target))
+    clip = Clip(data, file.filename)
+    await submit_deferred(interaction, lambda target: service.submit_covers(user, request, clip, target))
+
+
+async def song_like(
+    interaction: discord.Interaction, service: SongService, request: SongRequest, file: discord.Attachment
+) -> None:
+    """/song with a `like` clip: checked like a cover's upload, then downloaded and submitted."""
+    try:
+        service.check_upload(file.size, file.content_type, file.filename, file.duration, "clips")
+    except UserError as error:
+        await refuse(interaction, error.user_message)
+        return
+    await interaction.response.defer(thinking=True)
+    try:
+        clip = Clip(await file.read(), file.filename)
+    except discord.HTTPException:
+        await refuse(interaction, "I could not download that file; please try again.")
+        return
+    user = user_ref(interaction)
+    await submit_deferred(interaction, lambda target: service.submit_songs(user, request, target, clip))
 
 
 def is_audio(attachment: discord.Attachment) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.core.parser import SongRequest
+from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
 from storage.types import TrackView
@@ -93,10 +94,12 @@ def finished_view(view: discord.ui.View) -> discord.ui.View:
 
 
 def result_view(job_id: int) -> discord.ui.View:
-    """The buttons under every result."""
+    """The buttons under every result: re-roll, lyrics, repaint a part, extend."""
     view = discord.ui.View(timeout=None)
     view.add_item(RerollButton(job_id))
     view.add_item(LyricsButton(job_id))
+    view.add_item(RepaintButton(job_id))
+    view.add_item(ExtendButton(job_id))
     return finished_view(view)
 
 

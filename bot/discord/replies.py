@@ -29,7 +29,7 @@ MESSAGE_LIMIT = 2000
 ORIGINAL = "@original"
 NO_MENTIONS = discord.AllowedMentions.none()
 
-Submit = Callable[[DeliveryTarget], Awaitable[JobView]]
+Submit = Callable[[DeliveryTarget], Awaitable[JobView | list[JobView]]]
 
 
 def escape(text: str) -> str:
@@ -105,7 +105,7 @@ async def submit_deferred(interaction: discord.Interaction, submit: Submit) -> J
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
     try:
-        job = await submit(delivery_target(interaction))
+        submitted = await submit(delivery_target(interaction))
     except UserError as error:
         await refuse(interaction, error.user_message)
         return None
@@ -114,6 +114,7 @@ async def submit_deferred(interaction: discord.Interaction, submit: Submit) -> J
         log.exception("submit failed", extra={"interaction": interaction.id})
         await refuse(interaction, GENERIC_FAILURE)
         return None
+    job = submitted[0] if isinstance(submitted, list) else submitted  # the first of several takes
     log.info("job submitted", extra={"job": job.id, "kind": job.kind, "interaction": interaction.id})
     return job
 

@@ -114,7 +114,7 @@ class TelegramAdapter:
         return delivery.status_message_id
 
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
-        """Post the song as an audio message with its caption and the 🎲/📝 buttons."""
+        """Post the song as an audio message with its caption and the 🎲/📝/✏️/➕ buttons."""
         chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
         async with _chat_action(self.application.bot, chat_id, ChatAction.UPLOAD_VOICE, thread_id):
             await self._upload(chat_id, thread_id, delivery, result)
@@ -245,6 +245,8 @@ def _install(application: Application, h: Handlers) -> None:
         ("song", h.song),
         ("cover", h.cover),
         ("reroll", h.reroll),
+        ("repaint", h.repaint),
+        ("extend", h.extend),
         ("history", h.history),
         ("queue", h.queue),
         ("cancel", h.cancel),
@@ -256,6 +258,9 @@ def _install(application: Application, h: Handlers) -> None:
     captioned_cover = filters.CaptionRegex(r"^/cover\b") & COVER_SOURCES & NOT_EDITED
     application.add_handler(MessageHandler(captioned_cover, h.cover))
     application.add_handler(CallbackQueryHandler(h.button, pattern=CALLBACK_PATTERN))
+    # A plain reply may answer the ✏️ question (which part to repaint); other plain private text gets the hint.
+    answer = filters.REPLY & filters.TEXT & ~filters.COMMAND & NOT_EDITED
+    application.add_handler(MessageHandler(answer, h.answer))
     lost = filters.ChatType.PRIVATE & (filters.TEXT | filters.COMMAND) & NOT_EDITED  # after the commands
     application.add_handler(MessageHandler(lost, h.hint))
     application.add_error_handler(h.on_error)

@@ -8,19 +8,20 @@ delivery loop reports back through the adapter's Messenger methods.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable
 from dataclasses import replace
 
-from telegram import BotCommand, Chat, Message, Update
+from telegram import BotCommand, Chat, ForceReply, Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core import parser
 from bot.core.parser import ParsedCommand
-from bot.core.render import help_text, history_text
-from bot.core.service import SongService
-from bot.telegram.keyboards import LYRICS, history_keyboard, parse_callback
+from bot.core.render import format_duration, help_text, history_text
+from bot.core.service import Clip, SongService
+from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
@@ -34,6 +35,8 @@ COMMANDS = [
     BotCommand("song", "Make a song: /song lo-fi rain at night duration=30"),
     BotCommand("cover", "Reply to audio with /cover [style] [strength=0.6]"),
     BotCommand("reroll", "Regenerate a song: /reroll <id> [seed]"),
+    BotCommand("repaint", "Make a part again: /repaint <id> 0:30-0:45 [caption]"),
+    BotCommand("extend", "Make a song longer: /extend <id> <seconds> [caption]"),
     BotCommand("history", "Your recent songs, with re-roll buttons"),
     BotCommand("queue", "Where your songs are in the queue"),
     BotCommand("cancel", "Cancel a queued song: /cancel [id]"),
@@ -48,6 +51,13 @@ TELEGRAM_HELP = (
     "note with /cover [style]."
 )
 Context = ContextTypes.DEFAULT_TYPE
+# The song a message of ours is about: a result's caption line, or the ✏️ question.
+RESULT_LINE = re.compile(r"^#([0-9]{1,18}) · seed [0-9]+$", re.M)
+REPAINT_QUESTION = re.compile(r"^✏️ Repaint #([0-9]{1,18}):")
+ASK_SPAN = (
+    "✏️ Repaint #{song}: which part? Reply to this message with <start>-<end> and, if you like, a caption, "
+    "for example 0:30-0:45 a guitar solo."
+)
 
 
 class Handlers:
@@ -79,11 +89,45 @@ class Handlers:
         await _message(update).reply_text(self._help(context))
 
     async def song(self, update: Update, context: Context) -> None:
-        """/song <description> [options], lyrics on the following lines."""
+        """/song <description> [options], lyrics on the following lines; as a reply to audio, like that clip."""
         message = _message(update)
         request = parser.parse_song(self._command(message, context))
+        source = find_source(message)
+        like = None
+        if source is not None:  # the replied-to recording is the sound the song should have
+            self.service.check_upload(source.size_bytes, source.mime, source.filename, source.duration_s, "clips")
+            like = Clip(await self._download(source, context), source.filename)
         target = await self._acknowledge(message, "⏳ Got it, queuing your song…")
-        await self._submit(target, self.service.submit_song(_user(update), request, target))
+        await self._submit(target, self.service.submit_songs(_user(update), request, target, like))
+
+    async def repaint(self, update: Update, context: Context) -> None:
+        """/repaint [id] <start>-<end> [caption]; the id may come from the result replied to."""
+        message = _message(update)
+        request = parser.parse_repaint(self._command(message, context), replied_song(message, context.bot.id))
+        await self._repaint(update, message, request)
+
+    async def extend(self, update: Update, context: Context) -> None:
+        """/extend [id] <seconds> [caption]; the id may come from the result replied to."""
+        message = _message(update)
+        request = parser.parse_extend(self._command(message, context), replied_song(message, context.bot.id))
+        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {request.seconds} seconds…")
+        await self._submit(target, self.service.extend(_user(update), request, target))
+
+    async def answer(self, update: Update, context: Context) -> None:
+        """A plain-text reply: the part to repaint, when it answers the ✏️ question; else the usual hint."""
+        message = _message(update)
+        song_id = asked_song(message, context.bot.id)
+        if song_id is None:
+            if message.chat.type == ChatType.PRIVATE:
+                await self.hint(update, context)
+            return
+        command = ParsedCommand("repaint", (message.text or "").strip(), "")
+        await self._repaint(update, message, parser.parse_repaint(command, song_id))
+
+    async def _repaint(self, update: Update, message: Message, request: parser.RepaintRequest) -> None:
+        span = f"{format_duration(request.start_s)}-{format_duration(request.end_s)}"
+        target = await self._acknowledge(message, f"✏️ Repainting {span} of #{request.song_id}…")
+        await self._submit(target, self.service.repaint(_user(update), request, target))
 
     async def reroll(self, update: Update, context: Context) -> None:
         """/reroll <id> [seed]: the same song again (its own seed) or a sibling."""
@@ -154,7 +198,16 @@ class Handlers:
             await query.answer()
             await self._send_lyrics(query.message, song_id)
             return
+        if action == REPAINT:
+            await query.answer()
+            await query.message.reply_text(ASK_SPAN.format(song=song_id), reply_markup=ForceReply(selective=True))
+            return
         target = _target(query.message, reply_to=query.message.message_id)
+        if action == EXTEND:
+            seconds = await self.service.extend_button_seconds(song_id)
+            await self.service.extend(_user(update), parser.ExtendRequest(song_id, seconds), target)
+            await query.answer(f"➕ Extending #{song_id} by {seconds} seconds…")
+            return
         await self.service.reroll(_user(update), song_id, None, target)
         await query.answer(f"🎲 Re-rolling #{song_id} with a new seed…")
 
@@ -218,7 +271,7 @@ class Handlers:
         )
         return replace(target, status_message_id=str(status_id))
 
-    async def _submit(self, target: DeliveryTarget, submitted: Awaitable[JobView]) -> None:
+    async def _submit(self, target: DeliveryTarget, submitted: Awaitable[JobView | list[JobView]]) -> None:
         """Await a submission; a refusal replaces the acknowledgement, so the user sees one sentence."""
         try:
             await submitted
@@ -235,6 +288,25 @@ class Handlers:
     async def _send_lyrics(self, message: Message, song_id: int) -> None:
         for part in chunks(defang("📝 " + await self.service.lyrics(song_id))):
             await message.reply_text(part)
+
+
+def replied_song(message: Message, bot_id: int) -> int | None:
+    """The song id of the result (or the ✏️ question) of ours that `message` replies to, or None."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None
+    text = replied.caption or replied.text or ""
+    match = RESULT_LINE.search(text) or REPAINT_QUESTION.match(text)
+    return int(match[1]) if match else None
+
+
+def asked_song(message: Message, bot_id: int) -> int | None:
+    """The song of the ✏️ question that `message` answers, or None."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None
+    match = REPAINT_QUESTION.match(replied.text or "")
+    return int(match[1]) if match else None
 
 
 def _message(update: Update) -> Message:

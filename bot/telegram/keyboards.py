@@ -9,18 +9,23 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.core.parser import DIGITS
 from storage.values import ID_MAX
 
-REROLL, LYRICS = "rr", "ly"
-CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}):"  # the rest is checked by parse_callback
+REROLL, LYRICS, REPAINT, EXTEND = "rr", "ly", "rp", "ex"
+ACTIONS = (REROLL, LYRICS, REPAINT, EXTEND)
+CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}|{REPAINT}|{EXTEND}):"  # the rest is checked by parse_callback
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """The buttons under a finished song: a new seed, and the lyrics."""
+    """The buttons under a finished song: a new take, the lyrics, repaint a part (asks which), extend it."""
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton("🎲 Re-roll", callback_data=f"{REROLL}:{job_id}"),
                 InlineKeyboardButton("📝 Lyrics", callback_data=f"{LYRICS}:{job_id}"),
-            ]
+            ],
+            [
+                InlineKeyboardButton("✏️ Repaint", callback_data=f"{REPAINT}:{job_id}"),
+                InlineKeyboardButton("➕ Extend", callback_data=f"{EXTEND}:{job_id}"),
+            ],
         ]
     )
 
@@ -38,6 +43,6 @@ def parse_callback(data: str | None) -> tuple[str, int] | None:
     """Split ``rr:12`` into ("rr", 12); None for anything else."""
     action, _, job = (data or "").partition(":")
     # ASCII digits within the id range only: `str.isdigit` also admits `²`, which `int` refuses.
-    if action not in (REROLL, LYRICS) or not DIGITS.fullmatch(job) or int(job) > ID_MAX:
+    if action not in ACTIONS or not DIGITS.fullmatch(job) or int(job) > ID_MAX:
         return None
     return action, int(job)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.acestep import edit
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
 from engine.acestep.pipeline import AceStepPipeline, Track
 from engine.acestep.sampler import nearest_shift
@@ -69,6 +70,10 @@ def request_to_track(request: TrackRequest) -> Track:
     codes = plan.get("audio_codes")
     if request.kind == "cover" and request.source_audio is None:
         raise GenerationError("A cover needs the source audio, and none arrived with the request.")
+    edited = request.edit is not None
+    if edited and request.base_audio is None and request.base_latents is None:
+        raise GenerationError("The song to change did not arrive with the request; please try again.")
+    frames = round(metas.duration_s * edit.FRAMES_PER_SECOND)
     return Track(
         caption=str(_planned(plan, "caption", request.caption)) or COVER_CAPTION,
         lyrics=lyrics,
@@ -79,6 +84,10 @@ def request_to_track(request: TrackRequest) -> Track:
         audio_codes=[int(c) for c in codes] if codes else None,
         # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
         strength=float(request.strength) if request.source_audio is not None else 1.0,
+        base_latents=request.base_latents if edited else None,
+        span=edit.span_frames(request.edit.start_s, request.edit.end_s, frames) if request.edit else None,
+        base_audio=request.base_audio if edited else None,
+        reference_audio=request.reference_audio,
     )
 
 
@@ -144,12 +153,13 @@ class AceStepGenerator:
     def _plan_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         if self.planner is None:
             return requests
-        from engine.acestep.lm.integration import needs_plan, with_plans
+        from engine.acestep.lm.integration import needs_new_codes, needs_plan, with_new_codes, with_plans
 
         for r in requests:
-            if needs_plan(r):
+            if needs_plan(r) or needs_new_codes(r):
                 progress(r.job_id, "planning", 0.0)
         requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
+        requests = with_new_codes(self.planner, requests)  # a re-roll as a new take: its blueprint, new codes
         return self._understand(requests, progress)
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
@@ -160,8 +170,9 @@ class AceStepGenerator:
             for r in requests:
                 progress(r.job_id, stage, percent)
 
-        songs = self.pipeline(tracks, report)
-        return [self._result(r, t, a) for r, t, a in zip(requests, tracks, songs, strict=True)]
+        latents: list[np.ndarray] = []
+        songs = self.pipeline(tracks, report, keep=latents)
+        return [self._result(r, t, a, z) for r, t, a, z in zip(requests, tracks, songs, latents, strict=True)]
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""
@@ -179,7 +190,7 @@ class AceStepGenerator:
             raise GenerationError("A cover needs the source audio, and none arrived with the request.")
         return self.pipeline.source_codes(request.source_audio, request.seed)
 
-    def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
+    def _result(self, request: TrackRequest, track: Track, audio: np.ndarray, latents: np.ndarray) -> GeneratedTrack:
         metadata = {
             "bpm": track.metas.bpm,
             "key": track.metas.key,
@@ -198,6 +209,7 @@ class AceStepGenerator:
             plan=request.plan,
             model=self.model_info(),
             sample_rate=self.pipeline.vae.sample_rate,
+            latents=latents,
         )
 
     def model_info(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.acestep import edit
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
 from engine.acestep.decoder import DiTDecoder
 from engine.acestep.model import AceStepDiT, load_dit, load_silence_latent
@@ -57,6 +58,12 @@ class Track:
         source_audio: Covers: float32 [samples, 2] at 48 kHz.
         audio_codes: 5 Hz FSQ codes (e.g. from the LM planner): they become the context hints.
         strength: Share of the steps that follow the source or the codes (0..1).
+        base_latents: Repaint and extend: the base song's latents [frames, 64] (``engine/acestep/edit.py``).
+        span: Repaint and extend: the latent frames [start, end) to regenerate; the rest is the base's.
+        base_audio: Repaint and extend: the base song's own audio, kept outside the span.
+        reference_audio: A clip whose timbre the song takes, float32 [samples, 2] at 48 kHz.
+        base_from_audio: The base latents were encoded from ``base_audio`` (none were kept), so the
+            base's samples come from ``base_audio`` rather than from decoding them.
     """
 
     caption: str
@@ -67,6 +74,11 @@ class Track:
     source_audio: np.ndarray | None = None
     audio_codes: Sequence[int] | None = None
     strength: float = 1.0
+    base_latents: np.ndarray | None = None
+    span: tuple[int, int] | None = None
+    base_audio: np.ndarray | None = None
+    reference_audio: np.ndarray | None = None
+    base_from_audio: bool = False
 
     @property
     def guided(self) -> bool:
@@ -109,10 +121,16 @@ class AceStepPipeline:
         return cls(dit, vae, text, silence)
 
     @torch.no_grad()
-    def __call__(self, tracks: Sequence[Track], stage: Stage | None = None) -> list[np.ndarray]:
-        """Generate each track; returns float32 [samples, 2] arrays within [-1, 1]."""
+    def __call__(
+        self, tracks: Sequence[Track], stage: Stage | None = None, keep: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Generate each track; returns float32 [samples, 2] arrays within [-1, 1].
+
+        ``keep``, when given, receives each track's latents [frames, 64] (stored for later edits).
+        """
         report = stage or (lambda _name, _pct: None)
         report("encoding", 0.0)
+        tracks = [edit.with_base_latents(self.vae, t) for t in tracks]
         lengths = [self._length(t) for t in tracks]
         hints = [self._hints(t, n) for t, n in zip(tracks, lengths, strict=True)]
         phases = self._phases(tracks, lengths, hints)
@@ -129,7 +147,21 @@ class AceStepPipeline:
             frame_mask,
             on_step=lambda done, total: report("generating", 100.0 * done / total),
         )
-        return self._decode(latents, lengths, report)
+        edit.keep_outside(latents, tracks, lengths, self.silence)
+        if keep is not None:
+            keep.extend(latents[i, :n].float().cpu().numpy() for i, n in enumerate(lengths))
+        return [self._spliced(t, song) for t, song in zip(tracks, self._decode(latents, lengths, report), strict=True)]
+
+    def _spliced(self, track: Track, song: np.ndarray) -> np.ndarray:
+        """An edited track's new span in the base song's own audio (decoded from its kept latents)."""
+        if track.span is None:
+            return song
+        base = track.base_audio
+        if track.base_latents is not None and not track.base_from_audio:
+            kept = torch.as_tensor(track.base_latents, device=self.device, dtype=self.dtype)[None]
+            base = self._decode(kept, [kept.shape[1]], lambda _name, _pct: None)[0]
+        assert base is not None
+        return edit.splice_audio(track, song, base, self.vae.sample_rate)
 
     @torch.no_grad()
     def source_codes(self, source_audio: np.ndarray, seed: int) -> list[int]:
@@ -191,16 +223,25 @@ class AceStepPipeline:
     def _condition(self, tracks: Sequence[Track], lengths: list[int], hints: list[torch.Tensor | None]) -> Phase:
         """Encode caption, lyrics and the silence timbre reference; build the context latents."""
         captions = [
-            caption_prompt(COVER_INSTRUCTION if h is not None else TEXT2MUSIC_INSTRUCTION, t.caption, t.metas)
+            caption_prompt(
+                edit.REPAINT_INSTRUCTION
+                if t.span is not None
+                else COVER_INSTRUCTION
+                if h is not None
+                else TEXT2MUSIC_INSTRUCTION,
+                t.caption,
+                t.metas,
+            )
             for t, h in zip(tracks, hints, strict=True)
         ]
         lyrics = [lyrics_prompt(t.lyrics or INSTRUMENTAL_LYRICS, t.language or "unknown") for t in tracks]
         text, text_mask = self.text.captions(captions)
         lyric, lyric_mask = self.text.lyrics(lyrics)
-        refs = self.silence[:, : self.dit.config.timbre_fix_frame].expand(len(tracks), -1, -1)
+        refs = edit.references(self.vae, self.silence, tracks, self.dit.config.timbre_fix_frame)
         order = torch.arange(len(tracks), device=self.device)
         states, mask = self.dit.encoder(text.to(self.dtype), text_mask, lyric.to(self.dtype), lyric_mask, refs, order)
         context = self._context(lengths, hints)
+        edit.edit_context(context, tracks, lengths, self.silence)
         return Phase(self.dit.decoder.cross_kv(states), context, mask)
 
     def _context(self, lengths: list[int], hints: list[torch.Tensor | None]) -> torch.Tensor:

@@ -143,7 +143,8 @@ def command_entities(text: str) -> list[Json]:
 
 
 def set_markup(message: Json, markup: Any) -> None:
-    if markup is None:
+    # A sent message keeps only an inline keyboard: ForceReply and reply keyboards act on the client.
+    if markup is None or "inline_keyboard" not in markup:
         message.pop("reply_markup", None)
         return
     for row in markup.get("inline_keyboard", []):

@@ -95,6 +95,24 @@ def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequ
     return out
 
 
+def needs_new_codes(request: TrackRequest) -> bool:
+    """A re-roll as a new take: its stored plan keeps caption, lyrics and metadata, and gets new codes."""
+    return request.new_take and request.plan is not None and not request.plan.get("audio_codes")
+
+
+def with_new_codes(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
+    """Return the requests with new audio codes, drawn with each one's seed, in every new take's plan."""
+    todo = [i for i, r in enumerate(requests) if needs_new_codes(r)]
+    if not todo:
+        return requests
+    plans = [dict(requests[i].plan or {}) for i in todo]
+    codes = planner.new_codes(plans, [int(requests[i].seed) & 0xFFFFFFFF for i in todo])
+    out = list(requests)
+    for i, plan, code_list in zip(todo, plans, codes, strict=True):
+        out[i] = replace(requests[i], plan={**plan, "audio_codes": code_list})
+    return out
+
+
 def needs_understanding(request: TrackRequest) -> bool:
     """A fresh cover: the LM reads its source once; a re-roll of a cover reuses that reading."""
     return request.kind == "cover" and request.plan is None and request.source_audio is not None

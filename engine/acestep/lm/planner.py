@@ -144,6 +144,20 @@ class Planner:
             plans.append({k: plan[k] for k in PLAN_KEYS})
         return plans
 
+    def new_codes(self, plans: list[dict[str, Any]], seeds: list[int]) -> list[list[int]]:
+        """Phase B alone: new audio codes for stored plans, each with its own seed (a re-roll as a new take).
+
+        The caption, lyrics and metadata stay the plan's; only the performance (the codes) is drawn again.
+
+        Raises:
+            GenerationError: the LM did not finish the codes.
+        """
+        requests = [
+            PlanRequest(description=str(p.get("caption") or ""), seed=seed)
+            for p, seed in zip(plans, seeds, strict=True)
+        ]
+        return self._phase_b(requests, [dict(p) for p in plans])
+
     def _tok(self, text: str) -> list[int]:
         return encode(self.lm.tokenizer, text)
 

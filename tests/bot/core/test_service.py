@@ -93,8 +93,9 @@ async def test_reroll_with_own_seed_copies_spec_and_plan(service):
     assert same.kind == "reroll" and same.parent_id == job.id and same.seed == 11
     assert same.spec.caption == "rain" and same.spec.plan == Plan(audio_codes=(4, 5))
     assert same.spec.model_copy(update={"plan": None}) == job.spec
-    other = await service.reroll(BOB, job.id, None, TARGET)
-    assert other.spec.plan == same.spec.plan
+    other = await service.reroll(BOB, job.id, None, TARGET)  # a new take: the blueprint, without its codes
+    assert other.spec.new_take and not same.spec.new_take
+    assert other.spec.plan == same.spec.plan.model_copy(update={"audio_codes": ()})
     with pytest.raises(NotFound, match="no finished song #999"):
         await service.reroll(ALICE, 999, None, TARGET)
 
@@ -104,8 +105,10 @@ async def test_a_planner_timed_song_is_charged_its_bound_and_its_reroll_its_trac
     assert job.cost == fairness.job_cost(120.0, planned=True)  # MAX_DURATION_S of these settings
     finish(service, job, plan={"duration": 47.0, "audio_codes": [4, 5]}, made_s=47.0)
     assert service.queue.get(job.id).cost == fairness.job_cost(47.0, planned=True)
-    again = await service.reroll(ALICE, job.id, None, TARGET)
+    again = await service.reroll(ALICE, job.id, 7, TARGET)
     assert again.cost == 47.0 and again.spec.plan == Plan(duration=47.0, audio_codes=(4, 5))
+    new_take = await service.reroll(ALICE, job.id, None, TARGET)  # its codes are planned again
+    assert new_take.cost == fairness.job_cost(47.0, planned=True) and new_take.spec.plan == Plan(duration=47.0)
     given = await service.submit_song(BOB, SongRequest("rain", duration_s=30), TARGET)
     assert given.cost == fairness.job_cost(30.0, planned=True) and given.spec.duration_max_s is None
 

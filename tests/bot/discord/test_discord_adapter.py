@@ -54,6 +54,8 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
         "song",
         "cover",
         "reroll",
+        "repaint",
+        "extend",
         "history",
         "queue",
         "cancel",
@@ -83,7 +85,12 @@ async def test_song_defers_edits_progress_and_attaches_the_mp3(stack: Stack) -> 
     song_id = message["content"].split("#")[-1].split(" ")[0]
     assert f"#{song_id}" in message["content"] and "seed 4242" in message["content"]
     assert "100 bpm" in message["content"]
-    assert custom_ids(message) == [f"songbot:reroll:{song_id}", f"songbot:lyrics:{song_id}"]
+    assert custom_ids(message) == [
+        f"songbot:reroll:{song_id}",
+        f"songbot:lyrics:{song_id}",
+        f"songbot:repaint:{song_id}",
+        f"songbot:extend:{song_id}",
+    ]
     lyrics = await fake.click(f"songbot:lyrics:{song_id}", message, fake.member("someone else"))
     shown = await fake.wait_for(lambda: lyrics.original)
     assert shown["flags"] & EPHEMERAL and f"#{song_id}" in shown["content"]

@@ -54,7 +54,7 @@ async def test_song_status_audio_buttons_and_rerolls(api: FakeTelegramAPI, runni
     song_id, seed = song_id_and_seed(audio)
     assert audio.params["performer"] == "SongBot" and audio.params["duration"] == SONG_S
     assert audio.params["title"] and audio.params["title"] in audio.params["caption"]
-    assert buttons(audio) == [f"rr:{song_id}", f"ly:{song_id}"]
+    assert buttons(audio) == [f"rr:{song_id}", f"ly:{song_id}", f"rp:{song_id}", f"ex:{song_id}"]
     assert audio.result["reply_to_message"]["message_id"] == request["message_id"]
 
     # 🎲 Re-roll: a new song with a new seed; the press is answered.

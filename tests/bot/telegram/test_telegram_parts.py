@@ -41,7 +41,17 @@ def test_mentions_are_defused() -> None:
 
 @pytest.mark.parametrize(
     ("data", "parsed"),
-    [("rr:12", ("rr", 12)), ("ly:3", ("ly", 3)), ("rr:", None), ("xx:1", None), (None, None), ("rr:1a", None)],
+    [
+        ("rr:12", ("rr", 12)),
+        ("ly:3", ("ly", 3)),
+        ("rp:4", ("rp", 4)),
+        ("ex:5", ("ex", 5)),
+        ("rr:", None),
+        ("xx:1", None),
+        (None, None),
+        ("rr:1a", None),
+        ("rp:١٢", None),
+    ],
 )
 def test_callback_data(data: str | None, parsed: tuple[str, int] | None) -> None:
     assert parse_callback(data) == parsed
@@ -50,6 +60,7 @@ def test_callback_data(data: str | None, parsed: tuple[str, int] | None) -> None
 def test_keyboards_carry_ids_only() -> None:
     rows = result_keyboard(42).inline_keyboard
     assert [b.callback_data for b in rows[0]] == ["rr:42", "ly:42"]
+    assert [b.callback_data for b in rows[1]] == ["rp:42", "ex:42"]
     keyboard = history_keyboard([(1, "x" * 100), (2, "two")])
     assert keyboard is not None and [r[0].callback_data for r in keyboard.inline_keyboard] == ["rr:1", "rr:2"]
     assert all(len(str(r[0].callback_data).encode()) <= 64 for r in keyboard.inline_keyboard)

@@ -17,7 +17,7 @@ from tests.helpers import REPO
 RESULT = re.compile(r"^✅ #(\d+) seed (\d+) (/.+\.mp3)$", re.M)
 
 
-def chat(tmp_path: Path, model_dir: Path, text: str) -> str:
+def chat(tmp_path: Path, model_dir: Path, text: str, **extra: str) -> str:
     """Run the console chat with ENGINE_BACKEND=acestep on ``model_dir``; return its stdout."""
     env = dict(os.environ)
     env.update(
@@ -32,6 +32,7 @@ def chat(tmp_path: Path, model_dir: Path, text: str) -> str:
             "OMP_NUM_THREADS": "1",  # tiny models run fastest on one thread of a shared machine
             "PYTHONPATH": str(REPO),
             "PYTHONUNBUFFERED": "1",
+            **extra,
         }
     )
     done = subprocess.run(

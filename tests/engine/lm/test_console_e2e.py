@@ -56,3 +56,25 @@ async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_
     first, again = _samples(service, song), _samples(service, reroll)
     assert abs(first.shape[0] / 48_000 - 10.0) < 0.1
     assert np.array_equal(first, again)  # the same decoded samples
+
+
+async def test_reroll_without_a_seed_is_a_new_take_with_new_codes(tmp_path: Path, tiny_full_set: Path) -> None:
+    settings = make_settings(tmp_path, engine_backend="acestep", model_dir=tiny_full_set, engine_device="cpu")
+    service = SongService.from_settings(settings)
+    stop = start_engine(settings)
+    try:
+        user, target = UserRef("console", "tester"), DeliveryTarget("console", "console")
+        command = parser.parse_command("/song a sad folk song about trains duration=10 seed=5")
+        assert command is not None
+        job = await service.submit_song(user, parser.parse_song(command), target)
+        song = await _finished(service, job.id)
+        take_job = await service.reroll(user, job.id, None, target)
+        take = await _finished(service, take_job.id)
+        again = await _finished(service, (await service.reroll(user, take_job.id, take.seed, target)).id)
+    finally:
+        stop()
+    assert song.plan is not None and take.plan is not None
+    blueprint = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language")
+    assert all(take.plan[name] == song.plan[name] for name in blueprint)
+    assert len(take.plan["audio_codes"]) == 50 and take.plan["audio_codes"] != song.plan["audio_codes"]
+    assert again.plan == take.plan and np.array_equal(_samples(service, again), _samples(service, take))

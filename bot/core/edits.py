@@ -1,0 +1,103 @@
+"""Work on a finished song: the specs of takes, re-rolls as new takes, repaints and extends.
+
+Pure functions over stored values; `service.py` looks the song up, checks who asks, and submits.
+A repaint or an extend keeps the song's caption, lyrics and metadata (a new caption may replace the
+caption) and names the song it changes, so its re-roll repeats the same change with a new seed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from bot.core.render import format_duration
+from storage.errors import LimitError, UserError
+from storage.spec import Edit, JobSpec, Plan
+from storage.types import DeliveryTarget, JobView, TrackView
+from storage.values import BPM_MAX, BPM_MIN, KEYS, LANGUAGES, SEED_MAX, TIME_SIGNATURES
+
+# A span that starts this close to 0 and ends this close to the end is the whole song.
+WHOLE_SONG_MARGIN_S = 0.5
+# The ➕ button adds this much (less when the song is near the longest a song may be).
+EXTEND_BUTTON_S = 30
+EXTEND_MIN_S = 1
+
+
+def take_seeds(seed: int | None, takes: int) -> list[int]:
+    """One seed per take: the given seed and the ones after it, or fresh ones."""
+    if seed is None:
+        return [secrets.randbelow(SEED_MAX + 1) for _ in range(takes)]
+    return [(seed + n) % (SEED_MAX + 1) for n in range(takes)]
+
+
+def take_targets(target: DeliveryTarget, takes: int) -> list[DeliveryTarget]:
+    """The first take goes where the command was answered; the others get status messages of their own."""
+    others = replace(target, status_message_id=None, interaction_token=None, token_expires_at=None)
+    return [target] + [others] * (takes - 1)
+
+
+def reroll_spec(parent: JobView, track: TrackView, seed: int | None) -> JobSpec:
+    """The spec of a re-roll: with a seed, the stored plan exactly; without, new codes for the same blueprint."""
+    plan = Plan.model_validate(track.plan) if track.plan else None
+    new_take = seed is None and plan is not None and bool(plan.audio_codes)
+    if new_take and plan is not None:
+        plan = plan.model_copy(update={"audio_codes": ()})
+    return parent.spec.model_copy(update={"plan": plan, "new_take": new_take})
+
+
+def repaint_edit(track: TrackView, start_s: float, end_s: float) -> Edit:
+    """The repaint of `start_s`..`end_s` of a song, checked against its length.
+
+    Raises:
+        UserError: the part is outside the song, or is the whole song.
+    """
+    length = track.duration_s
+    if start_s >= length or end_s > length + 0.05:
+        raise UserError(
+            f"Song #{track.job_id} is {format_duration(length)} long, so the part to repaint must lie "
+            f"within 0:00-{format_duration(length)}."
+        )
+    if start_s <= WHOLE_SONG_MARGIN_S and end_s >= length - WHOLE_SONG_MARGIN_S:
+        raise UserError(
+            f"That part is the whole of song #{track.job_id}; use /reroll {track.job_id} for a new take instead."
+        )
+    return Edit(task="repaint", song_id=track.job_id, start_s=start_s, end_s=min(end_s, length))
+
+
+def extend_edit(track: TrackView, seconds: float, max_duration_s: int) -> Edit:
+    """The extension of a song by `seconds`, within the longest a song may be.
+
+    Raises:
+        LimitError: the song would grow past `max_duration_s`.
+    """
+    room = max_duration_s - track.duration_s
+    if seconds > room:
+        most = f"at most {int(room)} seconds" if room >= EXTEND_MIN_S else "no longer"
+        raise LimitError(
+            f"Song #{track.job_id} is {format_duration(track.duration_s)} long and songs end at "
+            f"{format_duration(max_duration_s)}, so it can grow {most}."
+        )
+    return Edit(task="extend", song_id=track.job_id, start_s=track.duration_s, end_s=track.duration_s + seconds)
+
+
+def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str, like: bool = False) -> JobSpec:
+    """The spec of an edit: the song's own caption (or the new one), lyrics and metadata (and its clip)."""
+    meta = track.meta
+    bpm = meta.get("bpm")
+    return JobSpec.build(
+        caption=caption.strip() or track.caption,
+        lyrics=track.lyrics,
+        instrumental=parent.spec.instrumental,
+        duration_s=round(edit.end_s if edit.task == "extend" else track.duration_s, 3),
+        bpm=bpm if isinstance(bpm, int) and BPM_MIN <= bpm <= BPM_MAX else None,
+        key=meta.get("key") if meta.get("key") in KEYS else None,
+        language=meta.get("language") if meta.get("language") in LANGUAGES else None,
+        time_signature=meta.get("time_signature") if meta.get("time_signature") in TIME_SIGNATURES else None,
+        edit=edit,
+        like=like,
+    )
+
+
+def extend_button_seconds(track: TrackView, max_duration_s: int) -> int:
+    """What the ➕ button adds: EXTEND_BUTTON_S, or what is left up to the longest song."""
+    return max(EXTEND_MIN_S, min(EXTEND_BUTTON_S, int(max_duration_s - track.duration_s)))
