@@ -36,6 +36,7 @@ def build_worker(settings: Settings, migrate: bool = True) -> Worker:
         settings.lm_backend,
         settings.lm_thinking,
         settings.max_duration_s,
+        settings.engine_exact_batches,
     )
     config = WorkerConfig(
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",

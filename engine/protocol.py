@@ -99,6 +99,9 @@ class GeneratedTrack:
             shift, dtype.
         notice: A sentence shown with the result (the sketch backend says it is
             a sketch, not ACE-Step), or None.
+        error: A sentence when this track failed (invalid numbers...): its job alone
+            fails with it, and ``audio`` is empty. The other tracks of the batch are
+            delivered.
     """
 
     job_id: int
@@ -112,6 +115,7 @@ class GeneratedTrack:
     model: dict[str, Any] = field(default_factory=dict)
     notice: str | None = None
     sample_rate: int = SAMPLE_RATE
+    error: str | None = None
 
 
 class Generator(Protocol):
@@ -123,8 +127,10 @@ class Generator(Protocol):
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order.
 
+        A track that fails alone (invalid numbers) comes back with ``error`` set.
+
         Raises:
-            storage.errors.GenerationError: with a sentence for the user, when a
-                request cannot be generated (NaN latents, a source too short...).
+            storage.errors.GenerationError: with a sentence for the user, when the
+                batch cannot be generated at all.
         """
         ...

@@ -276,6 +276,9 @@ class Worker:
 
     def _encode(self, job: JobView, result: GeneratedTrack) -> _Encoding | None:
         self.queue.report(job, self.config.owner, "saving", 100.0, self.clock(), self.config.lease_s)
+        if result.error is not None:  # this track alone failed; the rest of its batch is stored
+            self.queue.fail(job, self.config.owner, result.error, self.clock())
+            return None
         if not _finite(result):
             self.queue.fail(job, self.config.owner, BROKEN_AUDIO, self.clock())
             return None

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     engine_max_attempts: int = Field(3, ge=1)
     engine_poll_s: float = Field(0.5, gt=0)
     engine_encode_processes: int = Field(4, ge=0, le=64)
+    engine_exact_batches: bool = True
     lm_model: str = "acestep-5Hz-lm-1.7B"
     lm_backend: Literal["torch", "vllm"] = "torch"
     lm_thinking: bool = True

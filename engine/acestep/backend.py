@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
-from engine.acestep.pipeline import AceStepPipeline, Track
+from engine.acestep.pipeline import AceStepPipeline, Song, Track
 from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
+from storage.audio import span
 from storage.errors import GenerationError
 
 STAGES = ("encoding", "generating", "decoding")
@@ -77,6 +78,9 @@ def request_to_track(request: TrackRequest) -> Track:
         seed=int(request.seed) & 0xFFFFFFFF,
         source_audio=request.source_audio,  # a cover, or a re-roll of one
         audio_codes=[int(c) for c in codes] if codes else None,
+        # A cover's plan is the LM's reading: no lyrics there meant none heard (stored plans re-roll
+        # as they were made). A cover with no reading keeps its source's vocals, as upstream's does.
+        instrumental=request.instrumental or (request.source_audio is not None and bool(plan) and not lyrics),
         # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
         strength=float(request.strength) if request.source_audio is not None else 1.0,
     )
@@ -96,11 +100,12 @@ class AceStepGenerator:
         lm_backend: str = "torch",
         lm_thinking: bool = True,
         max_duration_s: int = 600,
+        exact_batches: bool = True,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
-        self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype)
+        self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype, exact=exact_batches)
         from engine.acestep.lm.integration import load_planner
 
         # The 5 Hz LM planner (engine/acestep/lm) when MODEL_DIR holds an acestep-5Hz-lm-* folder.
@@ -160,8 +165,8 @@ class AceStepGenerator:
             for r in requests:
                 progress(r.job_id, stage, percent)
 
-        songs = self.pipeline(tracks, report)
-        return [self._result(r, t, a) for r, t, a in zip(requests, tracks, songs, strict=True)]
+        songs = self.pipeline.generate(tracks, report)  # a failed track fails its own job only
+        return [self._result(r, t, s) for r, t, s in zip(requests, tracks, songs, strict=True)]
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""
@@ -179,7 +184,10 @@ class AceStepGenerator:
             raise GenerationError("A cover needs the source audio, and none arrived with the request.")
         return self.pipeline.source_codes(request.source_audio, request.seed)
 
-    def _result(self, request: TrackRequest, track: Track, audio: np.ndarray) -> GeneratedTrack:
+    def _result(self, request: TrackRequest, track: Track, song: Song) -> GeneratedTrack:
+        if isinstance(song, GenerationError):
+            return self._failed(request, track, song.user_message)
+        audio = song
         metadata = {
             "bpm": track.metas.bpm,
             "key": track.metas.key,
@@ -198,7 +206,24 @@ class AceStepGenerator:
             plan=request.plan,
             model=self.model_info(),
             sample_rate=self.pipeline.vae.sample_rate,
+            notice=self._cut_notice(request, audio.shape[0]),
         )
+
+    def _failed(self, request: TrackRequest, track: Track, message: str) -> GeneratedTrack:
+        """The result of a track that failed alone: no audio, and the sentence its job fails with."""
+        empty = np.zeros((0, 2), dtype=np.float32)
+        caption, title = track.caption, title_from_caption(track.caption)
+        return GeneratedTrack(request.job_id, empty, track.seed, title, caption, track.lyrics, error=message)
+
+    def _cut_notice(self, request: TrackRequest, samples: int) -> str | None:
+        """A cover of a recording longer than the longest song covers its start, and says so."""
+        if request.source_audio is None:
+            return None
+        rate = self.pipeline.vae.sample_rate
+        source_s, cover_s = request.source_audio.shape[0] / rate, samples / rate
+        if source_s - cover_s < 1.0:
+            return None
+        return f"The recording is {source_s:.0f} seconds long; this cover is of its first {span(round(cover_s))}."
 
     def model_info(self) -> dict[str, Any]:
         """What a re-roll needs besides the request and seed to give the same audio."""
