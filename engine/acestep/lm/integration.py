@@ -113,7 +113,8 @@ def with_understanding(
     if not todo:
         return requests
     try:
-        readings = understand(planner, [codes_of(requests[i]) for i in todo], seed=requests[todo[0]].seed)
+        codes, seeds = [codes_of(requests[i]) for i in todo], [requests[i].seed for i in todo]
+        readings = understand(planner, codes, seeds)
     except (UserError, GenerationError) as error:
         log.warning("the LM could not read a cover's source; covering from the style alone (%s)", error)
         return requests

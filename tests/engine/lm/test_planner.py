@@ -85,11 +85,21 @@ def test_planner_refuses_invalid_given_fields(tiny_planner):
 def test_understand_describes_codes_with_the_audio_length(tiny_planner):
     from engine.acestep.lm.planner import understand
 
-    [desc] = understand(tiny_planner, [[7] * 62], seed=3)
+    [desc] = understand(tiny_planner, [[7] * 62], [3])
     assert desc["duration"] == 12.4
     assert desc["keyscale"] in KEYSCALES and desc["language"] in LANGUAGES
     assert desc["timesignature"] in (2, 3, 4, 6) and 30 <= desc["bpm"] <= 300
     assert "genres" in desc and "<|audio_code_" not in desc["lyrics"]
+
+
+def test_a_reading_does_not_depend_on_the_readings_beside_it(tiny_planner):
+    from engine.acestep.lm.planner import understand
+
+    first, second = [7] * 62, [(i * 131) % 64_000 for i in range(55)]
+    [alone] = understand(tiny_planner, [second], [11])
+    # Once, row i was seeded with the first request's seed + i: the second reading took seed 6 here.
+    _, beside = understand(tiny_planner, [first, second], [5, 11])
+    assert beside == alone
 
 
 def test_a_folder_budgets_file_shortens_only_the_default_budgets(tiny_lm_dir):
