@@ -15,7 +15,7 @@ seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lin
   the morning train is running late
 
 /cover [style] [strength=0.6] — reply to a song or voice note to re-imagine it (strength: how \
-closely it follows the original, 0 to 1).
+closely it follows the original, 0 to 1; 1 by default, about 0.2 keeps only its style).
 /reroll <song id> [seed] — the same song with a new seed; with the song's own seed, exactly the same song.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.

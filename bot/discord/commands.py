@@ -88,7 +88,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
     @app_commands.describe(
         file="The audio to cover",
         style="How the cover should sound",
-        strength="How closely it follows the original, 0 to 1",
+        strength="How closely it follows the original, 0 to 1 (default 1)",
         seed="Seed",
     )
     async def cover(
