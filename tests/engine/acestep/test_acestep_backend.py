@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,43 @@ def test_planning_ahead_then_generating_plans_each_song_once(
     assert planned[0].plan is not None and len(planned[0].plan["audio_codes"]) == 50
     [track] = generator.generate(planned, quiet)
     assert calls == [1] and track.plan == planned[0].plan
+
+
+def tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 48_000)) / 48_000
+    return (0.3 * np.sin(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2))).astype(np.float32)
+
+
+def test_a_three_second_note_is_covered_at_its_own_length(generator: AceStepGenerator) -> None:
+    note = TrackRequest(7, "cover", "jazz", "", False, 3.0, 5, source_audio=tone(3.0))
+    [cover] = generator.generate([note], quiet)
+    # Generated at upstream's floor of 128 latent frames (5.12 s), then cut back to the note's 75 frames.
+    assert cover.error is None and cover.audio.shape == (3 * 48_000, 2) and cover.notice is None
+
+
+def test_a_source_longer_than_the_longest_song_is_covered_from_its_start_and_says_so(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(generator, "planner", None)  # the LM's reading is not what this is about
+    long = TrackRequest(8, "cover", "jazz", "", False, 10.0, 5, source_audio=tone(14.0))  # MAX_DURATION_S was 10
+    [cover] = generator.generate([long], quiet)
+    assert cover.audio.shape == (10 * 48_000, 2)
+    assert cover.notice == "The recording is 14 seconds long; this cover is of its first 10 seconds."
+
+
+def test_a_cover_without_a_reading_keeps_its_vocals(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+    original = generator.pipeline.text.lyrics
+    monkeypatch.setattr(generator.pipeline.text, "lyrics", lambda texts: prompts.extend(texts) or original(texts))
+    monkeypatch.setattr(generator, "planner", None)  # no LM: nothing reads the source
+    cover = TrackRequest(9, "cover", "jazz", "", False, 6.0, 5, source_audio=tone(6.0))
+    generator.generate([cover], quiet)
+    # Upstream's cover passes the (empty) lyrics as they are: "[Instrumental]" would ask for no voice.
+    assert prompts and all("# Lyric\n<|endoftext|>" in p for p in prompts)
+    [plain] = generator.generate([song(10, 6, 5, instrumental=True)], quiet)
+    assert plain.error is None and "# Lyric\n[Instrumental]<|endoftext|>" in prompts[-1]  # a song's "" is none
+    # A stored reading that heard no words keeps asking for none, so old covers re-roll exactly.
+    read = request_to_track(replace(cover, plan={"caption": "jazz", "lyrics": "", "duration": 6.0}))
+    assert read.instrumental and not request_to_track(cover).instrumental
