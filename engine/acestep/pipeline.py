@@ -149,6 +149,7 @@ class AceStepPipeline:
     def generate(self, tracks: Sequence[Track], stage: Stage | None = None) -> list[Song]:
         """Generate each track: its audio, or the GenerationError its job fails with (that track alone)."""
         report = stage or (lambda _name, _pct: None)
+        self._choose_kernels()
         groups = [[track] for track in tracks] if self.exact else [list(tracks)]
         steps = len(self.timesteps) * len(groups)
         latents: list[torch.Tensor] = []
@@ -163,6 +164,17 @@ class AceStepPipeline:
             encoded = (lambda: report("encoding", 100.0)) if number == 0 else None
             latents.extend(self._sample(group, on_step, encoded))
         return self._decode(tracks, latents, report)
+
+    def _choose_kernels(self) -> None:
+        """CUDA: exact batches need the same convolution algorithms in every engine process.
+
+        cuDNN's autotuner (``benchmark``) times candidates when it first meets a shape and may pick
+        another algorithm in the next process, so a re-roll after a restart could differ; exact
+        batches use its deterministic choice instead.
+        """
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not self.exact
+            torch.backends.cudnn.deterministic = self.exact
 
     def _sample(
         self, tracks: Sequence[Track], on_step: Callable[[int, int], None], encoded: Callable[[], None] | None
