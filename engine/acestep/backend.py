@@ -223,7 +223,7 @@ class AceStepGenerator:
         source_s, cover_s = request.source_audio.shape[0] / rate, samples / rate
         if source_s - cover_s < 1.0:
             return None
-        return f"The recording is {source_s:.0f} seconds long; this cover is of its first {span(round(cover_s))}."
+        return f"The recording is {span(round(source_s))} long; this cover is of its first {span(round(cover_s))}."
 
     def model_info(self) -> dict[str, Any]:
         """What a re-roll needs besides the request and seed to give the same audio."""
