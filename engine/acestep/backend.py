@@ -212,8 +212,8 @@ class AceStepGenerator:
     def _failed(self, request: TrackRequest, track: Track, message: str) -> GeneratedTrack:
         """The result of a track that failed alone: no audio, and the sentence its job fails with."""
         empty = np.zeros((0, 2), dtype=np.float32)
-        caption, title = track.caption, title_from_caption(track.caption)
-        return GeneratedTrack(request.job_id, empty, track.seed, title, caption, track.lyrics, error=message)
+        title = title_from_caption(track.caption)
+        return GeneratedTrack(request.job_id, empty, track.seed, title, track.caption, track.lyrics, error=message)
 
     def _cut_notice(self, request: TrackRequest, samples: int) -> str | None:
         """A cover of a recording longer than the longest song covers its start, and says so."""
