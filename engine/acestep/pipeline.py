@@ -108,6 +108,7 @@ class AceStepPipeline:
         self.exact = exact  # every track in calls of its own: bit-identical alone and in any batch
         self.timesteps = turbo_timesteps(shift)
         self.decoder: Callable[..., torch.Tensor] = dit.decoder  # compiled by ``compile_decoder``
+        self._choose_kernels()
 
     def compile_decoder(self, mode: str | None = None) -> bool:
         """CUDA only: compile the DiT's layers with ``torch.compile`` (fused norms, modulations, gates).
@@ -170,7 +171,8 @@ class AceStepPipeline:
 
         cuDNN's autotuner (``benchmark``) times candidates when it first meets a shape and may pick
         another algorithm in the next process, so a re-roll after a restart could differ; exact
-        batches use its deterministic choice instead.
+        batches use its deterministic choice instead. Set at load and before each call (``exact``
+        may be switched between calls).
         """
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not self.exact
@@ -194,6 +196,7 @@ class AceStepPipeline:
     @torch.no_grad()
     def source_codes(self, source_audio: np.ndarray, seed: int) -> list[int]:
         """The 5 Hz FSQ codes of an upload (VAE encode, then the DiT's tokenizer): what the LM reads."""
+        self._choose_kernels()
         audio = torch.from_numpy(np.ascontiguousarray(source_audio, dtype=np.float32)).T
         src = self.vae.encode(audio, torch.Generator().manual_seed(seed)).to(self.device, self.dtype)
         ones = torch.ones(1, src.shape[0], dtype=self.dtype, device=self.device)
