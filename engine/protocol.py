@@ -41,6 +41,8 @@ class TrackRequest:
             exactly on a re-roll, or None to plan afresh.
         duration_given: The user chose the duration; when False a planner may pick the
             length itself (``duration_s`` is then the default, used without a planner).
+        error: Set by a backend's planning stage when this request alone cannot be made
+            (a sentence); ``generate`` then returns it as the track's ``error``.
     """
 
     job_id: int
@@ -58,6 +60,7 @@ class TrackRequest:
     strength: float = DEFAULT_COVER_STRENGTH
     plan: dict[str, Any] | None = None
     duration_given: bool = True
+    error: str | None = None
 
 
 def request_for(job: JobView, source_audio: np.ndarray | None = None) -> TrackRequest:

@@ -8,6 +8,7 @@ a re-roll) may supply the caption, lyrics, metadata and ``audio_codes``: a list 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,26 @@ def request_to_track(request: TrackRequest) -> Track:
     )
 
 
+def _with_plans(planner: Any, requests: list[TrackRequest]) -> list[TrackRequest]:
+    """Songs without a plan get one (re-rolls keep theirs); a song that cannot be planned fails alone."""
+    from engine.acestep.lm.integration import with_plans
+
+    try:
+        return with_plans(planner, requests)
+    except GenerationError:
+        # One song stopped the batch's decode: plan each alone, so that only its own job fails.
+        return [_plan_alone(planner, r) for r in requests]
+
+
+def _plan_alone(planner: Any, request: TrackRequest) -> TrackRequest:
+    from engine.acestep.lm.integration import with_plans
+
+    try:
+        return with_plans(planner, [request])[0]
+    except GenerationError as error:
+        return replace(request, error=error.user_message)
+
+
 class AceStepGenerator:
     """engine.protocol.Generator for ACE-Step 1.5 turbo."""
 
@@ -149,24 +170,25 @@ class AceStepGenerator:
     def _plan_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         if self.planner is None:
             return requests
-        from engine.acestep.lm.integration import needs_plan, with_plans
+        from engine.acestep.lm.integration import needs_plan
 
         for r in requests:
             if needs_plan(r):
                 progress(r.job_id, "planning", 0.0)
-        requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
-        return self._understand(requests, progress)
+        return self._understand(_with_plans(self.planner, requests), progress)
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         requests = self._plan_chunk(requests, progress)
-        tracks = [request_to_track(r) for r in requests]
+        ready = [r for r in requests if r.error is None]
+        tracks = [request_to_track(r) for r in ready]
 
         def report(stage: str, percent: float) -> None:
-            for r in requests:
+            for r in ready:
                 progress(r.job_id, stage, percent)
 
-        songs = self.pipeline.generate(tracks, report)  # a failed track fails its own job only
-        return [self._result(r, t, s) for r, t, s in zip(requests, tracks, songs, strict=True)]
+        songs = self.pipeline.generate(tracks, report) if tracks else []  # a failed track fails its own job only
+        made = iter(zip(ready, tracks, songs, strict=True))
+        return [self._failed(r, r.error) if r.error else self._result(*next(made)) for r in requests]
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""
@@ -186,7 +208,7 @@ class AceStepGenerator:
 
     def _result(self, request: TrackRequest, track: Track, song: Song) -> GeneratedTrack:
         if isinstance(song, GenerationError):
-            return self._failed(request, track, song.user_message)
+            return self._failed(request, song.user_message)
         audio = song
         metadata = {
             "bpm": track.metas.bpm,
@@ -209,11 +231,13 @@ class AceStepGenerator:
             notice=self._cut_notice(request, audio.shape[0]),
         )
 
-    def _failed(self, request: TrackRequest, track: Track, message: str) -> GeneratedTrack:
+    def _failed(self, request: TrackRequest, message: str) -> GeneratedTrack:
         """The result of a track that failed alone: no audio, and the sentence its job fails with."""
         empty = np.zeros((0, 2), dtype=np.float32)
-        title = title_from_caption(track.caption)
-        return GeneratedTrack(request.job_id, empty, track.seed, title, track.caption, track.lyrics, error=message)
+        title = title_from_caption(request.caption)
+        return GeneratedTrack(
+            request.job_id, empty, request.seed, title, request.caption, request.lyrics, error=message
+        )
 
     def _cut_notice(self, request: TrackRequest, samples: int) -> str | None:
         """A cover of a recording longer than the longest song covers its start, and says so."""

@@ -73,7 +73,8 @@ def needs_plan(request: TrackRequest) -> bool:
     The LM writes durations of 10 s and more (upstream's range, and the bots' minimum), so a
     shorter request (only internal callers make them) stays on the DiT-only path.
     """
-    return request.kind == "song" and request.plan is None and round(request.duration_s) >= DURATION_MIN
+    fresh = request.plan is None and request.error is None
+    return request.kind == "song" and fresh and round(request.duration_s) >= DURATION_MIN
 
 
 def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
@@ -97,7 +98,8 @@ def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequ
 
 def needs_understanding(request: TrackRequest) -> bool:
     """A fresh cover: the LM reads its source once; a re-roll of a cover reuses that reading."""
-    return request.kind == "cover" and request.plan is None and request.source_audio is not None
+    fresh = request.plan is None and request.error is None
+    return request.kind == "cover" and fresh and request.source_audio is not None
 
 
 def with_understanding(

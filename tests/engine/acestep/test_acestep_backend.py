@@ -11,7 +11,7 @@ import torch
 
 from engine.acestep.backend import AceStepGenerator, request_to_track, title_from_caption
 from engine.protocol import TrackRequest
-from storage.errors import GenerationError
+from storage.errors import GenerationError, UserError
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,25 @@ def test_a_cover_without_a_reading_keeps_its_vocals(
     # A stored reading that heard no words keeps asking for none, so old covers re-roll exactly.
     read = request_to_track(replace(cover, plan={"caption": "jazz", "lyrics": "", "duration": 6.0}))
     assert read.instrumental and not request_to_track(cover).instrumental
+
+
+def test_a_song_that_cannot_be_planned_fails_alone(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert generator.planner is not None
+    original = generator.planner.plan
+    too_long = "This description and lyrics are too long for the song planner; please shorten them."
+
+    def plan(requests: list) -> list:
+        if any("broken" in r.description for r in requests):
+            raise UserError(too_long)
+        return original(requests)
+
+    monkeypatch.setattr(generator.planner, "plan", plan)
+    batch = [song(1, 10, 5), song(2, 10, 6, caption="a broken request"), song(3, 10, 7)]
+    planned = generator.plan(batch, quiet)  # what the worker's planner thread runs
+    assert [r.error for r in planned] == [None, too_long, None]
+    first, broken, last = generator.generate(planned, quiet)
+    assert broken.error == too_long and broken.audio.shape == (0, 2)
+    assert first.error is None and last.error is None and first.audio.shape == (10 * 48_000, 2)
+    assert first.plan is not None and len(first.plan["audio_codes"]) == 50
