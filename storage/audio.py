@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from storage.errors import BadAudio
+from storage.values import MIN_SOURCE_S
 
 SAMPLE_RATE = 48_000
 SILENCE_PEAK = 1e-4
@@ -70,6 +71,18 @@ def decode(data: bytes, max_duration_s: float, filename: str | None = None) -> n
 def too_long(max_duration_s: float) -> BadAudio:
     """The refusal of a recording longer than the limit."""
     return BadAudio(f"That recording is too long; I can cover up to {span(max_duration_s)}.")
+
+
+def check_cover_length(seconds: float) -> None:
+    """Refuse a recording too short to cover (tenths shown, so that 2.9 s is not "3 seconds").
+
+    Raises:
+        BadAudio: shorter than MIN_SOURCE_S.
+    """
+    if seconds < MIN_SOURCE_S:
+        raise BadAudio(
+            f"That recording is only {round(seconds, 1):g} seconds long; covers need at least {MIN_SOURCE_S} seconds."
+        )
 
 
 def span(seconds: float) -> str:

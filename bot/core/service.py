@@ -30,7 +30,7 @@ from storage.queue import Queue
 from storage.settings import Settings
 from storage.spec import JobSpec, Plan
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
-from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, MIN_DURATION_S, MIN_SOURCE_S
+from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, MIN_DURATION_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -142,8 +142,8 @@ class SongService:
             )
         if duration_s is not None and duration_s > self.settings.max_source_duration_s:
             raise audio.too_long(self.settings.max_source_duration_s)
-        if duration_s is not None and 0 < duration_s < MIN_SOURCE_S:
-            raise too_short(duration_s)
+        if duration_s is not None and duration_s > 0:
+            audio.check_cover_length(duration_s)
 
     async def submit_cover(
         self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None, target: DeliveryTarget
@@ -154,8 +154,7 @@ class SongService:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
         source = await self._run(audio.decode, data, self.settings.max_source_duration_s, filename)
         seconds = source.shape[0] / audio.SAMPLE_RATE
-        if seconds < MIN_SOURCE_S:
-            raise too_short(seconds)
+        audio.check_cover_length(seconds)
         suffix = Path(filename or "upload.bin").suffix[:8] or ".bin"
         blob = await self._run(self.blobs.put_upload, data, suffix)
         spec = JobSpec.build(
@@ -337,10 +336,3 @@ class SongService:
 def new_seed() -> int:
     """A fresh uint32 seed."""
     return secrets.randbelow(2**32)
-
-
-def too_short(seconds: float) -> BadAudio:
-    """The sentence for a recording too short to cover (tenths shown, so 2.9 s is not "3 seconds")."""
-    return BadAudio(
-        f"That recording is only {round(seconds, 1):g} seconds long; covers need at least {MIN_SOURCE_S} seconds."
-    )
