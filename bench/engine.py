@@ -8,7 +8,9 @@ steps, VAE decode (tiled), and the MP3 encode of one song (storage.audio.encode_
 beside the GPU, in a pool of processes). Speed does not depend on the weights, so the full-size run
 builds the official configurations (tests/data/conformance/acestep_facts/configs) with random weights
 in bf16. ``--batch 1,8`` times each batch size on the same models; ``--compile`` runs the DiT decoder
-through torch.compile (CUDA only).
+through torch.compile (CUDA only). The pipeline runs as the engine does by default, with exact batches
+(each track in calls of its own, so ``dit_steps_s`` lists 8 steps per track); ``bench/exact.py``
+compares that with one call per batch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Every GPU benchmark in one call, within 5 minutes on one H100 or H200:
+# Every GPU benchmark in one call, within 6 minutes on one H100 or H200:
 #
 #     bench/gpu_suite.sh OUT              # official sizes, random bf16 weights, on the GPU
 #     SMALL=1 bench/gpu_suite.sh OUT      # tiny models on the CPU: checks the suite itself (~2 min here)
 #
-# Writes OUT/gpu-suite.json (device, commit, engine.b1_180s_s, engine.b8_180s_s, lm.*, encode.*,
-# service.*) and one JSON per bench beside it: encode, engine, lm, service, vae (6 files). A bench that
+# Writes OUT/gpu-suite.json (device, commit, engine.b1_180s_s, engine.b8_180s_s, exact.*, lm.*, encode.*,
+# service.*) and one JSON per bench beside it: encode, engine, exact, lm, service, vae (7 files). `exact`
+# is the cost of ENGINE_EXACT_BATCHES at batch 8 (DiT + VAE) and a song's SNR alone vs in a batch. A bench that
 # fails or runs out of time writes {"error": ..., "stderr_tail": ...} instead, and the suite goes on.
 # Commit the summary as bench/results/gpu-suite-<device>.json.
 #
@@ -17,7 +18,7 @@
 # .gpu-site/, and puts that folder and the repository on PYTHONPATH (never the project itself: its
 # torch pin is the CPU wheel). The commit is `git rev-parse HEAD`, else $SUITE_COMMIT.
 #
-# Environment: PYTHON (default python3), SMALL=1, SUITE_BUDGET_S (default 290), SUITE_COMMIT,
+# Environment: PYTHON (default python3), SMALL=1, SUITE_BUDGET_S (default 370), SUITE_COMMIT,
 # SUITE_COMPILE=1 (also time the DiT through torch.compile: raise SUITE_BUDGET_S for it), and
 # SUITE_LIMIT_<BENCH> (e.g. SUITE_LIMIT_SERVICE=200) to change one bench's time limit in seconds,
 # SUITE_SKIP="lm vae" to leave benches out.
@@ -26,7 +27,7 @@ set -u -o pipefail
 OUT=${1:?usage: bench/gpu_suite.sh OUT}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
-BUDGET=${SUITE_BUDGET_S:-290}
+BUDGET=${SUITE_BUDGET_S:-370}
 START=$(date +%s)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -105,6 +106,7 @@ if [ "${SMALL:-0}" = 1 ]; then
     run encode 60 bench/encode.py --seconds 5 --repeats 1 &
     encode_pid=$!
     run engine 120 bench/engine.py --batch 1,2 --seconds 10 --warmup 0
+    run exact 90 bench/exact.py --batch 2 --seconds 10 --warmup 0 --repeats 1
     run lm 120 bench/lm.py --small --batches 1,2 --tokens 16 --threads 1
     run service 180 bench/service.py --tiny --songs 4 --load-s 5 --deadline-s 120
     run vae 60 bench/vae.py --channels 4 --batch 2 --seconds 10
@@ -113,6 +115,8 @@ else
     run encode 60 bench/encode.py --seconds 30 --repeats 2 &
     encode_pid=$!
     run engine 80 bench/engine.py --full-size --batch 1,8 --seconds 180
+    # Exact batches (each track in calls of its own) vs one call per batch, batch 8 of 60 s songs.
+    run exact 80 bench/exact.py --full-size --batch 8 --seconds 60
     # The planner, 1.7B geometry: both phases, batch 1-64 with and without guidance; --check compares the
     # CUDA graphs' tokens with eager steps and the reference loop (bench/lm_gpu_suite.sh goes further).
     run lm 90 bench/lm.py --full-size --device cuda --tokens 200 --check

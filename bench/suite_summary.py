@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BENCHES = ("encode", "engine", "lm", "service", "vae")
+BENCHES = ("encode", "engine", "exact", "lm", "service", "vae")
 OPTIONAL = ("engine_compiled",)
 
 
@@ -56,6 +56,18 @@ def engine_numbers(engine: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def exact_numbers(exact: dict[str, Any]) -> dict[str, Any]:
+    """Exact batches vs one call per batch (bench/exact.py): DiT + VAE times, the cost, alone vs in a batch."""
+    return {
+        "batch": exact.get("batch"),
+        "exact_dit_vae_s": exact.get("exact_dit_vae_s"),
+        "batched_dit_vae_s": exact.get("batched_dit_vae_s"),
+        "cost_pct": exact.get("exact_cost_pct"),
+        "exact_bit_identical": exact.get("exact_bit_identical"),
+        "batched_snr_db": exact.get("batched_snr_db"),
+    }
+
+
 def lm_value(lm: dict[str, Any], key: str, batch: int, guided: bool, field: str) -> Any:
     """A top-level key (the rewritten bench) or the matching row of ``results`` (the older one)."""
     if lm.get(key) is not None:
@@ -88,6 +100,7 @@ def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
         },
         "engine_compiled": engine_numbers(data["engine_compiled"]) if "engine_compiled" in data else None,
         "vae": {"b8_speedup": data["vae"].get("speedup"), "b8_fast_s": data["vae"].get("fast_s")},
+        "exact": exact_numbers(data["exact"]),
         "errors": {name: value["error"] for name, value in data.items() if "error" in value},
     }
 

@@ -44,6 +44,7 @@ def load_backend(
     lm_backend: str = "torch",
     lm_thinking: bool = True,
     max_duration_s: int = 600,
+    exact_batches: bool = True,
 ) -> Generator:
     """Load the chosen backend once (this is where model weights are read)."""
     name = choose_backend(backend, model_dir)
@@ -60,6 +61,7 @@ def load_backend(
         lm_backend=lm_backend,
         lm_thinking=lm_thinking,
         max_duration_s=max_duration_s,
+        exact_batches=exact_batches,
     )
 
 

@@ -49,6 +49,7 @@ def build_worker(settings: Settings, migrate: bool = True, metrics: EngineMetric
         settings.lm_backend,
         settings.lm_thinking,
         settings.max_duration_s,
+        settings.engine_exact_batches,
     )
     config = WorkerConfig(
         owner=owner_id(socket.gethostname(), device_of(settings, generator), os.getpid()),

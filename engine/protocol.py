@@ -49,6 +49,8 @@ class TrackRequest:
         base_latents: Edits: the base song's stored latents [frames, 64] (acestep), when kept.
         reference_audio: A song "like" a clip: the clip, float32 (samples, 2) at 48 kHz, whose
             sound (timbre) the song takes.
+        error: Set by a backend's planning stage when this request alone cannot be made
+            (a sentence); ``generate`` then returns it as the track's ``error``.
     """
 
     job_id: int
@@ -71,6 +73,7 @@ class TrackRequest:
     base_audio: np.ndarray | None = None
     base_latents: np.ndarray | None = None
     reference_audio: np.ndarray | None = None
+    error: str | None = None
 
 
 def request_for(job: JobView, source_audio: np.ndarray | None = None, **base: np.ndarray | None) -> TrackRequest:
@@ -127,6 +130,9 @@ class GeneratedTrack:
             a sketch, not ACE-Step), or None.
         latents: The model's latents of the song [frames, 64], kept so that a repaint or an
             extend of it keeps its samples exactly; None for a backend without latents.
+        error: A sentence when this track failed (invalid numbers...): its job alone
+            fails with it, and ``audio`` is empty. The other tracks of the batch are
+            delivered.
     """
 
     job_id: int
@@ -141,6 +147,7 @@ class GeneratedTrack:
     notice: str | None = None
     sample_rate: int = SAMPLE_RATE
     latents: np.ndarray | None = None
+    error: str | None = None
 
 
 class Generator(Protocol):
@@ -152,8 +159,10 @@ class Generator(Protocol):
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         """Generate one track per request, in order.
 
+        A track that fails alone (invalid numbers) comes back with ``error`` set.
+
         Raises:
-            storage.errors.GenerationError: with a sentence for the user, when a
-                request cannot be generated (NaN latents, a source too short...).
+            storage.errors.GenerationError: with a sentence for the user, when the
+                batch cannot be generated at all.
         """
         ...

@@ -319,6 +319,9 @@ class Worker:
 
     def _encode(self, job: JobView, result: GeneratedTrack) -> _Encoding | None:
         self._report(job, "saving", 100.0)
+        if result.error is not None:  # this track alone failed; the rest of its batch is stored
+            self._fail(job, result.error)
+            return None
         if not _finite(result):
             self._fail(job, BROKEN_AUDIO)
             return None

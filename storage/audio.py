@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from storage.errors import BadAudio
+from storage.values import MIN_SOURCE_S
 
 SAMPLE_RATE = 48_000
 SILENCE_PEAK = 1e-4
@@ -70,6 +71,23 @@ def decode(data: bytes, max_duration_s: float, filename: str | None = None) -> n
 def too_long(max_duration_s: float) -> BadAudio:
     """The refusal of a recording longer than the limit."""
     return BadAudio(f"That recording is too long; I can cover up to {span(max_duration_s)}.")
+
+
+def check_cover_length(seconds: float, what: str = "covers", minimum: float = MIN_SOURCE_S) -> None:
+    """Refuse a recording too short to use (tenths shown, so that 2.9 s is not "3 seconds").
+
+    Args:
+        seconds: The recording's length.
+        what: What it is for, in the sentence ("covers", "clips").
+        minimum: The shortest length allowed (covers: MIN_SOURCE_S).
+
+    Raises:
+        BadAudio: shorter than `minimum`.
+    """
+    if seconds < minimum:
+        raise BadAudio(
+            f"That recording is only {round(seconds, 1):g} seconds long; {what} need at least {minimum:g} seconds."
+        )
 
 
 def span(seconds: float) -> str:

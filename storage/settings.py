@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     engine_encode_processes: int = Field(4, ge=0, le=64)
     engine_store_attempts: int = Field(3, ge=1)
     engine_store_backoff_s: float = Field(1.0, ge=0)
+    engine_exact_batches: bool = True
     lm_model: str = "acestep-5Hz-lm-1.7B"
     lm_backend: Literal["torch", "vllm"] = "torch"
     lm_thinking: bool = True

@@ -86,12 +86,17 @@ BPM_MIN, BPM_MAX = 30, 300
 # Songs shorter than this are refused; the model itself makes up to MAX_DURATION_S.
 MIN_DURATION_S = 10
 MAX_DURATION_S = 600
+# Covers: the shortest recording. A voice note of a few seconds can be covered: the engine generates
+# upstream's floor of about 5 s (128 latent frames) and cuts the cover back to its source's length.
+MIN_SOURCE_S = 3
 SEED_MAX = 2**32 - 1
 # Song ids are the jobs table's INTEGER key: 32 bits on PostgreSQL, so a larger id names no song.
 ID_MAX = 2**31 - 1
 
 # Covers: the share of the sampling steps that follow the source when the user gives no strength.
-DEFAULT_COVER_STRENGTH = 0.5
+# Upstream's `audio_cover_strength` default: every step follows the source (1.0 keeps its structure; ~0.2
+# transfers a style).
+DEFAULT_COVER_STRENGTH = 1.0
 
 # Every stored and generated track is 48 kHz stereo.
 SAMPLE_RATE = 48_000

@@ -36,7 +36,7 @@ from storage.spec import Edit, JobSpec
 from storage.stores import open_blobs
 from storage.text import clean_line, clean_lines
 from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
-from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S
+from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S, MIN_SOURCE_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -159,10 +159,7 @@ class SongService:
         self.check_upload(len(clip.data), None, clip.filename, what=what)
         source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
         seconds = source.shape[0] / audio.SAMPLE_RATE
-        if seconds < MIN_DURATION_S:
-            raise BadAudio(
-                f"That recording is only {seconds:.0f} seconds long; {what} need at least {MIN_DURATION_S} seconds."
-            )
+        audio.check_cover_length(seconds, what, shortest_source_s(what))
         return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
 
     def check_upload(
@@ -189,10 +186,8 @@ class SongService:
             )
         if duration_s is not None and duration_s > self.settings.max_source_duration_s:
             raise audio.too_long(self.settings.max_source_duration_s)
-        if duration_s is not None and 0 < duration_s < MIN_DURATION_S:
-            raise BadAudio(
-                f"That recording is only {duration_s:.0f} seconds long; {what} need at least {MIN_DURATION_S} seconds."
-            )
+        if duration_s is not None and duration_s > 0:
+            audio.check_cover_length(duration_s, what, shortest_source_s(what))
 
     async def submit_cover(
         self, user: UserRef, request: CoverRequest, data: bytes, filename: str | None, target: DeliveryTarget
@@ -211,10 +206,7 @@ class SongService:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
         source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
         seconds = source.shape[0] / audio.SAMPLE_RATE
-        if seconds < MIN_DURATION_S:
-            raise BadAudio(
-                f"That recording is only {seconds:.0f} seconds long; covers need at least {MIN_DURATION_S} seconds."
-            )
+        audio.check_cover_length(seconds)
         blob = await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
         spec = JobSpec.build(
             caption=request.style,
@@ -466,6 +458,15 @@ def cleaned_song(request: SongRequest) -> SongRequest:
     if not description:
         raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
     return replace(request, description=description, lyrics=clean_lines(request.lyrics).strip("\n"))
+
+
+def shortest_source_s(what: str) -> float:
+    """The shortest recording allowed for `what`.
+
+    A cover's source may be as short as MIN_SOURCE_S (the engine pads it, as upstream does); a clip
+    to sound like is the song's timbre reference and must be as long as a song.
+    """
+    return MIN_SOURCE_S if what == "covers" else MIN_DURATION_S
 
 
 def cleaned_clip(clip: Clip) -> Clip:

@@ -110,7 +110,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
     @app_commands.describe(
         file="The audio to cover",
         style="How the cover should sound",
-        strength="How closely it follows the original, 0 to 1",
+        strength="How closely it follows the original, 0 to 1 (default 1)",
         seed="Seed",
         takes="How many takes to make at once, each with its own seed (1 to 4)",
     )

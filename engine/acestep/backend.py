@@ -8,6 +8,8 @@ a re-roll) may supply the caption, lyrics, metadata and ``audio_codes``: a list 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,11 @@ import torch
 
 from engine.acestep import edit
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
-from engine.acestep.pipeline import AceStepPipeline, Track
+from engine.acestep.pipeline import AceStepPipeline, Song, Track
 from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
+from storage.audio import span
 from storage.errors import GenerationError
 
 STAGES = ("encoding", "generating", "decoding")
@@ -82,6 +85,9 @@ def request_to_track(request: TrackRequest) -> Track:
         seed=int(request.seed) & 0xFFFFFFFF,
         source_audio=request.source_audio,  # a cover, or a re-roll of one
         audio_codes=[int(c) for c in codes] if codes else None,
+        # A cover's plan is the LM's reading: no lyrics there meant none heard (stored plans re-roll
+        # as they were made). A cover with no reading keeps its source's vocals, as upstream's does.
+        instrumental=request.instrumental or (request.source_audio is not None and bool(plan) and not lyrics),
         # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
         strength=float(request.strength) if request.source_audio is not None else 1.0,
         base_latents=request.base_latents if edited else None,
@@ -89,6 +95,25 @@ def request_to_track(request: TrackRequest) -> Track:
         base_audio=request.base_audio if edited else None,
         reference_audio=request.reference_audio,
     )
+
+
+PlanStep = Callable[[Any, list[TrackRequest]], list[TrackRequest]]
+
+
+def _each_alone(step: PlanStep, planner: Any, requests: list[TrackRequest]) -> list[TrackRequest]:
+    """A planning step (plans, new codes) for the batch; a song it cannot make fails alone."""
+    try:
+        return step(planner, requests)
+    except GenerationError:
+        # One song stopped the batch's decode: run each alone, so that only its own job fails.
+        return [request if request.error else _alone(step, planner, request) for request in requests]
+
+
+def _alone(step: PlanStep, planner: Any, request: TrackRequest) -> TrackRequest:
+    try:
+        return step(planner, [request])[0]
+    except GenerationError as error:
+        return replace(request, error=error.user_message)
 
 
 class AceStepGenerator:
@@ -105,11 +130,12 @@ class AceStepGenerator:
         lm_backend: str = "torch",
         lm_thinking: bool = True,
         max_duration_s: int = 600,
+        exact_batches: bool = True,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.device, self.dtype = pick_device(device)
         self.max_batch = max_batch
-        self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype)
+        self.pipeline = AceStepPipeline.from_dir(self.model_dir, self.device, self.dtype, exact=exact_batches)
         from engine.acestep.lm.integration import load_planner
 
         # The 5 Hz LM planner (engine/acestep/lm) when MODEL_DIR holds an acestep-5Hz-lm-* folder.
@@ -158,21 +184,23 @@ class AceStepGenerator:
         for r in requests:
             if needs_plan(r) or needs_new_codes(r):
                 progress(r.job_id, "planning", 0.0)
-        requests = with_plans(self.planner, requests)  # songs without a plan get one; re-rolls keep theirs
-        requests = with_new_codes(self.planner, requests)  # a re-roll as a new take: its blueprint, new codes
+        requests = _each_alone(with_plans, self.planner, requests)  # songs without a plan get one
+        requests = _each_alone(with_new_codes, self.planner, requests)  # a new take: its blueprint, new codes
         return self._understand(requests, progress)
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         requests = self._plan_chunk(requests, progress)
-        tracks = [request_to_track(r) for r in requests]
+        ready = [r for r in requests if r.error is None]
+        tracks = [request_to_track(r) for r in ready]
 
         def report(stage: str, percent: float) -> None:
-            for r in requests:
+            for r in ready:
                 progress(r.job_id, stage, percent)
 
         latents: list[np.ndarray] = []
-        songs = self.pipeline(tracks, report, keep=latents)
-        return [self._result(r, t, a, z) for r, t, a, z in zip(requests, tracks, songs, latents, strict=True)]
+        songs = self.pipeline.generate(tracks, report, keep=latents) if tracks else []  # a failure is its job's
+        made = iter(zip(ready, tracks, songs, latents, strict=True))
+        return [self._failed(r, r.error) if r.error else self._result(*next(made)) for r in requests]
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""
@@ -190,7 +218,10 @@ class AceStepGenerator:
             raise GenerationError("A cover needs the source audio, and none arrived with the request.")
         return self.pipeline.source_codes(request.source_audio, request.seed)
 
-    def _result(self, request: TrackRequest, track: Track, audio: np.ndarray, latents: np.ndarray) -> GeneratedTrack:
+    def _result(self, request: TrackRequest, track: Track, song: Song, latents: np.ndarray) -> GeneratedTrack:
+        if isinstance(song, GenerationError):
+            return self._failed(request, song.user_message)
+        audio = song
         metadata = {
             "bpm": track.metas.bpm,
             "key": track.metas.key,
@@ -210,7 +241,26 @@ class AceStepGenerator:
             model=self.model_info(),
             sample_rate=self.pipeline.vae.sample_rate,
             latents=latents,
+            notice=self._cut_notice(request, audio.shape[0]),
         )
+
+    def _failed(self, request: TrackRequest, message: str) -> GeneratedTrack:
+        """The result of a track that failed alone: no audio, and the sentence its job fails with."""
+        empty = np.zeros((0, 2), dtype=np.float32)
+        title = title_from_caption(request.caption)
+        return GeneratedTrack(
+            request.job_id, empty, request.seed, title, request.caption, request.lyrics, error=message
+        )
+
+    def _cut_notice(self, request: TrackRequest, samples: int) -> str | None:
+        """A cover of a recording longer than the longest song covers its start, and says so."""
+        if request.source_audio is None:
+            return None
+        rate = self.pipeline.vae.sample_rate
+        source_s, cover_s = request.source_audio.shape[0] / rate, samples / rate
+        if source_s - cover_s < 1.0:
+            return None
+        return f"The recording is {span(round(source_s))} long; this cover is of its first {span(round(cover_s))}."
 
     def model_info(self) -> dict[str, Any]:
         """What a re-roll needs besides the request and seed to give the same audio."""

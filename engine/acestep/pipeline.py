@@ -6,15 +6,24 @@
     source audio ─► VAE encode ─► FSQ tokenize ─► detokenize ─► context hints (covers)
     5 Hz LM audio codes ───────────────────────► detokenize ─► context hints (planned songs)
 
-Unlike upstream, every stage here passes key-padding masks, so a track computed in a batch equals
-the same track computed alone, and its noise comes from its own CPU generator at its own length.
+Each track's noise comes from its own CPU generator at its own length. Two ways to run a batch:
+
+- exact (the default, ``ENGINE_EXACT_BATCHES``): every track runs through the text encoder, the
+  condition encoder, the DiT and the VAE in calls of its own, at its own shapes. Padding to the
+  longest row, masks and the matrix shapes of a batch change floating-point reduction orders (on
+  a CPU as on a GPU), so this is how a track's samples are bit-identical alone and in any batch.
+- batched: one call per stage for the whole batch, with key-padding masks, so a track equals the
+  same track alone up to float rounding (about 1e-7 in fp32 on a CPU, 49 dB SNR in bf16 on a GPU).
+
+A track whose latents or audio hold invalid numbers fails alone: its result is a GenerationError
+and the other tracks of the batch are delivered.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +50,12 @@ from storage.errors import GenerationError
 log = logging.getLogger("songbot.engine")
 
 FRAMES_PER_SECOND = 25
-MIN_FRAMES = 128  # upstream's floor (about 5 s)
+MIN_FRAMES = 128  # upstream's floor (about 5 s): shorter tracks are generated this long, then cut
 Stage = Callable[[str, float], None]
+# One track's result: float32 [samples, 2] within [-1, 1], or the sentence its job fails with.
+Song = np.ndarray | GenerationError
+INVALID_LATENTS = "The model produced invalid numbers for this song; please try another seed."
+INVALID_AUDIO = "The decoder produced invalid audio for this song; please try again."
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,8 @@ class Track:
 
     Args:
         caption: What the song sounds like.
-        lyrics: Lyrics; "" means instrumental.
+        lyrics: Lyrics; "" means instrumental for a song, and "no lyrics given" for a cover (its
+            source keeps its vocals, unless ``instrumental``).
         language: Vocal language code, or "unknown".
         metas: bpm, time signature, key and duration for the caption prompt.
         seed: Seeds the noise (and the source posterior sample of a cover).
@@ -64,6 +78,7 @@ class Track:
         reference_audio: A clip whose timbre the song takes, float32 [samples, 2] at 48 kHz.
         base_from_audio: The base latents were encoded from ``base_audio`` (none were kept), so the
             base's samples come from ``base_audio`` rather than from decoding them.
+        instrumental: Ask for no vocals even where ``lyrics`` is "" in a cover.
     """
 
     caption: str
@@ -79,6 +94,7 @@ class Track:
     base_audio: np.ndarray | None = None
     reference_audio: np.ndarray | None = None
     base_from_audio: bool = False
+    instrumental: bool = False
 
     @property
     def guided(self) -> bool:
@@ -89,12 +105,22 @@ class Track:
 class AceStepPipeline:
     """The loaded models and the generation procedure."""
 
-    def __init__(self, dit: AceStepDiT, vae: Vae, text: TextEncoder, silence: torch.Tensor, shift: float = 3.0):
+    def __init__(
+        self,
+        dit: AceStepDiT,
+        vae: Vae,
+        text: TextEncoder,
+        silence: torch.Tensor,
+        shift: float = 3.0,
+        exact: bool = True,
+    ):
         self.dit, self.vae, self.text, self.silence = dit, vae, text, silence
         self.device, self.dtype = silence.device, silence.dtype
         self.shift = shift
+        self.exact = exact  # every track in calls of its own: bit-identical alone and in any batch
         self.timesteps = turbo_timesteps(shift)
         self.decoder: Callable[..., torch.Tensor] = dit.decoder  # compiled by ``compile_decoder``
+        self._choose_kernels()
 
     def compile_decoder(self, mode: str | None = None) -> bool:
         """CUDA only: compile the DiT's layers with ``torch.compile`` (fused norms, modulations, gates).
@@ -110,7 +136,7 @@ class AceStepPipeline:
         return True
 
     @classmethod
-    def from_dir(cls, model_dir: Path, device: torch.device, dtype: torch.dtype) -> AceStepPipeline:
+    def from_dir(cls, model_dir: Path, device: torch.device, dtype: torch.dtype, exact: bool = True) -> AceStepPipeline:
         """Load all three models from an official checkpoint folder (checked first)."""
         model_dir = Path(model_dir)
         require_complete(model_dir)
@@ -118,54 +144,100 @@ class AceStepPipeline:
         silence = load_silence_latent(model_dir / DIT_DIR, device, dtype)
         vae = Vae.load(model_dir / VAE_DIR, device, dtype)
         text = TextEncoder.load(model_dir / TEXT_ENCODER_DIR, device, dtype)
-        return cls(dit, vae, text, silence)
+        return cls(dit, vae, text, silence, exact=exact)
+
+    def __call__(self, tracks: Sequence[Track], stage: Stage | None = None) -> list[np.ndarray]:
+        """Generate each track; returns float32 [samples, 2] arrays within [-1, 1].
+
+        Raises:
+            GenerationError: the first track that failed (``generate`` keeps the others).
+        """
+        songs = self.generate(tracks, stage)
+        for song in songs:
+            if isinstance(song, GenerationError):
+                raise song
+        return songs  # type: ignore[return-value]
 
     @torch.no_grad()
-    def __call__(
+    def generate(
         self, tracks: Sequence[Track], stage: Stage | None = None, keep: list[np.ndarray] | None = None
-    ) -> list[np.ndarray]:
-        """Generate each track; returns float32 [samples, 2] arrays within [-1, 1].
+    ) -> list[Song]:
+        """Generate each track: its audio, or the GenerationError its job fails with (that track alone).
 
         ``keep``, when given, receives each track's latents [frames, 64] (stored for later edits).
         """
         report = stage or (lambda _name, _pct: None)
+        self._choose_kernels()
         report("encoding", 0.0)
         tracks = [edit.with_base_latents(self.vae, t) for t in tracks]
+        groups = [[track] for track in tracks] if self.exact else [list(tracks)]
+        steps = len(self.timesteps) * len(groups)
+        latents: list[torch.Tensor] = []
+        for number, group in enumerate(groups):
+            done = number * len(self.timesteps)
+
+            def on_step(step: int, _total: int, done: int = done) -> None:
+                report("generating", 100.0 * (done + step) / steps)
+
+            # Later tracks (exact mode) are encoded while the stage already says generating.
+            encoded = (lambda: report("encoding", 100.0)) if number == 0 else None
+            latents.extend(self._sample(group, on_step, encoded))
+        if keep is not None:
+            keep.extend(z.float().cpu().numpy() for z in latents)
+        songs = self._decode(tracks, latents, report)
+        return [self._spliced(t, song) for t, song in zip(tracks, songs, strict=True)]
+
+    def _choose_kernels(self) -> None:
+        """CUDA: exact batches need the same convolution algorithms in every engine process.
+
+        cuDNN's autotuner (``benchmark``) times candidates when it first meets a shape and may pick
+        another algorithm in the next process, so a re-roll after a restart could differ; exact
+        batches use its deterministic choice instead. Set at load and before each call (``exact``
+        may be switched between calls).
+        """
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not self.exact
+            torch.backends.cudnn.deterministic = self.exact
+
+    def _sample(
+        self, tracks: Sequence[Track], on_step: Callable[[int, int], None], encoded: Callable[[], None] | None
+    ) -> list[torch.Tensor]:
+        """Condition and sample one group of tracks; each track's own latents [frames, 64]."""
         lengths = [self._length(t) for t in tracks]
         hints = [self._hints(t, n) for t, n in zip(tracks, lengths, strict=True)]
         phases = self._phases(tracks, lengths, hints)
-        report("encoding", 100.0)
+        if encoded is not None:
+            encoded()
         frame_mask = _frame_mask(lengths, self.device)
         noise = self._noise(tracks, lengths)
         plan = cover_phase_plan(len(self.timesteps), [t.strength if t.guided else 1.0 for t in tracks])
-        latents = sample(
-            self.decoder,
-            noise,
-            phases,
-            plan,
-            self.timesteps,
-            frame_mask,
-            on_step=lambda done, total: report("generating", 100.0 * done / total),
-        )
+        latents = sample(self.decoder, noise, phases, plan, self.timesteps, frame_mask, on_step=on_step)
         edit.keep_outside(latents, tracks, lengths, self.silence)
-        if keep is not None:
-            keep.extend(latents[i, :n].float().cpu().numpy() for i, n in enumerate(lengths))
-        return [self._spliced(t, song) for t, song in zip(tracks, self._decode(latents, lengths, report), strict=True)]
+        return [latents[i, :n] for i, n in enumerate(lengths)]
 
-    def _spliced(self, track: Track, song: np.ndarray) -> np.ndarray:
+    def _spliced(self, track: Track, song: Song) -> Song:
         """An edited track's new span in the base song's own audio (decoded from its kept latents)."""
-        if track.span is None:
+        if track.span is None or isinstance(song, GenerationError):
             return song
-        base = track.base_audio
+        base: Song | None = track.base_audio
         if track.base_latents is not None and not track.base_from_audio:
-            kept = torch.as_tensor(track.base_latents, device=self.device, dtype=self.dtype)[None]
-            base = self._decode(kept, [kept.shape[1]], lambda _name, _pct: None)[0]
+            kept = torch.as_tensor(track.base_latents, device=self.device, dtype=self.dtype)
+            whole = replace(
+                track,
+                span=None,
+                source_audio=None,
+                metas=replace(track.metas, duration_s=len(kept) / FRAMES_PER_SECOND),
+            )
+            base = self._decode([whole], [kept], lambda _name, _pct: None)[0]
+        if isinstance(base, GenerationError):
+            return base
         assert base is not None
         return edit.splice_audio(track, song, base, self.vae.sample_rate)
 
     @torch.no_grad()
     def source_codes(self, source_audio: np.ndarray, seed: int) -> list[int]:
         """The 5 Hz FSQ codes of an upload (VAE encode, then the DiT's tokenizer): what the LM reads."""
+        self._choose_kernels()
         audio = torch.from_numpy(np.ascontiguousarray(source_audio, dtype=np.float32)).T
         src = self.vae.encode(audio, torch.Generator().manual_seed(seed)).to(self.device, self.dtype)
         ones = torch.ones(1, src.shape[0], dtype=self.dtype, device=self.device)
@@ -175,12 +247,16 @@ class AceStepPipeline:
     # -- lengths, hints and noise ---------------------------------------------------------------
 
     def _length(self, track: Track) -> int:
-        """Latent frames: the source's own length for a cover, else the requested duration."""
+        """Latent frames to generate: the track's own, at least upstream's floor (a cover of a short note)."""
+        return max(MIN_FRAMES, self._own_frames(track))
+
+    def _own_frames(self, track: Track) -> int:
+        """The track's own latent frames: the source's length for a cover, else the requested duration."""
         frames = round(track.metas.duration_s * FRAMES_PER_SECOND)
         if track.source_audio is not None:
             source_frames = -(-track.source_audio.shape[0] // self.vae.hop)
             frames = min(frames, source_frames) if frames > 0 else source_frames
-        return max(MIN_FRAMES, min(frames, self.silence.shape[1]))
+        return max(1, min(frames, self.silence.shape[1]))
 
     def _hints(self, track: Track, length: int) -> torch.Tensor | None:
         """25 Hz context hints [length, 64] from the source audio or the codes, or None."""
@@ -234,7 +310,7 @@ class AceStepPipeline:
             )
             for t, h in zip(tracks, hints, strict=True)
         ]
-        lyrics = [lyrics_prompt(t.lyrics or INSTRUMENTAL_LYRICS, t.language or "unknown") for t in tracks]
+        lyrics = [lyrics_prompt(_lyrics(t), t.language or "unknown") for t in tracks]
         text, text_mask = self.text.captions(captions)
         lyric, lyric_mask = self.text.lyrics(lyrics)
         refs = edit.references(self.vae, self.silence, tracks, self.dit.config.timbre_fix_frame)
@@ -255,22 +331,39 @@ class AceStepPipeline:
 
     # -- decoding ---------------------------------------------------------------------------------
 
-    def _decode(self, latents: torch.Tensor, lengths: list[int], report: Stage) -> list[np.ndarray]:
-        """Check each track's latents, decode them all tile by tile, and tame each peak."""
-        own = [latents[i, :n] for i, n in enumerate(lengths)]
-        if not all(bool(torch.isfinite(z).all()) for z in own):
-            raise GenerationError("The model produced invalid numbers for this song; please try another seed.")
-        songs = []
-        # Peaks are tamed and channels interleaved where the VAE ran: one copy per song comes back.
-        for wave in self.vae.decode_many([z.T for z in own], on_device=True):
-            peak = float(wave.abs().max())
-            if not np.isfinite(peak):
-                raise GenerationError("The decoder produced invalid audio for this song; please try again.")
-            if peak > 1.0:
-                wave = wave / peak
-            songs.append(wave.T.contiguous().cpu().numpy())
+    def _decode(self, tracks: Sequence[Track], latents: list[torch.Tensor], report: Stage) -> list[Song]:
+        """Check each track's latents, decode them tile by tile, cut each to its own length, tame its peak.
+
+        Exact: each track's tiles in calls of their own. Batched: equal-width tiles of all tracks share calls.
+        """
+        songs: list[Song] = [GenerationError(INVALID_LATENTS) for _ in tracks]
+        valid = [i for i, z in enumerate(latents) if bool(torch.isfinite(z).all())]
+        groups = [[i] for i in valid] if self.exact else [valid] if valid else []
+        for group in groups:
+            waves = self.vae.decode_many([latents[i].T for i in group], on_device=True)
+            for i, wave in zip(group, waves, strict=True):
+                songs[i] = self._finish(wave[:, : self._own_frames(tracks[i]) * self.vae.hop])
         report("decoding", 100.0)
         return songs
+
+    def _finish(self, wave: torch.Tensor) -> Song:
+        """[2, samples] on the device → [samples, 2] on the CPU, divided by its peak when that is over 1."""
+        peak = float(wave.abs().max())
+        if not np.isfinite(peak):
+            return GenerationError(INVALID_AUDIO)
+        if peak > 1.0:
+            wave = wave / peak
+        return wave.T.contiguous().cpu().numpy()
+
+
+def _lyrics(track: Track) -> str:
+    """The lyric prompt's text: a song without lyrics is instrumental; a cover without any keeps its vocals.
+
+    Upstream's cover (no LM) formats empty lyrics as they are; "[Instrumental]" would ask for no voice.
+    """
+    if track.lyrics:
+        return track.lyrics
+    return "" if track.source_audio is not None and not track.instrumental else INSTRUMENTAL_LYRICS
 
 
 class _CompiledOrEager:

@@ -19,6 +19,8 @@ REQUIRED = [
     ("encode", "x_realtime_per_core"),
     ("service", "songs_per_hour"),
     ("service", "p95_s_half_load"),
+    ("exact", "cost_pct"),
+    ("exact", "batched_snr_db"),
 ]
 
 
@@ -45,12 +47,14 @@ def test_small_suite_runs_every_bench_and_writes_the_summary(tmp_path):
     assert summary["engine"]["b1_180s_s"] > 0 and summary["encode"]["x_realtime_per_core"] > 0
     assert summary["service"]["p95_s_half_load"] > 0 and summary["service"]["songs_per_hour"] > 0
     assert summary["lm"]["b1_cfg_tok_s"] > 0
+    assert summary["exact"]["exact_bit_identical"] is True and summary["exact"]["batch"] == 2
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["encode.json", "engine.json", "gpu-suite.json", "lm.json", "service.json", "vae.json"]
+    expected = ["encode.json", "engine.json", "exact.json", "gpu-suite.json", "lm.json", "service.json", "vae.json"]
+    assert files == expected
 
 
 def test_a_bench_out_of_time_is_recorded_and_the_suite_goes_on(tmp_path):
-    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode lm service")
+    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode exact lm service")
     assert "timed out" in summary["errors"]["engine"] and summary["engine"]["b1_180s_s"] is None
     assert "stderr_tail" in json.loads((tmp_path / "engine.json").read_text())
     assert summary["errors"]["lm"] == "skipped: named in SUITE_SKIP"
@@ -59,5 +63,5 @@ def test_a_bench_out_of_time_is_recorded_and_the_suite_goes_on(tmp_path):
 
 def test_a_spent_budget_skips_the_rest(tmp_path):
     summary = suite(tmp_path, SUITE_BUDGET_S="0")
-    assert set(summary["errors"]) == {"encode", "engine", "lm", "service", "vae"}
+    assert set(summary["errors"]) == {"encode", "engine", "exact", "lm", "service", "vae"}
     assert all("budget" in error for error in summary["errors"].values())

@@ -73,7 +73,8 @@ def needs_plan(request: TrackRequest) -> bool:
     The LM writes durations of 10 s and more (upstream's range, and the bots' minimum), so a
     shorter request (only internal callers make them) stays on the DiT-only path.
     """
-    return request.kind == "song" and request.plan is None and round(request.duration_s) >= DURATION_MIN
+    fresh = request.plan is None and request.error is None
+    return request.kind == "song" and fresh and round(request.duration_s) >= DURATION_MIN
 
 
 def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
@@ -115,7 +116,8 @@ def with_new_codes(planner: Planner, requests: list[TrackRequest]) -> list[Track
 
 def needs_understanding(request: TrackRequest) -> bool:
     """A fresh cover: the LM reads its source once; a re-roll of a cover reuses that reading."""
-    return request.kind == "cover" and request.plan is None and request.source_audio is not None
+    fresh = request.plan is None and request.error is None
+    return request.kind == "cover" and fresh and request.source_audio is not None
 
 
 def with_understanding(
@@ -131,7 +133,8 @@ def with_understanding(
     if not todo:
         return requests
     try:
-        readings = understand(planner, [codes_of(requests[i]) for i in todo], seed=requests[todo[0]].seed)
+        codes, seeds = [codes_of(requests[i]) for i in todo], [requests[i].seed for i in todo]
+        readings = understand(planner, codes, seeds)
     except (UserError, GenerationError) as error:
         log.warning("the LM could not read a cover's source; covering from the style alone (%s)", error)
         return requests

@@ -37,6 +37,10 @@ from storage.errors import GenerationError, UserError
 
 log = logging.getLogger(__name__)
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
+# What the code phase's CoT carries when the metadata were not written by a CoT phase: upstream's simple
+# mode passes the sample's four metas as the user's (``use_cot_metas=False``), and with all four given
+# upstream skips the CoT phase; either way the CoT is those four (llm_inference.py, has_all_metas).
+METAS = ("bpm", "duration", "keyscale", "timesignature")
 # A checkpoint folder may carry this file: planner budgets that suit the model (JSON, keys among
 # BUDGET_KEYS). They replace only budgets left at their defaults. The tiny random test LM uses it,
 # since a random model never ends its free text by itself.
@@ -204,8 +208,15 @@ class Planner:
         )
 
     def _phase_a(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
-        jobs = [self._phase_a_job(req) for req in requests]
-        self._decode(jobs, "meta")
+        """The metadata of every request: decoded, or the user's own when the CoT phase is skipped."""
+        decoded = [req for req in requests if not _skips_cot(req)]
+        jobs = [self._phase_a_job(req) for req in decoded]
+        if jobs:
+            self._decode(jobs, "meta")
+        written = iter(self._read_metas(decoded, jobs))
+        return [_given_metas(req) if _skips_cot(req) else next(written) for req in requests]
+
+    def _read_metas(self, requests: list[PlanRequest], jobs: list[DecodeJob]) -> list[dict[str, Any]]:
         metas = []
         for req, job in zip(requests, jobs, strict=True):
             if not job.constraint.done:
@@ -235,9 +246,9 @@ class Planner:
         s, prompts = self.settings, self.lm.prompts
         jobs = []
         for req, meta in zip(requests, metas, strict=True):
-            cot = format_cot({k: meta[k] for k in COT_FIELDS})
-            prompt = self._tok(prompts.codes(meta["caption"], meta["lyrics"], cot))
-            uncond = self._tok(prompts.codes(meta["caption"], meta["lyrics"], cot, negative=s.negative_prompt))
+            caption, cot = _code_prompt(req, meta)
+            prompt = self._tok(prompts.codes(caption, meta["lyrics"], cot))
+            uncond = self._tok(prompts.codes(caption, meta["lyrics"], cot, negative=s.negative_prompt))
             target = int(meta["duration"] * CODES_PER_SECOND)
             spec = Spec("codes", target_codes=target)
             jobs.append(
@@ -265,6 +276,42 @@ class Planner:
         return out
 
 
+def _user_lyrics(req: PlanRequest) -> bool:
+    """The CoT mode (the user's caption and lyrics), rather than create-sample from one sentence."""
+    return bool(req.lyrics) and not req.instrumental
+
+
+def _skips_cot(req: PlanRequest) -> bool:
+    """Upstream skips the CoT phase when the user gave lyrics and all four metas (``has_all_metas``)."""
+    given = req.given()
+    return _user_lyrics(req) and all(key in given for key in METAS)
+
+
+def _given_metas(req: PlanRequest) -> dict[str, Any]:
+    """A skipped CoT phase's metadata: the user's caption, lyrics and values."""
+    given = req.given()
+    return {
+        "caption": req.description,
+        "lyrics": req.lyrics,
+        **{key: given[key] for key in METAS},
+        "language": given.get("language", "unknown"),
+    }
+
+
+def _code_prompt(req: PlanRequest, meta: dict[str, Any]) -> tuple[str, str]:
+    """The code phase's user caption and CoT, as upstream's mode for this request writes them.
+
+    With the user's lyrics, the user turn keeps the user's caption (upstream passes its own
+    ``caption`` argument, not the CoT's rewrite) and the CoT carries what the CoT phase wrote.
+    From one sentence (simple mode), the sample's caption is the caption, and the CoT carries
+    the four metas only.
+    """
+    if _user_lyrics(req):
+        fields = METAS if _skips_cot(req) else COT_FIELDS
+        return req.description, format_cot({k: meta[k] for k in fields})
+    return meta["caption"], format_cot({k: meta[k] for k in METAS})
+
+
 def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
     """Apply the folder's ``BUDGETS_FILE`` to the budgets left at their defaults."""
     path = folder / BUDGETS_FILE
@@ -281,19 +328,20 @@ def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
 UNDERSTAND_TEMPERATURE = 0.3
 
 
-def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[dict[str, Any]]:
+def understand(planner: Planner, codes: list[list[int]], seeds: list[int]) -> list[dict[str, Any]]:
     """Describe audio from its 5 Hz codes (to caption covers and uploads): metadata and lyrics.
 
     Upstream's understand mode: no guidance, temperature 0.3, all seven fields (genres
     included), then free lyrics with audio codes blocked. The LM's duration is a guess, so the
-    audio's own length (codes / 5) is injected instead.
+    audio's own length (codes / 5) is injected instead. Each reading is sampled with its own
+    request's seed, so it does not depend on the readings it is decoded with.
 
     Raises:
         UserError: when the codes (the audio) are too long for the LM's context.
     """
     s = planner.settings
     jobs = []
-    for i, code_list in enumerate(codes):
+    for code_list, seed in zip(codes, seeds, strict=True):
         prompt = planner._tok(planner.lm.prompts.understand(code_list))
         if len(prompt) + SCAFFOLD_TOKENS + s.caption_max + s.genres_max + s.lyrics_max > planner._budget():
             raise UserError("This audio is too long for the song planner to describe; please use a shorter clip.")
@@ -310,7 +358,7 @@ def understand(planner: Planner, codes: list[list[int]], seed: int = 0) -> list[
             DecodeJob(
                 prompt,
                 Constraint(planner.vocab, spec),
-                _seed(seed + i),
+                _seed(seed),
                 None,
                 1.0,
                 UNDERSTAND_TEMPERATURE,

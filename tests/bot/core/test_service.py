@@ -129,8 +129,10 @@ async def test_cover_validates_and_stores_the_source(service):
     job = await service.submit_cover(ALICE, CoverRequest("jazz trio", 0.7), wav(12.0), "take.wav", TARGET)
     assert job.kind == "cover" and job.spec.strength == 0.7 and job.spec.duration_s == pytest.approx(12.0)
     assert service.blobs.path(job.source_blob).read_bytes()[:4] == b"RIFF"
-    with pytest.raises(BadAudio, match="only 3 seconds"):
-        await service.submit_cover(ALICE, CoverRequest(), wav(3.0), "short.wav", TARGET)
+    note = await service.submit_cover(ALICE, CoverRequest(), wav(8.0), "note.wav", TARGET)  # a voice note
+    assert note.spec.duration_s == pytest.approx(8.0) and note.spec.strength == 1.0  # upstream's default
+    with pytest.raises(BadAudio, match=r"only 2\.5 seconds long; covers need at least 3 seconds"):
+        await service.submit_cover(ALICE, CoverRequest(), wav(2.5), "short.wav", TARGET)
     with pytest.raises(BadAudio, match="silent"):
         await service.submit_cover(ALICE, CoverRequest(), wav(12.0, amplitude=0.0), "quiet.wav", TARGET)
     with pytest.raises(BadAudio, match="not audio"):
@@ -217,8 +219,9 @@ async def test_check_upload_uses_the_declared_length(service):
     service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=30.0)
     with pytest.raises(BadAudio, match="too long; I can cover up to 10 minutes"):
         service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=2 * 3600.0)
-    with pytest.raises(BadAudio, match="only 4 seconds"):
-        service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=4.0)
+    service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=3.0)  # a short voice note is fine
+    with pytest.raises(BadAudio, match="only 2 seconds"):
+        service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=2.0)
 
 
 @pytest.fixture

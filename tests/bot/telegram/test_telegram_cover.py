@@ -87,6 +87,16 @@ async def test_covers_of_audio_voice_and_video_note(api: FakeTelegramAPI, runnin
         assert abs(len(samples) / rate - SOURCE_S) < 0.2
 
 
+async def test_an_eight_second_voice_note_is_covered_at_its_own_length(
+    api: FakeTelegramAPI, running: RunningBot
+) -> None:
+    cover = await cover_of(api, api.voice(ogg("OPUS", 48000, seconds=8.0), duration=8), "/cover choir")
+    samples, rate = sf.read(io.BytesIO(cover.files["audio"].data))
+    assert abs(len(samples) / rate - 8.0) < 0.2
+    job = running.service.queue.get(song_id_and_seed(cover)[0])
+    assert job is not None and job.kind == "cover" and job.spec.strength == 1.0
+
+
 async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTelegramAPI, running: RunningBot) -> None:
     png = api.document(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, mime="image/png", file_name="cat.png")
     assert "not audio" in await refusal_of(api, png)
@@ -100,11 +110,11 @@ async def test_bad_files_get_one_sentence_and_the_bot_keeps_serving(api: FakeTel
     assert "silent" in await refusal_of(api, silent)
     too_long = api.voice(ogg("OPUS", 48000, seconds=MAX_SOURCE_S + 5), duration=MAX_SOURCE_S + 5)
     assert "too long" in await refusal_of(api, too_long)
-    too_short = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="blip.ogg", duration=4)
-    assert "only 4 seconds" in await refusal_of(api, too_short)
+    too_short = api.audio(ogg(seconds=2), mime="audio/ogg", file_name="blip.ogg", duration=2)
+    assert "only 2 seconds" in await refusal_of(api, too_short)
     # A length the file's header lies about is still caught after the download.
-    lying = api.audio(ogg(seconds=4), mime="audio/ogg", file_name="liar.ogg", duration=15)
-    assert "only 4 seconds" in await refusal_of(api, lying)
+    lying = api.audio(ogg(seconds=2), mime="audio/ogg", file_name="liar.ogg", duration=15)
+    assert "only 2 seconds" in await refusal_of(api, lying)
     # Size, type and declared length were judged before downloading: only the corrupt, silent and lying
     # files were fetched from Telegram.
     asked = {call.params["file_id"] for call in api.calls_of("getFile")}

@@ -85,11 +85,21 @@ def test_planner_refuses_invalid_given_fields(tiny_planner):
 def test_understand_describes_codes_with_the_audio_length(tiny_planner):
     from engine.acestep.lm.planner import understand
 
-    [desc] = understand(tiny_planner, [[7] * 62], seed=3)
+    [desc] = understand(tiny_planner, [[7] * 62], [3])
     assert desc["duration"] == 12.4
     assert desc["keyscale"] in KEYSCALES and desc["language"] in LANGUAGES
     assert desc["timesignature"] in (2, 3, 4, 6) and 30 <= desc["bpm"] <= 300
     assert "genres" in desc and "<|audio_code_" not in desc["lyrics"]
+
+
+def test_a_reading_does_not_depend_on_the_readings_beside_it(tiny_planner):
+    from engine.acestep.lm.planner import understand
+
+    first, second = [7] * 62, [(i * 131) % 64_000 for i in range(55)]
+    [alone] = understand(tiny_planner, [second], [11])
+    # Once, row i was seeded with the first request's seed + i: the second reading took seed 6 here.
+    _, beside = understand(tiny_planner, [first, second], [5, 11])
+    assert beside == alone
 
 
 def test_a_folder_budgets_file_shortens_only_the_default_budgets(tiny_lm_dir):
@@ -114,3 +124,46 @@ def test_vllm_backend_is_not_loaded_for_the_guided_code_phase(tiny_lm_dir):
     assert planner.vllm is None  # guidance is on: vLLM could serve nothing, so it is not started
     with pytest.raises(ModelsMissing):  # unguided it would serve the code phase, but it needs CUDA
         Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(backend="vllm", cfg_scale=1.0))
+
+
+def _code_prompts(planner, requests, monkeypatch):
+    """Plan ``requests``; return (plans, the code phase's prompt texts, the requests the CoT phase decoded)."""
+    seen: dict[str, list] = {}
+    original = planner._decode
+
+    def spy(jobs, phase):
+        seen[phase] = [planner.lm.tokenizer.decode(job.prompt, skip_special_tokens=False) for job in jobs]
+        return original(jobs, phase)
+
+    monkeypatch.setattr(planner, "_decode", spy)
+    plans = planner.plan(requests)
+    return plans, seen["codes"], seen.get("meta", [])
+
+
+def _user_turn(prompt: str) -> str:
+    return prompt.split("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
+
+
+def _cot_keys(prompt: str) -> list[str]:
+    cot = prompt.split("<think>\n", 1)[1].split("</think>", 1)[0]
+    return [line.split(":", 1)[0] for line in cot.splitlines() if line and not line.startswith(" ")]
+
+
+def test_code_phase_follows_the_official_modes(tiny_planner, monkeypatch):
+    lyrics = PlanRequest("lo-fi beat", seed=7, duration=10, lyrics="[Verse]\nla la la")
+    simple = PlanRequest("a sad folk song about trains", seed=8, duration=10)
+    given = PlanRequest(
+        "dub techno", seed=9, duration=10, bpm=120, keyscale="A minor", timesignature=4, lyrics="[Verse]\nhey"
+    )
+    plans, prompts, metas = _code_prompts(tiny_planner, [lyrics, simple, given], monkeypatch)
+    # The user's own lyrics: the user turn keeps the user's caption, the CoT carries the CoT phase's fields.
+    assert _user_turn(prompts[0]) == "# Caption\nlo-fi beat\n\n# Lyric\n[Verse]\nla la la\n"
+    assert _cot_keys(prompts[0]) == ["bpm", "caption", "duration", "keyscale", "language", "timesignature"]
+    # Simple mode: the sample's caption is the caption; the CoT carries the four metas only.
+    assert _user_turn(prompts[1]).startswith(f"# Caption\n{plans[1]['caption']}\n\n# Lyric\n")
+    assert _cot_keys(prompts[1]) == ["bpm", "duration", "keyscale", "timesignature"]
+    # Lyrics and all four metas given: upstream skips the CoT phase, the caption stays the user's.
+    assert len(metas) == 2 and _cot_keys(prompts[2]) == ["bpm", "duration", "keyscale", "timesignature"]
+    assert plans[2]["caption"] == "dub techno" and plans[2]["lyrics"] == "[Verse]\nhey"
+    assert (plans[2]["bpm"], plans[2]["keyscale"], plans[2]["timesignature"]) == (120, "A minor", 4)
+    assert len(plans[2]["audio_codes"]) == 50
