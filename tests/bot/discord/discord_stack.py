@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from bot.core.service import SongService
+from bot.discord.adapter import sync_commands
 from bot.runner import run_bot
 from storage.settings import Settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
@@ -79,6 +81,19 @@ def build_stack(tmp_path: Path, fake: FakeDiscord, *, engine: bool = True, **ove
     settings = stack_settings(tmp_path, fake, **overrides)
     service = SongService.from_settings(settings)
     return Stack(fake, settings, service, start_paced_engine(settings) if engine else None)
+
+
+@asynccontextmanager
+async def running_stack(tmp_path: Path, fake: FakeDiscord, **overrides: Any) -> AsyncIterator[Stack]:
+    """Commands synced to the guild, the engine running, the bot process connected; all stopped after."""
+    built = build_stack(tmp_path, fake, **overrides)
+    await sync_commands(built.settings, int(fake.guild_id))
+    await built.start_bot()
+    try:
+        yield built
+    finally:
+        await built.stop_bot()
+        built.stop_engine()
 
 
 class PacedGenerator:

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 
 from bot.discord.adapter import sync_commands
-from tests.bot.discord.discord_stack import ADMIN_ID, Stack, build_stack, custom_ids, decode, final_edit, wav_bytes
+from tests.bot.discord.discord_stack import (
+    ADMIN_ID,
+    Stack,
+    build_stack,
+    custom_ids,
+    decode,
+    final_edit,
+    running_stack,
+    wav_bytes,
+)
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 from tests.helpers import REPO
@@ -25,14 +34,8 @@ SONG_S = 10
 @pytest.fixture
 async def stack(tmp_path: Path, fake_discord: FakeDiscord) -> AsyncIterator[Stack]:
     """Commands synced to the guild, the engine running, the bot process connected."""
-    built = build_stack(tmp_path, fake_discord)
-    await sync_commands(built.settings, int(fake_discord.guild_id))
-    await built.start_bot()
-    try:
+    async with running_stack(tmp_path, fake_discord) as built:
         yield built
-    finally:
-        await built.stop_bot()
-        built.stop_engine()
 
 
 async def song(stack: Stack, user: dict, *options: dict) -> tuple[dict, bytes]:

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.discord.adapter import sync_commands
-from tests.bot.discord.discord_stack import Stack, build_stack, custom_ids, decode, final_edit, wav_bytes
+from tests.bot.discord.discord_stack import Stack, custom_ids, decode, final_edit, running_stack, wav_bytes
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.discord_interactions import InteractionRecord
@@ -22,14 +21,8 @@ RATE = 48_000
 
 @pytest.fixture
 async def stack(tmp_path: Path, fake_discord: FakeDiscord) -> AsyncIterator[Stack]:
-    built = build_stack(tmp_path, fake_discord, max_pending_per_user=8)
-    await sync_commands(built.settings, int(fake_discord.guild_id))
-    await built.start_bot()
-    try:
+    async with running_stack(tmp_path, fake_discord, max_pending_per_user=8) as built:
         yield built
-    finally:
-        await built.stop_bot()
-        built.stop_engine()
 
 
 def snr_db(reference: np.ndarray, other: np.ndarray) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,23 @@ from bot.core.service import SongService
 from storage.errors import NotFound
 from storage.types import DeliveryTarget, TrackView, UserRef
 from tests.helpers import make_settings, start_engine
+
+USER, TARGET = UserRef("console", "tester"), DeliveryTarget("console", "console")
+
+
+@asynccontextmanager
+async def _engine_and_song(tmp_path: Path, model_dir: Path) -> AsyncIterator[tuple[SongService, TrackView]]:
+    """The service and a running acestep engine on the tiny set, with one finished song (seed 5)."""
+    settings = make_settings(tmp_path, engine_backend="acestep", model_dir=model_dir, engine_device="cpu")
+    service = SongService.from_settings(settings)
+    stop = start_engine(settings)
+    try:
+        command = parser.parse_command("/song a sad folk song about trains duration=10 seed=5")
+        assert command is not None
+        job = await service.submit_song(USER, parser.parse_song(command), TARGET)
+        yield service, await _finished(service, job.id)
+    finally:
+        stop()
 
 
 async def _finished(service: SongService, job_id: int) -> TrackView:
@@ -37,19 +56,9 @@ def _samples(service: SongService, track: TrackView) -> np.ndarray:
 
 async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_full_set: Path) -> None:
     assert (tiny_full_set / "acestep-5Hz-lm-0.6B" / "model.safetensors").is_file()
-    settings = make_settings(tmp_path, engine_backend="acestep", model_dir=tiny_full_set, engine_device="cpu")
-    service = SongService.from_settings(settings)
-    stop = start_engine(settings)
-    try:
-        user, target = UserRef("console", "tester"), DeliveryTarget("console", "console")
-        command = parser.parse_command("/song a sad folk song about trains duration=10 seed=5")
-        assert command is not None
-        job = await service.submit_song(user, parser.parse_song(command), target)
-        song = await _finished(service, job.id)
-        reroll_job = await service.reroll(user, job.id, 5, target)
+    async with _engine_and_song(tmp_path, tiny_full_set) as (service, song):
+        reroll_job = await service.reroll(USER, song.job_id, 5, TARGET)
         reroll = await _finished(service, reroll_job.id)
-    finally:
-        stop()
     plan = song.plan
     assert plan is not None and plan["duration"] == 10 and len(plan["audio_codes"]) == 50
     assert song.caption == plan["caption"] and reroll.plan == plan and reroll.seed == 5
@@ -59,20 +68,10 @@ async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_
 
 
 async def test_reroll_without_a_seed_is_a_new_take_with_new_codes(tmp_path: Path, tiny_full_set: Path) -> None:
-    settings = make_settings(tmp_path, engine_backend="acestep", model_dir=tiny_full_set, engine_device="cpu")
-    service = SongService.from_settings(settings)
-    stop = start_engine(settings)
-    try:
-        user, target = UserRef("console", "tester"), DeliveryTarget("console", "console")
-        command = parser.parse_command("/song a sad folk song about trains duration=10 seed=5")
-        assert command is not None
-        job = await service.submit_song(user, parser.parse_song(command), target)
-        song = await _finished(service, job.id)
-        take_job = await service.reroll(user, job.id, None, target)
+    async with _engine_and_song(tmp_path, tiny_full_set) as (service, song):
+        take_job = await service.reroll(USER, song.job_id, None, TARGET)
         take = await _finished(service, take_job.id)
-        again = await _finished(service, (await service.reroll(user, take_job.id, take.seed, target)).id)
-    finally:
-        stop()
+        again = await _finished(service, (await service.reroll(USER, take_job.id, take.seed, TARGET)).id)
     assert song.plan is not None and take.plan is not None
     blueprint = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language")
     assert all(take.plan[name] == song.plan[name] for name in blueprint)
