@@ -94,6 +94,10 @@ CLAIM_ALONE = (
 )
 CLOCK = select(queue_state.c.vtime, queue_state.c.paused)
 
+# PostgreSQL advisory lock key held by a submit while it checks the whole queue's cap (SQLite's
+# BEGIN IMMEDIATE already serialises writers). Any constant unique to songbot will do.
+QUEUE_CAP_LOCK = 0x50_4E_47_42_4F_54
+
 
 class Queue:
     """All job-queue operations, on one SQLAlchemy engine (SQLite or PostgreSQL)."""
@@ -211,8 +215,10 @@ class Queue:
             raise LimitError(f"You have {quota - used} songs left for today, not {count}; ask for fewer takes.")
         if quota and used >= quota:
             raise LimitError(f"You have made your {quota} songs for today; the quota resets at midnight UTC.")
+        if conn.dialect.name == "postgresql":  # one count-then-insert at a time for the whole queue's cap
+            conn.execute(select(func.pg_advisory_xact_lock(QUEUE_CAP_LOCK)))
         total = conn.execute(select(func.count()).where(jobs.c.status == QUEUED)).scalar_one()
-        if total >= self.limits.max_queued_total:
+        if total + count > self.limits.max_queued_total:
             raise LimitError("The queue is full right now; please try again in a few minutes.")
 
     # ------------------------------------------------------------------ claim

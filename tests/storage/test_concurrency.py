@@ -127,6 +127,18 @@ def test_ten_simultaneous_submits_of_one_user_stop_at_the_daily_quota(db):
     assert all(type(error) is LimitError and "your 4 songs for today" in error.user_message for error in refused)
 
 
+def test_ten_simultaneous_submits_of_ten_users_stop_at_the_whole_queues_cap(db):
+    # Several rounds, the cap four more each time: one round alone often misses the race on the old code.
+    users = [Accounts(db).ensure(UserRef("telegram", f"crowd-{i}"), utcnow()).id for i in range(BURST)]
+    spec = JobSpec.build(caption="rain", duration_s=10)
+    for round_ in range(1, 4):
+        queue = Queue(db, QueueLimits(max_queued_total=4 * round_, max_pending_per_user=BURST, daily_quota=0))
+        accepted, refused = burst(BURST, lambda i, queue=queue: queue.submit(users[i], "song", spec, i, utcnow(), None))
+        assert len(accepted) == 4, [type(error).__name__ for error in refused]
+        assert all(type(error) is LimitError and "queue is full" in error.user_message for error in refused)
+    assert Queue(db).counts() == {"queued": 12}
+
+
 def test_simultaneous_first_commands_of_a_new_user_make_one_row(db):
     # Several rounds, each a new user: one round alone often misses the race on the old code.
     for round_ in range(ROUNDS):
