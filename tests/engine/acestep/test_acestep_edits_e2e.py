@@ -11,7 +11,7 @@ import soundfile as sf
 from tests.engine.acestep.test_acestep_console_e2e import RESULT, chat
 
 RATE = 48_000
-ALONE = {"ENGINE_MAX_BATCH": "1", "ENGINE_ENCODE_PROCESSES": "0"}
+CHAT_ENV = {"ENGINE_ENCODE_PROCESSES": "0"}  # batches as they come: exact batches keep each song its own
 
 
 def songs(out: str) -> dict[int, tuple[int, np.ndarray]]:
@@ -36,7 +36,7 @@ def seconds(samples: np.ndarray, start: float, end: float | None = None) -> np.n
 
 def test_takes_reroll_repaint_and_extend_by_decoded_samples(tmp_path: Path, tiny_set: Path) -> None:
     # One job per batch: batches of songs of different lengths are not yet bit-exact (issue 12).
-    first = songs(chat(tmp_path, tiny_set, "/song lo-fi rain at night duration=15 seed=5 takes=2\n", **ALONE))
+    first = songs(chat(tmp_path, tiny_set, "/song lo-fi rain at night duration=15 seed=5 takes=2\n", **CHAT_ENV))
     assert sorted(first) == [1, 2]
     (seed_a, take_a), (seed_b, take_b) = first[1], first[2]
     assert (seed_a, seed_b) == (5, 6)
@@ -51,7 +51,7 @@ def test_takes_reroll_repaint_and_extend_by_decoded_samples(tmp_path: Path, tiny
         "/repaint 1 8-12 a guitar solo\n/extend 1 10\n/reroll 1\n/reroll 1 5\n"
         f"/song lo-fi rain at night duration=15 seed=5 like={clip}\n"
     )
-    out = chat(tmp_path, tiny_set, commands, MAX_PENDING_PER_USER="5", **ALONE)
+    out = chat(tmp_path, tiny_set, commands, MAX_PENDING_PER_USER="5", **CHAT_ENV)
     made = songs(out)
     assert sorted(made) == [3, 4, 5, 6, 7], out
     repaint, extended = made[3][1], made[4][1]
