@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
+from storage.values import MIN_SOURCE_S
 
 HELP_TEXT = """\
 🎵 songbot makes songs with the open ACE-Step 1.5 model.
@@ -29,7 +30,7 @@ waiting song.   /lyrics <id> — a song's lyrics.
 {privacy}"""
 LIMITS_TEXT = """\
 Limits: {max_pending} songs waiting at a time, {quota} songs a day, {min_s} to {max_s} seconds per song, \
-uploads up to {max_mb:g} MB."""
+uploads up to {max_mb:g} MB; a recording to cover from {min_source_s} seconds, a clip to sound like from {min_s}."""
 PRIVACY_TEXT = """\
 Privacy: your requests, songs and seeds are stored on this bot's server so you can re-roll them; \
 {uploads}"""
@@ -45,7 +46,12 @@ def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: floa
 def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
     """The line of /help with the limits."""
     return LIMITS_TEXT.format(
-        max_pending=max_pending, quota=quota or "unlimited", min_s=min_s, max_s=max_s, max_mb=max_mb
+        max_pending=max_pending,
+        quota=quota or "unlimited",
+        min_s=min_s,
+        max_s=max_s,
+        max_mb=max_mb,
+        min_source_s=MIN_SOURCE_S,
     )
 
 

@@ -86,3 +86,8 @@ def test_help_says_how_long_uploads_are_kept():
     assert "deleted after 1 day," in render.help_text(3, 30, 10, 240, 20, 1)
     assert "deleted after 12 hours" in render.privacy_text(0.5)
     assert "deleted" not in render.privacy_text(0) and "kept" in render.privacy_text(0)
+
+
+def test_help_states_the_shortest_recordings():
+    limits = render.limits_text(3, 30, 10, 240, 20)
+    assert "a recording to cover from 3 seconds, a clip to sound like from 10" in limits
