@@ -12,8 +12,9 @@ from storage.spec import JobSpec
 from storage.types import DeliveryTarget, UserRef
 
 KNOWN = "plain-secret-the-operator-set"
-TELEGRAM = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
-DISCORD_BOT = "MTA4NjY1MzU2NzQ5NDU2NTc2OA.GhI2xY.abcdefghijklmnopqrstuvwxyz0123"
+# The shapes of real tokens, built from plain words: none of these is or was a real token.
+TELEGRAM = "1234567890:" + "not-a-real-token-" * 2 + "x"
+DISCORD_BOT = "not-a-real-discord-bot-id" + ".fake01." + "this-is-a-test-token-only-0"
 INTERACTION = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpzZWNyZXQtdG9rZW4"
 
 

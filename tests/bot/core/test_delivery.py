@@ -171,7 +171,7 @@ async def test_the_throttle_is_checked_before_the_status_text_is_built(service, 
 
 
 async def test_a_failed_post_stores_its_error_without_the_bot_token(tmp_path):
-    token = "4242424242:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX"
+    token = "4242424242:" + "fake-test-token-" * 2 + "xyz"  # a Telegram token's shape, no real token
     service = SongService.from_settings(make_settings(tmp_path, telegram_token=token))
     messenger = Recorder(fail_results=1)
 
