@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from engine.protocol import Generator
 from engine.sketch import SketchGenerator
@@ -35,17 +36,18 @@ def choose_backend(backend: str, model_dir: Path) -> str:
     return "sketch"
 
 
-def load_backend(
-    backend: str,
-    model_dir: Path,
-    device: str = "auto",
-    max_batch: int = 4,
-    lm_model: str | None = None,
-    lm_backend: str = "torch",
-    lm_thinking: bool = True,
-    max_duration_s: int = 600,
-    exact_batches: bool = True,
-) -> Generator:
+class AceStepOptions(TypedDict, total=False):
+    """What `AceStepGenerator` takes besides its model folder and batch size (its defaults apply when left out)."""
+
+    device: str
+    lm_model: str | None
+    lm_backend: str
+    lm_thinking: bool
+    max_duration_s: int
+    exact_batches: bool
+
+
+def load_backend(backend: str, model_dir: Path, max_batch: int = 4, **options: Unpack[AceStepOptions]) -> Generator:
     """Load the chosen backend once (this is where model weights are read)."""
     name = choose_backend(backend, model_dir)
     if name == "sketch":
@@ -53,16 +55,7 @@ def load_backend(
         return SketchGenerator(max_batch=max_batch)
     from engine.acestep.backend import AceStepGenerator
 
-    return AceStepGenerator(
-        model_dir,
-        device=device,
-        max_batch=max_batch,
-        lm_model=lm_model,
-        lm_backend=lm_backend,
-        lm_thinking=lm_thinking,
-        max_duration_s=max_duration_s,
-        exact_batches=exact_batches,
-    )
+    return AceStepGenerator(model_dir, max_batch=max_batch, **options)
 
 
 def _missing(model_dir: Path) -> list[str]:

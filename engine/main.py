@@ -43,13 +43,13 @@ def build_worker(settings: Settings, migrate: bool = True, metrics: EngineMetric
     generator = load_backend(
         settings.engine_backend,
         settings.model_dir,
-        settings.engine_device,
         settings.engine_max_batch,
-        settings.lm_model,
-        settings.lm_backend,
-        settings.lm_thinking,
-        settings.max_duration_s,
-        settings.engine_exact_batches,
+        device=settings.engine_device,
+        lm_model=settings.lm_model,
+        lm_backend=settings.lm_backend,
+        lm_thinking=settings.lm_thinking,
+        max_duration_s=settings.max_duration_s,
+        exact_batches=settings.engine_exact_batches,
     )
     config = WorkerConfig(
         owner=owner_id(socket.gethostname(), device_of(settings, generator), os.getpid()),
