@@ -45,20 +45,19 @@ from typing import TypeVar
 
 import numpy as np
 
-from engine import scratch
+from engine import inputs, scratch
 from engine.encode import EncodePool
-from engine.failures import SOURCE_GONE, Backoff, job_sentence, retrying, saving_sentence, transient
+from engine.failures import Backoff, job_sentence, retrying, saving_sentence, transient
 from engine.lease import Heartbeat as _Heartbeat
 from engine.observer import EngineObserver
-from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest, request_for
+from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest
 from storage import audio
 from storage.blobstore import BlobStore
 from storage.db import utcnow
-from storage.errors import GENERIC_FAILURE, BadAudio, GenerationError, LeaseLost
+from storage.errors import GENERIC_FAILURE, GenerationError, LeaseLost
 from storage.library import Library
 from storage.queue import Queue
 from storage.types import JobView, NewTrack
-from storage.values import MAX_DURATION_S
 
 log = logging.getLogger("songbot.engine")
 T = TypeVar("T")
@@ -421,38 +420,12 @@ class Worker:
         """Each job's request; a job whose request can't be made (a bad or vanished upload) fails alone."""
         requests, ready = [], []
         for job in batch:
-            request = self._guard(job, "preparing", partial(self._request, job), job_sentence)
+            read = partial(inputs.request_of, job, self.blobs, self.library, self.config.max_source_duration_s)
+            request = self._guard(job, "preparing", read, job_sentence)
             if request is not None:
                 requests.append(request)
                 ready.append(job)
         return requests, ready
-
-    def _request(self, job: JobView) -> TrackRequest:
-        source = None
-        if job.source_blob:
-            try:
-                data = self.blobs.read_bytes(job.source_blob)
-            except FileNotFoundError as error:  # swept after UPLOAD_RETENTION_DAYS, or removed by hand
-                raise BadAudio(SOURCE_GONE) from error
-            source = audio.decode(data, self.config.max_source_duration_s)
-        return request_for(job, source, **self._base(job))
-
-    def _base(self, job: JobView) -> dict[str, np.ndarray | None]:
-        """An edit's base song: its decoded MP3 and, when kept, its latents; {} for other jobs."""
-        edit = job.spec.edit
-        if edit is None:
-            return {}
-        track = self.library.get(edit.song_id)
-        if track is None or not self.blobs.exists(track.blob_path):
-            raise BadAudio(f"Song #{edit.song_id} is gone, so this change of it can't be made.")
-        base_audio = audio.decode(self.blobs.read_bytes(track.blob_path), MAX_DURATION_S + 1)
-        latents = None
-        if track.latents_blob and self.blobs.exists(track.latents_blob):
-            try:
-                latents = self.blobs.get_array(track.latents_blob)
-            except (OSError, ValueError):  # unreadable: the backend encodes the song's audio instead
-                log.warning("unreadable latents; using the song's audio", extra={"job": job.id})
-        return {"base_audio": base_audio, "base_latents": latents}
 
     def _progress(self, jobs: list[JobView], heartbeat: _Heartbeat) -> Callable[[int | None, str, float], None]:
         by_id = {job.id: job for job in jobs}
