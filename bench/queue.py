@@ -34,6 +34,7 @@ from storage.db import make_engine  # noqa: E402
 from storage.fairness import jain_index, tags_for  # noqa: E402
 from storage.models import Job  # noqa: E402
 from storage.queue import Queue  # noqa: E402
+from storage.rows import queued_job_values  # noqa: E402
 from storage.spec import JobSpec  # noqa: E402
 from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
 
@@ -68,24 +69,8 @@ def claim_latency(queue: Queue, users: int = 200, jobs: int = 20_000, claims: in
         user = ids[i % users]
         tags = tags_for(0.0, last[user], 30.0, 1.0)
         last[user] = tags.vfinish
-        rows.append(
-            {
-                "user_id": user,
-                "kind": "song",
-                "spec": {"duration_s": 30},
-                "seed": i,
-                "status": "queued",
-                "stage": "queued",
-                "progress": 0.0,
-                "attempts": 0,
-                "max_attempts": 3,
-                "run_after": T0,
-                "cost": 30.0,
-                "vstart": tags.vstart,
-                "vfinish": tags.vfinish,
-                "created_at": T0,
-            }
-        )
+        job = {"user_id": user, "kind": "song", "spec": {"duration_s": 30}, "seed": i}
+        rows.append(queued_job_values(job, None, 30.0, tags, T0, max_attempts=3))
     with queue.engine.begin() as conn:
         conn.execute(insert(Job.__table__), rows)
     timings = []

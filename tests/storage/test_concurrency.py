@@ -8,8 +8,10 @@ from sqlalchemy import insert
 from storage.accounts import Accounts
 from storage.db import make_engine, utcnow
 from storage.errors import LimitError
+from storage.fairness import Tags
 from storage.models import Job
 from storage.queue import Queue
+from storage.rows import queued_job_values
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, QueueLimits, UserRef
 
@@ -21,22 +23,14 @@ def fill(db, jobs: int) -> None:
     now = utcnow()
     users = [Accounts(db).ensure(UserRef("console", str(i)), now).id for i in range(20)]
     rows = [
-        {
-            "user_id": users[i % 20],
-            "kind": "song",
-            "spec": {"duration_s": 10},
-            "seed": i,
-            "status": "queued",
-            "stage": "queued",
-            "progress": 0.0,
-            "attempts": 0,
-            "max_attempts": 3,
-            "run_after": now,
-            "cost": 10.0,
-            "vstart": float(i // 20) * 10.0,
-            "vfinish": float(i // 20 + 1) * 10.0,
-            "created_at": now,
-        }
+        queued_job_values(
+            {"user_id": users[i % 20], "kind": "song", "spec": {"duration_s": 10}, "seed": i},
+            None,
+            10.0,
+            Tags(vstart=float(i // 20) * 10.0, vfinish=float(i // 20 + 1) * 10.0),
+            now,
+            max_attempts=3,
+        )
         for i in range(jobs)
     ]
     with db.begin() as conn:
