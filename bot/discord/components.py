@@ -9,12 +9,11 @@ counts against the requester's quota only when the requester pressed it.
 from __future__ import annotations
 
 import dataclasses
-import re
-from typing import Any
 
 import discord
 
 from bot.core.parser import SongRequest
+from bot.discord.buttons import SongButton
 from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
@@ -24,26 +23,12 @@ from storage.types import TrackView
 HISTORY_BUTTONS = 5
 
 
-class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:reroll:(?P<job>[0-9]{1,18})"):
+class RerollButton(SongButton, action="reroll"):
     """🎲 Re-roll: the same request with a new seed."""
 
-    def __init__(self, job_id: int, label: str = "Re-roll") -> None:
-        button: discord.ui.Button[Any] = discord.ui.Button(
-            label=label, emoji="🎲", style=discord.ButtonStyle.primary, custom_id=f"songbot:reroll:{job_id}"
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(  # type: ignore[override]
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> RerollButton:
-        """Rebuild the button from a click on any message, old or new."""
-        return cls(int(match["job"]))
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """The guild allowlist applies to buttons too."""
-        return await guard(interaction)
+    label = "Re-roll"
+    emoji = "🎲"
+    style = discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Queue a sibling of the song; the new job is the presser's."""
@@ -53,26 +38,11 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"so
         )
 
 
-class LyricsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:lyrics:(?P<job>[0-9]{1,18})"):
+class LyricsButton(SongButton, action="lyrics"):
     """📝 Lyrics: the song's lyrics, privately."""
 
-    def __init__(self, job_id: int) -> None:
-        button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Lyrics", emoji="📝", style=discord.ButtonStyle.secondary, custom_id=f"songbot:lyrics:{job_id}"
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(  # type: ignore[override]
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> LyricsButton:
-        """Rebuild the button from a click."""
-        return cls(int(match["job"]))
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """The guild allowlist applies to buttons too."""
-        return await guard(interaction)
+    label = "Lyrics"
+    emoji = "📝"
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Show the lyrics to the person who asked."""

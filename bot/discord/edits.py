@@ -6,62 +6,30 @@ on any result, also after a restart. The service checks that the song is the pre
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import discord
 
 from bot.core.parser import ExtendRequest, ParsedCommand, parse_repaint
+from bot.discord.buttons import SongButton
 from bot.discord.replies import guard, refuse, service_of, submit_deferred, user_ref
 from storage.errors import UserError
 
 
-class RepaintButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:repaint:(?P<job>[0-9]{1,18})"):
+class RepaintButton(SongButton, action="repaint"):
     """✏️ Repaint: asks which part (and an optional caption) in a modal, then repaints it."""
 
-    def __init__(self, job_id: int) -> None:
-        button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Repaint", emoji="✏️", style=discord.ButtonStyle.secondary, custom_id=f"songbot:repaint:{job_id}"
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(  # type: ignore[override]
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> RepaintButton:
-        """Rebuild the button from a click on any message, old or new."""
-        return cls(int(match["job"]))
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """The guild allowlist applies to buttons too."""
-        return await guard(interaction)
+    label = "Repaint"
+    emoji = "✏️"
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Ask for the part to repaint."""
         await interaction.response.send_modal(RepaintModal(self.job_id))
 
 
-class ExtendButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"songbot:extend:(?P<job>[0-9]{1,18})"):
+class ExtendButton(SongButton, action="extend"):
     """➕ Extend: continue the song by half a minute (less near the longest a song may be)."""
 
-    def __init__(self, job_id: int) -> None:
-        button: discord.ui.Button[Any] = discord.ui.Button(
-            label="Extend", emoji="➕", style=discord.ButtonStyle.secondary, custom_id=f"songbot:extend:{job_id}"
-        )
-        super().__init__(button)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(  # type: ignore[override]
-        cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: re.Match[str]
-    ) -> ExtendButton:
-        """Rebuild the button from a click."""
-        return cls(int(match["job"]))
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """The guild allowlist applies to buttons too."""
-        return await guard(interaction)
+    label = "Extend"
+    emoji = "➕"
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Queue the extension; the new job is the presser's (and only their own songs can be extended)."""
