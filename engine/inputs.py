@@ -39,14 +39,18 @@ def base_song(job: JobView, blobs: BlobStore, library: Library) -> dict[str, np.
     edit = job.spec.edit
     if edit is None:
         return {}
+    gone = BadAudio(f"Song #{edit.song_id} is gone, so this change of it can't be made.")
     track = library.get(edit.song_id)
-    if track is None or not blobs.exists(track.blob_path):
-        raise BadAudio(f"Song #{edit.song_id} is gone, so this change of it can't be made.")
-    base_audio = audio.decode(blobs.read_bytes(track.blob_path), MAX_DURATION_S + 1)
+    if track is None:
+        raise gone
+    try:
+        data = blobs.read_bytes(track.blob_path)  # one read, no existence check first (a request on S3)
+    except FileNotFoundError as error:
+        raise gone from error
     latents = None
-    if track.latents_blob and blobs.exists(track.latents_blob):
+    if track.latents_blob:
         try:
             latents = blobs.get_array(track.latents_blob)
-        except (OSError, ValueError):  # unreadable: the backend encodes the song's audio instead
-            log.warning("unreadable latents; using the song's audio", extra={"job": job.id})
-    return {"base_audio": base_audio, "base_latents": latents}
+        except (OSError, ValueError):  # missing or unreadable: the backend encodes the song's audio instead
+            log.warning("no readable latents; using the song's audio", extra={"job": job.id})
+    return {"base_audio": audio.decode(data, MAX_DURATION_S + 1), "base_latents": latents}

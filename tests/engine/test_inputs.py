@@ -65,3 +65,21 @@ def test_unreadable_latents_fall_back_to_the_songs_audio(worker):
     job = submit(worker, kind="repaint", edit=Edit(task="repaint", song_id=done.id, start_s=2, end_s=4))
     base = base_song(job, worker.blobs, worker.library)
     assert base["base_latents"] is None and base["base_audio"].shape[1] == 2
+
+
+def test_an_edit_of_a_song_whose_file_is_gone_says_so(worker):
+    done = submit(worker)
+    worker.run_once()
+    worker.blobs.delete(worker.library.get(done.id).blob_path)
+    job = submit(worker, kind="repaint", edit=Edit(task="repaint", song_id=done.id, start_s=2, end_s=4))
+    with pytest.raises(BadAudio, match=f"Song #{done.id} is gone"):
+        base_song(job, worker.blobs, worker.library)
+
+
+def test_missing_latents_fall_back_to_the_songs_audio(worker):
+    done = submit(worker)
+    worker.run_once()
+    keep_latents(worker, done.id, "latents/0000/never-written.npy")
+    job = submit(worker, kind="repaint", edit=Edit(task="repaint", song_id=done.id, start_s=2, end_s=4))
+    base = base_song(job, worker.blobs, worker.library)
+    assert base["base_latents"] is None and base["base_audio"].shape[1] == 2
