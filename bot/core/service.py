@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 from bot.core import edits, render
 from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, ExtendRequest, RepaintRequest, SongRequest
 from migrations import upgrade
-from storage import audio
+from storage import audio, decoding
 from storage.accounts import Accounts
 from storage.blobstore import BlobStore
 from storage.db import make_engine, utcnow
@@ -157,8 +157,8 @@ class SongService:
         """Check an uploaded recording (size, type, length) and keep it; returns its blob path."""
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename, what=what)
-        source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
-        seconds = source.shape[0] / audio.SAMPLE_RATE
+        # Probed, not decoded: the engine decodes it once (storage/decoding.py)
+        seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
         audio.check_cover_length(seconds, what, shortest_source_s(what))
         return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
 
@@ -204,8 +204,7 @@ class SongService:
         self.check_upload(len(clip.data), None, clip.filename)
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
-        source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
-        seconds = source.shape[0] / audio.SAMPLE_RATE
+        seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
         audio.check_cover_length(seconds)
         blob = await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
         spec = JobSpec.build(
