@@ -396,6 +396,8 @@ class Worker:
                 for blob in (relative, latents_blob):
                     if blob is not None:
                         self.blobs.delete(blob)
+            # Otherwise the completion may have been written before the connection broke: the file stays,
+            # and the orphan sweep (storage/retention.py) deletes it once no row has named it for a day.
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 
