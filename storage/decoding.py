@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from av.container import InputContainer
 
 MAX_RATE = 192_000  # the highest rate real recordings use; 384 kHz and up is refused, not resampled
-MIN_RATE = 1_000  # below telephone rates nothing is a recording
-MAX_CHANNELS = 32
+MIN_RATE = 1_000  # a rate this low holds nothing to cover (telephone audio is 8 kHz)
+MAX_CHANNELS = 32  # ambisonic and multitrack recordings stay well below; only the first two are used
 UNKNOWN_FRAMES = 1 << 62  # libsndfile's frame count (SF_COUNT_MAX) for a file that does not say its length
 BLOCK_SAMPLES = 1 << 18  # samples (all channels) read at a time: 1 MiB of float32 per block
 SILENCE_PEAK = 1e-4
@@ -56,7 +56,7 @@ class _Level:
             raise too_long(self.max_duration_s)
         if block.size:
             self.finite = self.finite and bool(np.isfinite(block).all())
-            self.peak = max(self.peak, float(np.nanmax(np.abs(block))))
+            self.peak = max(self.peak, float(np.abs(block).max()))  # a NaN is caught by `finite`, not here
 
     def check(self) -> None:
         """Refuse a file with no sound, or only silence (or NaNs) in it."""
