@@ -18,7 +18,12 @@ from engine.acestep.config import DitConfig
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm computed in float32, as Qwen3 does, then scaled in the input dtype."""
+    """RMSNorm computed in float32, as Qwen3 does, then scaled in the input dtype.
+
+    ``F.rms_norm`` without a weight upcasts a bf16 input to float32, normalises and rounds once:
+    upstream's ``x.float() * rsqrt(mean(x**2) + eps)`` then ``.to(dtype)``, as one fused kernel on
+    CUDA instead of about six. The weight is applied after the rounding, as upstream does.
+    """
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -27,10 +32,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize over the last dimension."""
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        return self.weight * F.rms_norm(x, (x.shape[-1],), eps=self.eps)
 
 
 class SwiGLU(nn.Module):
@@ -53,18 +55,26 @@ def rope(
     """Half-split rotary tables for positions 0..length-1, computed in float32.
 
     Returns:
-        (cos, sin), each [length, head_dim] in ``dtype``.
+        (cos, signed sin), each [length, head_dim] in ``dtype``; the sin's first half is negated
+        (see :func:`rotate`).
     """
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
     positions = torch.arange(length, device=device, dtype=torch.float32)
     freqs = positions[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)
-    return emb.cos().to(dtype), emb.sin().to(dtype)
+    sin = emb.sin()
+    half = head_dim // 2
+    return emb.cos().to(dtype), torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).to(dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Half-split RoPE ``x * cos + rotate_half(x) * sin`` with the half turn as one roll.
+
+    ``rotate_half(x) = [-x2, x1]`` is ``roll(x) = [x2, x1]`` with the sign moved into the table
+    (``signed_sin = [-sin1, sin2]``, :func:`rope`): the same products bit for bit (a sign flip is
+    exact), in one kernel instead of a negation and a concatenation.
+    """
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 def attention_bias(
@@ -193,14 +203,13 @@ class Attention(nn.Module):
         if kv is None:
             k, v = self.keys_values(x)
             if rotary is not None:
-                cos, sin = rotary
-                q = q * cos + _rotate_half(q) * sin
-                k = k * cos + _rotate_half(k) * sin
+                q, k = rotate(q, *rotary), rotate(k, *rotary)
         else:
             k, v = kv
         groups = self.heads // self.kv_heads
-        if bias is None and q.is_cuda:
-            # Flash attention reads the shared KV heads itself; no copies of K and V.
+        if bias is None and q.device.type in ("cuda", "meta"):
+            # Flash attention reads the shared KV heads itself; no copies of K and V. (On the meta
+            # device, engine.acestep.kernels counts the kernels of this CUDA path.)
             out = F.scaled_dot_product_attention(q, k, v, scale=self.head_dim**-0.5, enable_gqa=groups > 1)
             return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
         k = k.repeat_interleave(groups, dim=1)

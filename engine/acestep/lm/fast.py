@@ -65,6 +65,8 @@ class FastDecoder:
     count: torch.Tensor
     seed: torch.Tensor
     noise_phase: torch.Tensor
+    noise_keys: torch.Tensor
+    row_ids: torch.Tensor
     temp: torch.Tensor
     top_p: torch.Tensor
     scale: torch.Tensor
@@ -206,6 +208,10 @@ class FastDecoder:
         grow("target", (c,), torch.long)
         grow("last", (c,), torch.long)
         grow("out", (c, length), torch.long)
+        # Each row's noise key per step (a pure function of seed, phase and step, sampling.row_keys),
+        # made once here and at a join: a step reads its key instead of hashing it (~40 kernels).
+        self.noise_keys = row_keys(self.seed[:, None], self.noise_phase[:, None], torch.arange(length, device=dev))
+        self.row_ids = torch.arange(c, device=dev)
         grow("logits", (c, self.width), torch.float32)
         # Metadata-phase rules, uploaded together each step: mode, token, bank index, live, ids...
         grow("rules", (c, 4 + self.k_ids), torch.long)
@@ -253,6 +259,8 @@ class FastDecoder:
             [job.temperature, 1.0 if job.top_p is None else job.top_p, job.cfg_scale], device=self.device
         )
         self.temp[row], self.top_p[row], self.scale[row] = floats[0], floats[1], floats[2]
+        steps = torch.arange(self.length, device=self.device)
+        self.noise_keys[row] = row_keys(self.seed[row], self.noise_phase[row], steps)
 
     def _leave(self, ticket: Ticket) -> None:
         row = ticket.row
@@ -280,6 +288,7 @@ class FastDecoder:
                 "count",
                 "seed",
                 "noise_phase",
+                "noise_keys",
                 "temp",
                 "top_p",
                 "scale",
@@ -314,10 +323,10 @@ class FastDecoder:
             self.logits[:b] = logits[:, 0]
 
     def _select_codes(self, b: int) -> None:
-        keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        index = pick(self.logits[:b], keys, self.salts, self.temp[:b], self.top_p[:b])
-        token = torch.where(self.count[:b] >= self.target[:b], self.vocab.eos, index + self.head_start)
-        self._commit(b, token, self.live[:b])
+        rows, at = self.row_ids[:b], self.count[:b].clamp(max=self.length - 1)
+        index = pick(self.logits[:b], self.noise_keys[rows, at], self.salts, self.temp[:b], self.top_p[:b])
+        token = (index + self.head_start).masked_fill_(self.count[:b] >= self.target[:b], self.vocab.eos)
+        self._commit(b, token, self.live[:b], at)
 
     def _select_meta(self, b: int) -> None:
         rules = self.rules[:b]
@@ -329,21 +338,25 @@ class FastDecoder:
         masked = self.logits[:b].masked_fill(~allowed, NEG_INF)
         top = masked.argmax(-1)
         decided = torch.where(self.continues[top] | (mode == TOP1_IDS), top, forced)
-        keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        sampled = pick(masked, keys, self.salts, self.temp[:b], self.top_p[:b])
+        at = self.count[:b].clamp(max=self.length - 1)
+        sampled = pick(masked, self.noise_keys[self.row_ids[:b], at], self.salts, self.temp[:b], self.top_p[:b])
         greedy = (mode == TOP1_IDS) | (mode == DECIDE)
         token = torch.where(mode == FORCED, forced, torch.where(greedy, decided, sampled))
-        self._commit(b, token, live & self.live[:b])
+        self._commit(b, token, live & self.live[:b], at)
 
-    def _commit(self, b: int, token: torch.Tensor, live: torch.Tensor) -> None:
-        rows = torch.arange(b, device=self.device)
-        at = self.count[:b].clamp(max=self.length - 1)
-        self.out[rows, at] = torch.where(live, token, self.out[rows, at])
-        self.last[:b] = torch.where(live, token, self.vocab.pad)
-        self.tok[:b] = torch.where(live, token, self.vocab.pad)[:, None].expand(b, self.halves)
-        self.pos[:b] += live[:, None].long()
-        self.count[:b] += live.long()
-        self.live[:b] = live & (token != self.vocab.eos)
+    def _commit(self, b: int, token: torch.Tensor, live: torch.Tensor, at: torch.Tensor) -> None:
+        """Store each live row's token at its ``at`` (its count) and advance it; other rows stand still.
+
+        A row that is not live writes padding at its next slot, which it overwrites before
+        anything reads it (outputs are read up to the count).
+        """
+        kept = token.masked_fill(~live, self.vocab.pad)
+        self.out[self.row_ids[:b], at] = kept
+        self.last[:b] = kept
+        self.tok[:b] = kept[:, None]
+        self.pos[:b] += live[:, None]
+        self.count[:b] += live
+        torch.logical_and(live, token != self.vocab.eos, out=self.live[:b])
 
     def _save(self) -> object:
         return [getattr(self, n).clone() for n in ("tok", "pos", "count", "live", "last")]
