@@ -119,6 +119,30 @@ class Band:
 
     window: int
     key_mask: torch.Tensor | None  # [B, L], true where a key is valid
+    # The blocks' additive mask (``band_bias``), when made once for every layer of a step.
+    bias: torch.Tensor | None = None
+
+
+def band_bias(band: Band, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The additive mask [B or 1 times blocks, 1, w, 3w] of ``banded_attention``'s blocks.
+
+    It depends only on the length, the window and the key mask, so a caller running several
+    layers makes it once (``Band.bias``) instead of once per layer (about 15 kernels each).
+    """
+    w = band.window
+    blocks = -(-length // w)
+    pad = blocks * w - length
+    row = torch.arange(w, device=device)[:, None]
+    col = torch.arange(3 * w, device=device)[None, :]
+    position = torch.arange(blocks, device=device)[:, None, None] * w - w + col  # key position per block
+    keep = ((col - w - row).abs() <= w) & (position >= 0) & (position < length)  # [blocks, w, 3w]
+    if band.key_mask is None:
+        keep = keep[None]
+    else:
+        valid = F.pad(band.key_mask.to(torch.bool), (w, pad + w), value=False).unfold(1, 3 * w, w)
+        keep = keep[None] & valid[:, :, None, :]  # [B, blocks, w, 3w]
+    bias = torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(~keep, torch.finfo(dtype).min)
+    return bias.reshape(-1, 1, w, 3 * w)
 
 
 def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Band, scale: float) -> torch.Tensor:
@@ -146,19 +170,10 @@ def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Ba
         x = F.pad(x, (0, 0, w, pad + w)).unfold(2, 3 * w, w)  # [B, H, blocks, D, 3w]
         return x.permute(0, 2, 1, 4, 3).reshape(b * blocks, h, 3 * w, d)
 
-    row = torch.arange(w, device=q.device)[:, None]
-    col = torch.arange(3 * w, device=q.device)[None, :]
-    position = torch.arange(blocks, device=q.device)[:, None, None] * w - w + col  # key position per block
-    keep = ((col - w - row).abs() <= w) & (position >= 0) & (position < length)  # [blocks, w, 3w]
-    if band.key_mask is None:
-        keep = keep[None].expand(b, -1, -1, -1)
-    else:
-        valid = F.pad(band.key_mask.to(torch.bool), (w, pad + w), value=False).unfold(1, 3 * w, w)
-        keep = keep[None] & valid[:, :, None, :]  # [B, blocks, w, 3w]
-    bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
-    out = F.scaled_dot_product_attention(
-        qb, windows(k), windows(v), attn_mask=bias.reshape(b * blocks, 1, w, 3 * w), scale=scale
-    )
+    bias = band.bias if band.bias is not None else band_bias(band, length, q.dtype, q.device)
+    if band.key_mask is None:  # one mask for every item: broadcast over the batch, not copied
+        bias = bias[None].expand(b, -1, -1, -1, -1).reshape(b * blocks, 1, w, 3 * w)
+    out = F.scaled_dot_product_attention(qb, windows(k), windows(v), attn_mask=bias, scale=scale)
     return out.view(b, blocks, h, w, d).transpose(1, 2).reshape(b, h, blocks * w, d)[:, :, :length]
 
 
