@@ -11,7 +11,10 @@ the DiT's step are sized in kernels. :class:`KernelCounter` runs a step function
 - a call of a function that CUDA runs as one fused kernel (:data:`FUSED`: ``F.rms_norm``, which
   is ``aten._fused_rms_norm`` on CUDA, and ``F.scaled_dot_product_attention``, one flash or
   memory-efficient kernel) counts once, and the ops it decomposes into on the meta device do not;
-- a multi-kernel op such as ``sort`` or ``cumsum`` (a segmented radix sort, a scan) counts once.
+- an op that is several kernels on CUDA, such as ``sort`` (a radix sort), ``cumsum`` (a scan) or
+  ``diag_embed`` (a fill and a copy), counts once: the planner step's sort, cumsum and two
+  diag_embed may be some 15 kernels more on the GPU than counted.
+- The DiT's count is eager; on CUDA the pipeline also compiles its layers, which fuses more.
 
 The counted functions are the ones the CUDA graphs capture (:meth:`FastDecoder._forward` and
 ``_select_codes``/``_select_meta``) and the one the DiT sampler calls per step
@@ -41,7 +44,7 @@ from engine.acestep.lm.tokenizer import build_tiny_tokenizer
 
 # The official configs (acestep_facts kit), kept in the repository.
 CONFIGS = Path(__file__).resolve().parents[2] / "tests" / "data" / "conformance" / "acestep_facts" / "configs"
-LM_FOLDERS = {"0.6B": "acestep-5Hz-lm-0.6B", "1.7B": "acestep-5Hz-lm-1.7B"}
+LM_FOLDERS = {name: f"acestep-5Hz-lm-{name}" for name in ("0.6B", "1.7B", "4B")}
 DIT_FOLDERS = {"2B": "acestep-v15-turbo"}
 FUSED: tuple[Callable[..., Any], ...] = (F.rms_norm, F.scaled_dot_product_attention)
 FREE = frozenset({"empty", "empty_strided", "_unsafe_view", "_reshape_alias", "lift_fresh"})
@@ -151,7 +154,7 @@ def lm_step_kernels(geometry: str = "1.7B", batch: int = 1, guidance: bool = Tru
     """Kernels of one fast-path decode step of the planner (the forward and the select graphs).
 
     Args:
-        geometry: The LM size (``0.6B`` or ``1.7B``), from its official config.
+        geometry: The LM size (``0.6B``, ``1.7B`` or ``4B``), from its official config.
         batch: Requests in the step (the row bucket).
         guidance: Classifier-free guidance (two halves per request).
         phase: ``codes`` (the audio-code phase) or ``meta`` (the metadata phase).
