@@ -56,7 +56,7 @@ def test_a_failing_fast_path_falls_back_to_the_reference_loop_with_one_log_line(
 
     def forward_fails(self, b, window):
         steps.append(b)
-        if len(steps) == 3:  # mid-decode: the jobs already hold some tokens, which must be thrown away
+        if len(steps) == 3:  # mid-decode: the metadata jobs already hold tokens; the reference loop starts them again
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return real_forward(self, b, window)
 
