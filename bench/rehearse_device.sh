@@ -3,9 +3,9 @@
 #
 #     VENV=/work/venv312 bench/rehearse_device.sh [WORK]
 #
-# What the device has, rebuilt here (../shared/notes/gpu_runs.md): Python 3.12 with torch 2.11 (CUDA 13
-# build; it runs on a CPU) and transformers 5.x, no project install, no network, and only the checkout
-# plus the carried .gpu-wheels/. Make the interpreter once, OUTSIDE the repository:
+# What the device has, rebuilt here (as the notes of the first GPU run, gpu_runs.md, describe it): Python
+# 3.12 with torch 2.11 (CUDA 13 build; it runs on a CPU) and transformers 5.x, no project install, no
+# network, and only the checkout plus the carried .gpu-wheels/. Make the interpreter once, OUTSIDE the repository:
 #
 #     ~/.pyenv/versions/3.12.*/bin/python -m venv /work/venv312
 #     /work/venv312/bin/pip install torch==2.11.0 'transformers>=5,<6' pytest pytest-timeout scipy jinja2 \
