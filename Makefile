@@ -35,7 +35,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/queue_bench.py
 	$(BIN)/python bench/outbox.py
 
 clean:

@@ -1,16 +1,17 @@
-"""Time the ACE-Step engine stage by stage; prints one JSON object.
+"""Time the ACE-Step engine stage by stage; prints JSON lines (bench/records.py): setup, kernels, one run per batch.
 
     python bench/engine.py                      # tiny random set, CPU (no weights needed)
     python bench/engine.py --full-size --batch 1,8 --seconds 180    # official 2B config, random weights, GPU
 
 Stages: text encoding (caption through Qwen3, lyrics through its embedding table), each of the 8 DiT
-steps, VAE decode (tiled), and the MP3 encode of one song (storage.audio.encode_mp3; the engine encodes
-beside the GPU, in a pool of processes). Speed does not depend on the weights, so the full-size run
-builds the official configurations (tests/data/conformance/acestep_facts/configs) with random weights
-in bf16. ``--batch 1,8`` times each batch size on the same models; ``--compile`` runs the DiT decoder
-through torch.compile (CUDA only). The pipeline runs as the engine does by default, with exact batches
-(each track in calls of its own, so ``dit_steps_s`` lists 8 steps per track); ``bench/exact.py``
-compares that with one call per batch.
+steps, VAE decode (tiled), and with ``--mp3`` the MP3 encode of one song (storage.audio.encode_mp3; the
+engine encodes beside the GPU, in a pool of processes; bench/encode.py measures it on its own).
+Speed does not depend on the weights, so the full-size run builds the official configurations
+(tests/data/conformance/acestep_facts/configs) with random weights in bf16. ``--batch 1,8`` times each
+batch size on the same models; ``--compile`` runs the DiT decoder through torch.compile (CUDA only).
+The pipeline runs as the engine does by default, with exact batches (each track in calls of its own,
+so ``dit_steps_s`` lists 8 steps per track, and later batch sizes need no warm-up of their own);
+``bench/exact.py`` compares that with one call per batch.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as a script, this folder comes first on sys.path and its queue.py would shadow the stdlib's.
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
@@ -34,6 +35,7 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 
 from bench.facts import CONFIGS  # noqa: E402
+from bench.records import kernels_per_step, record  # noqa: E402
 from engine.acestep.backend import pick_device  # noqa: E402
 from engine.acestep.pipeline import AceStepPipeline, Track  # noqa: E402
 from engine.acestep.text import Metas  # noqa: E402
@@ -42,31 +44,33 @@ LYRICS = "[Verse]\n" + "walking down the empty street, neon humming at my feet\n
 
 
 def main() -> None:
-    """Parse arguments, build the pipeline, run it per batch size, print the JSON."""
+    """Parse arguments, build the pipeline, print one JSON line per batch size as it is measured."""
     args = parse_args()
     device, dtype = pick_device(args.device)
+    if args.full_size and device.type != "cuda":
+        raise SystemExit("--full-size needs a GPU (the 2B DiT in fp32 on a CPU is not a useful number).")
+    built = time.perf_counter()
     if args.full_size:
-        if device.type != "cuda":
-            raise SystemExit("--full-size needs a GPU (the 2B DiT in fp32 on a CPU is not a useful number).")
         pipeline, note = full_size_pipeline(device, dtype), "official 2B turbo, VAE and Qwen3-0.6B configs"
     else:
         pipeline, note = tiny_pipeline(device, dtype), "tiny random set (engine.acestep.tiny)"
     compiled = pipeline.compile_decoder() if args.compile else False
-    runs = []
-    for batch in [int(b) for b in str(args.batch).split(",")]:
+    record(
+        "setup",
+        model=note,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        dtype=str(dtype).removeprefix("torch."),
+        dit_compiled=compiled,
+        build_s=round(time.perf_counter() - built, 2),
+    )
+    # The 2B DiT's step on the meta device: counted, not timed (engine/acestep/kernels.py).
+    record("kernels", kernels_per_step=kernels_per_step("dit_step_kernels", geometry="2B", batch=1, seconds=30.0))
+    for index, batch in enumerate(int(b) for b in str(args.batch).split(",")):
         tracks = [make_track(args.seconds, seed) for seed in range(batch)]
-        for _ in range(args.warmup):
-            pipeline(tracks)
-        report = timed_run(pipeline, tracks, device)
-        report.update({"batch": batch, "song_seconds": args.seconds})
-        runs.append(report)
-    shared = {
-        "model": note,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(dtype).removeprefix("torch."),
-        "dit_compiled": compiled,
-    }
-    print(json.dumps({**runs[0], **shared} if len(runs) == 1 else {"runs": runs, **shared}, indent=2))
+        # Exact batches run each track alone, so later batch sizes reuse the first one's shapes: one warm-up.
+        warmup_s = warm_up(pipeline, tracks, device, args.warmup if index == 0 else 0)
+        report = timed_run(pipeline, tracks, device, mp3=args.mp3)
+        record("run", batch=batch, song_seconds=args.seconds, first_run_s=warmup_s, **report)
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,8 +80,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT decoder (CUDA)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (kernel selection, caches)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the first batch size")
+    parser.add_argument("--mp3", action="store_true", help="also time the MP3 encode of one song (bench/encode.py)")
     return parser.parse_args()
+
+
+def warm_up(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device, runs: int) -> float | None:
+    """Run ``tracks`` ``runs`` times untimed; the first run's seconds (cold kernels and compiles), or None."""
+    first = None
+    for _ in range(runs):
+        began = time.perf_counter()
+        pipeline(tracks[:1])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        first = first if first is not None else round(time.perf_counter() - began, 3)
+    return first
 
 
 def make_track(seconds: float, seed: int) -> Track:
@@ -130,7 +147,7 @@ def _stock_text_tokenizer() -> Any:
     return Tokenizer.from_file(str(path)) if path.is_file() else None
 
 
-def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device) -> dict[str, Any]:
+def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device, mp3: bool) -> dict[str, Any]:
     """One run with per-stage wall-clock times (synchronized on CUDA) and peak memory."""
 
     def now() -> float:
@@ -158,7 +175,8 @@ def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.devi
         "vae_decode_s": round(end - step_ends[-1], 4),
         "total_s": round(end - start, 4),
     }
-    report.update(mp3_time(songs))
+    if mp3:
+        report.update(mp3_time(songs))
     report.update(peak_memory(device))
     return report
 

@@ -1,4 +1,4 @@
-"""What exact batches cost, and what they buy; prints one JSON object.
+"""What exact batches cost, and what they buy; prints JSON lines (bench/records.py): setup, time, compare.
 
     python bench/exact.py                                  # tiny random set, CPU
     python bench/exact.py --full-size --batch 8 --seconds 60   # official 2B config, random bf16 weights, GPU
@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as a script, this folder comes first on sys.path and its queue.py would shadow the stdlib's.
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -32,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.engine import LYRICS, full_size_pipeline, tiny_pipeline  # noqa: E402
+from bench.records import record  # noqa: E402
 from engine.acestep.backend import pick_device  # noqa: E402
 from engine.acestep.pipeline import AceStepPipeline, Track  # noqa: E402
 from engine.acestep.text import Metas  # noqa: E402
@@ -40,32 +40,30 @@ TARGET_COST_PCT = 15.0
 
 
 def main() -> None:
-    """Build the pipeline, time both paths on one batch, compare a song alone and batched, print JSON."""
+    """Build the pipeline, time both paths on one batch, compare a song alone and batched (JSON lines)."""
     args = parse_args()
     device, dtype = pick_device(args.device)
     if args.full_size and device.type != "cuda":
         raise SystemExit("--full-size needs a GPU.")
     pipeline = full_size_pipeline(device, dtype) if args.full_size else tiny_pipeline(device, dtype)
+    record(
+        "setup",
+        model="official 2B turbo, VAE and Qwen3-0.6B configs" if args.full_size else "tiny random set",
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        dtype=str(dtype).removeprefix("torch."),
+        batch=args.batch,
+        song_seconds=args.seconds,
+        target_cost_pct=TARGET_COST_PCT,
+    )
     tracks = make_batch(args.batch, args.seconds)
-    times = {mode: best_time(pipeline, tracks, mode == "exact", device, args) for mode in ("exact", "batched")}
+    for mode in ("exact", "batched"):
+        record("time", mode=mode, **best_time(pipeline, tracks, mode == "exact", device, args))
     pipeline.exact = True
     alone = pipeline.generate(tracks[:1])[0]
-    report: dict[str, Any] = {
-        "model": "official 2B turbo, VAE and Qwen3-0.6B configs" if args.full_size else "tiny random set",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(dtype).removeprefix("torch."),
-        "batch": args.batch,
-        "song_seconds": args.seconds,
-        **{f"{mode}_{key}": value for mode, numbers in times.items() for key, value in numbers.items()},
-        "target_cost_pct": TARGET_COST_PCT,
-    }
-    report["exact_cost_pct"] = round(100.0 * (times["exact"]["dit_vae_s"] / times["batched"]["dit_vae_s"] - 1.0), 1)
     for mode in ("exact", "batched"):
         pipeline.exact = mode == "exact"
         inside = pipeline.generate(tracks)[0]
-        report[f"{mode}_bit_identical"] = bool(np.array_equal(alone, inside))
-        report[f"{mode}_snr_db"] = snr_db(alone, inside)
-    print(json.dumps(report, indent=2))
+        record("compare", mode=mode, bit_identical=bool(np.array_equal(alone, inside)), snr_db=snr_db(alone, inside))
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,13 +90,16 @@ def make_batch(batch: int, seconds: float) -> list[Track]:
 
 def best_time(
     pipeline: AceStepPipeline, tracks: list[Track], exact: bool, device: torch.device, args: argparse.Namespace
-) -> dict[str, float]:
-    """Best of ``args.repeats`` runs: the whole call and its DiT + VAE part."""
+) -> dict[str, float | None]:
+    """Best of ``args.repeats`` runs: the whole call and its DiT + VAE part; the first warm-up's time too."""
     pipeline.exact = exact
-    for _ in range(args.warmup):
-        pipeline.generate(tracks)
+    warmups = [timed(pipeline, tracks, device) for _ in range(args.warmup)]
     runs = [timed(pipeline, tracks, device) for _ in range(max(1, args.repeats))]
-    return {"total_s": min(r[0] for r in runs), "dit_vae_s": min(r[1] for r in runs)}
+    return {
+        "first_run_s": warmups[0][0] if warmups else None,  # cold kernels and shapes: what a warm-up costs
+        "total_s": min(r[0] for r in runs),
+        "dit_vae_s": min(r[1] for r in runs),
+    }
 
 
 def timed(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Decode speed of the 5 Hz LM planner on the fast path; prints one JSON object.
+"""Decode speed of the 5 Hz LM planner on the fast path; prints JSON lines (bench/records.py), one per case.
 
     python bench/lm.py --small                      # tiny geometry on the CPU (a smoke test, seconds)
     python bench/lm.py --full-size                  # acestep-5Hz-lm-1.7B geometry, random bf16 weights, CUDA
@@ -8,7 +8,8 @@ Code phase: for each batch size (1, 8, 32, 64) with and without classifier-free 
 every request decodes ``--tokens`` audio codes under the real constraint (codes only,
 end-of-sequence exactly at the target). Metadata phase: create-sample requests (the YAML
 state machine, then free lyrics) at batch 1 and 8, and chain-of-thought requests (guided) at
-batch 1. Each case runs twice; the second run is timed (the first captures the CUDA graphs).
+batch 1. Each case runs twice; the second run is timed (the first captures the CUDA graphs: its time is
+``first_run_s``). The cases that give the suite's figures run first, so a time limit keeps them.
 Speed does not depend on the weights, so the full-size run uses random ones built directly
 (no ``transformers`` model is needed, so any transformers version works).
 
@@ -16,7 +17,9 @@ Reported: tokens per second per request and in total (guided rows are not counte
 the GPU's busy share: the GPU time inside the step graphs (CUDA events around each replay)
 over the wall time. ``--check`` also compares, on CUDA, the tokens of graph replays with eager
 steps and with the reference loop (tiny model, float32).
-``summary`` holds the keys ``lm.b1_cfg_tok_s``, ``lm.b32_cfg_tok_s_total``, ``lm.meta_b1_tok_s``.
+Records: ``setup``, ``kernels`` (one 1.7B guided code step's dispatches on the meta device, from
+engine/acestep/kernels.py; null where that module is absent), one ``case`` per phase and batch, then
+``summary`` (``lm.b1_cfg_tok_s``, ``lm.b32_cfg_tok_s_total``, ``lm.meta_b1_tok_s``...) and ``check``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as a script, this folder comes first on sys.path and its queue.py would shadow the stdlib's.
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -41,6 +45,7 @@ from typing import Any  # noqa: E402
 import torch  # noqa: E402
 
 from bench.facts import CONFIGS  # noqa: E402
+from bench.records import kernels_per_step, record  # noqa: E402
 from engine.acestep.lm.constraints import FIELD_ORDER, Constraint, Spec, Vocab  # noqa: E402
 from engine.acestep.lm.decode import DecodeJob, decode  # noqa: E402
 from engine.acestep.lm.fast_engine import FastEngine  # noqa: E402
@@ -128,9 +133,11 @@ def meta_jobs(vocab: Vocab, batch: int, guided: bool, caps: tuple[int, int, int]
     ]
 
 
-def timed(engine: FastEngine, make: Any, phase: str, cuda: bool) -> tuple[float, list[list[int]], float]:
-    """Run ``make()``'s jobs twice; time the second run. Returns (seconds, tokens, GPU busy ms)."""
-    engine.decode(make(), phase)  # warm-up: graph capture, allocator
+def timed(engine: FastEngine, make: Any, phase: str, cuda: bool) -> tuple[float, list[list[int]], float, float]:
+    """Run ``make()``'s jobs twice; time the second run. Returns (seconds, tokens, GPU busy ms, first run's s)."""
+    began = time.perf_counter()
+    engine.decode(make(), phase)  # warm-up: graph capture, allocator (its time is what a capture costs)
+    first = time.perf_counter() - began
     graphs = [d.graphs for d in engine.decoders.values()]
     for g in graphs:
         g.events = [] if cuda else None
@@ -145,11 +152,11 @@ def timed(engine: FastEngine, make: Any, phase: str, cuda: bool) -> tuple[float,
     busy = sum(g.busy_ms() for g in graphs) if cuda else 0.0
     for g in graphs:
         g.events = None
-    return seconds, [j.tokens for j in jobs], busy
+    return seconds, [j.tokens for j in jobs], busy, first
 
 
 def case(engine: FastEngine, phase: str, batch: int, guided: bool, make: Any, cuda: bool) -> dict[str, Any]:
-    seconds, tokens, busy = timed(engine, make, phase, cuda)
+    seconds, tokens, busy, first = timed(engine, make, phase, cuda)
     per_request = sum(len(t) for t in tokens) / batch
     row = {
         "phase": phase,
@@ -160,6 +167,7 @@ def case(engine: FastEngine, phase: str, batch: int, guided: bool, make: Any, cu
         "tok_s_per_request": round(per_request / seconds, 1),
         "tok_s_total": round(batch * per_request / seconds, 1),
         "ms_per_step": round(1000 * seconds / max(len(t) for t in tokens), 3),
+        "first_run_s": round(first, 3),
     }
     if cuda:
         row["gpu_busy_share"] = round(busy / (1000 * seconds), 3)
@@ -248,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="codes per request (default 500 full, 24 small)")
     parser.add_argument("--batches", default=None, help="code-phase batch sizes (default 1,8,32,64; small 1,4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--headline", action="store_true", help="only the three cases gpu-suite.json reports")
     parser.add_argument("--check", action="store_true", help="CUDA: graphs vs eager vs reference tokens")
     parser.add_argument("--reference", action="store_true", help="also time the reference loop at batch 1")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
     if not args.full_size:
         args.small = True
@@ -261,18 +270,51 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.tokens or (24 if args.small else 500)
     batches = [int(b) for b in (args.batches or ("1,4" if args.small else "1,8,32,64")).split(",")]
     caps = (24, 6, 24) if args.small else (160, 32, 320)
+    if args.out:
+        args.out.write_text("")  # a fresh file: records are appended as they come
+    emit = functools.partial(record, out=args.out)
+    emit(
+        "setup",
+        bench="lm_decode",
+        model=name,
+        device=torch.cuda.get_device_name() if cuda else cpu_name(),
+        torch=torch.__version__,
+        cuda_graphs=cuda,
+        torch_threads=torch.get_num_threads(),
+        load_average_1m=round(os.getloadavg()[0], 2),  # the CPU may be shared; read numbers with it
+        top_p=0.9,
+        temperature=0.85,
+        cfg_scale=2.0,
+    )
+    # One code-phase step of the 1.7B geometry with guidance, counted on the meta device (not timed).
+    count = kernels_per_step("lm_step_kernels", geometry="1.7B", batch=1, guidance=True, phase="codes")
+    emit("kernels", geometry="1.7B", batch=1, guidance=True, phase="codes", kernels_per_step=count)
     engine = FastEngine(lm, vocab, max_rows=max(batches))
-    results = [
-        case(engine, "codes", b, guided, lambda b=b, guided=guided: code_jobs(vocab, b, guided, tokens), cuda)
-        for b in batches
-        for guided in (False, True)
-    ]
-    for b, guided in ((1, False), (8, False), (1, True)):
-        results.append(
-            case(engine, "meta", b, guided, lambda b=b, guided=guided: meta_jobs(vocab, b, guided, caps), cuda)
-        )
+    results = []
+    for phase, b, guided in cases(batches)[: 3 if args.headline else None]:
+        if phase == "codes":
+            make = functools.partial(code_jobs, vocab, b, guided, tokens)
+        else:
+            make = functools.partial(meta_jobs, vocab, b, guided, caps)
+        results.append(emit("case", **case(engine, phase, b, guided, make, cuda)))
     if args.reference:
-        results.append(reference_case(config, vocab, args.device, min(tokens, 100)))
+        emit("case", **reference_case(config, vocab, args.device, min(tokens, 100)))
+    emit("summary", lm=summary(results))
+    if args.check and cuda:
+        emit("check", **check(args, lm, vocab))
+    return 0
+
+
+def cases(batches: list[int]) -> list[tuple[str, int, bool]]:
+    """(phase, batch, guided) in the order that matters: the suite's figures first, in case time runs out."""
+    first = [("codes", 1, True), ("meta", 1, False), ("codes", 32, True)]
+    rest = [("codes", b, g) for b in batches for g in (True, False)] + [("meta", 1, True), ("meta", 8, False)]
+    ordered = [c for c in first if c[0] == "meta" or c[1] in batches]
+    return ordered + [c for c in rest if c not in ordered]
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline figures (``lm.*`` of gpu-suite.json) from the case records."""
 
     def find(phase: str, batch: int, guided: bool, key: str) -> float | None:
         for r in results:
@@ -280,35 +322,15 @@ def main(argv: list[str] | None = None) -> int:
                 return r[key]
         return None
 
-    report: dict[str, Any] = {
-        "bench": "lm_decode",
-        "model": name,
-        "device": torch.cuda.get_device_name() if cuda else cpu_name(),
-        "torch": torch.__version__,
-        "cuda_graphs": cuda,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": round(os.getloadavg()[0], 2),  # the CPU may be shared; read numbers with it
-        "top_p": 0.9,
-        "temperature": 0.85,
-        "cfg_scale": 2.0,
-        "lm": {
-            "b1_cfg_tok_s": find("codes", 1, True, "tok_s_per_request"),
-            "b1_tok_s": find("codes", 1, False, "tok_s_per_request"),
-            "b32_cfg_tok_s_total": find("codes", 32, True, "tok_s_total"),
-            "meta_b1_tok_s": find("meta", 1, False, "tok_s_per_request"),
-            "meta_b1_cfg_tok_s": find("meta", 1, True, "tok_s_per_request"),
-            "b1_cfg_gpu_busy_share": find("codes", 1, True, "gpu_busy_share"),
-            "meta_b1_gpu_busy_share": find("meta", 1, False, "gpu_busy_share"),
-        },
-        "results": results,
+    return {
+        "b1_cfg_tok_s": find("codes", 1, True, "tok_s_per_request"),
+        "b1_tok_s": find("codes", 1, False, "tok_s_per_request"),
+        "b32_cfg_tok_s_total": find("codes", 32, True, "tok_s_total"),
+        "meta_b1_tok_s": find("meta", 1, False, "tok_s_per_request"),
+        "meta_b1_cfg_tok_s": find("meta", 1, True, "tok_s_per_request"),
+        "b1_cfg_gpu_busy_share": find("codes", 1, True, "gpu_busy_share"),
+        "meta_b1_gpu_busy_share": find("meta", 1, False, "gpu_busy_share"),
     }
-    if args.check and cuda:
-        report["check"] = check(args, lm, vocab)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
 
 
 if __name__ == "__main__":

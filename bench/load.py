@@ -1,4 +1,9 @@
-"""The whole service under load (``bench/service.py --full-size`` or ``--tiny``); see bench/service.py."""
+"""The whole service under load (``bench/service.py --full-size`` or ``--tiny``); see bench/service.py.
+
+Prints JSON lines (bench/records.py) as the run goes: ``setup``, ``saturation`` (songs per hour),
+``half_load`` (p50 and p95 submit → delivered), ``end`` (failures, stage times), so that a time limit
+keeps the figures already measured.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.facts import CONFIGS
-from bench.report import emit
+from bench.records import record
 from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
@@ -157,6 +162,7 @@ def full_size_planner(device: str, geometry: dict[str, Any] | None = None) -> An
     a real plan has (``BENCH_BUDGETS``: about what the official LM writes for a 3-minute song), not to the
     planner's maxima; the audio codes are the real count (5 per second).
     ``geometry`` overrides config keys (a test builds a small model this way on the CPU).
+    On CUDA it plans on the fast path (static cache, CUDA graphs), as ``Planner.load`` does there.
     """
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -178,7 +184,10 @@ def full_size_planner(device: str, geometry: dict[str, Any] | None = None) -> An
     lm = dataclasses.replace(lm, model=model, config=config, device=device)
     settings = PlannerSettings(**BENCH_BUDGETS)
     vocab = Vocab.build(lm.tokenizer, int(config["vocab_size"]), duration_max=settings.duration_max)
-    return Planner(lm=lm, vocab=vocab, settings=settings)
+    planner = Planner(lm=lm, vocab=vocab, settings=settings)
+    if device.startswith("cuda"):
+        planner.use_fast_path()  # as Planner.load does on CUDA: the reference loop would take minutes a batch
+    return planner
 
 
 def tiny_generator(max_batch: int) -> Any:
@@ -188,7 +197,9 @@ def tiny_generator(max_batch: int) -> Any:
 
     folder = Path(tempfile.mkdtemp(prefix="songbot-bench-tiny-"))
     make_tiny(folder)
-    return AceStepGenerator(folder, device="cpu", max_batch=max_batch, lm_model="acestep-5Hz-lm-0.6B")
+    generator = AceStepGenerator(folder, device="cpu", max_batch=max_batch, lm_model="acestep-5Hz-lm-0.6B")
+    generator.planner.use_fast_path()  # the planner path the GPU run takes (eager steps on the CPU)
+    return generator
 
 
 def database(url: str | None) -> tuple[str, str, Callable[[], None]]:
@@ -270,6 +281,19 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
                 return
             await asyncio.sleep(0.05)
 
+    record(
+        "setup",
+        bench="service_load",
+        mode="full-size" if args.full_size else "tiny",
+        device=device_name(args.full_size),
+        database=db_name,
+        song_seconds=args.seconds,
+        max_batch=args.batch,
+        encode_processes=args.encoders,
+        model_build_s=round(build_s, 1),
+        dit_compiled=compiled,
+        planner="fast" if getattr(worker.generator.planner, "fast", None) is not None else "reference",
+    )
     deadline = time.perf_counter() + args.deadline_s
     try:
         began = time.perf_counter()
@@ -278,6 +302,7 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
         first = list(submitted)
         await deliver_until(first, deadline)
         saturation = saturation_report(first, messenger, args.batch, began, clock)
+        record("saturation", **saturation, failed=len(messenger.failed))
         half = half_load(saturation.get("songs_per_hour"), args)
         second_start = time.perf_counter()
         rng = random.Random(7)
@@ -295,27 +320,12 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
         second = [i for i in submitted if i not in first]
         await deliver_until(second, deadline)
         latencies = sorted(messenger.delivered[i] - submitted[i] for i in second if i in messenger.delivered)
+        record("half_load", **half_load_report(half, len(second), latencies))
     finally:
         worker.stop()
-        engine.join(15)  # a plan in progress may not end soon; the thread is a daemon and the JSON comes first
+        engine.join(15)  # a plan in progress may not end soon; the thread is a daemon and the records come first
     stages = clock.summary()
     result: dict[str, Any] = {
-        "bench": "service_load",
-        "mode": "full-size" if args.full_size else "tiny",
-        "database": db_name,
-        "song_seconds": args.seconds,
-        "max_batch": args.batch,
-        "encode_processes": args.encoders,
-        "model_build_s": round(build_s, 1),
-        "dit_compiled": compiled,
-        **saturation,
-        "half_load_songs_per_hour": half,
-        "half_load_submitted": len(second),
-        "half_load_delivered": len(latencies),
-        "p50_s_half_load": round(statistics.median(latencies), 2) if latencies else None,
-        "p95_s_half_load": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
-        if latencies
-        else None,
         "failed": len(messenger.failed),
         "failures": sorted(set(messenger.failed.values()))[:3],
         "engine_stopped_cleanly": not engine.is_alive(),
@@ -325,6 +335,28 @@ async def _run_load(args: argparse.Namespace, folder: Path, db_url: str, db_name
         # Submit to done: encoding plus any wait for a free process.
         result["encode_wall_x_realtime"] = round(args.seconds / stages["encode"]["mean_s"], 1)
     return result
+
+
+def device_name(full_size: bool) -> str:
+    """The GPU's name in full-size mode, else ``cpu``."""
+    if not full_size:
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
+def half_load_report(half: float | None, submitted: int, latencies: list[float]) -> dict[str, Any]:
+    """Submit → delivered at half the saturation rate: p50 and p95 of the songs delivered."""
+    return {
+        "half_load_songs_per_hour": half,
+        "half_load_submitted": submitted,
+        "half_load_delivered": len(latencies),
+        "p50_s_half_load": round(statistics.median(latencies), 2) if latencies else None,
+        "p95_s_half_load": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2)
+        if latencies
+        else None,
+    }
 
 
 def saturation_report(ids: list[int], messenger: Timing, batch: int, began: float, clock: Clock) -> dict[str, Any]:
@@ -366,7 +398,6 @@ def load_main(argv: list[str]) -> int:
     parser.add_argument("--deadline-s", type=float, default=240.0, help="stop waiting for deliveries after this")
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL to try before SQLite")
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT layers (CUDA)")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     full = args.full_size
     args.batch = args.batch or (8 if full else 2)
@@ -376,11 +407,5 @@ def load_main(argv: list[str]) -> int:
     args.load_s = args.load_s if args.load_s is not None else (60.0 if full else 10.0)
     with tempfile.TemporaryDirectory() as folder:
         result = asyncio.run(run_load(args, Path(folder)))
-    if full:
-        import torch
-
-        result["device"] = torch.cuda.get_device_name()
-    else:
-        result["device"] = "cpu"
-    emit(result, args.out)
+    record("end", **result)
     return 0

@@ -20,11 +20,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# As in bench/queue.py: this folder holds a `queue.py`, which must not hide the standard library's.
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.queue import drop, fresh_queue  # noqa: E402
+from bench.queue_bench import drop, fresh_queue  # noqa: E402
 from bench.report import emit  # noqa: E402
 from storage.accounts import Accounts  # noqa: E402
 from storage.outbox import Outbox  # noqa: E402

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/queue.py would shadow the standard library's `queue` (asyncio's threads import it).
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

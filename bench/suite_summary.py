@@ -1,51 +1,53 @@
-"""Fold the JSON files of one gpu_suite.sh run into OUT/gpu-suite.json (missing numbers stay null).
+"""Fold the JSON-lines files of one gpu_suite.sh run into OUT/gpu-suite.json (missing figures stay null).
 
-    python bench/suite_summary.py OUT DEVICE COMMIT
+    python bench/suite_summary.py OUT DEVICE COMMIT     # write OUT/gpu-suite.json, print it
+    python bench/suite_summary.py --failed SUMMARY      # print the benches SUMMARY lists as failed
 
-Each bench wrote OUT/<name>.json: its own JSON object, or {"error": ..., "stderr_tail": ...} when it
-failed or ran out of time. Keys are read defensively: a bench that changed its output leaves a null.
+Each bench printed its records to OUT/<name>.jsonl, one JSON object a line as it measured them
+(bench/records.py), and the suite appended an ``exit`` record (exit status, seconds, and for a failure
+``error`` and ``stderr_tail``). A bench killed at its limit keeps the records it printed: the figures
+they hold are reported, and ``partial`` keeps that bench's records whole. Keys are read defensively.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.records import read_records  # noqa: E402
+
 BENCHES = ("encode", "engine", "exact", "lm", "service", "vae")
 OPTIONAL = ("engine_compiled",)
+Records = list[dict[str, Any]]
 
 
-def read(folder: Path, name: str) -> dict[str, Any]:
-    path = folder / f"{name}.json"
-    if not path.is_file():
-        return {"error": "not run"}
-    text = path.read_text().strip()
-    try:
-        # A bench may print log lines before its JSON: the last line that parses wins.
-        for line in reversed([text, *text.splitlines()]):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                return value
-    except Exception as error:  # noqa: BLE001 - a summary never fails on one broken file
-        return {"error": f"unreadable: {error}"}
-    return {"error": "no JSON object in the output"}
-
-
-def engine_run(engine: dict[str, Any], batch: int) -> dict[str, Any]:
-    """The engine bench's run at ``batch`` ({} when it has none)."""
-    for run in engine.get("runs") or [engine]:
-        if isinstance(run, dict) and run.get("batch") == batch:
-            return run
+def find(records: Records, kind: str, **match: Any) -> dict[str, Any]:
+    """The last record of ``kind`` whose fields equal ``match`` ({} when there is none)."""
+    for rec in reversed(records):
+        if rec.get("record") == kind and all(rec.get(k) == v for k, v in match.items()):
+            return rec
     return {}
 
 
-def engine_numbers(engine: dict[str, Any]) -> dict[str, Any]:
-    b1, b8 = engine_run(engine, 1), engine_run(engine, 8)
+def error_of(records: Records) -> str | None:
+    """Why a bench has no complete result: the suite's ``exit`` record's error, or that it never ran."""
+    if not records:
+        return "not run"
+    exit_record = find(records, "exit")
+    if not exit_record:
+        return "no exit record: the suite itself was stopped during this bench"
+    return exit_record.get("error")
+
+
+def engine_numbers(records: Records) -> dict[str, Any]:
+    b1, b8 = find(records, "run", batch=1), find(records, "run", batch=8)
     return {
         "b1_180s_s": b1.get("total_s"),
         "b8_180s_s": b8.get("total_s"),
@@ -53,62 +55,109 @@ def engine_numbers(engine: dict[str, Any]) -> dict[str, Any]:
         "b1_vae_s": b1.get("vae_decode_s"),
         "b8_dit_s": b8.get("dit_total_s"),
         "b8_vae_s": b8.get("vae_decode_s"),
+        "kernels_per_step": find(records, "kernels").get("kernels_per_step"),
     }
 
 
-def exact_numbers(exact: dict[str, Any]) -> dict[str, Any]:
+def exact_numbers(records: Records) -> dict[str, Any]:
     """Exact batches vs one call per batch (bench/exact.py): DiT + VAE times, the cost, alone vs in a batch."""
+    exact, batched = find(records, "time", mode="exact"), find(records, "time", mode="batched")
+    cost = None
+    if exact.get("dit_vae_s") and batched.get("dit_vae_s"):
+        cost = round(100.0 * (exact["dit_vae_s"] / batched["dit_vae_s"] - 1.0), 1)
+    batched_compare = find(records, "compare", mode="batched")
     return {
-        "batch": exact.get("batch"),
-        "exact_dit_vae_s": exact.get("exact_dit_vae_s"),
-        "batched_dit_vae_s": exact.get("batched_dit_vae_s"),
-        "cost_pct": exact.get("exact_cost_pct"),
-        "exact_bit_identical": exact.get("exact_bit_identical"),
-        "batched_snr_db": exact.get("batched_snr_db"),
+        "batch": find(records, "setup").get("batch"),
+        "exact_dit_vae_s": exact.get("dit_vae_s"),
+        "batched_dit_vae_s": batched.get("dit_vae_s"),
+        "cost_pct": cost,
+        "exact_bit_identical": find(records, "compare", mode="exact").get("bit_identical"),
+        "batched_bit_identical": batched_compare.get("bit_identical"),
+        "batched_snr_db": batched_compare.get("snr_db"),
     }
 
 
-def lm_value(lm: dict[str, Any], key: str, batch: int, guided: bool, field: str) -> Any:
-    """A top-level key (the rewritten bench) or the matching row of ``results`` (the older one)."""
-    if lm.get(key) is not None:
-        return lm[key]
-    for row in lm.get("results") or []:
-        if isinstance(row, dict) and row.get("batch") == batch and row.get("guidance") == guided:
-            return row.get(field)
-    return None
+def lm_numbers(records: Records) -> dict[str, Any]:
+    """The planner's figures, from its ``case`` records (so a bench stopped early keeps those it ran)."""
+
+    def case(phase: str, batch: int, guided: bool, field: str) -> Any:
+        return find(records, "case", phase=phase, batch=batch, guidance=guided).get(field)
+
+    return {
+        "b1_cfg_tok_s": case("codes", 1, True, "tok_s_per_request"),
+        "b32_cfg_tok_s_total": case("codes", 32, True, "tok_s_total"),
+        "meta_b1_tok_s": case("meta", 1, False, "tok_s_per_request"),
+        "kernels_per_step": find(records, "kernels").get("kernels_per_step"),
+    }
+
+
+def service_numbers(records: Records) -> dict[str, Any]:
+    saturation, half = find(records, "saturation"), find(records, "half_load")
+    return {
+        "songs_per_hour": saturation.get("songs_per_hour"),
+        "p50_s_half_load": half.get("p50_s_half_load"),
+        "p95_s_half_load": half.get("p95_s_half_load"),
+        "gpu_busy_share": saturation.get("gpu_busy_share"),
+    }
 
 
 def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
-    data = {name: read(folder, name) for name in BENCHES}
-    data.update({name: read(folder, name) for name in OPTIONAL if (folder / f"{name}.json").is_file()})
-    engine, lm, service, encode = data["engine"], data["lm"], data["service"], data["encode"]
-    return {
-        "device": engine.get("device") or device,
+    """gpu-suite.json's content from the JSON-lines files in ``folder``."""
+    data = {name: read_records(folder / f"{name}.jsonl") for name in BENCHES}
+    data.update({name: read_records(folder / f"{name}.jsonl") for name in OPTIONAL})
+    errors = {name: error for name, records in data.items() if (error := error_of(records))}
+    for name in OPTIONAL:
+        if not data[name]:
+            errors.pop(name, None)  # an optional bench that was not asked for is no failure
+    result: dict[str, Any] = {
+        "device": find(data["engine"], "setup").get("device") or device,
         "commit": commit,
-        "engine": engine_numbers(engine),
-        "lm": {
-            "b1_cfg_tok_s": lm_value(lm, "b1_cfg_tok_s", 1, True, "tok_s_per_request"),
-            "b32_cfg_tok_s_total": lm_value(lm, "b32_cfg_tok_s_total", 32, True, "tok_s_total"),
-            "meta_b1_tok_s": lm.get("meta_b1_tok_s"),
+        "engine": engine_numbers(data["engine"]),
+        "lm": lm_numbers(data["lm"]),
+        "encode": {"x_realtime_per_core": find(data["encode"], "chosen").get("x_realtime_per_core")},
+        "service": service_numbers(data["service"]),
+        "vae": {
+            "b8_speedup": find(data["vae"], "compare").get("speedup"),
+            "b8_fast_s": find(data["vae"], "decode", variant="fast").get("seconds"),
         },
-        "encode": {"x_realtime_per_core": encode.get("x_realtime_per_core")},
-        "service": {
-            "songs_per_hour": service.get("songs_per_hour"),
-            "p50_s_half_load": service.get("p50_s_half_load"),
-            "p95_s_half_load": service.get("p95_s_half_load"),
-            "gpu_busy_share": service.get("gpu_busy_share"),
-        },
-        "engine_compiled": engine_numbers(data["engine_compiled"]) if "engine_compiled" in data else None,
-        "vae": {"b8_speedup": data["vae"].get("speedup"), "b8_fast_s": data["vae"].get("fast_s")},
         "exact": exact_numbers(data["exact"]),
-        "errors": {name: value["error"] for name, value in data.items() if "error" in value},
+        "seconds": {name: find(records, "exit").get("seconds") for name, records in data.items() if records},
+        "errors": errors,
+        "partial": {name: _without_logs(data[name]) for name in errors if data[name]},
     }
+    if data["engine_compiled"]:
+        result["engine_compiled"] = engine_numbers(data["engine_compiled"])
+    return result
 
 
-def main() -> int:
-    folder, device, commit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    result = summary(folder, device, commit)
-    (folder / "gpu-suite.json").write_text(json.dumps(result, indent=2) + "\n")
+def _without_logs(records: Records) -> Records:
+    """A failed bench's records, minus the stderr tail (it stays in that bench's .jsonl)."""
+    return [{k: v for k, v in rec.items() if k != "stderr_tail"} for rec in records]
+
+
+def failed(path: Path) -> list[str]:
+    """The benches a previous summary lists under ``errors`` (all of them when it cannot be read)."""
+    try:
+        errors = json.loads(path.read_text()).get("errors") or {}
+    except (OSError, ValueError, AttributeError):
+        return [*BENCHES]
+    return [name for name in [*BENCHES, *OPTIONAL] if name in errors]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--failed", type=Path, help="print the benches this summary lists as failed")
+    parser.add_argument("folder", type=Path, nargs="?")
+    parser.add_argument("device", nargs="?", default="unknown")
+    parser.add_argument("commit", nargs="?", default="unknown")
+    args = parser.parse_args(argv)
+    if args.failed:
+        print(" ".join(failed(args.failed)))
+        return 0
+    if args.folder is None:
+        parser.error("give OUT DEVICE COMMIT, or --failed SUMMARY")
+    result = summary(args.folder, args.device, args.commit)
+    (args.folder / "gpu-suite.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
     return 0
 

@@ -16,11 +16,12 @@ from migrations import upgrade
 from storage.db import make_engine
 from storage.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
-# The data the tests read lives in the repository (copies of the official conformance kits and LM log).
-TEST_DATA = REPO / "tests" / "data"
-FACTS = TEST_DATA / "conformance" / "acestep_facts"
-DIT_KIT = Path(os.environ.get("ACESTEP_CONFORMANCE_DIR", TEST_DATA / "conformance" / "acestep_dit"))
+# Re-exported: many tests import these paths from here.
+from tests.paths import DIT_KIT as DIT_KIT
+from tests.paths import FACTS as FACTS
+from tests.paths import REPO as REPO
+from tests.paths import TEST_DATA as TEST_DATA
+
 DEFAULT_PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 

@@ -1,4 +1,4 @@
-"""The fairness simulations of `bench/queue.py` meet their targets (they are deterministic, not timings)."""
+"""The fairness simulations of `bench/queue_bench.py` meet their targets (they are deterministic, not timings)."""
 
 import importlib.util
 from pathlib import Path
@@ -7,7 +7,7 @@ from tests.helpers import REPO
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("queue_bench", REPO / "bench" / "queue.py")
+    spec = importlib.util.spec_from_file_location("queue_bench", REPO / "bench" / "queue_bench.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

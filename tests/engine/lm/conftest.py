@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from engine.acestep.lm.tokenizer import rebuild_official_tokenizer, stock_qwen_tokenizer_file
-from tests.helpers import FACTS
+from tests.paths import FACTS  # not tests.helpers: bench/lm_gpu_suite.sh runs these without SQLAlchemy
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Queue benchmark: claim latency under a deep backlog, and fairness under floods. Prints one JSON object.
 
-    python bench/queue.py [--database-url URL] [--out bench/results/queue.json]
+    python bench/queue_bench.py [--database-url URL] [--out bench/results/queue.json]
 
 - claim_p50_ms / claim_p99_ms: one-job claims (the engine's hot path) with 20,000 jobs of 200 users queued,
   on a file-backed SQLite database in WAL mode (or the URL given).
@@ -20,8 +20,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# This file is named like the standard library's `queue`, which psycopg imports: take the script's own
-# folder off the path so that `import queue` finds the real one.
+# Run as a script, this folder comes first on sys.path: keep only the repository root there.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
