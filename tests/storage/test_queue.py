@@ -12,6 +12,7 @@ from storage.library import Library
 from storage.models import Job
 from storage.outbox import Outbox
 from storage.queue import Queue
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec, Plan
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, DeliveryTarget, NewTrack, QueueLimits
 from storage.types import UserRef as Ref
@@ -28,9 +29,9 @@ def track(seed: int = 1) -> NewTrack:
         title="T",
         caption="c",
         lyrics="",
-        meta={"bpm": 90},
-        model={"backend": "sketch"},
-        plan={"audio_codes": [1, 2, 3]},
+        meta=TrackMeta(bpm=90),
+        model=ModelInfo(backend="sketch"),
+        plan=Plan(audio_codes=(1, 2, 3)),
     )
 
 
@@ -64,7 +65,7 @@ def test_submit_claim_complete(queue, accounts, db):
     done = queue.get(job.id)
     assert done.status == SUCCEEDED and done.progress == 100.0
     stored = Library(db).get(job.id)
-    assert stored.seed == 1 and stored.plan == {"audio_codes": [1, 2, 3]} and stored.kind == "cover"
+    assert stored.seed == 1 and stored.plan == Plan(audio_codes=(1, 2, 3)) and stored.kind == "cover"
     assert Outbox(db).for_job(job.id).chat_id == "chat"
 
 
@@ -300,9 +301,9 @@ def made(seconds: float) -> NewTrack:
         title="T",
         caption="c",
         lyrics="",
-        meta={},
-        model={"backend": "sketch"},
-        plan={"duration": seconds, "audio_codes": [1]},
+        meta=TrackMeta(),
+        model=ModelInfo(backend="sketch"),
+        plan=Plan(duration=seconds, audio_codes=(1,)),
     )
 
 

@@ -1,7 +1,7 @@
 import json
 
 from engine.acestep.lm.cli import plan_main
-from engine.acestep.lm.plan import PLAN_KEYS
+from storage.spec import Plan
 
 
 def test_plan_prints_one_json_object(tiny_lm_dir, monkeypatch, capsys):
@@ -12,7 +12,7 @@ def test_plan_prints_one_json_object(tiny_lm_dir, monkeypatch, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     plan = json.loads(out[0])
-    assert set(plan) == set(PLAN_KEYS)
+    assert set(plan) == set(Plan.model_fields)
     assert plan["duration"] == 10 and len(plan["audio_codes"]) == 50
     assert all(isinstance(c, int) for c in plan["audio_codes"])
     assert plan["lyrics"] == "[Instrumental]"
