@@ -7,8 +7,12 @@ the caption the old dict kept (`description`, `style`) and spells an old key or 
 (left to the model when it is not one).
 
 A `Plan` is the 5 Hz LM's blueprint of a song, stored with its track and handed back on a re-roll so
-that the same seed repeats the same song. Its fields carry the LM's own names (`keyscale`,
+that the same seed repeats the same song. It is a `TrackMeta` (`results.py`, the other direction of
+the contract) with a caption, lyrics and codes, so its metadata carry the same names (`keyscale`,
 `timesignature`, `duration`), one name each.
+
+Bounds live here too, not only in the parsers: the spec's fields, and the count of takes and their
+seeds (`check_takes`, `check_seed`), hold whatever adapter the request came through.
 """
 
 from __future__ import annotations
@@ -83,7 +87,8 @@ class JobSpec(BaseModel):
             choose the length itself, and this is the length used without a planner.
         duration_given: The user chose the length.
         duration_max_s: The longest the planner may choose when the user did not; a song is charged
-            this until its real length is known.
+            this until its real length is known. It is the one bound for both: the bot sets it from
+            its `max_duration_s` and the engine's planner keeps under it, whatever its own setting.
         bpm: Beats per minute, or None for the model's choice.
         key: Key and scale in the form `F# minor`, or None.
         language: A language code such as `en`, or None.
