@@ -64,10 +64,10 @@ class SketchGenerator:
             lyrics=spec.lyrics,
             metadata=TrackMeta(
                 bpm=bpm,
-                keyscale=key,
-                timesignature=spec.time_signature or 4,
+                key=key,
+                time_signature=spec.time_signature or 4,
                 language=spec.language or "",
-                duration=spec.duration_s,
+                duration_s=spec.duration_s,
             ),
             model=ModelInfo(backend=self.name),
             notice=NOTICE,

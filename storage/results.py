@@ -3,9 +3,10 @@
 The engine fills them in, the queue stores them (as JSON, through `stored()` and `from_stored()`,
 the one serialiser) and the bot reads their fields. Nothing on either side reads a result by key.
 
-One spelling per quantity, the 5 Hz LM's own: `keyscale`, `timesignature` and `duration` (seconds),
-as the plan writes them. Rows written before the results were typed spelled them `key`,
-`time_signature` and `duration_s`; those are read the new way and written back only in the new one.
+One spelling per quantity, the job spec's, on both sides of the contract: `key`, `time_signature` and
+`duration_s` (its unit in its name). The 5 Hz LM's own spellings (`keyscale`, `timesignature`,
+`duration`) stay inside the engine's LM code, which writes and reads its YAML with them; plans stored
+under them (by the first typed plans) are read the one way and written back only in it.
 """
 
 from __future__ import annotations
@@ -41,16 +42,16 @@ class TrackMeta(Record):
 
     Args:
         bpm: Beats per minute.
-        keyscale: Key and scale such as `F# minor`.
-        timesignature: Beats per bar (2, 3, 4 or 6).
-        duration: Length in seconds.
+        key: Key and scale such as `F# minor` (the LM may write `F♯ minor`).
+        time_signature: Beats per bar (2, 3, 4 or 6).
+        duration_s: Length in seconds.
         language: The vocal language code, `unknown`, or "" when none was chosen.
     """
 
     bpm: int | None = None
-    keyscale: str | None = Field(default=None, validation_alias=AliasChoices("keyscale", "key"))
-    timesignature: int | None = Field(default=None, validation_alias=AliasChoices("timesignature", "time_signature"))
-    duration: float | None = Field(default=None, validation_alias=AliasChoices("duration", "duration_s"))
+    key: str | None = Field(default=None, validation_alias=AliasChoices("key", "keyscale"))
+    time_signature: int | None = Field(default=None, validation_alias=AliasChoices("time_signature", "timesignature"))
+    duration_s: float | None = Field(default=None, validation_alias=AliasChoices("duration_s", "duration"))
     language: str | None = None
 
 

@@ -8,8 +8,8 @@ the caption the old dict kept (`description`, `style`) and spells an old key or 
 
 A `Plan` is the 5 Hz LM's blueprint of a song, stored with its track and handed back on a re-roll so
 that the same seed repeats the same song. It is a `TrackMeta` (`results.py`, the other direction of
-the contract) with a caption, lyrics and codes, so its metadata carry the same names (`keyscale`,
-`timesignature`, `duration`), one name each.
+the contract) with a caption, lyrics and codes, so its metadata carry the same names as the spec's
+own fields (`key`, `time_signature`, `duration_s`), one name each.
 
 Bounds live here too, not only in the parsers: the spec's fields, and the count of takes and their
 seeds (`check_takes`, `check_seed`), hold whatever adapter the request came through.
@@ -44,9 +44,9 @@ LEGACY_KEYS = ("description", "style")
 class Plan(TrackMeta):
     """The LM's plan for a song: caption, lyrics, its metadata (`TrackMeta`'s fields) and its 5 Hz audio codes.
 
-    The engine writes it; a field it adds that a re-roll does not use is dropped on read. The
-    spellings `key`, `time_signature` and `duration_s` are read as `keyscale`, `timesignature` and
-    `duration`, and always written back under the LM's names (`Record.stored`).
+    The engine writes it; a field it adds that a re-roll does not use is dropped on read. The LM's
+    spellings `keyscale`, `timesignature` and `duration` (plans stored by the first typed spec) are
+    read as `key`, `time_signature` and `duration_s`, and always written back under those.
     """
 
     caption: str | None = None
@@ -188,9 +188,9 @@ class JobSpec(BaseModel):
         bpm = meta.bpm if meta.bpm is not None and BPM_MIN <= meta.bpm <= BPM_MAX else None
         return {
             "bpm": bpm,
-            "key": canonical_key(meta.keyscale) if meta.keyscale else None,
+            "key": canonical_key(meta.key) if meta.key else None,
             "language": meta.language if meta.language in LANGUAGES else None,
-            "time_signature": meta.timesignature if meta.timesignature in TIME_SIGNATURES else None,
+            "time_signature": meta.time_signature if meta.time_signature in TIME_SIGNATURES else None,
         }
 
     def stored(self) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def result_caption(track: TrackView) -> str:
         part
         for part in (
             f"{meta.bpm} bpm" if meta.bpm else "",
-            meta.keyscale or "",
+            meta.key or "",
             format_duration(track.duration_s),
         )
         if part

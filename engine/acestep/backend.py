@@ -49,7 +49,7 @@ def _planned(planned: T | None, own: T) -> T:
 def request_to_track(request: TrackRequest) -> Track:
     """Merge a request's spec with its plan (the plan wins, so a re-roll repeats the planned song).
 
-    A plan (``storage.spec.Plan``: caption, lyrics, bpm, keyscale, timesignature, duration,
+    A plan (``storage.spec.Plan``: caption, lyrics, bpm, key, time_signature, duration_s,
     language and audio_codes, ints 0..63999, five per second of audio) is what the 5 Hz LM planner
     wrote or a stored one read back. Its missing values fall back to the spec's own.
     """
@@ -57,9 +57,9 @@ def request_to_track(request: TrackRequest) -> Track:
     lyrics = "" if spec.instrumental else _planned(plan.lyrics, spec.lyrics)
     metas = Metas(
         bpm=_planned(plan.bpm, spec.bpm),
-        time_signature=_planned(plan.timesignature, spec.time_signature),
-        key=_planned(plan.keyscale, spec.key),
-        duration_s=float(_planned(plan.duration, spec.duration_s)),
+        time_signature=_planned(plan.time_signature, spec.time_signature),
+        key=_planned(plan.key, spec.key),
+        duration_s=float(_planned(plan.duration_s, spec.duration_s)),
     )
     if request.kind == "cover" and request.source_audio is None:
         raise GenerationError("A cover needs the source audio, and none arrived with the request.")
@@ -216,10 +216,10 @@ class AceStepGenerator:
         audio = song
         metadata = TrackMeta(
             bpm=track.metas.bpm,
-            keyscale=track.metas.key,
-            timesignature=int(track.metas.time_signature) if track.metas.time_signature is not None else None,
+            key=track.metas.key,
+            time_signature=int(track.metas.time_signature) if track.metas.time_signature is not None else None,
             language=track.language,
-            duration=audio.shape[0] / self.pipeline.vae.sample_rate,
+            duration_s=audio.shape[0] / self.pipeline.vae.sample_rate,
         )
         return GeneratedTrack(
             job_id=request.job_id,

@@ -67,13 +67,13 @@ def test_an_old_stored_plan_reaches_the_backend_under_the_lm_names():
         "plan": {"key": "E minor", "time_signature": 3, "duration_s": 45.0, "audio_codes": [1, 2]},
     }
     request = request_for(job(JobSpec.from_stored(old), "reroll"))
-    assert request.plan == Plan(keyscale="E minor", timesignature=3, duration=45.0, audio_codes=(1, 2))
+    assert request.plan == Plan(key="E minor", time_signature=3, duration_s=45.0, audio_codes=(1, 2))
     assert request.spec.caption == "rain" and request.spec.duration_given is False and request.source_audio is None
 
 
 def test_a_planned_request_keeps_the_rest_of_its_spec():
     spec = JobSpec(caption="rain", duration_s=60.0, duration_given=False, duration_max_s=240.0, bpm=80)
     request = request_for(job(spec))
-    planned = request.with_plan(Plan(caption="rain at night", duration=47.0, audio_codes=(1,)))
-    assert planned.plan == Plan(caption="rain at night", duration=47.0, audio_codes=(1,))
+    planned = request.with_plan(Plan(caption="rain at night", duration_s=47.0, audio_codes=(1,)))
+    assert planned.plan == Plan(caption="rain at night", duration_s=47.0, audio_codes=(1,))
     assert planned.spec.model_copy(update={"plan": None}) == spec and request.plan is None

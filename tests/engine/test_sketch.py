@@ -61,7 +61,7 @@ def test_honours_bpm(bpm):
 
 def test_honours_key():
     track, _ = generate(key="A minor", duration_s=10.0)
-    assert track.metadata.keyscale == "A minor"
+    assert track.metadata.key == "A minor"
     spectrum = np.abs(np.fft.rfft(track.audio.mean(axis=1)))
     freqs = np.fft.rfftfreq(track.audio.shape[0], 1 / RATE)
     band = (freqs > 100) & (freqs < 2000)

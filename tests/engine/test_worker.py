@@ -82,7 +82,7 @@ def test_sketch_jobs_become_tagged_mp3s(worker):
     path = worker.blobs.path(track.blob_path)
     decoded, rate = sf.read(str(path), always_2d=True)
     assert rate == 48_000 and decoded.shape == (480_000, 2)
-    assert track.meta.bpm == 100 and track.meta.keyscale == "D minor" and track.seed == 77
+    assert track.meta.bpm == 100 and track.meta.key == "D minor" and track.seed == 77
     assert "not ACE-Step" in track.notice
     tags = audio.read_tags(path)
     assert tags["seed"] == "77" and tags["song_id"] == str(job.id) and tags["prompt"] == "rain"

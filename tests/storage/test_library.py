@@ -60,6 +60,7 @@ def _old_rows(db, spec: dict, meta: dict, plan: dict | None, model: dict) -> int
 
 
 def test_a_track_stored_under_the_old_keys_reads_as_typed_values(db):
+    # The metadata as the untyped engine wrote it, the plan under the LM's names as the first typed plan did.
     spec = {
         "caption": "rain",
         "description": "rain",
@@ -68,13 +69,13 @@ def test_a_track_stored_under_the_old_keys_reads_as_typed_values(db):
         "like": True,
     }
     meta = {"bpm": 90, "key": "C# minor", "time_signature": 4, "language": "en", "duration_s": 30.0}
-    plan = {"caption": "rain", "key": "C# minor", "duration_s": 30.0, "audio_codes": [7, 8]}
+    plan = {"caption": "rain", "keyscale": "C# minor", "duration": 30.0, "audio_codes": [7, 8]}  # the LM's names
     model = {"backend": "acestep", "steps": 8, "shift": 3.0, "sampler": "ode"}
     job_id = _old_rows(db, spec, meta, plan, model)
     track = Library(db).get(job_id)
     assert track is not None
-    assert track.meta == TrackMeta(bpm=90, keyscale="C# minor", timesignature=4, language="en", duration=30.0)
-    assert track.plan == Plan(caption="rain", keyscale="C# minor", duration=30.0, audio_codes=(7, 8))
+    assert track.meta == TrackMeta(bpm=90, key="C# minor", time_signature=4, language="en", duration_s=30.0)
+    assert track.plan == Plan(caption="rain", key="C# minor", duration_s=30.0, audio_codes=(7, 8))
     assert track.model == ModelInfo(backend="acestep", steps=8, shift=3.0, sampler="ode")
     assert track.edit == Edit(task="repaint", song_id=1, start_s=2.0, end_s=4.0) and track.like
 

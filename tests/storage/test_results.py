@@ -7,23 +7,23 @@ from storage.results import ModelInfo, TrackMeta, title_from_caption
 from storage.spec import JobSpec, Plan
 
 
-def test_metadata_is_written_under_the_lm_names_and_read_back_the_same():
-    meta = TrackMeta(bpm=90, keyscale="E minor", timesignature=3, duration=47.5, language="en")
+def test_metadata_is_written_under_the_specs_names_and_read_back_the_same():
+    meta = TrackMeta(bpm=90, key="E minor", time_signature=3, duration_s=47.5, language="en")
     stored = meta.stored()
-    assert stored == {"bpm": 90, "keyscale": "E minor", "timesignature": 3, "duration": 47.5, "language": "en"}
+    assert stored == {"bpm": 90, "key": "E minor", "time_signature": 3, "duration_s": 47.5, "language": "en"}
     assert TrackMeta.from_stored(stored) == meta
 
 
-def test_metadata_stored_under_the_old_spellings_is_read_the_new_way():
-    old = {"bpm": 90, "key": "C# minor", "time_signature": 4, "duration_s": 30.0, "language": ""}
-    meta = TrackMeta.from_stored(old)
-    assert (meta.keyscale, meta.timesignature, meta.duration) == ("C# minor", 4, 30.0)
-    assert "key" not in meta.stored() and meta.stored()["keyscale"] == "C# minor"
+def test_metadata_stored_under_the_lm_spellings_is_read_the_one_way():
+    lm = {"bpm": 90, "keyscale": "C# minor", "timesignature": 4, "duration": 30.0, "language": ""}
+    meta = TrackMeta.from_stored(lm)
+    assert (meta.key, meta.time_signature, meta.duration_s) == ("C# minor", 4, 30.0)
+    assert "keyscale" not in meta.stored() and meta.stored()["key"] == "C# minor"
 
 
 def test_a_plan_is_the_metadata_with_caption_lyrics_and_codes():
-    plan = Plan.from_stored({"caption": "c", "key": "A minor", "duration_s": 12.0, "audio_codes": [1, 2]})
-    assert isinstance(plan, TrackMeta) and plan.keyscale == "A minor" and plan.audio_codes == (1, 2)
+    plan = Plan.from_stored({"caption": "c", "keyscale": "A minor", "duration": 12.0, "audio_codes": [1, 2]})
+    assert isinstance(plan, TrackMeta) and plan.key == "A minor" and plan.audio_codes == (1, 2)
     assert Plan.from_stored(plan.stored()) == plan
 
 
@@ -48,9 +48,9 @@ def test_titles_are_decided_in_one_place():
 
 
 def test_an_edit_keeps_its_songs_metadata_in_the_specs_spelling():
-    fields = JobSpec.meta_fields(TrackMeta(bpm=90, keyscale="C♯ major", timesignature=3, language="unknown"))
+    fields = JobSpec.meta_fields(TrackMeta(bpm=90, key="C♯ major", time_signature=3, language="unknown"))
     assert fields == {"bpm": 90, "key": "C# major", "language": None, "time_signature": 3}
-    assert JobSpec.meta_fields(TrackMeta(bpm=999, timesignature=5)) == {
+    assert JobSpec.meta_fields(TrackMeta(bpm=999, time_signature=5)) == {
         "bpm": None,
         "key": None,
         "language": None,

@@ -157,5 +157,5 @@ def cover_plan(request: TrackRequest, reading: Plan) -> Plan:
     if spec.instrumental or lyrics.lower() in ("", "[instrumental]"):
         lyrics = ""
     caption = spec.caption.strip() or reading.caption or ""
-    update = {"caption": caption, "lyrics": lyrics, "duration": spec.duration_s, "audio_codes": ()}
+    update = {"caption": caption, "lyrics": lyrics, "duration_s": spec.duration_s, "audio_codes": ()}
     return reading.model_copy(update=update)

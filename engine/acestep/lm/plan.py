@@ -6,7 +6,9 @@ tolerant line parser. The writer, which feeds the metadata back to the LM for th
 audio-code phase, must match the official ``yaml.dump`` output byte for byte
 (80-column folding, quoting), so it does use PyYAML.
 
-What the planner makes of it is a ``storage.spec.Plan``, the one definition of a plan.
+What the planner makes of it is a ``storage.spec.Plan``, the one definition of a plan; its fields
+carry the contract's names (``key``, ``time_signature``, ``duration_s``), and ``lm_fields`` turns them
+back into the LM's own (``keyscale``, ``timesignature``, ``duration``) for its prompts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 from typing import Any
 
 import yaml
+
+from storage.spec import Plan
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -113,6 +117,19 @@ def format_cot(metadata: dict[str, Any]) -> str:
         items[key] = value
     body = yaml.dump(items, allow_unicode=True, sort_keys=True).strip() if items else ""
     return f"{THINK_OPEN}\n{body}\n{THINK_CLOSE}"
+
+
+def lm_fields(plan: Plan, names: tuple[str, ...]) -> dict[str, Any]:
+    """The plan's values under the LM's own field names (those of ``names``), for a CoT it is prompted with."""
+    values = {
+        "bpm": plan.bpm,
+        "caption": plan.caption,
+        "duration": plan.duration_s,
+        "keyscale": plan.key,
+        "language": plan.language,
+        "timesignature": plan.time_signature,
+    }
+    return {name: values[name] for name in names}
 
 
 def codes_to_string(codes: list[int]) -> str:

@@ -30,7 +30,7 @@ from engine.acestep.lm.constraints import (
 )
 from engine.acestep.lm.decode import DecodeJob, decode
 from engine.acestep.lm.model import LoadedLM, load_lm
-from engine.acestep.lm.plan import format_cot, split_output
+from engine.acestep.lm.plan import format_cot, lm_fields, split_output
 from engine.acestep.lm.prompts import INSTRUMENTAL_LYRICS
 from engine.acestep.lm.tokenizer import encode
 from storage.errors import GenerationError, UserError
@@ -231,9 +231,9 @@ class Planner:
                     caption=str(meta.get("caption") or req.description),
                     lyrics=lyrics,
                     bpm=meta["bpm"],
-                    keyscale=meta["keyscale"],
-                    timesignature=meta["timesignature"],
-                    duration=meta["duration"],
+                    key=meta["keyscale"],
+                    time_signature=meta["timesignature"],
+                    duration_s=meta["duration"],
                     language=meta["language"],
                 )
             )
@@ -247,7 +247,7 @@ class Planner:
             lyrics = plan.lyrics or ""
             prompt = self._tok(prompts.codes(caption, lyrics, cot))
             uncond = self._tok(prompts.codes(caption, lyrics, cot, negative=s.negative_prompt))
-            target = int((plan.duration or 0) * CODES_PER_SECOND)
+            target = int((plan.duration_s or 0) * CODES_PER_SECOND)
             spec = Spec("codes", target_codes=target)
             jobs.append(
                 DecodeJob(
@@ -288,8 +288,10 @@ def _skips_cot(req: PlanRequest) -> bool:
 def _given_metas(req: PlanRequest) -> Plan:
     """A skipped CoT phase's metadata: the user's caption, lyrics and values."""
     given = req.given()
-    values = {key: given[key] for key in METAS}
-    return Plan(caption=req.description, lyrics=req.lyrics, language=given.get("language", "unknown"), **values)
+    values = {key: given[key] for key in METAS}  # the LM's names, read as the plan's by its aliases
+    return Plan.model_validate(
+        {"caption": req.description, "lyrics": req.lyrics, "language": given.get("language", "unknown"), **values}
+    )
 
 
 def _code_prompt(req: PlanRequest, plan: Plan) -> tuple[str, str]:
@@ -302,8 +304,8 @@ def _code_prompt(req: PlanRequest, plan: Plan) -> tuple[str, str]:
     """
     if _user_lyrics(req):
         fields = METAS if _skips_cot(req) else COT_FIELDS
-        return req.description, format_cot(plan.model_dump(include=set(fields)))
-    return plan.caption or "", format_cot(plan.model_dump(include=set(METAS)))
+        return req.description, format_cot(lm_fields(plan, fields))
+    return plan.caption or "", format_cot(lm_fields(plan, METAS))
 
 
 def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:

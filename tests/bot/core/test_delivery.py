@@ -64,7 +64,7 @@ def rain_track(seed):
         title="Rain",
         caption="rain",
         lyrics="",
-        meta=TrackMeta(bpm=90, keyscale="C major"),
+        meta=TrackMeta(bpm=90, key="C major"),
         model=ModelInfo(),
     )
 

@@ -104,12 +104,12 @@ async def test_reroll_with_own_seed_copies_spec_and_plan(service):
 async def test_a_planner_timed_song_is_charged_its_bound_and_its_reroll_its_track(service):
     job = await service.submit_song(ALICE, SongRequest("rain"), TARGET)
     assert job.cost == fairness.job_cost(120.0, planned=True)  # MAX_DURATION_S of these settings
-    finish(service, job, plan=Plan(duration=47.0, audio_codes=(4, 5)), made_s=47.0)
+    finish(service, job, plan=Plan(duration_s=47.0, audio_codes=(4, 5)), made_s=47.0)
     assert service.queue.get(job.id).cost == fairness.job_cost(47.0, planned=True)
     again = await service.reroll(ALICE, job.id, 7, TARGET)
-    assert again.cost == 47.0 and again.spec.plan == Plan(duration=47.0, audio_codes=(4, 5))
+    assert again.cost == 47.0 and again.spec.plan == Plan(duration_s=47.0, audio_codes=(4, 5))
     new_take = await service.reroll(ALICE, job.id, None, TARGET)  # its codes are planned again
-    assert new_take.cost == fairness.job_cost(47.0, planned=True) and new_take.spec.plan == Plan(duration=47.0)
+    assert new_take.cost == fairness.job_cost(47.0, planned=True) and new_take.spec.plan == Plan(duration_s=47.0)
     given = await service.submit_song(BOB, SongRequest("rain", duration_s=30), TARGET)
     assert given.cost == fairness.job_cost(30.0, planned=True) and given.spec.duration_max_s is None
 

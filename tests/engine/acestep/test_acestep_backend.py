@@ -36,7 +36,7 @@ def test_song_shape_title_and_model_info(generator: AceStepGenerator) -> None:
     assert track.audio.shape == (6 * 48_000, 2) and track.audio.dtype == np.float32
     assert np.isfinite(track.audio).all() and np.abs(track.audio).max() <= 1.0
     assert track.title == "Upbeat Synth-pop Anthem" and track.seed == 7
-    assert track.metadata.bpm == 120 and track.metadata.duration == 6
+    assert track.metadata.bpm == 120 and track.metadata.duration_s == 6
     assert track.model == ModelInfo(
         backend="acestep",
         dit="acestep-v15-turbo",
@@ -82,16 +82,16 @@ def test_planned_audio_codes_drive_the_song(generator: AceStepGenerator) -> None
         caption="planned caption",
         lyrics="[Verse]\nplanned",
         bpm=90,
-        keyscale="E minor",
-        timesignature=3,
-        duration=6.0,
+        key="E minor",
+        time_signature=3,
+        duration_s=6.0,
         language="en",
         audio_codes=tuple(codes),
     )
     first, plain = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     again, _ = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     assert first.caption == "planned caption" and first.lyrics == "[Verse]\nplanned" and first.plan == plan
-    assert (first.metadata.keyscale, first.metadata.timesignature, first.metadata.bpm) == ("E minor", 3, 90)
+    assert (first.metadata.key, first.metadata.time_signature, first.metadata.bpm) == ("E minor", 3, 90)
     assert np.array_equal(first.audio, again.audio)
     assert not np.allclose(first.audio, plain.audio)
 
@@ -183,7 +183,7 @@ def test_a_cover_without_a_reading_keeps_its_vocals(
     [plain] = generator.generate([song(10, 6, 5, instrumental=True)], quiet)
     assert plain.error is None and "# Lyric\n[Instrumental]<|endoftext|>" in prompts[-1]  # a song's "" is none
     # A stored reading that heard no words keeps asking for none, so old covers re-roll exactly.
-    read = request_to_track(cover.with_plan(Plan(caption="jazz", lyrics="", duration=6.0)))
+    read = request_to_track(cover.with_plan(Plan(caption="jazz", lyrics="", duration_s=6.0)))
     assert read.instrumental and not request_to_track(cover).instrumental
 
 

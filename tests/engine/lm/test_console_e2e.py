@@ -60,7 +60,7 @@ async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_
         reroll_job = await service.reroll(USER, song.job_id, 5, TARGET)
         reroll = await _finished(service, reroll_job.id)
     plan = song.plan
-    assert plan is not None and plan.duration == 10 and len(plan.audio_codes) == 50
+    assert plan is not None and plan.duration_s == 10 and len(plan.audio_codes) == 50
     assert song.caption == plan.caption and reroll.plan == plan and reroll.seed == 5
     first, again = _samples(service, song), _samples(service, reroll)
     assert abs(first.shape[0] / 48_000 - 10.0) < 0.1

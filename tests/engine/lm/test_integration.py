@@ -25,7 +25,7 @@ def test_song_is_planned_and_reroll_with_the_plan_is_identical(generator):
     assert generator.planner is not None
     first = generator.generate([_song(1, 5)], lambda *a: None)[0]
     plan = first.plan
-    assert plan is not None and len(plan.audio_codes) == 50 and plan.duration == 10
+    assert plan is not None and len(plan.audio_codes) == 50 and plan.duration_s == 10
     assert first.caption == plan.caption and first.lyrics == plan.lyrics
     reroll = _song(2, 5, kind="reroll", plan=plan)
     again = generator.generate([reroll], lambda *a: None)[0]
@@ -40,9 +40,9 @@ def test_with_plans_batches_only_fresh_songs(generator):
         caption="x",
         lyrics="[Instrumental]",
         bpm=90,
-        keyscale="C major",
-        timesignature=4,
-        duration=10,
+        key="C major",
+        time_signature=4,
+        duration_s=10,
         language="en",
         audio_codes=(1,) * 50,
     )
@@ -90,9 +90,9 @@ def test_the_planner_picks_the_length_when_the_user_gave_none(tiny_full_set):
 
     generator = AceStepGenerator(tiny_full_set, device="cpu", max_batch=4, max_duration_s=12)
     [track] = generator.generate([_song(1, 9, duration_s=60.0, duration_given=False)], lambda *a: None)
-    assert track.plan is not None and track.plan.duration is not None and 10 <= track.plan.duration <= 12
-    assert track.audio.shape[0] == track.plan.duration * 48_000
-    assert len(track.plan.audio_codes) == 5 * track.plan.duration
+    assert track.plan is not None and track.plan.duration_s is not None and 10 <= track.plan.duration_s <= 12
+    assert track.audio.shape[0] == track.plan.duration_s * 48_000
+    assert len(track.plan.audio_codes) == 5 * track.plan.duration_s
 
 
 def test_the_planner_chooses_no_longer_than_the_song_was_priced(generator):
@@ -103,7 +103,7 @@ def test_the_planner_chooses_no_longer_than_the_song_was_priced(generator):
     unbounded = plan_request(_song(2, 9, duration_s=10.0, duration_given=False))
     assert unbounded.duration_max is None and generator.planner.max_duration(unbounded) > 11
     [track] = generator.generate([priced], lambda *a: None)
-    assert track.plan is not None and track.plan.duration is not None and 10 <= track.plan.duration <= 11
+    assert track.plan is not None and track.plan.duration_s is not None and 10 <= track.plan.duration_s <= 11
 
 
 def _source(seconds: float) -> np.ndarray:
@@ -119,7 +119,7 @@ def test_a_cover_is_read_by_the_lm_and_its_reroll_is_exact(generator):
     [first] = generator.generate([cover], lambda job, stage, pct: stages.append(stage))
     assert stages[0] == "listening"
     plan = first.plan
-    assert plan is not None and plan.audio_codes == () and plan.duration == 11.0
+    assert plan is not None and plan.audio_codes == () and plan.duration_s == 11.0
     assert plan.caption and first.caption == plan.caption  # no style given: the LM's reading captions it
     assert first.audio.shape[0] == 11 * 48_000
     again = generator.generate([replace(cover, kind="reroll").with_plan(plan)], lambda *a: None)[0]

@@ -9,17 +9,17 @@ from storage.spec import Plan
 
 
 def _check(plan: Plan, req: PlanRequest) -> None:
-    assert isinstance(plan, Plan) and None not in (plan.caption, plan.lyrics, plan.bpm, plan.duration)
+    assert isinstance(plan, Plan) and None not in (plan.caption, plan.lyrics, plan.bpm, plan.duration_s)
     assert 30 <= plan.bpm <= 300
-    assert 10 <= plan.duration <= 20
-    assert plan.keyscale in KEYSCALES
+    assert 10 <= plan.duration_s <= 20
+    assert plan.key in KEYSCALES
     assert plan.language in LANGUAGES
-    assert plan.timesignature in (2, 3, 4, 6)
+    assert plan.time_signature in (2, 3, 4, 6)
     assert plan.caption
-    assert len(plan.audio_codes) == 5 * plan.duration
+    assert len(plan.audio_codes) == 5 * plan.duration_s
     assert all(0 <= c <= 63999 for c in plan.audio_codes)
     if req.duration is not None:
-        assert plan.duration == req.duration
+        assert plan.duration_s == req.duration
     if req.instrumental:
         assert plan.lyrics == "[Instrumental]"
     if req.language:
@@ -68,7 +68,7 @@ def test_given_fields_and_user_lyrics(tiny_planner):
     )
     plan = tiny_planner.plan([req])[0]
     _check(plan, req)
-    assert (plan.bpm, plan.keyscale, plan.timesignature) == (84, "Eb major", 3)
+    assert (plan.bpm, plan.key, plan.time_signature) == (84, "Eb major", 3)
     assert plan.lyrics == "[Verse]\nla la la"
 
 
@@ -85,9 +85,9 @@ def test_understand_describes_codes_with_the_audio_length(tiny_planner):
     from engine.acestep.lm.planner import understand
 
     [desc] = understand(tiny_planner, [[7] * 62], [3])
-    assert desc.duration == 12.4
-    assert desc.keyscale in KEYSCALES and desc.language in LANGUAGES
-    assert desc.timesignature in (2, 3, 4, 6) and 30 <= desc.bpm <= 300
+    assert desc.duration_s == 12.4
+    assert desc.key in KEYSCALES and desc.language in LANGUAGES
+    assert desc.time_signature in (2, 3, 4, 6) and 30 <= desc.bpm <= 300
     assert isinstance(desc, Plan) and "<|audio_code_" not in desc.lyrics
 
 
@@ -164,5 +164,5 @@ def test_code_phase_follows_the_official_modes(tiny_planner, monkeypatch):
     # Lyrics and all four metas given: upstream skips the CoT phase, the caption stays the user's.
     assert len(metas) == 2 and _cot_keys(prompts[2]) == ["bpm", "duration", "keyscale", "timesignature"]
     assert plans[2].caption == "dub techno" and plans[2].lyrics == "[Verse]\nhey"
-    assert (plans[2].bpm, plans[2].keyscale, plans[2].timesignature) == (120, "A minor", 4)
+    assert (plans[2].bpm, plans[2].key, plans[2].time_signature) == (120, "A minor", 4)
     assert len(plans[2].audio_codes) == 50
