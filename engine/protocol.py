@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from storage.results import ModelInfo, TrackMeta
-from storage.spec import Edit, JobSpec, Plan
+from storage.spec import JobSpec, Plan
 from storage.types import JobView
 from storage.values import SAMPLE_RATE
 
@@ -61,11 +61,6 @@ class TrackRequest:
     def plan(self) -> Plan | None:
         """The LM plan to follow: stored (a re-roll) or made by a planning stage; None to plan afresh."""
         return self.spec.plan
-
-    @property
-    def edit(self) -> Edit | None:
-        """A repaint or an extend of the base song, or None."""
-        return self.spec.edit
 
     def with_plan(self, plan: Plan) -> TrackRequest:
         """This request following `plan` (the spec's other fields unchanged)."""

@@ -49,7 +49,7 @@ def test_every_field_comes_from_the_spec():
     request = request_for(job(spec, "cover"), source)
     # The spec itself crosses, not a copy of its fields.
     assert request == TrackRequest(job_id=4, kind="cover", spec=spec, seed=77, source_audio=source)
-    assert request.spec is spec and request.plan is None and request.edit is None
+    assert request.spec is spec and request.plan is None and request.spec.edit is None
 
 
 def test_a_clip_to_sound_like_is_the_reference_not_the_source():

@@ -63,7 +63,7 @@ def plan_main(argv: list[str]) -> int:
         print(json.dumps(plan.stored(), ensure_ascii=False))
         return 0
     print(f"seed: {seed}")
-    for name in ("caption", "bpm", "keyscale", "timesignature", "duration", "language"):
+    for name in ("caption", "bpm", "key", "time_signature", "duration_s", "language"):
         print(f"{name}: {getattr(plan, name)}")
     print(f"audio codes: {len(plan.audio_codes)}\n\n{plan.lyrics}")
     return 0

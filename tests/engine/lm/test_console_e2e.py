@@ -73,7 +73,7 @@ async def test_reroll_without_a_seed_is_a_new_take_with_new_codes(tmp_path: Path
         take = await _finished(service, take_job.id)
         again = await _finished(service, (await service.reroll(USER, take_job.id, take.seed, TARGET)).id)
     assert song.plan is not None and take.plan is not None
-    blueprint = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language")
+    blueprint = ("caption", "lyrics", "bpm", "key", "time_signature", "duration_s", "language")
     assert all(getattr(take.plan, name) == getattr(song.plan, name) for name in blueprint)
     assert len(take.plan.audio_codes) == 50 and take.plan.audio_codes != song.plan.audio_codes
     assert again.plan == take.plan and np.array_equal(_samples(service, again), _samples(service, take))
