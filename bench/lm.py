@@ -200,7 +200,7 @@ def check(args: argparse.Namespace, lm: FastLM, vocab: Vocab) -> dict[str, Any]:
     gpu.fast.decoders.clear()
     a, b = cpu.plan(requests), gpu.plan(requests)
     same = [
-        sum(x == y for x, y in zip(p["audio_codes"], q["audio_codes"], strict=False)) / len(p["audio_codes"])
+        sum(x == y for x, y in zip(p.audio_codes, q.audio_codes, strict=False)) / len(p.audio_codes)
         for p, q in zip(a, b, strict=True)
     ]
     out["tiny_fp32_cuda_plans_equal_cpu_reference"] = [p == q for p, q in zip(a, b, strict=True)]

@@ -33,6 +33,7 @@ from storage.db import make_engine  # noqa: E402
 from storage.fairness import jain_index, tags_for  # noqa: E402
 from storage.models import Job  # noqa: E402
 from storage.queue import Queue  # noqa: E402
+from storage.results import ModelInfo, TrackMeta  # noqa: E402
 from storage.rows import queued_job_values  # noqa: E402
 from storage.spec import JobSpec  # noqa: E402
 from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
@@ -106,7 +107,12 @@ def serve(
         job = batch[0]
         served.append((job.user_id, submitted[job.id], now, job.cost))
         now += job.cost
-        queue.complete(job, "gpu", NewTrack("x", job.cost, 0, "", "", "", "", {}, {}), T0 + timedelta(seconds=now))
+        queue.complete(
+            job,
+            "gpu",
+            NewTrack("x", job.cost, 0, "", "", "", "", TrackMeta(), ModelInfo()),
+            T0 + timedelta(seconds=now),
+        )
     return served
 
 

@@ -50,15 +50,19 @@ class Silence:
 
     name = "silence"
     max_batch = 1
+    plans_ahead = False
+
+    def plan(self, batch, progress):  # type: ignore[no-untyped-def]
+        return batch
 
     def generate(self, batch, progress):  # type: ignore[no-untyped-def]
         return [
             GeneratedTrack(
                 job_id=r.job_id,
-                audio=np.zeros((int(r.duration_s * 48_000), 2), np.float32),
+                audio=np.zeros((int(r.spec.duration_s * 48_000), 2), np.float32),
                 seed=r.seed,
                 title="bench",
-                caption=r.caption,
+                caption=r.spec.caption,
                 lyrics="",
             )
             for r in batch

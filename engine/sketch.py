@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.protocol import SAMPLE_RATE, GeneratedTrack, Progress, TrackRequest
+from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from engine.splice import splice
+from storage.results import ModelInfo, TrackMeta, title_from_caption
+from storage.values import SAMPLE_RATE
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -28,6 +30,7 @@ class SketchGenerator:
     """A `Generator` that synthesizes a simple arrangement in numpy."""
 
     name = "sketch"
+    plans_ahead = False
 
     def __init__(self, max_batch: int = 4) -> None:
         self.max_batch = max_batch
@@ -36,33 +39,37 @@ class SketchGenerator:
         """Synthesize each request in turn, reporting progress per chunk."""
         return [self._one(request, progress) for request in batch]
 
+    def plan(self, batch: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
+        """No planning stage: the sketch follows each spec as it is."""
+        return batch
+
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
-        rng = np.random.default_rng(request.seed)
-        bpm = request.bpm or int(rng.integers(70, 140))
-        key = request.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
-        audio = synthesize(request.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
+        spec, rng = request.spec, np.random.default_rng(request.seed)
+        bpm = spec.bpm or int(rng.integers(70, 140))
+        key = spec.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+        audio = synthesize(spec.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
         if request.source_audio is not None:
-            audio = blend_with_source(audio, request.source_audio, request.strength)
+            audio = blend_with_source(audio, request.source_audio, spec.strength)
         if request.reference_audio is not None:
             audio = colour_like(audio, request.reference_audio)
-        if request.edit is not None and request.base_audio is not None:
+        if spec.edit is not None and request.base_audio is not None:
             # Repaint and extend: the new take's samples in the part asked for, the base song's elsewhere.
-            audio = splice(request.base_audio, audio, request.edit.start_s, request.edit.end_s)
+            audio = splice(request.base_audio, audio, spec.edit.start_s, spec.edit.end_s)
         return GeneratedTrack(
             job_id=request.job_id,
             audio=audio,
             seed=request.seed,
-            title=title_from(request.caption) if request.caption.strip() or request.kind != "cover" else "Cover",
-            caption=request.caption,
-            lyrics=request.lyrics,
-            metadata={
-                "bpm": bpm,
-                "key": key,
-                "time_signature": request.time_signature or 4,
-                "language": request.language or "",
-                "duration_s": request.duration_s,
-            },
-            model={"backend": self.name},
+            title=title_from_caption(spec.caption, request.kind),
+            caption=spec.caption,
+            lyrics=spec.lyrics,
+            metadata=TrackMeta(
+                bpm=bpm,
+                key=key,
+                time_signature=spec.time_signature or 4,
+                language=spec.language or "",
+                duration_s=spec.duration_s,
+            ),
+            model=ModelInfo(backend=self.name),
             notice=NOTICE,
         )
 
@@ -166,12 +173,3 @@ def colour_like(synth: np.ndarray, clip: np.ndarray) -> np.ndarray:
     coloured = np.fft.irfft(np.fft.rfft(synth, axis=0) * gain, n=synth.shape[0], axis=0)
     peak = float(np.abs(coloured).max()) or 1.0
     return (coloured * (float(np.abs(synth).max()) / peak)).astype(np.float32)
-
-
-def title_from(caption: str, words: int = 6) -> str:
-    """A short title from the caption: its first few words, capitalised."""
-    cleaned = re.sub(r"[^\w\s'-]", " ", caption).split()
-    if not cleaned:
-        return "Untitled"
-    title = " ".join(cleaned[:words])
-    return title[:1].upper() + title[1:]

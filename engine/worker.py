@@ -138,7 +138,7 @@ class Worker:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
         log.info("engine ready", extra={"backend": self.generator.name, "owner": self.config.owner})
         planned: queues.Queue[Future[_Batch | None]] = queues.Queue()  # one slot per claimed batch, in claim order
-        planners_count = PLANNING_BATCHES if hasattr(self.generator, "plan") else 1
+        planners_count = PLANNING_BATCHES if self.generator.plans_ahead else 1
         ahead = threading.Semaphore(planners_count)  # batches claimed and not yet taken by the GPU loop
         claiming = threading.Lock()  # a claim and its slot go in together, so slots keep the claim order
         room = threading.Semaphore(STORING_BATCHES)
@@ -262,9 +262,9 @@ class Worker:
 
     def _plan(self, batch: _Batch) -> bool:
         """The backend's planning stage (the LM), when it has one; False when the batch ended here."""
-        plan = getattr(self.generator, "plan", None)
-        if plan is None:
+        if not self.generator.plans_ahead:
             return True
+        plan = self.generator.plan
         planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, batch.requests, batch.progress))
         if planned is None:
             return False

@@ -19,9 +19,8 @@ import numpy as np
 import soundfile as sf
 
 from storage.errors import BadAudio
-from storage.values import MIN_SOURCE_S
+from storage.values import MIN_SOURCE_S, SAMPLE_RATE
 
-SAMPLE_RATE = 48_000
 MP3_KBPS = 320
 FIT_KBPS = (256, 192, 160, 128, 96, 64, 32)  # what fit_mp3 tries, largest first
 LAME_QUALITY = 3  # LAME's own default: 2 is ~1.8x slower for no audible gain at 320 kb/s

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from storage.audio import SAMPLE_RATE, too_long
+from storage.audio import too_long
 from storage.errors import BadAudio
+from storage.values import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from av.container import InputContainer

@@ -8,6 +8,8 @@ from sqlalchemy import Engine, Row, select
 
 from storage.db import read_only
 from storage.models import jobs_table, tracks_table
+from storage.results import ModelInfo, TrackMeta
+from storage.spec import JobSpec, Plan
 from storage.types import TrackView
 
 tracks = tracks_table
@@ -44,7 +46,8 @@ class Library:
 
 
 def track_view(row: Row[Any]) -> TrackView:
-    """A tracks row (joined with its job's kind) as a value."""
+    """A tracks row (joined with its job's kind and spec) as a value, its JSON read by the one serialiser."""
+    spec = JobSpec.from_stored(row.spec)
     return TrackView(
         job_id=row.job_id,
         blob_path=row.blob_path,
@@ -55,15 +58,15 @@ def track_view(row: Row[Any]) -> TrackView:
         title=row.title,
         caption=row.caption,
         lyrics=row.lyrics,
-        meta=dict(row.meta),
-        plan=row.plan,
-        model=dict(row.model),
+        meta=TrackMeta.from_stored(row.meta),
+        plan=Plan.from_stored(row.plan) if row.plan else None,
+        model=ModelInfo.from_stored(row.model),
         notice=row.notice,
         created_at=row.created_at,
         kind=row.kind,
         parent_id=row.parent_id,
         user_id=row.user_id,
         latents_blob=row.latents_blob,
-        edit=(row.spec or {}).get("edit"),
-        like=bool((row.spec or {}).get("like")),
+        edit=spec.edit,
+        like=spec.like,
     )

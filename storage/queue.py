@@ -26,7 +26,7 @@ from storage.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
 from storage.rows import delivery_values, job_view, queued_job_values, track_values
 from storage.scrub import Scrubber
-from storage.spec import JobSpec
+from storage.spec import JobSpec, check_seed, check_takes
 from storage.types import (
     CANCELLED,
     FAILED,
@@ -150,7 +150,11 @@ class Queue:
         Raises:
             LimitError: as `submit`, counting every take.
             NotFound: a re-roll of a job that has no track.
+            UserError: more takes than `TAKES_MAX`, or a seed outside uint32.
         """
+        check_takes(len(takes))
+        for seed, _ in takes:
+            check_seed(seed)
         with self.engine.begin() as conn:
             # The user's row lock makes the limit check and the insert one step: on PostgreSQL two
             # submits of one user would otherwise both count the same pending jobs and both pass.

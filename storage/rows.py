@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
 
 from storage.fairness import Tags
-from storage.spec import JobSpec
+from storage.spec import JobSpec, Plan
 from storage.types import QUEUED, DeliveryTarget, JobView, NewTrack, UserView
 
 
@@ -69,17 +68,17 @@ def track_values(track: NewTrack) -> dict[str, Any]:
         "title": track.title,
         "caption": track.caption,
         "lyrics": track.lyrics,
-        "meta": track.meta,
+        "meta": track.meta.stored(),
         "audio_codes": _codes_text(track.plan),
-        "plan": track.plan,
-        "model": track.model,
+        "plan": track.plan.stored() if track.plan is not None else None,
+        "model": track.model.stored(),
         "notice": track.notice,
         "latents_blob": track.latents_blob,
     }
 
 
-def _codes_text(plan: dict[str, Any] | None) -> str | None:
-    codes: Sequence[int] | None = (plan or {}).get("audio_codes")
+def _codes_text(plan: Plan | None) -> str | None:
+    codes = plan.audio_codes if plan is not None else ()
     return " ".join(str(code) for code in codes) if codes else None
 
 

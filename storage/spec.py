@@ -7,17 +7,22 @@ the caption the old dict kept (`description`, `style`) and spells an old key or 
 (left to the model when it is not one).
 
 A `Plan` is the 5 Hz LM's blueprint of a song, stored with its track and handed back on a re-roll so
-that the same seed repeats the same song. Its fields carry the LM's own names (`keyscale`,
-`timesignature`, `duration`), one name each.
+that the same seed repeats the same song. It is a `TrackMeta` (`results.py`, the other direction of
+the contract) with a caption, lyrics and codes, so its metadata carry the same names as the spec's
+own fields (`key`, `time_signature`, `duration_s`), one name each.
+
+Bounds live here too, not only in the parsers: the spec's fields, and the count of takes and their
+seeds (`check_takes`, `check_seed`), hold whatever adapter the request came through.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storage.errors import UserError
+from storage.results import TrackMeta
 from storage.text import clean_lines
 from storage.values import (
     BPM_MAX,
@@ -26,6 +31,8 @@ from storage.values import (
     KEYS,
     LANGUAGES,
     MAX_DURATION_S,
+    SEED_MAX,
+    TAKES_MAX,
     TIME_SIGNATURES,
     canonical_key,
 )
@@ -34,28 +41,17 @@ from storage.values import (
 LEGACY_KEYS = ("description", "style")
 
 
-class Plan(BaseModel):
-    """The LM's plan for a song: caption, lyrics, metadata and its 5 Hz audio codes.
+class Plan(TrackMeta):
+    """The LM's plan for a song: caption, lyrics, its metadata (`TrackMeta`'s fields) and its 5 Hz audio codes.
 
-    The engine writes it; a field it adds that a re-roll does not use is dropped on read. The
-    spellings `key`, `time_signature` and `duration_s` are read as `keyscale`, `timesignature` and
-    `duration`, and always written back under the LM's names.
+    The engine writes it; a field it adds that a re-roll does not use is dropped on read. The LM's
+    spellings `keyscale`, `timesignature` and `duration` (plans stored by the first typed spec) are
+    read as `key`, `time_signature` and `duration_s`, and always written back under those.
     """
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     caption: str | None = None
     lyrics: str | None = None
-    bpm: int | None = None
-    keyscale: str | None = Field(default=None, validation_alias=AliasChoices("keyscale", "key"))
-    timesignature: int | None = Field(default=None, validation_alias=AliasChoices("timesignature", "time_signature"))
-    duration: float | None = Field(default=None, validation_alias=AliasChoices("duration", "duration_s"))
-    language: str | None = None
     audio_codes: tuple[int, ...] = ()
-
-    def stored(self) -> dict[str, Any]:
-        """The plan as JSON-ready data, under the LM's field names."""
-        return self.model_dump(mode="json")
 
 
 class Edit(BaseModel):
@@ -91,7 +87,8 @@ class JobSpec(BaseModel):
             choose the length itself, and this is the length used without a planner.
         duration_given: The user chose the length.
         duration_max_s: The longest the planner may choose when the user did not; a song is charged
-            this until its real length is known.
+            this until its real length is known. It is the one bound for both: the bot sets it from
+            its `max_duration_s` and the engine's planner keeps under it, whatever its own setting.
         bpm: Beats per minute, or None for the model's choice.
         key: Key and scale in the form `F# minor`, or None.
         language: A language code such as `en`, or None.
@@ -181,6 +178,21 @@ class JobSpec(BaseModel):
             fields["language"] = language if language in LANGUAGES else None
         return cls.model_validate(fields)
 
+    @staticmethod
+    def meta_fields(meta: TrackMeta) -> dict[str, Any]:
+        """A finished track's metadata as the fields of a new spec (an edit keeps its song's metadata).
+
+        The LM may write what a spec does not take (`C♯ major`, the language `unknown`): a key is
+        spelled the spec's way, and anything else outside its sets is left to the model.
+        """
+        bpm = meta.bpm if meta.bpm is not None and BPM_MIN <= meta.bpm <= BPM_MAX else None
+        return {
+            "bpm": bpm,
+            "key": canonical_key(meta.key) if meta.key else None,
+            "language": meta.language if meta.language in LANGUAGES else None,
+            "time_signature": meta.time_signature if meta.time_signature in TIME_SIGNATURES else None,
+        }
+
     def stored(self) -> dict[str, Any]:
         """The spec as JSON-ready data (the form the jobs table keeps)."""
         return self.model_dump(mode="json")
@@ -189,6 +201,29 @@ class JobSpec(BaseModel):
     def length_up_to_the_planner(self) -> bool:
         """Whether the LM planner will choose this song's length (no length given, no plan to follow)."""
         return not self.duration_given and self.plan is None
+
+
+def check_takes(count: int) -> None:
+    """Refuse a request for more takes than a command may make (or none).
+
+    The parsers refuse this too; the contract holds it for every adapter and every caller of the
+    queue, so a platform's option that arrives outside its declared range is refused all the same.
+
+    Raises:
+        UserError: with the sentence to show.
+    """
+    if not 1 <= count <= TAKES_MAX:
+        raise UserError(f"takes must be between 1 and {TAKES_MAX}.")
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed outside uint32 (the model draws its noise from 32 bits).
+
+    Raises:
+        UserError: with the sentence to show.
+    """
+    if not 0 <= seed <= SEED_MAX:
+        raise UserError(f"seed must be between 0 and {SEED_MAX}.")
 
 
 def problem(error: ValidationError) -> str:

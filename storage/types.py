@@ -1,4 +1,7 @@
-"""Plain value types that cross the storage boundary (no ORM objects leave `storage/`)."""
+"""Plain value types that cross the storage boundary (no ORM objects leave `storage/`).
+
+A track's metadata, model, plan and edit are the typed results of `results.py` and `spec.py`, never dicts.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.spec import JobSpec
+from storage.results import ModelInfo, TrackMeta
+from storage.spec import Edit, JobSpec, Plan
 
 # Job states. Terminal states never change again.
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
@@ -114,16 +118,16 @@ class TrackView:
     title: str
     caption: str
     lyrics: str
-    meta: dict[str, Any]
-    plan: dict[str, Any] | None
-    model: dict[str, Any]
+    meta: TrackMeta
+    plan: Plan | None
+    model: ModelInfo
     notice: str | None
     created_at: datetime
     kind: str = "song"
     parent_id: int | None = None
     user_id: int | None = None
     latents_blob: str | None = None
-    edit: dict[str, Any] | None = None
+    edit: Edit | None = None
     like: bool = False
 
 
@@ -138,9 +142,9 @@ class NewTrack:
     title: str
     caption: str
     lyrics: str
-    meta: dict[str, Any]
-    model: dict[str, Any]
-    plan: dict[str, Any] | None = None
+    meta: TrackMeta
+    model: ModelInfo
+    plan: Plan | None = None
     notice: str | None = None
     batch_index: int = 0
     format: str = "mp3"

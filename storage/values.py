@@ -64,9 +64,10 @@ LANGUAGES = frozenset(
     )
 )
 # Keys in the one spelling a job spec stores: a note, an optional `#` or `b`, then `major` or `minor`.
-KEYS = frozenset(
-    f"{note}{accidental} {mode}" for note in "ABCDEFG" for accidental in ("", "#", "b") for mode in ("major", "minor")
-)
+NOTES = "ABCDEFG"
+ACCIDENTALS = ("", "#", "b")
+MODES = ("major", "minor")
+KEYS = frozenset(f"{note}{accidental} {mode}" for note in NOTES for accidental in ACCIDENTALS for mode in MODES)
 _KEY = re.compile(r"^\s*([A-Ga-g])\s*([#b]?)\s*[-_ ]?\s*(major|minor|maj|min|m|)\s*$")
 
 
@@ -90,6 +91,8 @@ MAX_DURATION_S = 600
 # upstream's floor of about 5 s (128 latent frames) and cuts the cover back to its source's length.
 MIN_SOURCE_S = 3
 SEED_MAX = 2**32 - 1
+# `takes=N`: at most this many songs from one command, each with its own seed.
+TAKES_MAX = 4
 # Song ids are the jobs table's INTEGER key: 32 bits on PostgreSQL, so a larger id names no song.
 ID_MAX = 2**31 - 1
 

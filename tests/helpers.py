@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from engine.protocol import TrackRequest
 from migrations import upgrade
 from storage.db import make_engine
 from storage.settings import Settings
+from storage.spec import JobSpec
 
 # Re-exported: many tests import these paths from here.
 from tests.paths import DIT_KIT as DIT_KIT
@@ -107,3 +109,32 @@ def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def track_request(
+    job_id: int,
+    kind: str = "song",
+    caption: str = "",
+    lyrics: str = "",
+    instrumental: bool = False,
+    duration_s: float = 10.0,
+    seed: int = 0,
+    *,
+    source_audio: Any = None,
+    base_audio: Any = None,
+    base_latents: Any = None,
+    reference_audio: Any = None,
+    **spec: Any,
+) -> TrackRequest:
+    """A backend's request for a job with this spec (the fields of `JobSpec`), as the worker builds it."""
+    fields = {"caption": caption, "lyrics": lyrics, "instrumental": instrumental, "duration_s": duration_s}
+    return TrackRequest(
+        job_id=job_id,
+        kind=kind,
+        spec=JobSpec(**fields, **spec),
+        seed=seed,
+        source_audio=source_audio,
+        base_audio=base_audio,
+        base_latents=base_latents,
+        reference_audio=reference_audio,
+    )

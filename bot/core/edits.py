@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from bot.core.render import format_duration
 from storage.errors import LimitError, UserError
-from storage.spec import Edit, JobSpec, Plan
+from storage.spec import Edit, JobSpec, check_seed, check_takes
 from storage.types import DeliveryTarget, JobView, TrackView
-from storage.values import BPM_MAX, BPM_MIN, KEYS, LANGUAGES, SEED_MAX, TIME_SIGNATURES
+from storage.values import SEED_MAX
 
 # A span that starts this close to 0 and ends this close to the end is the whole song.
 WHOLE_SONG_MARGIN_S = 0.5
@@ -24,7 +24,15 @@ EXTEND_MIN_S = 1
 
 
 def take_seeds(seed: int | None, takes: int) -> list[int]:
-    """One seed per take: the given seed and the ones after it, or fresh ones."""
+    """One seed per take: the given seed and the ones after it, or fresh ones.
+
+    Raises:
+        UserError: more takes than a command may make, or a seed outside uint32 (whatever adapter
+            the request came through).
+    """
+    check_takes(takes)
+    if seed is not None:
+        check_seed(seed)
     if seed is None:
         return [secrets.randbelow(SEED_MAX + 1) for _ in range(takes)]
     return [(seed + n) % (SEED_MAX + 1) for n in range(takes)]
@@ -38,7 +46,7 @@ def take_targets(target: DeliveryTarget, takes: int) -> list[DeliveryTarget]:
 
 def reroll_spec(parent: JobView, track: TrackView, seed: int | None) -> JobSpec:
     """The spec of a re-roll: with a seed, the stored plan exactly; without, new codes for the same blueprint."""
-    plan = Plan.model_validate(track.plan) if track.plan else None
+    plan = track.plan
     new_take = seed is None and plan is not None and bool(plan.audio_codes)
     if new_take and plan is not None:
         plan = plan.model_copy(update={"audio_codes": ()})
@@ -81,18 +89,17 @@ def extend_edit(track: TrackView, seconds: float, max_duration_s: int) -> Edit:
 
 
 def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str, like: bool = False) -> JobSpec:
-    """The spec of an edit: the song's own caption (or the new one), lyrics and metadata (and its clip)."""
-    meta = track.meta
-    bpm = meta.get("bpm")
+    """The spec of an edit: the song's own caption (or the new one), lyrics and metadata (and its clip).
+
+    The metadata are the ones the song was made with; what the spec's sets do not hold (a key the LM
+    spelled `C♯ major`, the language `unknown`) is left to the model (`JobSpec.meta_fields`).
+    """
     return JobSpec.build(
         caption=caption.strip() or track.caption,
         lyrics=track.lyrics,
         instrumental=parent.spec.instrumental,
         duration_s=round(edit.end_s if edit.task == "extend" else track.duration_s, 3),
-        bpm=bpm if isinstance(bpm, int) and BPM_MIN <= bpm <= BPM_MAX else None,
-        key=meta.get("key") if meta.get("key") in KEYS else None,
-        language=meta.get("language") if meta.get("language") in LANGUAGES else None,
-        time_signature=meta.get("time_signature") if meta.get("time_signature") in TIME_SIGNATURES else None,
+        **JobSpec.meta_fields(track.meta),
         edit=edit,
         like=like,
     )

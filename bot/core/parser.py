@@ -22,12 +22,11 @@ from typing import Literal, cast
 
 from storage.errors import UserError
 from storage.types import UserRef
-from storage.values import ID_MAX, LANGUAGES, SEED_MAX, canonical_key
+from storage.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
 
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
 COVER_OPTIONS = ("strength", "seed", "duration", "takes")
-TAKES_MAX = 4
 # A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
 TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)

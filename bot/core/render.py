@@ -126,8 +126,8 @@ def result_caption(track: TrackView) -> str:
     facts = [
         part
         for part in (
-            f"{meta['bpm']} bpm" if meta.get("bpm") else "",
-            str(meta.get("key") or ""),
+            f"{meta.bpm} bpm" if meta.bpm else "",
+            meta.key or "",
             format_duration(track.duration_s),
         )
         if part
@@ -169,12 +169,12 @@ def history_text(tracks: list[TrackView]) -> str:
 
 def origin_text(track: TrackView) -> str:
     """What a song came from: `re-roll of #3`, `repaint of #3 (0:08-0:12)`, `#3 extended by 0:10`, ..."""
-    edit = track.edit or {}
-    if edit.get("task") == "repaint":
-        span = f"{format_duration(edit['start_s'])}-{format_duration(edit['end_s'])}"
-        origin = f"repaint of #{edit['song_id']} ({span})"
-    elif edit.get("task") == "extend":
-        origin = f"#{edit['song_id']} extended by {format_duration(edit['end_s'] - edit['start_s'])}"
+    edit = track.edit
+    if edit is not None and edit.task == "repaint":
+        span = f"{format_duration(edit.start_s)}-{format_duration(edit.end_s)}"
+        origin = f"repaint of #{edit.song_id} ({span})"
+    elif edit is not None and edit.task == "extend":
+        origin = f"#{edit.song_id} extended by {format_duration(edit.end_s - edit.start_s)}"
     elif track.kind == "cover":
         origin = "cover"
     else:

@@ -155,8 +155,8 @@ class SongService:
             time_signature=request.time_signature,
             like=like is not None,
         )
+        takes = self._takes(request.seed, request.takes, target)  # refused before an upload is kept
         blob = await self._keep_upload(like, "clips") if like is not None else None
-        takes = self._takes(request.seed, request.takes, target)
         return await self._run(self._submit_takes, user, "song", spec, takes, None, blob)
 
     def _takes(self, seed: int | None, takes: int, target: DeliveryTarget) -> list[tuple[int, DeliveryTarget]]:
@@ -209,6 +209,7 @@ class SongService:
     ) -> list[JobView]:
         """Validate the uploaded audio, keep it, and queue a cover, one job per take."""
         request = replace(request, style=clean_line(request.style))
+        takes = self._takes(request.seed, request.takes, target)  # refused before the upload is kept
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename)
         if len(request.style) > self.settings.max_prompt_chars:
@@ -221,7 +222,6 @@ class SongService:
             duration_s=round(min(seconds, self.settings.max_duration_s), 2),
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
         )
-        takes = self._takes(request.seed, request.takes, target)
         return await self._run(self._submit_takes, user, "cover", spec, takes, None, blob)
 
     async def reroll(self, user: UserRef, song_id: int, seed: int | None, target: DeliveryTarget) -> JobView:

@@ -7,28 +7,30 @@ a re-roll) may supply the caption, lyrics, metadata and ``audio_codes``: a list 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from engine.acestep import edit
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
+from engine.acestep.config import FRAMES_PER_SECOND
 from engine.acestep.pipeline import AceStepPipeline, Song, Track
 from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.audio import span
 from storage.errors import GenerationError
+from storage.results import ModelInfo, TrackMeta, title_from_caption
+from storage.spec import Plan
 
 STAGES = ("encoding", "generating", "decoding")
 # A cover with no style and no LM reading of its source still needs a caption.
 COVER_CAPTION = "a cover of the original recording"
-_SKIP_WORDS = {"a", "an", "the", "some"}
+T = TypeVar("T")
 
 
 def pick_device(device: str) -> tuple[torch.device, torch.dtype]:
@@ -39,59 +41,48 @@ def pick_device(device: str) -> tuple[torch.device, torch.dtype]:
     return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
 
 
-def title_from_caption(caption: str, words: int = 4) -> str:
-    """A short title: the caption's first few words, without a leading article, capitalized."""
-    tokens = re.findall(r"[\w'’-]+", caption)
-    while tokens and tokens[0].lower() in _SKIP_WORDS:
-        tokens.pop(0)
-    title = " ".join(t[:1].upper() + t[1:] for t in tokens[:words])
-    return title[:60] or "Untitled"
-
-
-def _planned(plan: dict[str, Any], name: str, fallback: Any) -> Any:
-    """The plan's value for ``name``, else ``fallback``."""
-    value = plan.get(name)
-    return fallback if value is None else value
+def _planned(planned: T | None, own: T) -> T:
+    """The plan's value when it has one, else the request's own."""
+    return own if planned is None else planned
 
 
 def request_to_track(request: TrackRequest) -> Track:
-    """Merge a request with its plan (the plan wins, so a re-roll repeats the planned song).
+    """Merge a request's spec with its plan (the plan wins, so a re-roll repeats the planned song).
 
-    Plan keys, one name each, as the 5 Hz LM planner writes them (engine/acestep/lm/plan.py
-    ``PLAN_KEYS``) and a stored plan is read back (``storage.spec.Plan``): caption, lyrics, bpm,
-    keyscale, timesignature, duration, language and audio_codes (ints 0..63999, five per second of
-    audio). Missing or None values fall back to the request's own.
+    A plan (``storage.spec.Plan``: caption, lyrics, bpm, key, time_signature, duration_s,
+    language and audio_codes, ints 0..63999, five per second of audio) is what the 5 Hz LM planner
+    wrote or a stored one read back. Its missing values fall back to the spec's own.
     """
-    plan: dict[str, Any] = request.plan or {}
-    lyrics = "" if request.instrumental else str(_planned(plan, "lyrics", request.lyrics))
+    spec, plan = request.spec, request.plan or Plan()
+    lyrics = "" if spec.instrumental else _planned(plan.lyrics, spec.lyrics)
     metas = Metas(
-        bpm=_planned(plan, "bpm", request.bpm),
-        time_signature=_planned(plan, "timesignature", request.time_signature),
-        key=_planned(plan, "keyscale", request.key),
-        duration_s=float(_planned(plan, "duration", request.duration_s)),
+        bpm=_planned(plan.bpm, spec.bpm),
+        time_signature=_planned(plan.time_signature, spec.time_signature),
+        key=_planned(plan.key, spec.key),
+        duration_s=float(_planned(plan.duration_s, spec.duration_s)),
     )
-    codes = plan.get("audio_codes")
     if request.kind == "cover" and request.source_audio is None:
         raise GenerationError("A cover needs the source audio, and none arrived with the request.")
-    edited = request.edit is not None
+    edited = spec.edit is not None
     if edited and request.base_audio is None and request.base_latents is None:
         raise GenerationError("The song to change did not arrive with the request; please try again.")
-    frames = round(metas.duration_s * edit.FRAMES_PER_SECOND)
+    frames = round(metas.duration_s * FRAMES_PER_SECOND)
+    read_cover = request.source_audio is not None and request.plan is not None
     return Track(
-        caption=str(_planned(plan, "caption", request.caption)) or COVER_CAPTION,
+        caption=_planned(plan.caption, spec.caption) or COVER_CAPTION,
         lyrics=lyrics,
-        language=str(_planned(plan, "language", request.language) or "unknown"),
+        language=_planned(plan.language, spec.language) or "unknown",
         metas=metas,
         seed=int(request.seed) & 0xFFFFFFFF,
         source_audio=request.source_audio,  # a cover, or a re-roll of one
-        audio_codes=[int(c) for c in codes] if codes else None,
+        audio_codes=list(plan.audio_codes) or None,
         # A cover's plan is the LM's reading: no lyrics there meant none heard (stored plans re-roll
         # as they were made). A cover with no reading keeps its source's vocals, as upstream's does.
-        instrumental=request.instrumental or (request.source_audio is not None and bool(plan) and not lyrics),
+        instrumental=spec.instrumental or (read_cover and not lyrics),
         # Codes are followed for every step, as upstream's default audio_cover_strength (1.0).
-        strength=float(request.strength) if request.source_audio is not None else 1.0,
+        strength=float(spec.strength) if request.source_audio is not None else 1.0,
         base_latents=request.base_latents if edited else None,
-        span=edit.span_frames(request.edit.start_s, request.edit.end_s, frames) if request.edit else None,
+        span=edit.span_frames(spec.edit.start_s, spec.edit.end_s, frames) if spec.edit else None,
         base_audio=request.base_audio if edited else None,
         reference_audio=request.reference_audio,
     )
@@ -120,6 +111,7 @@ class AceStepGenerator:
     """engine.protocol.Generator for ACE-Step 1.5 turbo."""
 
     name = "acestep"
+    plans_ahead = True
 
     def __init__(
         self,
@@ -222,18 +214,18 @@ class AceStepGenerator:
         if isinstance(song, GenerationError):
             return self._failed(request, song.user_message)
         audio = song
-        metadata = {
-            "bpm": track.metas.bpm,
-            "key": track.metas.key,
-            "time_signature": track.metas.time_signature,
-            "language": track.language,
-            "duration_s": audio.shape[0] / self.pipeline.vae.sample_rate,
-        }
+        metadata = TrackMeta(
+            bpm=track.metas.bpm,
+            key=track.metas.key,
+            time_signature=int(track.metas.time_signature) if track.metas.time_signature is not None else None,
+            language=track.language,
+            duration_s=audio.shape[0] / self.pipeline.vae.sample_rate,
+        )
         return GeneratedTrack(
             job_id=request.job_id,
             audio=audio,
             seed=track.seed,
-            title=title_from_caption(track.caption),
+            title=title_from_caption(track.caption, request.kind),
             caption=track.caption,
             lyrics=track.lyrics,
             metadata=metadata,
@@ -247,10 +239,9 @@ class AceStepGenerator:
     def _failed(self, request: TrackRequest, message: str) -> GeneratedTrack:
         """The result of a track that failed alone: no audio, and the sentence its job fails with."""
         empty = np.zeros((0, 2), dtype=np.float32)
-        title = title_from_caption(request.caption)
-        return GeneratedTrack(
-            request.job_id, empty, request.seed, title, request.caption, request.lyrics, error=message
-        )
+        spec = request.spec
+        title = title_from_caption(spec.caption, request.kind)
+        return GeneratedTrack(request.job_id, empty, request.seed, title, spec.caption, spec.lyrics, error=message)
 
     def _cut_notice(self, request: TrackRequest, samples: int) -> str | None:
         """A cover of a recording longer than the longest song covers its start, and says so."""
@@ -262,17 +253,17 @@ class AceStepGenerator:
             return None
         return f"The recording is {span(round(source_s))} long; this cover is of its first {span(round(cover_s))}."
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelInfo:
         """What a re-roll needs besides the request and seed to give the same audio."""
-        return {
-            "backend": self.name,
-            "dit": DIT_DIR,
-            "dit_version": self.pipeline.dit.config.model_version,
-            "vae": VAE_DIR,
-            "text_encoder": TEXT_ENCODER_DIR,
-            "steps": len(self.pipeline.timesteps),
-            "shift": nearest_shift(self.pipeline.shift),
-            "sampler": "ode",
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "device": self.device.type,
-        }
+        return ModelInfo(
+            backend=self.name,
+            dit=DIT_DIR,
+            dit_version=self.pipeline.dit.config.model_version,
+            vae=VAE_DIR,
+            text_encoder=TEXT_ENCODER_DIR,
+            steps=len(self.pipeline.timesteps),
+            shift=nearest_shift(self.pipeline.shift),
+            sampler="ode",
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=self.device.type,
+        )

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# The VAE's latent rate: 48 kHz audio in frames of 1920 samples (the one definition; the pipeline and
+# the edits count frames with it).
+FRAMES_PER_SECOND = 25
+
 
 @dataclass(frozen=True)
 class DitConfig:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import torch
 
+from engine.acestep.config import FRAMES_PER_SECOND
 from engine.splice import splice
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ class Track(Protocol):
 T = TypeVar("T", bound=Track)
 
 REPAINT_INSTRUCTION = "Repaint the mask area based on the given conditions:"
-FRAMES_PER_SECOND = 25
 # Upstream takes three 10 s pieces of a reference clip (front, middle and back) as its 30 s reference.
 REFERENCE_PIECE_S = 10
 

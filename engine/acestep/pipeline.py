@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from engine.acestep import edit
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
+from engine.acestep.config import FRAMES_PER_SECOND
 from engine.acestep.decoder import DiTDecoder
 from engine.acestep.model import AceStepDiT, load_dit, load_silence_latent
 from engine.acestep.sampler import Phase, cover_phase_plan, sample, turbo_timesteps
@@ -49,7 +50,6 @@ from storage.errors import GenerationError
 
 log = logging.getLogger("songbot.engine")
 
-FRAMES_PER_SECOND = 25
 MIN_FRAMES = 128  # upstream's floor (about 5 s): shorter tracks are generated this long, then cut
 Stage = Callable[[str, float], None]
 # One track's result: float32 [samples, 2] within [-1, 1], or the sentence its job fails with.

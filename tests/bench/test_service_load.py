@@ -20,7 +20,7 @@ def test_the_full_size_planner_recipe_plans_a_song():
     )
     assert planner.lm.model.config.vocab_size == 217_204  # the official vocabulary
     plan = planner.plan([PlanRequest(description="a calm piano piece", seed=1, duration=10)])[0]
-    assert len(plan["audio_codes"]) == 50  # five codes per second, as at full size
+    assert len(plan.audio_codes) == 50  # five codes per second, as at full size
 
 
 def test_busy_time_counts_overlapping_stages_once():

@@ -7,6 +7,7 @@ import pytest
 from engine.observer import CountingQueue, EngineObserver
 from storage.accounts import Accounts
 from storage.metrics import EngineMetrics
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec
 from storage.types import NewTrack, UserRef
 
@@ -99,7 +100,7 @@ def test_the_queue_counts_what_it_records(db):
     queue.fail(first, "me", "no", NOW)
     queue.fail(first, "me", "no", NOW)  # already failed: not counted twice
     queue.release(second, "me")
-    track = NewTrack("tracks/x.mp3", 10, 3, "0" * 64, "Rain", "rain", "", {}, {})
+    track = NewTrack("tracks/x.mp3", 10, 3, "0" * 64, "Rain", "rain", "", TrackMeta(), ModelInfo())
     queue.complete(third, "me", track, NOW)
 
     def jobs(outcome):

@@ -5,7 +5,7 @@ from datetime import datetime
 import numpy as np
 
 from engine.protocol import TrackRequest, request_for
-from storage.spec import JobSpec
+from storage.spec import JobSpec, Plan
 from storage.types import JobView
 
 
@@ -47,23 +47,15 @@ def test_every_field_comes_from_the_spec():
     )
     source = np.zeros((10, 2), np.float32)
     request = request_for(job(spec, "cover"), source)
-    assert request == TrackRequest(
-        job_id=4,
-        kind="cover",
-        caption="rain",
-        lyrics="la",
-        instrumental=True,
-        duration_s=60.0,
-        seed=77,
-        language="ja",
-        bpm=80,
-        key="F# minor",
-        time_signature=3,
-        source_audio=source,
-        strength=0.8,
-        plan=None,
-        duration_given=False,
-    )
+    # The spec itself crosses, not a copy of its fields.
+    assert request == TrackRequest(job_id=4, kind="cover", spec=spec, seed=77, source_audio=source)
+    assert request.spec is spec and request.plan is None and request.spec.edit is None
+
+
+def test_a_clip_to_sound_like_is_the_reference_not_the_source():
+    clip = np.zeros((10, 2), np.float32)
+    request = request_for(job(JobSpec(caption="rain", duration_s=30.0, like=True)), clip)
+    assert request.source_audio is None and request.reference_audio is clip
 
 
 def test_an_old_stored_plan_reaches_the_backend_under_the_lm_names():
@@ -75,14 +67,13 @@ def test_an_old_stored_plan_reaches_the_backend_under_the_lm_names():
         "plan": {"key": "E minor", "time_signature": 3, "duration_s": 45.0, "audio_codes": [1, 2]},
     }
     request = request_for(job(JobSpec.from_stored(old), "reroll"))
-    assert request.plan == {
-        "caption": None,
-        "lyrics": None,
-        "bpm": None,
-        "keyscale": "E minor",
-        "timesignature": 3,
-        "duration": 45.0,
-        "language": None,
-        "audio_codes": [1, 2],
-    }
-    assert request.caption == "rain" and request.duration_given is False and request.source_audio is None
+    assert request.plan == Plan(key="E minor", time_signature=3, duration_s=45.0, audio_codes=(1, 2))
+    assert request.spec.caption == "rain" and request.spec.duration_given is False and request.source_audio is None
+
+
+def test_a_planned_request_keeps_the_rest_of_its_spec():
+    spec = JobSpec(caption="rain", duration_s=60.0, duration_given=False, duration_max_s=240.0, bpm=80)
+    request = request_for(job(spec))
+    planned = request.with_plan(Plan(caption="rain at night", duration_s=47.0, audio_codes=(1,)))
+    assert planned.plan == Plan(caption="rain at night", duration_s=47.0, audio_codes=(1,))
+    assert planned.spec.model_copy(update={"plan": None}) == spec and request.plan is None

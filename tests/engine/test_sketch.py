@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from engine.protocol import TrackRequest
-from engine.sketch import NOTICE, SketchGenerator, parse_key, title_from
+from engine.sketch import NOTICE, SketchGenerator, parse_key
+from storage.results import ModelInfo, title_from_caption
+from tests.helpers import track_request
 
 RATE = 48_000
 
@@ -18,7 +19,7 @@ def request(**kwargs):
         "seed": 5,
     }
     values.update(kwargs)
-    return TrackRequest(**values)
+    return track_request(**values)
 
 
 def generate(**kwargs):
@@ -40,14 +41,14 @@ def test_duration_format_and_notice():
     assert track.audio.shape == (int(12.5 * RATE), 2) and track.audio.dtype == np.float32
     assert np.abs(track.audio).max() <= 1.0 and np.abs(track.audio).max() > 0.05
     assert track.notice == NOTICE and "not ACE-Step" in track.notice
-    assert track.model == {"backend": "sketch"}
+    assert track.model == ModelInfo(backend="sketch")
     assert calls[-1] == (1, "generating", 100.0)
 
 
 @pytest.mark.parametrize("bpm", [70, 120])
 def test_honours_bpm(bpm):
     track, _ = generate(bpm=bpm, duration_s=12.0)
-    assert track.metadata["bpm"] == bpm
+    assert track.metadata.bpm == bpm
     # The kick drum repeats every beat: the envelope's autocorrelation peaks at 60/bpm seconds.
     envelope = np.abs(track.audio.mean(axis=1))[: 10 * RATE].reshape(-1, 480).mean(axis=1)  # 100 Hz frames
     envelope = envelope - envelope.mean()
@@ -60,7 +61,7 @@ def test_honours_bpm(bpm):
 
 def test_honours_key():
     track, _ = generate(key="A minor", duration_s=10.0)
-    assert track.metadata["key"] == "A minor"
+    assert track.metadata.key == "A minor"
     spectrum = np.abs(np.fft.rfft(track.audio.mean(axis=1)))
     freqs = np.fft.rfftfreq(track.audio.shape[0], 1 / RATE)
     band = (freqs > 100) & (freqs < 2000)
@@ -80,5 +81,8 @@ def test_cover_follows_the_source():
 
 def test_key_parsing_and_titles():
     assert parse_key("F# minor")[0] == 6 and parse_key("Bb major")[0] == 10 and parse_key("nonsense")[0] == 0
-    assert title_from("lo-fi rain at night, with a cat!") == "Lo-fi rain at night with a"
-    assert title_from("!!!") == "Untitled"
+    # The sketch's titles are every backend's (`storage.results.title_from_caption`).
+    track, _ = generate(caption="lo-fi rain at night, with a cat!")
+    assert track.title == title_from_caption("lo-fi rain at night, with a cat!") == "Lo-fi Rain At Night"
+    assert generate(caption="!!!")[0].title == "Untitled"
+    assert generate(caption="", kind="cover", source_audio=np.zeros((RATE, 2), np.float32))[0].title == "Cover"

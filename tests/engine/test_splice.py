@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from engine.protocol import TrackRequest
 from engine.sketch import SketchGenerator
 from engine.splice import CROSSFADE_S, splice
 from storage.spec import Edit
+from tests.helpers import track_request
 
 RATE = 48_000
 
@@ -38,10 +38,10 @@ def test_extend_keeps_the_base_up_to_the_seam() -> None:
 
 @pytest.mark.parametrize(("task", "end_s", "length_s"), [("repaint", 12.0, 20.0), ("extend", 30.0, 30.0)])
 def test_the_sketch_backend_keeps_the_base_song(task: str, end_s: float, length_s: float) -> None:
-    base = SketchGenerator()._one(TrackRequest(1, "song", "rain", "", False, 20.0, 5), lambda *_: None).audio
+    base = SketchGenerator()._one(track_request(1, "song", "rain", "", False, 20.0, 5), lambda *_: None).audio
     start_s = 8.0 if task == "repaint" else 20.0
     edit = Edit(task=task, song_id=1, start_s=start_s, end_s=end_s)
-    request = TrackRequest(2, task, "rain", "", False, length_s, 6, edit=edit, base_audio=base)
+    request = track_request(2, task, "rain", "", False, length_s, 6, edit=edit, base_audio=base)
     out = SketchGenerator()._one(request, lambda *_: None).audio
     kept = round((start_s - CROSSFADE_S) * RATE)
     assert out.shape[0] == round(length_s * RATE)
@@ -55,12 +55,12 @@ def test_the_sketch_backend_keeps_the_base_song(task: str, end_s: float, length_
 
 
 def test_the_sketch_backend_colours_a_song_like_a_clip() -> None:
-    plain = SketchGenerator()._one(TrackRequest(1, "song", "rain", "", False, 10.0, 5), lambda *_: None).audio
+    plain = SketchGenerator()._one(track_request(1, "song", "rain", "", False, 10.0, 5), lambda *_: None).audio
     t = np.arange(12 * RATE) / RATE
     bright = np.stack([np.sign(np.sin(2 * np.pi * 3000 * t))] * 2, axis=1).astype(np.float32) * 0.3
     liked = (
         SketchGenerator()
-        ._one(TrackRequest(1, "song", "rain", "", False, 10.0, 5, reference_audio=bright), lambda *_: None)
+        ._one(track_request(1, "song", "rain", "", False, 10.0, 5, reference_audio=bright), lambda *_: None)
         .audio
     )
     assert liked.shape == plain.shape and not np.allclose(liked, plain, atol=1e-3)

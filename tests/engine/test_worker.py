@@ -18,6 +18,7 @@ from storage.blobs import Blobs
 from storage.db import utcnow
 from storage.errors import GenerationError
 from storage.library import Library
+from storage.results import ModelInfo
 from storage.spec import JobSpec
 from storage.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
 from tests.helpers import make_settings
@@ -42,6 +43,7 @@ class Scripted:
 
     name = "scripted"
     max_batch = 4
+    plans_ahead = False
 
     def __init__(self, body):
         self.body = body
@@ -50,6 +52,9 @@ class Scripted:
     def generate(self, batch, progress):
         self.batches.append([r.job_id for r in batch])
         return self.body(batch, progress)
+
+    def plan(self, batch, progress):
+        return batch
 
 
 def silence_tracks(batch, progress):
@@ -61,7 +66,7 @@ def silence_tracks(batch, progress):
             audio=np.full((48_000 * 2, 2), 0.1, np.float32),
             seed=r.seed,
             title="t",
-            caption=r.caption,
+            caption=r.spec.caption,
             lyrics="",
         )
         for r in batch
@@ -77,7 +82,7 @@ def test_sketch_jobs_become_tagged_mp3s(worker):
     path = worker.blobs.path(track.blob_path)
     decoded, rate = sf.read(str(path), always_2d=True)
     assert rate == 48_000 and decoded.shape == (480_000, 2)
-    assert track.meta["bpm"] == 100 and track.meta["key"] == "D minor" and track.seed == 77
+    assert track.meta.bpm == 100 and track.meta.key == "D minor" and track.seed == 77
     assert "not ACE-Step" in track.notice
     tags = audio.read_tags(path)
     assert tags["seed"] == "77" and tags["song_id"] == str(job.id) and tags["prompt"] == "rain"
@@ -142,7 +147,7 @@ def test_cover_source_reaches_the_backend(worker):
 
     def capture(batch, progress):
         seen["source"] = batch[0].source_audio
-        seen["strength"] = batch[0].strength
+        seen["strength"] = batch[0].spec.strength
         return silence_tracks(batch, progress)
 
     worker.generator = Scripted(capture)
@@ -203,7 +208,7 @@ def test_lost_lease_abandons_the_batch(tmp_path, monkeypatch):
     worker.run_once()
     done = worker.queue.get(job.id)
     assert done.status == SUCCEEDED and done.attempts == 2
-    assert Library(worker.queue.engine).get(job.id).model == {}
+    assert Library(worker.queue.engine).get(job.id).model == ModelInfo()
 
 
 def test_reaper_marks_a_repeatedly_crashing_job_dead(tmp_path):

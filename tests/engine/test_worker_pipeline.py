@@ -39,7 +39,7 @@ def tracks_by_job(batch, progress):
             job_id=r.job_id,
             seed=r.seed,
             title=f"t{r.job_id}",
-            caption=r.caption,
+            caption=r.spec.caption,
             lyrics="",
             audio=np.repeat((level_of(r.job_id) * np.sin(2 * np.pi * 440 * t))[:, None], 2, axis=1).astype(np.float32),
         )
@@ -95,6 +95,8 @@ def test_next_batch_generates_while_the_last_one_is_encoded(tmp_path):
 
 class Planning(Scripted):
     """A backend with an LM stage: the first batch's plan ends only once a later batch is being planned."""
+
+    plans_ahead = True
 
     def __init__(self, body):
         super().__init__(body)

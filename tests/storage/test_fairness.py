@@ -77,7 +77,7 @@ def test_a_given_length_and_a_cover_are_priced_exactly():
     assert fairness.final_price("song", given, made_s=29.9) is None
     cover = JobSpec(duration_s=12.5)
     assert fairness.price("cover", cover) == 12.5 and fairness.final_price("cover", cover, 12.5) is None
-    replanned = JobSpec(duration_s=60, duration_given=False, duration_max_s=240, plan=Plan(duration=45))
+    replanned = JobSpec(duration_s=60, duration_given=False, duration_max_s=240, plan=Plan(duration_s=45))
     assert fairness.price("song", replanned) == 60.0  # a stored plan: not planned again, its length fixed
 
 

@@ -12,6 +12,7 @@ from storage.library import Library
 from storage.models import Job
 from storage.outbox import Outbox
 from storage.queue import Queue
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec, Plan
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, DeliveryTarget, NewTrack, QueueLimits
 from storage.types import UserRef as Ref
@@ -28,9 +29,9 @@ def track(seed: int = 1) -> NewTrack:
         title="T",
         caption="c",
         lyrics="",
-        meta={"bpm": 90},
-        model={"backend": "sketch"},
-        plan={"audio_codes": [1, 2, 3]},
+        meta=TrackMeta(bpm=90),
+        model=ModelInfo(backend="sketch"),
+        plan=Plan(audio_codes=(1, 2, 3)),
     )
 
 
@@ -64,7 +65,7 @@ def test_submit_claim_complete(queue, accounts, db):
     done = queue.get(job.id)
     assert done.status == SUCCEEDED and done.progress == 100.0
     stored = Library(db).get(job.id)
-    assert stored.seed == 1 and stored.plan == {"audio_codes": [1, 2, 3]} and stored.kind == "cover"
+    assert stored.seed == 1 and stored.plan == Plan(audio_codes=(1, 2, 3)) and stored.kind == "cover"
     assert Outbox(db).for_job(job.id).chat_id == "chat"
 
 
@@ -300,21 +301,21 @@ def made(seconds: float) -> NewTrack:
         title="T",
         caption="c",
         lyrics="",
-        meta={},
-        model={"backend": "sketch"},
-        plan={"duration": seconds, "audio_codes": [1]},
+        meta=TrackMeta(),
+        model=ModelInfo(backend="sketch"),
+        plan=Plan(duration_s=seconds, audio_codes=(1,)),
     )
 
 
 def test_a_spec_round_trips_through_the_queue(queue, accounts, db):
-    spec = SONG.model_copy(update={"plan": Plan(caption="c", keyscale="E minor", duration=47.5, audio_codes=(1, 2))})
+    spec = SONG.model_copy(update={"plan": Plan(caption="c", key="E minor", duration_s=47.5, audio_codes=(1, 2))})
     job = queue.submit(user(accounts), "reroll", spec, 7, T0)
     assert job.spec == spec and queue.get(job.id).spec == spec
     [claimed] = queue.claim("w", 1, T0, 30)
     assert claimed.spec == spec
     with db.connect() as conn:
         stored = conn.execute(select(Job.__table__.c.spec).where(Job.__table__.c.id == job.id)).scalar_one()
-    assert stored == spec.stored() and "description" not in stored and stored["plan"]["keyscale"] == "E minor"
+    assert stored == spec.stored() and "description" not in stored and stored["plan"]["key"] == "E minor"
 
 
 def test_a_job_queued_before_the_typed_spec_is_still_claimed(queue, accounts, db):
@@ -361,7 +362,7 @@ def test_a_job_queued_before_the_typed_spec_is_still_claimed(queue, accounts, db
         60,
         False,
     )
-    assert spec.plan == Plan(keyscale="C# minor", duration=45.0, audio_codes=(7, 8))
+    assert spec.plan == Plan(key="C# minor", duration_s=45.0, audio_codes=(7, 8))
 
 
 def test_a_song_the_planner_times_is_charged_its_bound_then_its_length(queue, accounts):
@@ -394,7 +395,7 @@ def test_a_reroll_costs_what_its_stored_track_is_long(queue, accounts):
     song = queue.submit(uid, "song", SONG, 7, T0)
     [claimed] = queue.claim("w", 1, T0, 30)
     queue.complete(claimed, "w", made(47.0), T0)
-    again = SONG.model_copy(update={"plan": Plan(duration=47.0, audio_codes=(1,))})
+    again = SONG.model_copy(update={"plan": Plan(duration_s=47.0, audio_codes=(1,))})
     reroll = queue.submit(uid, "reroll", again, 8, T0, parent_id=song.id)
     assert reroll.cost == 47.0  # the track's length, and no planning: the plan is reused
     [claimed] = queue.claim("w", 1, T0, 30)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from storage.errors import LimitError
+from storage.errors import LimitError, UserError
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget
 from tests.storage.test_queue import T0, accounts, queue, track, user
@@ -39,3 +39,16 @@ def test_takes_are_all_or_none_within_the_pending_cap_and_the_quota(queue, accou
     with pytest.raises(LimitError, match="You have 2 songs left for today, not 3"):
         takes(queue, uid, [4, 5, 6])
     assert len(takes(queue, uid, [4, 5])) == 2
+
+
+def test_the_queue_holds_the_bounds_of_takes_and_seeds_itself(queue, accounts):
+    # Whatever called it (an adapter that parsed nothing, a script), the queue refuses what the contract does.
+    uid = user(accounts)
+    with pytest.raises(UserError, match="takes must be between 1 and 4"):
+        takes(queue, uid, [1, 2, 3, 4, 5])
+    with pytest.raises(UserError, match="takes must be between 1 and 4"):
+        takes(queue, uid, [])
+    with pytest.raises(UserError, match="seed must be between 0 and 4294967295"):
+        queue.submit(uid, "cover", SPEC, 2**32, T0)
+    assert queue.pending_of(uid) == []
+    assert len(takes(queue, uid, [0, 2**32 - 1])) == 2

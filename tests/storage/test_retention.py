@@ -11,6 +11,7 @@ import pytest
 from storage.accounts import Accounts
 from storage.blobs import Blobs
 from storage.queue import Queue
+from storage.results import ModelInfo, TrackMeta
 from storage.retention import ORPHAN_GRACE, OrphanSweep, UploadRetention
 from storage.spec import JobSpec
 from storage.types import NewTrack, QueueLimits
@@ -83,7 +84,18 @@ def recorded_track(queue, db, blob_path: str, latents_blob: str | None, now: dat
     user = Accounts(db).ensure(Ref("console", "bo", "Bo"), now).id
     job = queue.submit(user, "song", JobSpec(caption="rain", duration_s=12), 7, now)
     [claimed] = queue.claim("engine", 1, now, 30)
-    track = NewTrack(blob_path, 12.0, 7, "0" * 64, "Rain", "rain", "", {}, {}, latents_blob=latents_blob)
+    track = NewTrack(
+        blob_path,
+        12.0,
+        7,
+        "0" * 64,
+        "Rain",
+        "rain",
+        "",
+        TrackMeta(),
+        ModelInfo(backend="sketch"),
+        latents_blob=latents_blob,
+    )
     queue.complete(claimed, "engine", track, now)
     return job.id
 

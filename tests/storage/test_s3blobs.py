@@ -9,6 +9,7 @@ import pytest
 
 from storage.accounts import Accounts
 from storage.queue import Queue
+from storage.results import ModelInfo, TrackMeta
 from storage.retention import ORPHAN_GRACE, OrphanSweep, UploadRetention
 from storage.s3blobs import S3Blobs, parse_blob_url
 from storage.spec import JobSpec
@@ -113,7 +114,12 @@ def test_a_track_object_without_a_row_is_swept_after_the_grace_and_one_with_a_ro
     queue = Queue(db, QueueLimits(max_pending_per_user=10, daily_quota=0))
     queue.submit(user, "song", JobSpec(caption="jazz", duration_s=12), 7, now)
     [claimed] = queue.claim("engine", 1, now, 30)
-    queue.complete(claimed, "engine", NewTrack(recorded, 12.0, 7, "0" * 64, "Jazz", "jazz", "", {}, {}), now)
+    queue.complete(
+        claimed,
+        "engine",
+        NewTrack(recorded, 12.0, 7, "0" * 64, "Jazz", "jazz", "", TrackMeta(), ModelInfo(backend="sketch")),
+        now,
+    )
     sweep = OrphanSweep(db, blobs)
     assert sweep.sweep(now) == []  # younger than the grace
     assert sweep.sweep(now + ORPHAN_GRACE + timedelta(hours=1)) == sorted([orphan, latents])

@@ -22,10 +22,10 @@ SONG = {
 
 def test_stored_form_reads_back_equal():
     spec = JobSpec(
-        **SONG, plan=Plan(caption="c", keyscale="E minor", timesignature=4, duration=47.2, audio_codes=(1, 2, 3))
+        **SONG, plan=Plan(caption="c", key="E minor", time_signature=4, duration_s=47.2, audio_codes=(1, 2, 3))
     )
     data = spec.stored()
-    assert data["plan"]["keyscale"] == "E minor" and data["plan"]["audio_codes"] == [1, 2, 3]
+    assert data["plan"]["key"] == "E minor" and data["plan"]["audio_codes"] == [1, 2, 3]
     assert JobSpec.from_stored(data) == spec
     assert JobSpec.model_validate(data) == spec
 
@@ -130,9 +130,9 @@ def test_old_song_cover_and_reroll_specs_read_back():
         caption="c",
         lyrics="l",
         bpm=90,
-        keyscale="E minor",
-        timesignature=3,
-        duration=47.0,
+        key="E minor",
+        time_signature=3,
+        duration_s=47.0,
         language="en",
         audio_codes=(4, 5),
     )
@@ -161,16 +161,17 @@ def test_canonical_key(text, key):
     assert key is None or key in KEYS
 
 
-def test_a_plan_reads_the_other_spellings_under_the_lm_names():
-    plan = Plan.model_validate({"key": "A minor", "time_signature": 6, "duration_s": 33.0, "genres": "jazz"})
-    assert (plan.keyscale, plan.timesignature, plan.duration) == ("A minor", 6, 33.0)
+def test_a_plan_reads_the_lm_spellings_under_the_contracts_names():
+    plan = Plan.model_validate({"keyscale": "A minor", "timesignature": 6, "duration": 33.0, "genres": "jazz"})
+    assert (plan.key, plan.time_signature, plan.duration_s) == ("A minor", 6, 33.0)
+    assert Plan.model_validate({"key": "A minor", "time_signature": 6, "duration_s": 33.0}) == plan
     assert set(plan.stored()) == {
         "caption",
         "lyrics",
         "bpm",
-        "keyscale",
-        "timesignature",
-        "duration",
+        "key",
+        "time_signature",
+        "duration_s",
         "language",
         "audio_codes",
     }

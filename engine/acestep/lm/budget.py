@@ -36,6 +36,8 @@ class PlanRequest:
         keyscale: Fixed key such as ``F# minor``, or None.
         timesignature: Fixed beats per bar (2, 3, 4 or 6), or None.
         lyrics: The user's own lyrics, or None to have the model write them.
+        duration_max: The longest length (seconds) the model may choose for this song: the
+            length it was priced at (the spec's `duration_max_s`), or None for the planner's own.
     """
 
     description: str
@@ -47,6 +49,7 @@ class PlanRequest:
     keyscale: str | None = None
     timesignature: int | None = None
     lyrics: str | None = None
+    duration_max: int | None = None
 
     def given(self) -> dict[str, Any]:
         """The metadata fields the user fixed, validated."""
@@ -131,7 +134,8 @@ class ContextBudget:
         caption = s.caption_max if not req.lyrics else max(desc, s.caption_max)
         # The codes prompt holds the caption twice (user turn and CoT) and the lyrics once.
         fixed = SCAFFOLD_TOKENS + 2 * caption + self._lyrics_tokens(req) + 1
-        return min(s.duration_max, (self.tokens() - fixed) // CODES_PER_SECOND)
+        longest = min(s.duration_max, (self.tokens() - fixed) // CODES_PER_SECOND)
+        return longest if req.duration_max is None else min(longest, req.duration_max)
 
     def check_fits(self, req: PlanRequest) -> None:
         """Raise UserError (one sentence) when the request cannot fit the LM's context.

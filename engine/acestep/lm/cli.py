@@ -60,10 +60,10 @@ def plan_main(argv: list[str]) -> int:
         print(error.user_message, file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(plan, ensure_ascii=False))
+        print(json.dumps(plan.stored(), ensure_ascii=False))
         return 0
     print(f"seed: {seed}")
-    for key in ("caption", "bpm", "keyscale", "timesignature", "duration", "language"):
-        print(f"{key}: {plan[key]}")
-    print(f"audio codes: {len(plan['audio_codes'])}\n\n{plan['lyrics']}")
+    for name in ("caption", "bpm", "key", "time_signature", "duration_s", "language"):
+        print(f"{name}: {getattr(plan, name)}")
+    print(f"audio codes: {len(plan.audio_codes)}\n\n{plan.lyrics}")
     return 0

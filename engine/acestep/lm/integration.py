@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from engine.acestep.lm.constraints import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
 from engine.acestep.lm.model import find_lm
 from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest, understand
+from engine.acestep.lm.values import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
 from engine.protocol import TrackRequest
 from storage.errors import GenerationError, UserError
+from storage.spec import Plan
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,8 @@ def load_planner(
         name: Preferred LM folder (settings.lm_model); any present LM is used otherwise.
         backend: ``torch`` or ``vllm`` (settings.lm_backend).
         thinking: Write audio codes after the metadata (settings.lm_thinking).
-        duration_max: The longest song the LM may plan (settings.max_duration_s).
+        duration_max: The longest song the LM may ever plan (settings.max_duration_s); each song's
+            own bound is its spec's `duration_max_s` (`plan_request`).
     """
     folder = find_lm(model_dir, name) or find_lm(model_dir)
     if folder is None:
@@ -51,19 +51,25 @@ def load_planner(
 
 
 def plan_request(request: TrackRequest) -> PlanRequest:
-    """The planner's view of a song request; values outside the model's sets are left to the LM."""
-    bpm = request.bpm if request.bpm is not None and BPM_RANGE[0] <= request.bpm <= BPM_RANGE[1] else None
-    signature = request.time_signature if request.time_signature in TIME_SIGNATURES else None
+    """The planner's view of a song request; values outside the model's sets are left to the LM.
+
+    The longest length the LM may choose is the spec's `duration_max_s`, the length the bot priced
+    the song at (one bound for the price and the plan), within the planner's own.
+    """
+    spec = request.spec
+    bpm = spec.bpm if spec.bpm is not None and BPM_RANGE[0] <= spec.bpm <= BPM_RANGE[1] else None
+    signature = spec.time_signature if spec.time_signature in TIME_SIGNATURES else None
     return PlanRequest(
-        description=request.caption,
+        description=spec.caption,
         seed=int(request.seed) & 0xFFFFFFFF,
-        instrumental=request.instrumental,
-        language=request.language if request.language in LANGUAGES else None,
-        duration=request.duration_s if request.duration_given else None,  # the LM picks the length
+        instrumental=spec.instrumental,
+        language=spec.language if spec.language in LANGUAGES else None,
+        duration=spec.duration_s if spec.duration_given else None,  # the LM picks the length
         bpm=bpm,
-        keyscale=request.key if request.key in KEYSCALES else None,
+        keyscale=spec.key if spec.key in KEYSCALES else None,
         timesignature=signature,
-        lyrics=request.lyrics.strip() or None,
+        lyrics=spec.lyrics.strip() or None,
+        duration_max=int(spec.duration_max_s) if spec.duration_max_s is not None else None,
     )
 
 
@@ -74,7 +80,7 @@ def needs_plan(request: TrackRequest) -> bool:
     shorter request (only internal callers make them) stays on the DiT-only path.
     """
     fresh = request.plan is None and request.error is None
-    return request.kind == "song" and fresh and round(request.duration_s) >= DURATION_MIN
+    return request.kind == "song" and fresh and round(request.spec.duration_s) >= DURATION_MIN
 
 
 def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
@@ -92,13 +98,13 @@ def with_plans(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequ
         raise GenerationError(error.user_message) from error
     out = list(requests)
     for i, plan in zip(todo, plans, strict=True):
-        out[i] = replace(requests[i], plan=plan)
+        out[i] = requests[i].with_plan(plan)
     return out
 
 
 def needs_new_codes(request: TrackRequest) -> bool:
     """A re-roll as a new take: its stored plan keeps caption, lyrics and metadata, and gets new codes."""
-    return request.new_take and request.plan is not None and not request.plan.get("audio_codes")
+    return request.spec.new_take and request.plan is not None and not request.plan.audio_codes
 
 
 def with_new_codes(planner: Planner, requests: list[TrackRequest]) -> list[TrackRequest]:
@@ -106,11 +112,11 @@ def with_new_codes(planner: Planner, requests: list[TrackRequest]) -> list[Track
     todo = [i for i, r in enumerate(requests) if needs_new_codes(r)]
     if not todo:
         return requests
-    plans = [dict(requests[i].plan or {}) for i in todo]
+    plans = [requests[i].plan or Plan() for i in todo]
     codes = planner.new_codes(plans, [int(requests[i].seed) & 0xFFFFFFFF for i in todo])
     out = list(requests)
     for i, plan, code_list in zip(todo, plans, codes, strict=True):
-        out[i] = replace(requests[i], plan={**plan, "audio_codes": code_list})
+        out[i] = requests[i].with_plan(plan.model_copy(update={"audio_codes": tuple(code_list)}))
     return out
 
 
@@ -140,22 +146,16 @@ def with_understanding(
         return requests
     out = list(requests)
     for i, reading in zip(todo, readings, strict=True):
-        out[i] = replace(requests[i], plan=cover_plan(requests[i], reading))
+        out[i] = requests[i].with_plan(cover_plan(requests[i], reading))
     return out
 
 
-def cover_plan(request: TrackRequest, reading: dict[str, Any]) -> dict[str, Any]:
+def cover_plan(request: TrackRequest, reading: Plan) -> Plan:
     """A stored plan for a cover: the LM's reading, with the user's style and the source's length."""
-    lyrics = str(reading.get("lyrics") or "").strip()
-    if request.instrumental or lyrics.lower() in ("", "[instrumental]"):
+    spec = request.spec
+    lyrics = (reading.lyrics or "").strip()
+    if spec.instrumental or lyrics.lower() in ("", "[instrumental]"):
         lyrics = ""
-    return {
-        "caption": request.caption.strip() or str(reading.get("caption") or ""),
-        "lyrics": lyrics,
-        "bpm": reading.get("bpm"),
-        "keyscale": reading.get("keyscale"),
-        "timesignature": reading.get("timesignature"),
-        "duration": request.duration_s,
-        "language": reading.get("language"),
-        "audio_codes": [],
-    }
+    caption = spec.caption.strip() or reading.caption or ""
+    update = {"caption": caption, "lyrics": lyrics, "duration_s": spec.duration_s, "audio_codes": ()}
+    return reading.model_copy(update=update)

@@ -5,6 +5,10 @@ colon and long captions are folded over indented lines. The reader is therefore 
 tolerant line parser. The writer, which feeds the metadata back to the LM for the
 audio-code phase, must match the official ``yaml.dump`` output byte for byte
 (80-column folding, quoting), so it does use PyYAML.
+
+What the planner makes of it is a ``storage.spec.Plan``, the one definition of a plan; its fields
+carry the contract's names (``key``, ``time_signature``, ``duration_s``), and ``lm_fields`` turns them
+back into the LM's own (``keyscale``, ``timesignature``, ``duration``) for its prompts.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from typing import Any
 
 import yaml
 
+from storage.spec import Plan
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 CODE_RE = re.compile(r"<\|audio_code_(\d+)\|>")
 INT_FIELDS = ("bpm", "duration", "timesignature")
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
-PLAN_KEYS = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language", "audio_codes")
 
 
 def metadata_block(text: str) -> str:
@@ -95,7 +100,7 @@ def format_cot(metadata: dict[str, Any]) -> str:
     """Serialise metadata as the CoT the audio-code phase is prompted with.
 
     Matches the official re-serialisation: only the six CoT fields that are set,
-    ``4/4`` becomes ``4``, digit strings become ints, then ``yaml.dump`` with sorted
+    ``4/4`` becomes ``4``, digit strings and whole-number floats become ints, then ``yaml.dump`` with sorted
     keys and Unicode kept, wrapped in the think tags on their own lines.
     """
     items: dict[str, Any] = {}
@@ -107,9 +112,24 @@ def format_cot(metadata: dict[str, Any]) -> str:
             value = value.split("/", 1)[0]
         if isinstance(value, str) and value.isdigit():
             value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a `Plan` holds seconds as a float; the LM writes and reads `duration: 120`
         items[key] = value
     body = yaml.dump(items, allow_unicode=True, sort_keys=True).strip() if items else ""
     return f"{THINK_OPEN}\n{body}\n{THINK_CLOSE}"
+
+
+def lm_fields(plan: Plan, names: tuple[str, ...]) -> dict[str, Any]:
+    """The plan's values under the LM's own field names (those of ``names``), for a CoT it is prompted with."""
+    values = {
+        "bpm": plan.bpm,
+        "caption": plan.caption,
+        "duration": plan.duration_s,
+        "keyscale": plan.key,
+        "language": plan.language,
+        "timesignature": plan.time_signature,
+    }
+    return {name: values[name] for name in names}
 
 
 def codes_to_string(codes: list[int]) -> str:
@@ -120,25 +140,3 @@ def codes_to_string(codes: list[int]) -> str:
 def parse_codes(text: str) -> list[int]:
     """Read every ``<|audio_code_N|>`` in ``text``, in order."""
     return [int(m) for m in CODE_RE.findall(text)]
-
-
-def validate_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """Check that a stored plan has every key with a usable type; return it normalised.
-
-    Raises:
-        ValueError: when a key is missing or a value has the wrong type.
-    """
-    missing = [k for k in PLAN_KEYS if k not in plan]
-    if missing:
-        raise ValueError(f"plan lacks {', '.join(missing)}")
-    codes = [int(c) for c in plan["audio_codes"]]
-    if any(c < 0 or c > 63999 for c in codes):
-        raise ValueError("plan has audio codes outside 0..63999")
-    out = dict(plan)
-    out["audio_codes"] = codes
-    out["bpm"] = int(plan["bpm"]) if plan["bpm"] is not None else None
-    out["duration"] = float(plan["duration"])
-    out["timesignature"] = int(plan["timesignature"]) if plan["timesignature"] is not None else None
-    out["caption"] = str(plan["caption"])
-    out["lyrics"] = str(plan["lyrics"])
-    return out

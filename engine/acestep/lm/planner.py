@@ -31,10 +31,11 @@ from engine.acestep.lm.constraints import (
 )
 from engine.acestep.lm.decode import DecodeJob, decode
 from engine.acestep.lm.model import LoadedLM, load_lm
-from engine.acestep.lm.plan import PLAN_KEYS, format_cot, split_output
+from engine.acestep.lm.plan import format_cot, lm_fields, split_output
 from engine.acestep.lm.prompts import INSTRUMENTAL_LYRICS
 from engine.acestep.lm.tokenizer import encode
 from storage.errors import GenerationError, UserError
+from storage.spec import Plan
 
 log = logging.getLogger(__name__)
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")
@@ -147,8 +148,8 @@ class Planner:
 
     # ---- planning -------------------------------------------------------------------------
 
-    def plan(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
-        """Plan every request; returns one plan dict (``plan.PLAN_KEYS``) per request, in order.
+    def plan(self, requests: list[PlanRequest]) -> list[Plan]:
+        """Plan every request; returns one `Plan` per request, in order.
 
         Raises:
             UserError: a request does not fit (see :meth:`check_fits`).
@@ -158,13 +159,12 @@ class Planner:
             self.check_fits(req)
         metas = self._phase_a(requests)
         codes = self._phase_b(requests, metas) if self.settings.thinking else [[] for _ in metas]
-        plans = []
-        for meta, code_list in zip(metas, codes, strict=True):
-            plan = {**meta, "audio_codes": code_list}
-            plans.append({k: plan[k] for k in PLAN_KEYS})
-        return plans
+        return [
+            meta.model_copy(update={"audio_codes": tuple(code_list)})
+            for meta, code_list in zip(metas, codes, strict=True)
+        ]
 
-    def new_codes(self, plans: list[dict[str, Any]], seeds: list[int]) -> list[list[int]]:
+    def new_codes(self, plans: list[Plan], seeds: list[int]) -> list[list[int]]:
         """Phase B alone: new audio codes for stored plans, each with its own seed (a re-roll as a new take).
 
         The caption, lyrics and metadata stay the plan's; only the performance (the codes) is drawn again.
@@ -172,11 +172,8 @@ class Planner:
         Raises:
             GenerationError: the LM did not finish the codes.
         """
-        requests = [
-            PlanRequest(description=str(p.get("caption") or ""), seed=seed)
-            for p, seed in zip(plans, seeds, strict=True)
-        ]
-        return self._phase_b(requests, [dict(p) for p in plans])
+        requests = [PlanRequest(description=p.caption or "", seed=seed) for p, seed in zip(plans, seeds, strict=True)]
+        return self._phase_b(requests, plans)
 
     def _tok(self, text: str) -> list[int]:
         return encode(self.lm.tokenizer, text)
@@ -223,7 +220,7 @@ class Planner:
             phase=0,
         )
 
-    def _phase_a(self, requests: list[PlanRequest]) -> list[dict[str, Any]]:
+    def _phase_a(self, requests: list[PlanRequest]) -> list[Plan]:
         """The metadata of every request: decoded, or the user's own when the CoT phase is skipped."""
         decoded = [req for req in requests if not _skips_cot(req)]
         jobs = [self._phase_a_job(req) for req in decoded]
@@ -232,7 +229,7 @@ class Planner:
         written = iter(self._read_metas(decoded, jobs))
         return [_given_metas(req) if _skips_cot(req) else next(written) for req in requests]
 
-    def _read_metas(self, requests: list[PlanRequest], jobs: list[DecodeJob]) -> list[dict[str, Any]]:
+    def _read_metas(self, requests: list[PlanRequest], jobs: list[DecodeJob]) -> list[Plan]:
         metas = []
         for req, job in zip(requests, jobs, strict=True):
             if not job.constraint.done:
@@ -246,26 +243,27 @@ class Planner:
             else:
                 lyrics = free_text or INSTRUMENTAL_LYRICS
             metas.append(
-                {
-                    "caption": str(meta.get("caption") or req.description),
-                    "lyrics": lyrics,
-                    "bpm": meta["bpm"],
-                    "keyscale": meta["keyscale"],
-                    "timesignature": meta["timesignature"],
-                    "duration": meta["duration"],
-                    "language": meta["language"],
-                }
+                Plan(
+                    caption=str(meta.get("caption") or req.description),
+                    lyrics=lyrics,
+                    bpm=meta["bpm"],
+                    key=meta["keyscale"],
+                    time_signature=meta["timesignature"],
+                    duration_s=meta["duration"],
+                    language=meta["language"],
+                )
             )
         return metas
 
-    def _phase_b(self, requests: list[PlanRequest], metas: list[dict[str, Any]]) -> list[list[int]]:
+    def _phase_b(self, requests: list[PlanRequest], plans: list[Plan]) -> list[list[int]]:
         s, prompts = self.settings, self.lm.prompts
         jobs = []
-        for req, meta in zip(requests, metas, strict=True):
-            caption, cot = _code_prompt(req, meta)
-            prompt = self._tok(prompts.codes(caption, meta["lyrics"], cot))
-            uncond = self._tok(prompts.codes(caption, meta["lyrics"], cot, negative=s.negative_prompt))
-            target = int(meta["duration"] * CODES_PER_SECOND)
+        for req, plan in zip(requests, plans, strict=True):
+            caption, cot = _code_prompt(req, plan)
+            lyrics = plan.lyrics or ""
+            prompt = self._tok(prompts.codes(caption, lyrics, cot))
+            uncond = self._tok(prompts.codes(caption, lyrics, cot, negative=s.negative_prompt))
+            target = int((plan.duration_s or 0) * CODES_PER_SECOND)
             spec = Spec("codes", target_codes=target)
             jobs.append(
                 DecodeJob(
@@ -309,18 +307,16 @@ def _skips_cot(req: PlanRequest) -> bool:
     return _user_lyrics(req) and all(key in given for key in METAS)
 
 
-def _given_metas(req: PlanRequest) -> dict[str, Any]:
+def _given_metas(req: PlanRequest) -> Plan:
     """A skipped CoT phase's metadata: the user's caption, lyrics and values."""
     given = req.given()
-    return {
-        "caption": req.description,
-        "lyrics": req.lyrics,
-        **{key: given[key] for key in METAS},
-        "language": given.get("language", "unknown"),
-    }
+    values = {key: given[key] for key in METAS}  # the LM's names, read as the plan's by its aliases
+    return Plan.model_validate(
+        {"caption": req.description, "lyrics": req.lyrics, "language": given.get("language", "unknown"), **values}
+    )
 
 
-def _code_prompt(req: PlanRequest, meta: dict[str, Any]) -> tuple[str, str]:
+def _code_prompt(req: PlanRequest, plan: Plan) -> tuple[str, str]:
     """The code phase's user caption and CoT, as upstream's mode for this request writes them.
 
     With the user's lyrics, the user turn keeps the user's caption (upstream passes its own
@@ -330,8 +326,8 @@ def _code_prompt(req: PlanRequest, meta: dict[str, Any]) -> tuple[str, str]:
     """
     if _user_lyrics(req):
         fields = METAS if _skips_cot(req) else COT_FIELDS
-        return req.description, format_cot({k: meta[k] for k in fields})
-    return meta["caption"], format_cot({k: meta[k] for k in METAS})
+        return req.description, format_cot(lm_fields(plan, fields))
+    return plan.caption or "", format_cot(lm_fields(plan, METAS))
 
 
 def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
@@ -350,7 +346,7 @@ def _folder_budgets(folder: Path, settings: PlannerSettings) -> PlannerSettings:
 UNDERSTAND_TEMPERATURE = 0.3
 
 
-def understand(planner: Planner, codes: list[list[int]], seeds: list[int]) -> list[dict[str, Any]]:
+def understand(planner: Planner, codes: list[list[int]], seeds: list[int]) -> list[Plan]:
     """Describe audio from its 5 Hz codes (to caption covers and uploads): metadata and lyrics.
 
     Upstream's understand mode: no guidance, temperature 0.3, all seven fields (genres
@@ -393,7 +389,7 @@ def understand(planner: Planner, codes: list[list[int]], seeds: list[int]) -> li
     out = []
     for job, code_list in zip(jobs, codes, strict=True):
         meta, lyrics = split_output(planner.lm.tokenizer.decode(job.tokens, skip_special_tokens=False))
-        out.append({**meta, "lyrics": lyrics, "duration": len(code_list) / CODES_PER_SECOND})
+        out.append(Plan.model_validate({**meta, "lyrics": lyrics, "duration": len(code_list) / CODES_PER_SECOND}))
     return out
 
 

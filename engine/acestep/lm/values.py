@@ -1,18 +1,20 @@
-"""The value sets of the 5 Hz LM's metadata (upstream ``acestep/constants.py``); no torch needed."""
+"""The value sets of the 5 Hz LM's metadata (upstream ``acestep/constants.py``); no torch needed.
+
+They are the storage's sets (``storage/values.py``, what a job spec may ask for) in the LM's order,
+plus what the LM itself may write beyond them: the ``♭``/``♯`` spellings of a key and ``unknown``.
+"""
 
 from __future__ import annotations
 
+from storage.values import ACCIDENTALS, BPM_MAX, BPM_MIN, MIN_DURATION_S, MODES, NOTES
+from storage.values import LANGUAGES as SPEC_LANGUAGES
+from storage.values import TIME_SIGNATURES as SPEC_TIME_SIGNATURES
+
 KEYSCALES = tuple(
-    f"{note}{acc} {mode}" for note in "ABCDEFG" for acc in ("", "#", "b", "♭", "♯") for mode in ("major", "minor")
+    f"{note}{accidental} {mode}" for note in NOTES for accidental in (*ACCIDENTALS, "♭", "♯") for mode in MODES
 )
-# fmt: off
-LANGUAGES = (
-    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hr",
-    "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl", "pt", "ro",
-    "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "yue", "zh", "unknown",
-)
-# fmt: on
-TIME_SIGNATURES = (2, 3, 4, 6)
-BPM_RANGE = (30, 300)
-DURATION_MIN = 10
+LANGUAGES = (*sorted(SPEC_LANGUAGES), "unknown")
+TIME_SIGNATURES = tuple(sorted(SPEC_TIME_SIGNATURES))
+BPM_RANGE = (BPM_MIN, BPM_MAX)
+DURATION_MIN = MIN_DURATION_S
 FIELD_ORDER = ("bpm", "caption", "duration", "genres", "keyscale", "language", "timesignature")

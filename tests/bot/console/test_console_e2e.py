@@ -111,7 +111,7 @@ def test_lyrics_history_and_bad_input(tmp_path):
     assert "Traceback" not in out
     [(song_id, _, _)] = results(out)
     history = chat(tmp_path, f"/history\n/lyrics {song_id}\n/queue\n")
-    assert f"#{song_id} · Sad folk song about trains" in history
+    assert f"#{song_id} · Sad Folk Song About" in history
     assert "the morning train is late" in history
     assert "You have no songs in the queue" in history
 

@@ -9,6 +9,7 @@ from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from storage.models import deliveries_table
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.helpers import make_settings
@@ -63,8 +64,8 @@ def rain_track(seed):
         title="Rain",
         caption="rain",
         lyrics="",
-        meta={"bpm": 90, "key": "C major"},
-        model={},
+        meta=TrackMeta(bpm=90, key="C major"),
+        model=ModelInfo(),
     )
 
 

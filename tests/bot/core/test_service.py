@@ -12,6 +12,7 @@ from bot.core.parser import CoverRequest, SongRequest, parse_admin
 from bot.core.service import SongService
 from storage import fairness
 from storage.errors import BadAudio, LimitError, NotFound, UserError
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import Plan
 from storage.types import QUEUED, DeliveryTarget, NewTrack, UserRef
 from tests.helpers import make_settings
@@ -49,8 +50,8 @@ def finish(service, job, seed=None, plan=None, made_s=None):
             title="Rain",
             caption=job.spec.caption,
             lyrics=job.spec.lyrics,
-            meta={"bpm": 90},
-            model={"backend": "sketch"},
+            meta=TrackMeta(bpm=90),
+            model=ModelInfo(backend="sketch"),
             plan=plan,
         ),
         service.clock(),
@@ -88,7 +89,7 @@ async def test_duration_bounds_are_inclusive(service):
 
 async def test_reroll_with_own_seed_copies_spec_and_plan(service):
     job = await service.submit_song(ALICE, SongRequest("rain", seed=11), TARGET)
-    finish(service, job, plan={"audio_codes": [4, 5]})
+    finish(service, job, plan=Plan(audio_codes=(4, 5)))
     same = await service.reroll(BOB, job.id, 11, TARGET)
     assert same.kind == "reroll" and same.parent_id == job.id and same.seed == 11
     assert same.spec.caption == "rain" and same.spec.plan == Plan(audio_codes=(4, 5))
@@ -103,12 +104,12 @@ async def test_reroll_with_own_seed_copies_spec_and_plan(service):
 async def test_a_planner_timed_song_is_charged_its_bound_and_its_reroll_its_track(service):
     job = await service.submit_song(ALICE, SongRequest("rain"), TARGET)
     assert job.cost == fairness.job_cost(120.0, planned=True)  # MAX_DURATION_S of these settings
-    finish(service, job, plan={"duration": 47.0, "audio_codes": [4, 5]}, made_s=47.0)
+    finish(service, job, plan=Plan(duration_s=47.0, audio_codes=(4, 5)), made_s=47.0)
     assert service.queue.get(job.id).cost == fairness.job_cost(47.0, planned=True)
     again = await service.reroll(ALICE, job.id, 7, TARGET)
-    assert again.cost == 47.0 and again.spec.plan == Plan(duration=47.0, audio_codes=(4, 5))
+    assert again.cost == 47.0 and again.spec.plan == Plan(duration_s=47.0, audio_codes=(4, 5))
     new_take = await service.reroll(ALICE, job.id, None, TARGET)  # its codes are planned again
-    assert new_take.cost == fairness.job_cost(47.0, planned=True) and new_take.spec.plan == Plan(duration=47.0)
+    assert new_take.cost == fairness.job_cost(47.0, planned=True) and new_take.spec.plan == Plan(duration_s=47.0)
     given = await service.submit_song(BOB, SongRequest("rain", duration_s=30), TARGET)
     assert given.cost == fairness.job_cost(30.0, planned=True) and given.spec.duration_max_s is None
 

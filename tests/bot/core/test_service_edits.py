@@ -26,6 +26,23 @@ async def test_takes_are_songs_of_their_own(service):
     assert len(covers) == 2 and covers[0].source_blob == covers[1].source_blob
 
 
+@pytest.mark.parametrize("takes", [0, 9])
+async def test_takes_outside_the_bound_are_refused_whatever_the_adapter(service, takes):
+    # An adapter that parsed nothing (a Discord option outside its declared range) reaches the same bound.
+    with pytest.raises(UserError, match=r"^takes must be between 1 and 4\.$"):
+        await service.submit_songs(ALICE, SongRequest("rain", takes=takes), TARGET)
+    with pytest.raises(UserError, match=r"^takes must be between 1 and 4\.$"):
+        await service.submit_covers(ALICE, CoverRequest(takes=takes), Clip(wav(12), "a.wav"), TARGET)
+    assert sum(service.queue.counts().values()) == 0
+    assert not any(service.blobs.root.rglob("uploads/*"))  # refused before the upload was kept
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+async def test_a_seed_outside_uint32_is_refused_not_wrapped(service, seed):
+    with pytest.raises(UserError, match=r"^seed must be between 0 and 4294967295\.$"):
+        await service.submit_songs(ALICE, SongRequest("rain", seed=seed), TARGET)
+
+
 async def test_repaint_and_extend_name_their_song_and_repeat_on_reroll(service):
     job = await service.submit_song(ALICE, SongRequest("rain", duration_s=30, seed=3), TARGET)
     finish(service, job)

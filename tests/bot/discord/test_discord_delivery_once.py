@@ -21,6 +21,7 @@ from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
 from storage.audio import encode_mp3
 from storage.outbox import DONE
+from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.bot.discord.discord_stack import stack_settings
@@ -70,7 +71,7 @@ def finished_song(service: SongService, fake: FakeDiscord, clock: Clock) -> int:
     [claimed] = service.queue.claim("engine", 1, clock(), 30)
     relative = service.blobs.track_relative(job.id, 1)
     encode_mp3(np.zeros((48_000, 2), np.float32) + 0.1, service.blobs.path(relative))
-    track = NewTrack(relative, 1.0, 5, "0" * 64, "Rain", "rain", "", {}, {"backend": "sketch"})
+    track = NewTrack(relative, 1.0, 5, "0" * 64, "Rain", "rain", "", TrackMeta(), ModelInfo(backend="sketch"))
     service.queue.complete(claimed, "engine", track, clock())
     return job.id
 

@@ -121,4 +121,7 @@ async def test_bad_edits_get_one_private_sentence(stack: Stack) -> None:
     boxed = [p.option("description", "jazz"), like, p.option("write_lyrics", True)]
     both = await fake.send_slash("song", boxed, ann, attachments=[png])
     assert "lyrics option" in await refusal(fake, both)
+    # Discord's client enforces takes' declared range (1-4); an interaction past it meets our own bound.
+    nine = await fake.send_slash("song", [p.option("description", "rain"), p.option("takes", 9)], ann)
+    assert await refusal(fake, nine) == "takes must be between 1 and 4."
     assert sum(stack.service.queue.counts().values()) == 1

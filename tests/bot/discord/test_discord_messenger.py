@@ -14,6 +14,7 @@ from bot.discord.adapter import configure_endpoints
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
 from storage.audio import encode_mp3
+from storage.results import ModelInfo, TrackMeta
 from storage.types import DeliveryView, TrackView
 from tests.bot.discord.discord_stack import stack_settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
@@ -65,9 +66,9 @@ def result(tmp_path: Path) -> ResultView:
         title="t",
         caption="c",
         lyrics="",
-        meta={},
+        meta=TrackMeta(),
         plan=None,
-        model={},
+        model=ModelInfo(),
         notice=None,
         created_at=NOW,
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from engine.acestep.backend import AceStepGenerator, request_to_track, title_from_caption
+from engine.acestep.backend import AceStepGenerator, request_to_track
 from engine.protocol import TrackRequest
 from storage.errors import GenerationError, UserError
+from storage.results import ModelInfo, title_from_caption
+from storage.spec import Plan
+from tests.helpers import track_request
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def generator(tiny_set: Path) -> AceStepGenerator:
 def song(job_id: int, seconds: float, seed: int, **extra: object) -> TrackRequest:
     fields = {"caption": "An upbeat synth-pop anthem", "lyrics": "[Verse]\nneon lights", "instrumental": False}
     fields.update(extra)
-    return TrackRequest(job_id=job_id, kind="song", duration_s=seconds, seed=seed, **fields)  # type: ignore[arg-type]
+    return track_request(job_id, "song", duration_s=seconds, seed=seed, **fields)
 
 
 def quiet(_job: int | None, _stage: str, _percent: float) -> None:
@@ -34,19 +36,19 @@ def test_song_shape_title_and_model_info(generator: AceStepGenerator) -> None:
     assert track.audio.shape == (6 * 48_000, 2) and track.audio.dtype == np.float32
     assert np.isfinite(track.audio).all() and np.abs(track.audio).max() <= 1.0
     assert track.title == "Upbeat Synth-pop Anthem" and track.seed == 7
-    assert track.metadata["bpm"] == 120 and track.metadata["duration_s"] == 6
-    assert track.model == {
-        "backend": "acestep",
-        "dit": "acestep-v15-turbo",
-        "dit_version": "turbo",
-        "vae": "vae",
-        "text_encoder": "Qwen3-Embedding-0.6B",
-        "steps": 8,
-        "shift": 3.0,
-        "sampler": "ode",
-        "dtype": "float32",
-        "device": "cpu",
-    }
+    assert track.metadata.bpm == 120 and track.metadata.duration_s == 6
+    assert track.model == ModelInfo(
+        backend="acestep",
+        dit="acestep-v15-turbo",
+        dit_version="turbo",
+        vae="vae",
+        text_encoder="Qwen3-Embedding-0.6B",
+        steps=8,
+        shift=3.0,
+        sampler="ode",
+        dtype="float32",
+        device="cpu",
+    )
 
 
 def test_reroll_with_the_same_seed_is_identical_and_another_seed_differs(generator: AceStepGenerator) -> None:
@@ -67,7 +69,7 @@ def test_a_track_alone_equals_it_batched_with_a_longer_one(generator: AceStepGen
 def test_cover_follows_source_length_and_is_batch_invariant(generator: AceStepGenerator) -> None:
     t = np.arange(int(5.3 * 48_000)) / 48_000
     source = (0.3 * np.sin(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2))).astype(np.float32)
-    cover = TrackRequest(7, "cover", "jazz cover", "", True, 30, 5, source_audio=source, strength=0.5)
+    cover = track_request(7, "cover", "jazz cover", "", True, 30, 5, source_audio=source, strength=0.5)
     [alone] = generator.generate([cover], quiet)
     batched, _ = generator.generate([cover, song(8, 6, 9)], quiet)
     assert alone.audio.shape == (133 * 1920, 2)  # the source's 5.3 s, rounded up to whole latent frames
@@ -76,20 +78,20 @@ def test_cover_follows_source_length_and_is_batch_invariant(generator: AceStepGe
 
 def test_planned_audio_codes_drive_the_song(generator: AceStepGenerator) -> None:
     codes = [(i * 7919) % 64_000 for i in range(30)]
-    plan = {
-        "caption": "planned caption",
-        "lyrics": "[Verse]\nplanned",
-        "bpm": 90,
-        "keyscale": "E minor",
-        "timesignature": 3,
-        "duration": 6.0,
-        "language": "en",
-        "audio_codes": codes,
-    }
+    plan = Plan(
+        caption="planned caption",
+        lyrics="[Verse]\nplanned",
+        bpm=90,
+        key="E minor",
+        time_signature=3,
+        duration_s=6.0,
+        language="en",
+        audio_codes=tuple(codes),
+    )
     first, plain = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     again, _ = generator.generate([song(1, 6, 3, plan=plan), song(2, 6, 3)], quiet)
     assert first.caption == "planned caption" and first.lyrics == "[Verse]\nplanned" and first.plan == plan
-    assert (first.metadata["key"], first.metadata["time_signature"], first.metadata["bpm"]) == ("E minor", 3, 90)
+    assert (first.metadata.key, first.metadata.time_signature, first.metadata.bpm) == ("E minor", 3, 90)
     assert np.array_equal(first.audio, again.audio)
     assert not np.allclose(first.audio, plain.audio)
 
@@ -115,7 +117,7 @@ def test_request_mapping() -> None:
     track = request_to_track(song(1, 6, 2**32 + 5, instrumental=True, language="de"))
     assert (track.lyrics, track.language, track.seed, track.strength) == ("", "de", 5, 1.0)
     with pytest.raises(GenerationError):
-        request_to_track(TrackRequest(1, "cover", "x", "", True, 10, 1))
+        request_to_track(track_request(1, "cover", "x", "", True, 10, 1))
 
 
 def test_title_from_caption() -> None:
@@ -140,7 +142,7 @@ def test_planning_ahead_then_generating_plans_each_song_once(
     original = generator.planner.plan
     monkeypatch.setattr(generator.planner, "plan", lambda requests: calls.append(len(requests)) or original(requests))
     planned = generator.plan([song(1, 10, 5)], quiet)  # what the worker's planner thread runs
-    assert planned[0].plan is not None and len(planned[0].plan["audio_codes"]) == 50
+    assert planned[0].plan is not None and len(planned[0].plan.audio_codes) == 50
     [track] = generator.generate(planned, quiet)
     assert calls == [1] and track.plan == planned[0].plan
 
@@ -151,7 +153,7 @@ def tone(seconds: float) -> np.ndarray:
 
 
 def test_a_three_second_note_is_covered_at_its_own_length(generator: AceStepGenerator) -> None:
-    note = TrackRequest(7, "cover", "jazz", "", False, 3.0, 5, source_audio=tone(3.0))
+    note = track_request(7, "cover", "jazz", "", False, 3.0, 5, source_audio=tone(3.0))
     [cover] = generator.generate([note], quiet)
     # Generated at upstream's floor of 128 latent frames (5.12 s), then cut back to the note's 75 frames.
     assert cover.error is None and cover.audio.shape == (3 * 48_000, 2) and cover.notice is None
@@ -161,7 +163,7 @@ def test_a_source_longer_than_the_longest_song_is_covered_from_its_start_and_say
     generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(generator, "planner", None)  # the LM's reading is not what this is about
-    long = TrackRequest(8, "cover", "jazz", "", False, 10.0, 5, source_audio=tone(14.0))  # MAX_DURATION_S was 10
+    long = track_request(8, "cover", "jazz", "", False, 10.0, 5, source_audio=tone(14.0))  # MAX_DURATION_S was 10
     [cover] = generator.generate([long], quiet)
     assert cover.audio.shape == (10 * 48_000, 2)
     assert cover.notice == "The recording is 14 seconds long; this cover is of its first 10 seconds."
@@ -174,14 +176,14 @@ def test_a_cover_without_a_reading_keeps_its_vocals(
     original = generator.pipeline.text.lyrics
     monkeypatch.setattr(generator.pipeline.text, "lyrics", lambda texts: prompts.extend(texts) or original(texts))
     monkeypatch.setattr(generator, "planner", None)  # no LM: nothing reads the source
-    cover = TrackRequest(9, "cover", "jazz", "", False, 6.0, 5, source_audio=tone(6.0))
+    cover = track_request(9, "cover", "jazz", "", False, 6.0, 5, source_audio=tone(6.0))
     generator.generate([cover], quiet)
     # Upstream's cover passes the (empty) lyrics as they are: "[Instrumental]" would ask for no voice.
     assert prompts and all("# Lyric\n<|endoftext|>" in p for p in prompts)
     [plain] = generator.generate([song(10, 6, 5, instrumental=True)], quiet)
     assert plain.error is None and "# Lyric\n[Instrumental]<|endoftext|>" in prompts[-1]  # a song's "" is none
     # A stored reading that heard no words keeps asking for none, so old covers re-roll exactly.
-    read = request_to_track(replace(cover, plan={"caption": "jazz", "lyrics": "", "duration": 6.0}))
+    read = request_to_track(cover.with_plan(Plan(caption="jazz", lyrics="", duration_s=6.0)))
     assert read.instrumental and not request_to_track(cover).instrumental
 
 
@@ -204,4 +206,4 @@ def test_a_song_that_cannot_be_planned_fails_alone(
     first, broken, last = generator.generate(planned, quiet)
     assert broken.error == too_long and broken.audio.shape == (0, 2)
     assert first.error is None and last.error is None and first.audio.shape == (10 * 48_000, 2)
-    assert first.plan is not None and len(first.plan["audio_codes"]) == 50
+    assert first.plan is not None and len(first.plan.audio_codes) == 50

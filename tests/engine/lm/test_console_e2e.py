@@ -60,8 +60,8 @@ async def test_song_is_planned_stored_and_rerolled_exactly(tmp_path: Path, tiny_
         reroll_job = await service.reroll(USER, song.job_id, 5, TARGET)
         reroll = await _finished(service, reroll_job.id)
     plan = song.plan
-    assert plan is not None and plan["duration"] == 10 and len(plan["audio_codes"]) == 50
-    assert song.caption == plan["caption"] and reroll.plan == plan and reroll.seed == 5
+    assert plan is not None and plan.duration_s == 10 and len(plan.audio_codes) == 50
+    assert song.caption == plan.caption and reroll.plan == plan and reroll.seed == 5
     first, again = _samples(service, song), _samples(service, reroll)
     assert abs(first.shape[0] / 48_000 - 10.0) < 0.1
     assert np.array_equal(first, again)  # the same decoded samples
@@ -73,7 +73,7 @@ async def test_reroll_without_a_seed_is_a_new_take_with_new_codes(tmp_path: Path
         take = await _finished(service, take_job.id)
         again = await _finished(service, (await service.reroll(USER, take_job.id, take.seed, TARGET)).id)
     assert song.plan is not None and take.plan is not None
-    blueprint = ("caption", "lyrics", "bpm", "keyscale", "timesignature", "duration", "language")
-    assert all(take.plan[name] == song.plan[name] for name in blueprint)
-    assert len(take.plan["audio_codes"]) == 50 and take.plan["audio_codes"] != song.plan["audio_codes"]
+    blueprint = ("caption", "lyrics", "bpm", "key", "time_signature", "duration_s", "language")
+    assert all(getattr(take.plan, name) == getattr(song.plan, name) for name in blueprint)
+    assert len(take.plan.audio_codes) == 50 and take.plan.audio_codes != song.plan.audio_codes
     assert again.plan == take.plan and np.array_equal(_samples(service, again), _samples(service, take))

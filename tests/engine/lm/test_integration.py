@@ -5,6 +5,8 @@ import pytest
 
 from engine.acestep.lm.integration import plan_request, with_plans
 from engine.protocol import TrackRequest
+from storage.spec import JobSpec, Plan
+from tests.helpers import track_request
 
 
 @pytest.fixture(scope="module")
@@ -15,24 +17,16 @@ def generator(tiny_full_set):
 
 
 def _song(job_id: int, seed: int, **kw) -> TrackRequest:
-    base = {
-        "job_id": job_id,
-        "kind": "song",
-        "caption": "a sad folk song about trains",
-        "lyrics": "",
-        "instrumental": False,
-        "duration_s": 10.0,
-        "seed": seed,
-    }
-    return TrackRequest(**{**base, **kw})
+    base = {"kind": "song", "caption": "a sad folk song about trains", "duration_s": 10.0, "seed": seed}
+    return track_request(job_id, **{**base, **kw})
 
 
 def test_song_is_planned_and_reroll_with_the_plan_is_identical(generator):
     assert generator.planner is not None
     first = generator.generate([_song(1, 5)], lambda *a: None)[0]
     plan = first.plan
-    assert plan is not None and len(plan["audio_codes"]) == 50 and plan["duration"] == 10
-    assert first.caption == plan["caption"] and first.lyrics == plan["lyrics"]
+    assert plan is not None and len(plan.audio_codes) == 50 and plan.duration_s == 10
+    assert first.caption == plan.caption and first.lyrics == plan.lyrics
     reroll = _song(2, 5, kind="reroll", plan=plan)
     again = generator.generate([reroll], lambda *a: None)[0]
     assert again.plan == plan
@@ -42,16 +36,16 @@ def test_song_is_planned_and_reroll_with_the_plan_is_identical(generator):
 
 
 def test_with_plans_batches_only_fresh_songs(generator):
-    stored = {
-        "caption": "x",
-        "lyrics": "[Instrumental]",
-        "bpm": 90,
-        "keyscale": "C major",
-        "timesignature": 4,
-        "duration": 10,
-        "language": "en",
-        "audio_codes": [1] * 50,
-    }
+    stored = Plan(
+        caption="x",
+        lyrics="[Instrumental]",
+        bpm=90,
+        key="C major",
+        time_signature=4,
+        duration_s=10,
+        language="en",
+        audio_codes=(1,) * 50,
+    )
     requests = [
         _song(1, 1, instrumental=True),
         _song(2, 2, kind="reroll", plan=stored),
@@ -59,14 +53,15 @@ def test_with_plans_batches_only_fresh_songs(generator):
         _song(4, 4, duration_s=6.0),
     ]
     out = with_plans(generator.planner, requests)
-    assert out[0].plan is not None and out[0].plan["lyrics"] == "[Instrumental]"
+    assert out[0].plan is not None and out[0].plan.lyrics == "[Instrumental]"
     assert out[1].plan is stored and out[2].plan is None and out[3].plan is None
 
 
 def test_request_values_outside_the_model_sets_are_left_to_the_lm():
-    req = plan_request(
-        _song(1, 2**32 + 7, key="H major", bpm=999, language="xx", time_signature=5, lyrics="  [Verse]\nla  ")
-    )
+    # The contract refuses these values; a spec built past it (model_construct) still meets a planner that copes.
+    fields = {"key": "H major", "bpm": 999, "language": "xx", "time_signature": 5, "lyrics": "  [Verse]\nla  "}
+    spec = JobSpec.model_construct(**{**JobSpec(caption="rain", duration_s=10.0).model_dump(), **fields})
+    req = plan_request(TrackRequest(job_id=1, kind="song", spec=spec, seed=2**32 + 7))
     assert (req.keyscale, req.bpm, req.language, req.timesignature) == (None, None, None, None)
     assert req.seed == 7 and req.lyrics == "[Verse]\nla"
 
@@ -78,8 +73,8 @@ def test_planning_stage_is_reported_and_thinking_off_writes_no_codes(tiny_full_s
     stages = []
     [track] = generator.generate([_song(1, 5)], lambda job, stage, pct: stages.append((job, stage)))
     assert stages[0] == (1, "planning")
-    assert track.plan is not None and track.plan["audio_codes"] == []
-    assert track.caption == track.plan["caption"] and track.audio.shape[0] == 10 * 48_000
+    assert track.plan is not None and track.plan.audio_codes == ()
+    assert track.caption == track.plan.caption and track.audio.shape[0] == 10 * 48_000
 
 
 def test_lm_model_setting_picks_the_folder(tiny_full_set):
@@ -95,9 +90,20 @@ def test_the_planner_picks_the_length_when_the_user_gave_none(tiny_full_set):
 
     generator = AceStepGenerator(tiny_full_set, device="cpu", max_batch=4, max_duration_s=12)
     [track] = generator.generate([_song(1, 9, duration_s=60.0, duration_given=False)], lambda *a: None)
-    assert 10 <= track.plan["duration"] <= 12
-    assert track.audio.shape[0] == track.plan["duration"] * 48_000
-    assert len(track.plan["audio_codes"]) == 5 * track.plan["duration"]
+    assert track.plan is not None and track.plan.duration_s is not None and 10 <= track.plan.duration_s <= 12
+    assert track.audio.shape[0] == track.plan.duration_s * 48_000
+    assert len(track.plan.audio_codes) == 5 * track.plan.duration_s
+
+
+def test_the_planner_chooses_no_longer_than_the_song_was_priced(generator):
+    # The bot prices a song the planner times at its spec's duration_max_s: the planner keeps under it.
+    priced = _song(1, 9, duration_s=10.0, duration_given=False, duration_max_s=11.0)
+    request = plan_request(priced)
+    assert request.duration_max == 11 and generator.planner.max_duration(request) == 11
+    unbounded = plan_request(_song(2, 9, duration_s=10.0, duration_given=False))
+    assert unbounded.duration_max is None and generator.planner.max_duration(unbounded) > 11
+    [track] = generator.generate([priced], lambda *a: None)
+    assert track.plan is not None and track.plan.duration_s is not None and 10 <= track.plan.duration_s <= 11
 
 
 def _source(seconds: float) -> np.ndarray:
@@ -113,13 +119,14 @@ def test_a_cover_is_read_by_the_lm_and_its_reroll_is_exact(generator):
     [first] = generator.generate([cover], lambda job, stage, pct: stages.append(stage))
     assert stages[0] == "listening"
     plan = first.plan
-    assert plan is not None and plan["audio_codes"] == [] and plan["duration"] == 11.0
-    assert plan["caption"] and first.caption == plan["caption"]  # no style given: the LM's reading captions it
+    assert plan is not None and plan.audio_codes == () and plan.duration_s == 11.0
+    assert plan.caption and first.caption == plan.caption  # no style given: the LM's reading captions it
     assert first.audio.shape[0] == 11 * 48_000
-    again = generator.generate([replace(cover, kind="reroll", plan=plan)], lambda *a: None)[0]
+    again = generator.generate([replace(cover, kind="reroll").with_plan(plan)], lambda *a: None)[0]
     assert np.array_equal(again.audio, first.audio)
-    styled = generator.generate([replace(cover, caption="jazz trio")], lambda *a: None)[0]
-    assert styled.caption == "jazz trio" and styled.plan["caption"] == "jazz trio"
+    styled_spec = cover.spec.model_copy(update={"caption": "jazz trio"})
+    styled = generator.generate([replace(cover, spec=styled_spec)], lambda *a: None)[0]
+    assert styled.caption == "jazz trio" and styled.plan is not None and styled.plan.caption == "jazz trio"
 
 
 def test_a_source_the_lm_cannot_read_is_covered_from_the_style(generator, monkeypatch):

@@ -2,29 +2,28 @@ from dataclasses import replace
 
 import pytest
 
-from engine.acestep.lm.constraints import KEYSCALES, LANGUAGES
-from engine.acestep.lm.plan import PLAN_KEYS, validate_plan
 from engine.acestep.lm.planner import PlanRequest
+from engine.acestep.lm.values import KEYSCALES, LANGUAGES
 from storage.errors import UserError
+from storage.spec import Plan
 
 
-def _check(plan: dict, req: PlanRequest) -> None:
-    assert list(plan) == list(PLAN_KEYS)
-    validate_plan(plan)
-    assert 30 <= plan["bpm"] <= 300
-    assert 10 <= plan["duration"] <= 20
-    assert plan["keyscale"] in KEYSCALES
-    assert plan["language"] in LANGUAGES
-    assert plan["timesignature"] in (2, 3, 4, 6)
-    assert plan["caption"]
-    assert len(plan["audio_codes"]) == 5 * plan["duration"]
-    assert all(0 <= c <= 63999 for c in plan["audio_codes"])
+def _check(plan: Plan, req: PlanRequest) -> None:
+    assert isinstance(plan, Plan) and None not in (plan.caption, plan.lyrics, plan.bpm, plan.duration_s)
+    assert 30 <= plan.bpm <= 300
+    assert 10 <= plan.duration_s <= 20
+    assert plan.key in KEYSCALES
+    assert plan.language in LANGUAGES
+    assert plan.time_signature in (2, 3, 4, 6)
+    assert plan.caption
+    assert len(plan.audio_codes) == 5 * plan.duration_s
+    assert all(0 <= c <= 63999 for c in plan.audio_codes)
     if req.duration is not None:
-        assert plan["duration"] == req.duration
+        assert plan.duration_s == req.duration
     if req.instrumental:
-        assert plan["lyrics"] == "[Instrumental]"
+        assert plan.lyrics == "[Instrumental]"
     if req.language:
-        assert plan["language"] == req.language
+        assert plan.language == req.language
 
 
 REQUESTS = [
@@ -53,7 +52,7 @@ def test_same_seed_same_plan_and_other_seed_other_codes(tiny_planner):
     req = PlanRequest("happy pop", seed=42, duration=10)
     first, other = tiny_planner.plan([req, replace(req, seed=43)])
     assert tiny_planner.plan([req])[0] == first
-    assert other["audio_codes"] != first["audio_codes"]
+    assert other.audio_codes != first.audio_codes
 
 
 def test_given_fields_and_user_lyrics(tiny_planner):
@@ -69,8 +68,8 @@ def test_given_fields_and_user_lyrics(tiny_planner):
     )
     plan = tiny_planner.plan([req])[0]
     _check(plan, req)
-    assert (plan["bpm"], plan["keyscale"], plan["timesignature"]) == (84, "Eb major", 3)
-    assert plan["lyrics"] == "[Verse]\nla la la"
+    assert (plan.bpm, plan.key, plan.time_signature) == (84, "Eb major", 3)
+    assert plan.lyrics == "[Verse]\nla la la"
 
 
 def test_planner_refuses_invalid_given_fields(tiny_planner):
@@ -86,10 +85,10 @@ def test_understand_describes_codes_with_the_audio_length(tiny_planner):
     from engine.acestep.lm.planner import understand
 
     [desc] = understand(tiny_planner, [[7] * 62], [3])
-    assert desc["duration"] == 12.4
-    assert desc["keyscale"] in KEYSCALES and desc["language"] in LANGUAGES
-    assert desc["timesignature"] in (2, 3, 4, 6) and 30 <= desc["bpm"] <= 300
-    assert "genres" in desc and "<|audio_code_" not in desc["lyrics"]
+    assert desc.duration_s == 12.4
+    assert desc.key in KEYSCALES and desc.language in LANGUAGES
+    assert desc.time_signature in (2, 3, 4, 6) and 30 <= desc.bpm <= 300
+    assert isinstance(desc, Plan) and "<|audio_code_" not in desc.lyrics
 
 
 def test_a_reading_does_not_depend_on_the_readings_beside_it(tiny_planner):
@@ -160,10 +159,10 @@ def test_code_phase_follows_the_official_modes(tiny_planner, monkeypatch):
     assert _user_turn(prompts[0]) == "# Caption\nlo-fi beat\n\n# Lyric\n[Verse]\nla la la\n"
     assert _cot_keys(prompts[0]) == ["bpm", "caption", "duration", "keyscale", "language", "timesignature"]
     # Simple mode: the sample's caption is the caption; the CoT carries the four metas only.
-    assert _user_turn(prompts[1]).startswith(f"# Caption\n{plans[1]['caption']}\n\n# Lyric\n")
+    assert _user_turn(prompts[1]).startswith(f"# Caption\n{plans[1].caption}\n\n# Lyric\n")
     assert _cot_keys(prompts[1]) == ["bpm", "duration", "keyscale", "timesignature"]
     # Lyrics and all four metas given: upstream skips the CoT phase, the caption stays the user's.
     assert len(metas) == 2 and _cot_keys(prompts[2]) == ["bpm", "duration", "keyscale", "timesignature"]
-    assert plans[2]["caption"] == "dub techno" and plans[2]["lyrics"] == "[Verse]\nhey"
-    assert (plans[2]["bpm"], plans[2]["keyscale"], plans[2]["timesignature"]) == (120, "A minor", 4)
-    assert len(plans[2]["audio_codes"]) == 50
+    assert plans[2].caption == "dub techno" and plans[2].lyrics == "[Verse]\nhey"
+    assert (plans[2].bpm, plans[2].key, plans[2].time_signature) == (120, "A minor", 4)
+    assert len(plans[2].audio_codes) == 50
