@@ -24,6 +24,7 @@ from typing import Any, cast
 import discord
 
 from bot.core import render
+from bot.core.delivery import with_repeat_note
 from bot.core.service import ResultView
 from bot.discord.components import result_view
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
@@ -71,7 +72,8 @@ class DiscordMessenger:
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Post the MP3 (re-encoded to fit the upload limit), its caption and the buttons."""
         valid = self._token_valid(delivery)
-        caption = clip(escape(result.caption), 1900)
+        # A resend may repeat a channel post whose nonce Discord has forgotten: say so.
+        caption = clip(escape(with_repeat_note(delivery, result.caption)), 1900)
 
         async def edit_original() -> None:
             webhook = self._webhook(delivery)
