@@ -101,6 +101,10 @@ def _os_error(error: BaseException) -> OSError | None:
     return None
 
 
+class PoolClosed(Exception):
+    """The engine is stopping and gave up its encodes: the track is not stored, its job is given back."""
+
+
 class EncodePool:
     """Encodes tracks in spawned processes (``processes`` of them), or in threads when it is 0."""
 
@@ -108,19 +112,44 @@ class EncodePool:
         self.processes = processes
         self._executor: Executor | None = None
         self._lock = threading.Lock()
+        self._abandoned = False
 
     def submit(self, pcm: np.ndarray, rate: int, temp: Path, tags: audio.Tags) -> Future[str]:
-        """Start encoding one track; the future gives the file's SHA-256 or the encoder's error."""
+        """Start encoding one track; the future gives the file's SHA-256 or the encoder's error.
+
+        Raises:
+            PoolClosed: after `abandon()`.
+        """
         return self._pool().submit(encode_track, pcm, rate, str(temp), tags)
 
     def retry(self, pcm: np.ndarray, rate: int, temp: Path, tags: audio.Tags) -> str:
         """After a child died (the pool is then broken): a new pool, and this track encoded once more."""
-        log.warning("an encode process died; starting a new pool")
         with self._lock:
+            if self._abandoned:
+                raise PoolClosed("the engine is stopping")
             broken, self._executor = self._executor, None
+        log.warning("an encode process died; starting a new pool")
         if broken is not None:
             broken.shutdown(wait=False, cancel_futures=True)
         return self.submit(pcm, rate, temp, tags).result()
+
+    def abandon(self) -> None:
+        """Stop now (an engine whose stop must not wait longer): kill the processes, fail what they ran.
+
+        The waiting encodes end with `BrokenProcessPool` and no new pool is started (`PoolClosed`);
+        the processes are killed rather than asked, since an encode does not look up from its work.
+        """
+        with self._lock:
+            self._abandoned = True
+            executor, self._executor = self._executor, None
+        if isinstance(executor, ProcessPoolExecutor):
+            processes = dict(getattr(executor, "_processes", None) or {})  # the pool has no public handle on them
+            for process in processes.values():
+                process.kill()
+            # Every waiting encode now ends with BrokenProcessPool; joining the pool's thread leaves nothing open.
+            executor.shutdown(wait=True)
+        elif executor is not None:  # threads can't be stopped: what they run finishes
+            executor.shutdown(wait=False)
 
     def close(self) -> None:
         """Wait for running encodes and stop the processes."""
@@ -131,6 +160,8 @@ class EncodePool:
 
     def _pool(self) -> Executor:
         with self._lock:
+            if self._abandoned:
+                raise PoolClosed("the engine is stopping")
             if self._executor is None:
                 if self.processes > 0:
                     self._executor = self._spawned()

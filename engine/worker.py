@@ -46,7 +46,7 @@ from typing import TypeVar
 import numpy as np
 
 from engine import inputs, scratch
-from engine.encode import EncodePool
+from engine.encode import EncodePool, PoolClosed
 from engine.failures import Backoff, job_sentence, retrying, saving_sentence, transient
 from engine.lease import Heartbeat as _Heartbeat
 from engine.observer import EngineObserver
@@ -298,6 +298,8 @@ class Worker:
             return step()
         except LeaseLost:
             log.warning("lease lost; result dropped", extra={"job": job.id, "stage": stage})
+        except PoolClosed:  # the engine is stopping: the job is given back, not failed
+            log.info("encode abandoned on stop", extra={"job": job.id, "stage": stage})
         except Exception as error:
             log.exception("job failed", extra={"job": job.id, "stage": stage})
             self._fail(job, sentence(error))

@@ -8,7 +8,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import pytest
 
-from engine.encode import EncodePool
+from engine.encode import EncodePool, PoolClosed
 from storage import audio
 from storage.blobs import sha256_of
 
@@ -75,7 +75,7 @@ def test_a_disk_error_wrapped_by_a_library_keeps_its_errno_across_the_process_bo
 ENGINE_WITH_POOL = """
 import sys, time
 import numpy as np
-from engine.encode import EncodePool
+from engine.encode import EncodePool, PoolClosed
 from storage import audio
 
 pool = EncodePool(2)
@@ -119,3 +119,19 @@ def test_an_engine_killed_mid_encode_leaves_no_encoder_behind(tmp_path, kind):
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in children)
+
+
+def test_an_abandoned_pool_kills_its_encodes_and_starts_no_new_one(tmp_path):
+    pool = EncodePool(1)
+    pcm = noise(600)  # minutes of work: still running when abandoned
+    future = pool.submit(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+    children = list(pool._executor._processes)  # type: ignore[union-attr]
+    pool.abandon()
+    with pytest.raises(BrokenProcessPool):
+        future.result(60)
+    with pytest.raises(PoolClosed):
+        pool.retry(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+    with pytest.raises(PoolClosed):
+        pool.submit(pcm, 48_000, tmp_path / "b.mp3", TAGS)
+    assert not any(alive(pid) for pid in children)
+    pool.close()  # after abandon(): nothing left to wait for
