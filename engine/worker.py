@@ -57,6 +57,7 @@ from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, GenerationError, LeaseLost
 from storage.library import Library
 from storage.queue import Queue
+from storage.repeats import RepeatedErrors
 from storage.types import JobView, NewTrack
 
 log = logging.getLogger("songbot.engine")
@@ -133,6 +134,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
         self.sweeper = scratch.Sweeper(blobs.scratch_root())
+        self.claim_errors = RepeatedErrors(log, "claiming")
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -217,8 +219,9 @@ class Worker:
             with claiming:
                 try:
                     claimed, batch = self._claim()
-                except Exception:
-                    log.exception("claiming failed")
+                    self.claim_errors.recovered()
+                except Exception as error:  # noqa: BLE001 - the database down: logged once, then with a count
+                    self.claim_errors.failed(error)
                     claimed, batch = False, None
                 if batch is not None:
                     planned.put(slot)

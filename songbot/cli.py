@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from bot.runner import AdapterFailed
 from songbot import logs
 from storage.errors import ModelsMissing, StartupError
@@ -136,8 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelsMissing, AdapterFailed, StartupError) as error:
         print(error.user_message, file=sys.stderr)
         return 2
+    except (OperationalError, InterfaceError) as error:  # at start: the database is not there to use
+        log.debug("database unreachable at start", exc_info=True)
+        print(database_unreachable(settings, error), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before a command set up its own handling: a deliberate stop too
         return 0
+
+
+def database_unreachable(settings: Settings, error: BaseException) -> str:
+    """The one sentence for a command started while the database does not answer (no password shown)."""
+    where = make_url(settings.db_url).render_as_string(hide_password=True)
+    return (
+        f"The database at {where} does not answer ({type(error).__name__}); "
+        "check DATABASE_URL and that the database server is running."
+    )
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:

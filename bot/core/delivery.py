@@ -30,6 +30,7 @@ from bot.core.service import ResultView, SongService
 from storage.db import utcnow
 from storage.metrics import is_rate_limited
 from storage.outbox import DONE, TOLD
+from storage.repeats import RepeatedErrors
 from storage.types import SUCCEEDED, DeliveryView, JobView
 
 log = logging.getLogger("songbot.delivery")
@@ -85,6 +86,7 @@ class DeliveryLoop:
         self.clock = clock
         self.messengers: dict[str, Messenger] = {}
         self.interval_s = service.settings.status_edit_interval_s
+        self.pass_errors = RepeatedErrors(log, "delivery pass")
 
     def register(self, messenger: Messenger) -> None:
         """Deliver this platform's jobs through `messenger`."""
@@ -97,8 +99,9 @@ class DeliveryLoop:
             while not stop.is_set():
                 try:
                     await self.run_once()
-                except Exception:
-                    log.exception("delivery pass failed")
+                    self.pass_errors.recovered()
+                except Exception as error:  # noqa: BLE001 - the database down: logged once, then with a count
+                    self.pass_errors.failed(error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=poll_s)
         finally:
