@@ -72,8 +72,10 @@ class DiscordMessenger:
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Post the MP3 (re-encoded to fit the upload limit), its caption and the buttons."""
         valid = self._token_valid(delivery)
-        # A resend may repeat a channel post whose nonce Discord has forgotten: say so.
-        caption = clip(escape(with_repeat_note(delivery, result.caption)), 1900)
+        caption = clip(escape(result.caption), 1900)
+        # Editing the original response again makes no copy; a channel resend may, once Discord has
+        # forgotten its nonce: that one says so.
+        channel_caption = clip(escape(with_repeat_note(delivery, result.caption)), 1900)
 
         async def edit_original() -> None:
             webhook = self._webhook(delivery)
@@ -92,7 +94,7 @@ class DiscordMessenger:
         async def post_in_channel() -> None:
             path, note = await _fitted(result, self._size_limit(delivery, False))
             await self._channel(delivery).send(
-                f"{_mention(delivery)} {caption}{note}",
+                f"{_mention(delivery)} {channel_caption}{note}",
                 files=_files(path, result.job_id),
                 view=result_view(result.job_id),
                 allowed_mentions=_only_requester(delivery),

@@ -1,5 +1,7 @@
 """The delivery loop against a recording messenger: status edits, one result, retries."""
 
+import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -9,6 +11,7 @@ from bot.core.delivery import MAX_UPLOAD_RESENDS, REPEAT_NOTE, DeliveryLoop, Pos
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from storage.models import deliveries_table
+from storage.repeats import RepeatedErrors
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.helpers import make_settings
@@ -303,3 +306,21 @@ async def test_a_refused_post_is_retried_as_no_resend(service):
     await loop.run_once()
     delivery = service.outbox.for_job(job.id)
     assert [call[0] for call in recorder.calls] == ["result"] and (delivery.state, delivery.resends) == ("done", 0)
+
+
+async def test_a_database_outage_is_logged_once_not_per_pass(service, caplog):
+    caplog.set_level(logging.INFO, logger="songbot.delivery")
+    loop = DeliveryLoop(service)
+    loop.pass_errors = RepeatedErrors(logging.getLogger("songbot.delivery"), "delivery pass", clock=lambda: 0.0)
+    stop, passes = asyncio.Event(), []
+
+    async def database_down():
+        passes.append(1)
+        if len(passes) == 20:
+            stop.set()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    loop.run_once = database_down
+    await loop.run(stop)
+    assert len(passes) == 20
+    assert [r.getMessage() for r in caplog.records if "delivery pass" in r.getMessage()] == ["delivery pass failed"]
