@@ -16,6 +16,7 @@ upload is in flight and started again. At the end (every job finished, every del
 - songs_posted_twice_or_more: chats that got a song more than once, each copy after the first carrying
   the "may be a repeat" line (repeat_lines counts them); silent_chats: chats that got neither song nor sentence.
 - orphan_encoders: encode processes of a killed engine still running 10 s after the kill.
+- engine_kills, bot_kills_during_uploads: the kills made (a bot kill is skipped when no upload is left).
 """
 
 from __future__ import annotations
@@ -185,20 +186,28 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def chaos(fleet: Fleet, api: SlowTelegram, rng: random.Random, engine_kills: int, bot_kills: int) -> None:
-    """Kill engines at random moments and the bot while an upload is in flight, spread over the run."""
+async def chaos(
+    fleet: Fleet, api: SlowTelegram, rng: random.Random, engine_kills: int, bot_kills: int
+) -> dict[str, int]:
+    """Kill engines at random moments and the bot while an upload is in flight; the kills made, by kind."""
     plan = ["engine"] * engine_kills + ["bot"] * bot_kills
     rng.shuffle(plan)
+    made = {"engine": 0, "bot": 0}
     for what in plan:
         await asyncio.sleep(rng.uniform(1.0, 4.0))
         if what == "engine":
             fleet.kill_engine(rng.randrange(2))
+            made["engine"] += 1
             continue
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 20
         while api.in_flight == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        if api.in_flight == 0:  # nothing left to upload: a kill now would interrupt no post
+            continue
         await asyncio.sleep(rng.uniform(0.0, 1.5))
         fleet.kill_bot()
+        made["bot"] += 1
+    return made
 
 
 def settled(db_url: str, ids: list[int]) -> bool:
@@ -260,10 +269,11 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
     db_url = await asyncio.to_thread(database, args.database_url, folder)
     ids = await asyncio.to_thread(submit_all, db_url, args.jobs)
     fleet = Fleet(environment(db_url, folder / "data", api), folder)
+    made = {"engine": 0, "bot": 0}
     started = time.monotonic()
     fleet.start()
     try:
-        await chaos(fleet, api, rng, args.engine_kills, args.bot_kills)
+        made = await chaos(fleet, api, rng, args.engine_kills, args.bot_kills)
         deadline = time.monotonic() + args.timeout_s
         while time.monotonic() < deadline and not await asyncio.to_thread(settled, db_url, ids):
             await asyncio.sleep(0.5)
@@ -276,8 +286,8 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         {
             "database": "sqlite" if args.database_url is None else "postgresql",
             "engines": 2,
-            "engine_kills": args.engine_kills,
-            "bot_kills": args.bot_kills,
+            "engine_kills": made["engine"],
+            "bot_kills_during_uploads": made["bot"],
             "seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
             "lease_s": 3,
