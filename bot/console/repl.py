@@ -150,6 +150,10 @@ class ConsoleMessenger:
             return
         self.terminal.say(text)
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """Print the sentence."""
+        self.terminal.say(text)
+
 
 class ConsoleChat:
     """Reads commands, submits them, and prints what the delivery loop hands over."""

@@ -75,6 +75,10 @@ class Messenger(Protocol):
         """Tell the user, in one sentence, that the job ended without a song."""
         ...
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """Tell the user one sentence about a finished song, leaving whatever was posted of it in place."""
+        ...
+
 
 class DeliveryLoop:
     """Polls the outbox for every registered platform."""
@@ -178,7 +182,7 @@ class DeliveryLoop:
             return DONE
         if delivery.resends > MAX_UPLOAD_RESENDS:
             log.warning("result upload interrupted again; sending a sentence instead", extra={"job": job.id})
-            await messenger.send_error(delivery, undelivered_text(job.id))
+            await messenger.send_notice(delivery, undelivered_text(job.id))
             return TOLD
         await messenger.send_result(delivery, result)
         return DONE

@@ -127,6 +127,22 @@ class DiscordMessenger:
         await self._original_or(delivery, private_followup, post_in_channel)
         await self._drop_channel_status(delivery)
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """A sentence to the requester; unlike `send_error`, the original response (maybe the song) stays."""
+        content = clip(escape(text))
+
+        async def private_followup() -> None:
+            await self._webhook(delivery).send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+        async def post_in_channel() -> None:
+            await self._channel(delivery).send(
+                f"{_mention(delivery)} {content}",
+                allowed_mentions=_only_requester(delivery),
+                nonce=nonce(delivery, "notice"),
+            )
+
+        await self._original_or(delivery, private_followup, post_in_channel)
+
     # ------------------------------------------------------------------ helpers
     async def _original_or(
         self, delivery: DeliveryView, original: Callable[[], Awaitable[Any]], fallback: Callable[[], Awaitable[Any]]

@@ -163,6 +163,10 @@ class TelegramAdapter:
             message_thread_id=delivery.extra.get("thread_id"),
         )
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """The sentence in place of the status message (a song posted earlier is a message of its own)."""
+        await self.send_error(delivery, text)
+
     # ---- internals ------------------------------------------------------------------------------------
 
     async def _publish_commands(self) -> None:

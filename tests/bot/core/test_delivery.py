@@ -39,6 +39,9 @@ class Recorder:
     async def send_error(self, delivery, text):
         self.calls.append(("error", delivery.job_id, text))
 
+    async def send_notice(self, delivery, text):
+        self.calls.append(("notice", delivery.job_id, text))
+
 
 class Clock:
     def __init__(self, service):
@@ -248,7 +251,7 @@ async def test_a_post_interrupted_any_number_of_times_ends_delivered_or_told(ser
         assert (kind, delivery.state) == ("result", "done")
         assert [call[0] for call in recorder.calls] == ["result"] * (interruptions + 1)
     else:
-        assert (kind, delivery.state) == ("error", "told") and "/history" in text
+        assert (kind, delivery.state) == ("notice", "told") and "/history" in text
     assert delivery.resends == interruptions
 
 
