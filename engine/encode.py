@@ -114,6 +114,11 @@ class EncodePool:
         self._lock = threading.Lock()
         self._abandoned = False
 
+    def start(self) -> EncodePool:
+        """Start the processes now, from this thread (the engine's main thread: see `child_setup`)."""
+        self._pool()
+        return self
+
     def submit(self, pcm: np.ndarray, rate: int, temp: Path, tags: audio.Tags) -> Future[str]:
         """Start encoding one track; the future gives the file's SHA-256 or the encoder's error.
 

@@ -151,6 +151,8 @@ def serve(
     )
     readiness.use(database_check(worker.queue.engine), presence.ready)
     (stop or StopSignal().install()).attach(worker)
+    # Spawned by the main thread, the encode processes also get the kernel's parent-death signal.
+    worker.encoder.start()
     serving.set()
     presence.start()
     try:
