@@ -53,9 +53,12 @@ def with_repeat_note(delivery: DeliveryView, text: str) -> str:
     return f"{REPEAT_NOTE}\n{text}" if delivery.resends else text
 
 
-def undelivered_text(job_id: int) -> str:
-    """The sentence sent instead of a song whose upload kept being interrupted."""
-    return f"⚠️ Song #{job_id} is ready, but posting it here was interrupted more than once: /history has it."
+def undelivered_text(job_id: int, seed: int) -> str:
+    """The sentence sent instead of a song whose upload kept being interrupted: where it is, how to get it."""
+    return (
+        f"⚠️ Song #{job_id} is ready, but posting it here was interrupted more than once: it is in /history, "
+        f"and /reroll {job_id} {seed} makes exactly the same song again."
+    )
 
 
 class Messenger(Protocol):
@@ -182,7 +185,7 @@ class DeliveryLoop:
             return DONE
         if delivery.resends > MAX_UPLOAD_RESENDS:
             log.warning("result upload interrupted again; sending a sentence instead", extra={"job": job.id})
-            await messenger.send_notice(delivery, undelivered_text(job.id))
+            await messenger.send_notice(delivery, undelivered_text(job.id, result.track.seed))
             return TOLD
         await messenger.send_result(delivery, result)
         return DONE
