@@ -13,6 +13,7 @@ upload is in flight and started again. At the end (every job finished, every del
   jobs_dead / jobs_failed: given up by the queue.
 - posts_interrupted: deliveries whose post was begun again after a kill (`resends` > 0); of them
   delivered (`done`) and told (`told`: the sentence pointing to /history); silent: neither.
+- chats_with_the_song; told_without_the_song: chats that got only the sentence.
 - songs_posted_twice_or_more: chats that got a song more than once, each copy after the first carrying
   the "may be a repeat" line (repeat_lines counts them); silent_chats: chats that got neither song nor sentence.
 - orphan_encoders: encode processes of a killed engine still running 10 s after the kill.
@@ -247,6 +248,8 @@ def tally(db_url: str, ids: list[int], api: FakeTelegramAPI, fleet: Fleet) -> di
         "posts_interrupted_told": sum(deliveries[j].state == "told" for j in interrupted),  # type: ignore[union-attr]
         "posts_interrupted_silent": sum(not songs[j] and not told[j] for j in interrupted),
         "deliveries_by_state": _count(d.state if d else "none" for d in deliveries.values()),
+        "chats_with_the_song": sum(bool(songs[j]) for j in ids),
+        "told_without_the_song": sum(bool(told[j]) and not songs[j] for j in ids),
         "songs_posted_twice_or_more": sum(len(songs[j]) > 1 for j in ids),
         "repeat_lines": sum(REPEAT_NOTE in (m.get("caption") or "") for j in ids for m in songs[j]),
         "silent_chats": sum(not songs[j] and not told[j] for j in ids),
