@@ -34,6 +34,11 @@ from storage.types import QueueLimits
 
 log = logging.getLogger("songbot.engine")
 
+# After a stop signal, the tracks being encoded get this long to be stored (their songs are then done);
+# then the encodes are abandoned and their jobs given back, so a stop stays well inside a supervisor's
+# grace (`songbot chat` waits 10 s, `songbot run` 20 s) and the engine still ends cleanly.
+STOP_ENCODES_S = 4.0
+
 
 def build_worker(settings: Settings, migrate: bool = True, metrics: EngineMetrics | None = None) -> Worker:
     """Load the backend once and wire it to the queue and the blob store."""
@@ -79,19 +84,60 @@ def owner_id(host: str, device: str, pid: int) -> str:
 
 
 def run_engine(settings: Settings) -> int:
-    """Serve the queue until SIGTERM or SIGINT; a job in progress is released for the next engine."""
+    """Serve the queue until SIGTERM or SIGINT; the jobs in progress are released for the next engine."""
     metrics = EngineMetrics()
     readiness = Readiness("models loading")
+    stop = StopSignal().install()  # before the models load: a Ctrl-C then is a stop too, not a traceback
     monitor = start_monitor(metrics.registry, [readiness], settings.metrics_host, settings.engine_metrics_port)
     try:
-        return serve(settings, build_worker(settings, metrics=metrics), metrics, readiness)
+        worker = build_worker(settings, metrics=metrics)
+        if stop.requested.is_set():
+            return 0
+        return serve(settings, worker, metrics, readiness, stop)
     finally:
         if monitor is not None:
             monitor.stop()
 
 
-def serve(settings: Settings, worker: Worker, metrics: EngineMetrics, readiness: Readiness) -> int:
-    """Run the worker loop with its presence beating, until a signal."""
+class StopSignal:
+    """SIGTERM and SIGINT ask the engine to stop; the worker, once there is one, is told at once."""
+
+    def __init__(self, encodes_s: float = STOP_ENCODES_S) -> None:
+        self.requested = threading.Event()
+        self.worker: Worker | None = None
+        self.encodes_s = encodes_s
+        self._deadline: threading.Timer | None = None
+
+    def install(self) -> StopSignal:
+        """Handle both signals in this (the main) thread from now on."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def attach(self, worker: Worker) -> None:
+        """Stop `worker` on the next signal (or now, if one came already)."""
+        self.worker = worker
+        if self.requested.is_set():
+            self._stop(worker)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping on signal", extra={"signal": signum})
+        self.requested.set()
+        if self.worker is not None:
+            self._stop(self.worker)
+
+    def _stop(self, worker: Worker) -> None:
+        worker.stop()
+        if self._deadline is None:  # the first signal sets the deadline; a second one (Ctrl-C, then SIGTERM) keeps it
+            self._deadline = threading.Timer(self.encodes_s, worker.encoder.abandon)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+
+def serve(
+    settings: Settings, worker: Worker, metrics: EngineMetrics, readiness: Readiness, stop: StopSignal | None = None
+) -> int:
+    """Run the worker loop with its presence beating, until a signal; then give its jobs back."""
     device = device_of(settings, worker.generator)
     metrics.info.labels(device, worker.generator.name).set(1)
     metrics.registry.register(GpuMemoryCollector(device))
@@ -104,18 +150,26 @@ def serve(settings: Settings, worker: Worker, metrics: EngineMetrics, readiness:
         serving=lambda: serving.is_set() and not worker.stop_event.is_set(),
     )
     readiness.use(database_check(worker.queue.engine), presence.ready)
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping on signal", extra={"signal": signum})
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    (stop or StopSignal().install()).attach(worker)
+    # Spawned by the main thread, the encode processes also get the kernel's parent-death signal.
+    worker.encoder.start()
     serving.set()
     presence.start()
     try:
         worker.run()
     finally:
         serving.clear()
+        release_left(worker)
         presence.stop()
     return 0
+
+
+def release_left(worker: Worker) -> None:
+    """Give back the jobs this engine still leases (one stopped before it was stored), so they run at once."""
+    try:
+        released = worker.queue.release_owned(worker.config.owner)
+    except Exception as error:  # noqa: BLE001 - their leases run out and the reaper requeues them
+        log.warning("could not release the jobs left", extra={"error": type(error).__name__})
+        return
+    if released:
+        log.info("released jobs on stop", extra={"jobs": released})

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from storage.db import utcnow
 from storage.engines import EngineIdentity, EngineRoster
+from storage.repeats import RepeatedErrors
 
 log = logging.getLogger("songbot.engine")
 
@@ -39,6 +40,7 @@ class Presence:
         self.clock = clock
         self.last_beat: float | None = None  # time.monotonic() of the last successful beat
         self._done = threading.Event()
+        self.errors = RepeatedErrors(log, "engine heartbeat")
         self._thread = threading.Thread(target=self._run, name="engine-presence", daemon=True)
 
     def start(self) -> Presence:
@@ -77,7 +79,8 @@ class Presence:
         while True:
             try:
                 self.beat()
+                self.errors.recovered()
             except Exception as error:  # noqa: BLE001 - the database may come back; readiness says it is late
-                log.warning("engine heartbeat failed: %s", type(error).__name__)
+                self.errors.failed(error)
             if self._done.wait(self.every_s):
                 return

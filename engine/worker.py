@@ -46,7 +46,7 @@ from typing import TypeVar
 import numpy as np
 
 from engine import inputs, scratch
-from engine.encode import EncodePool
+from engine.encode import EncodePool, PoolClosed
 from engine.failures import Backoff, job_sentence, retrying, saving_sentence, transient
 from engine.lease import Heartbeat as _Heartbeat
 from engine.observer import EngineObserver
@@ -57,6 +57,7 @@ from storage.db import utcnow
 from storage.errors import GENERIC_FAILURE, GenerationError, LeaseLost
 from storage.library import Library
 from storage.queue import Queue
+from storage.repeats import RepeatedErrors
 from storage.types import JobView, NewTrack
 
 log = logging.getLogger("songbot.engine")
@@ -133,6 +134,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait  # back-off between storage retries; a stop cuts it short
         self.sweeper = scratch.Sweeper(blobs.scratch_root())
+        self.claim_errors = RepeatedErrors(log, "claiming")
 
     def run(self) -> None:
         """Serve until `stop()`, planning, generating and storing different batches at once."""
@@ -217,8 +219,9 @@ class Worker:
             with claiming:
                 try:
                     claimed, batch = self._claim()
-                except Exception:
-                    log.exception("claiming failed")
+                    self.claim_errors.recovered()
+                except Exception as error:  # noqa: BLE001 - the database down: logged once, then with a count
+                    self.claim_errors.failed(error)
                     claimed, batch = False, None
                 if batch is not None:
                     planned.put(slot)
@@ -304,6 +307,8 @@ class Worker:
             return step()
         except LeaseLost:
             log.warning("lease lost; result dropped", extra={"job": job.id, "stage": stage})
+        except PoolClosed:  # the engine is stopping: the job is given back, not failed
+            log.info("encode abandoned on stop", extra={"job": job.id, "stage": stage})
         except Exception as error:
             log.exception("job failed", extra={"job": job.id, "stage": stage})
             self._fail(job, sentence(error))

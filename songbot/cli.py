@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from bot.runner import AdapterFailed
 from songbot import logs
 from storage.errors import ModelsMissing, StartupError
@@ -32,9 +35,10 @@ from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
 CHAT_LOG = "songbot.log"
-# Leaving the chat waits this long for the engine to release its job, then kills it (the job's lease
-# runs out and it is made again at the next start).
-CHAT_STOP_GRACE_S = 1.0
+# Leaving the chat waits this long for the engine to stop cleanly (an idle one takes a fraction of a second;
+# one in the middle of a song finishes storing what it encoded and gives its jobs back), then kills it: its
+# encode processes die with it and the supervisor gives its jobs back, so they run at the next start.
+CHAT_STOP_GRACE_S = 10.0
 # The commands that keep people's data (database, audio, log): everything they create is owner-only.
 SERVICE_COMMANDS = ("run", "chat", "engine", "bot")
 PRIVATE_UMASK = 0o077
@@ -135,8 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelsMissing, AdapterFailed, StartupError) as error:
         print(error.user_message, file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except (OperationalError, InterfaceError) as error:  # at start: the database is not there to use
+        log.debug("database unreachable at start", exc_info=True)
+        print(database_unreachable(settings, error), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command set up its own handling: a deliberate stop too
+        return 0
+
+
+def database_unreachable(settings: Settings, error: BaseException) -> str:
+    """The one sentence for a command started while the database does not answer (no password shown)."""
+    where = make_url(settings.db_url).render_as_string(hide_password=True)
+    return (
+        f"The database at {where} does not answer ({type(error).__name__}); "
+        "check DATABASE_URL and that the database server is running."
+    )
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,10 +203,9 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     service = SongService.from_settings(settings, song_checks=song_checks(settings))
     monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
-    interrupted: list[int] = []
 
     def leave(signum: int) -> None:
-        interrupted.append(signum)
+        log.info("leaving the chat on signal", extra={"signal": signum})
         chat.quit()
 
     def engine_exited(code: int) -> None:
@@ -208,7 +224,8 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
             await supervisor.stop(grace_s=CHAT_STOP_GRACE_S)
         if monitor:
             monitor.stop()
-    return 130 if signal.SIGINT in interrupted else 0
+    # Ctrl-C is how a person stops the chat: a deliberate stop, so no error status (`make run` stays quiet).
+    return 0
 
 
 async def run_service(settings: Settings, with_engine: bool) -> int:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from songbot.supervisor import STOP_GRACE_S, EngineSupervisor
+from songbot.supervisor import STOP_GRACE_S, EngineSupervisor, lease_releaser
 from storage.settings import Settings
 
 
@@ -43,7 +43,13 @@ class EngineGroup:
         cls, settings: Settings, output: Path | None = None, on_exit: Callable[[int], None] | None = None
     ) -> EngineGroup:
         """A supervisor for each device of ENGINE_DEVICES (or the one engine of ENGINE_DEVICE)."""
-        return cls([EngineSupervisor(env=env, output=output, on_exit=on_exit) for env in engine_environments(settings)])
+        release = lease_releaser(settings.db_url)
+        return cls(
+            [
+                EngineSupervisor(env=env, output=output, on_exit=on_exit, on_killed=release)
+                for env in engine_environments(settings)
+            ]
+        )
 
     def start(self) -> None:
         """Start every engine."""

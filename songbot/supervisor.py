@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from storage.db import make_engine
+from storage.engines import EngineRoster
 from storage.private import private_dir, private_file
+from storage.queue import Queue
 
 log = logging.getLogger("songbot.supervisor")
 
@@ -29,6 +33,7 @@ class EngineSupervisor:
         env: dict[str, str] | None = None,
         output: Path | None = None,
         on_exit: Callable[[int], None] | None = None,
+        on_killed: Callable[[int], None] | None = None,
     ) -> None:
         """Remember how to start the child; `start()` starts it.
 
@@ -38,11 +43,14 @@ class EngineSupervisor:
             output: A log file for the child's stdout and stderr (default: this process's); then its
                 stdin is closed and progress bars are turned off.
             on_exit: Called with the exit status when the child dies unasked (before it is restarted).
+            on_killed: Called (in a thread) with the child's pid after `stop()` had to kill it: the jobs
+                it still leased can be given back then (see `lease_releaser`).
         """
         self.command = command or [sys.executable, "-m", "songbot", "engine"]
         self.env = env
         self.output = output
         self.on_exit = on_exit
+        self.on_killed = on_killed
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -85,7 +93,11 @@ class EngineSupervisor:
             )
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """SIGTERM the child (it releases its job), wait up to `grace_s`, and kill it if it is still there."""
+        """SIGTERM the child (it releases its jobs), wait up to `grace_s`, and kill it if it is still there.
+
+        A killed child's encode processes end with it (`engine.encode`); its jobs are given back through
+        `on_killed`, so the next start runs them at once rather than after their lease.
+        """
         self._stopping.set()
         process = self.process
         if process is not None and process.returncode is None:
@@ -93,7 +105,28 @@ class EngineSupervisor:
             try:
                 await asyncio.wait_for(process.wait(), timeout=grace_s)
             except TimeoutError:
+                log.warning("engine did not stop in time; killing it", extra={"pid": process.pid, "grace_s": grace_s})
                 process.kill()
                 await process.wait()
+                if self.on_killed is not None:
+                    await asyncio.to_thread(self.on_killed, process.pid)
         if self._task is not None:
             await self._task
+
+
+def lease_releaser(db_url: str) -> Callable[[int], None]:
+    """What gives back the jobs of a killed engine child: found by its host and pid in the engines table."""
+
+    def release(pid: int) -> None:
+        db = make_engine(db_url)
+        try:
+            roster, queue = EngineRoster(db), Queue(db)
+            for owner in roster.owners_of(socket.gethostname(), pid):
+                log.info("released a killed engine's jobs", extra={"pid": pid, "jobs": queue.release_owned(owner)})
+                roster.leave(owner)
+        except Exception as error:  # noqa: BLE001 - their leases run out and the reaper requeues them
+            log.warning("could not release a killed engine's jobs", extra={"error": type(error).__name__})
+        finally:
+            db.dispose()
+
+    return release

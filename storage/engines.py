@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from storage.models import engines_table as engines
 
@@ -53,6 +53,12 @@ class EngineRoster:
         """A clean stop: the engine is no longer up."""
         with self.db.begin() as conn:
             conn.execute(delete(engines).where(engines.c.owner == owner))
+
+    def owners_of(self, host: str, pid: int) -> list[str]:
+        """The owner ids of the engine process `pid` on `host` (a supervisor's child it had to kill)."""
+        with self.db.begin() as conn:
+            found = conn.execute(select(engines.c.owner).where(engines.c.host == host, engines.c.pid == pid))
+            return list(found.scalars())
 
     def prune(self, silent_since: datetime) -> int:
         """Forget engines not seen since `silent_since`; returns how many."""

@@ -164,8 +164,9 @@ class Delivery(Base):
     interaction_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     token_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     extra: Mapped[dict[str, Any]]
-    # pending → done (result or error posted) | failed (gave up after many attempts)
-    #         | unsure (a post was interrupted twice; it may or may not have arrived, and is not sent again)
+    # pending → done (result or error posted) | told (a sentence pointing to /history stood in for a
+    #           result whose upload kept being interrupted) | failed (gave up after many attempts)
+    #         | unsure (left by older versions; no row enters it now)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     last_status_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_status_at: Mapped[datetime | None] = mapped_column(nullable=True)

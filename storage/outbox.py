@@ -4,6 +4,11 @@ A bot process claims open rows of its platform with a short lease (so two bot pr
 never post the same result), edits the status message as the job moves, and marks the row
 `done` only after the result was posted. A crash before that leaves the row open, and the
 next process posts it: the result arrives once, however often the job itself ran.
+
+States: `pending` → `done` (the result or the failure sentence was posted) | `told` (the result's
+upload was interrupted too often; the user was sent a sentence pointing to `/history` instead) |
+`failed` (the platform refused it on every attempt). `unsure` is what older versions left on a post
+interrupted twice; no row enters it any more.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from storage.types import TERMINAL, DeliveryView, JobView
 deliveries = deliveries_table
 jobs = jobs_table
 
-PENDING, DONE, GAVE_UP, UNSURE = "pending", "done", "failed", "unsure"
+PENDING, DONE, TOLD, GAVE_UP, UNSURE = "pending", "done", "told", "failed", "unsure"
 
 
 class Outbox:
@@ -106,18 +111,8 @@ class Outbox:
                 .returning(deliveries.c.resends)
             ).scalar_one_or_none()
 
-    def mark_unsure(self, delivery_id: int, owner: str, now: datetime) -> bool:
-        """Stop posting a result whose posts were interrupted more than once: it may have arrived already."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.state == PENDING, deliveries.c.lease_owner == owner)
-                .values(state=UNSURE, delivered_at=now, lease_owner=None, lease_expires_at=None)
-            )
-            return result.rowcount == 1
-
-    def mark_done(self, delivery_id: int, owner: str, now: datetime) -> bool:
-        """The result (or the failure sentence) was posted; False if another process owns the row."""
+    def mark_done(self, delivery_id: int, owner: str, now: datetime, state: str = DONE) -> bool:
+        """The result (or a sentence, `state` TOLD) was posted; False if another process owns the row."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
@@ -126,12 +121,18 @@ class Outbox:
                     deliveries.c.state == PENDING,
                     or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)),
                 )
-                .values(state=DONE, delivered_at=now, lease_owner=None, lease_expires_at=None)
+                .values(state=state, delivered_at=now, lease_owner=None, lease_expires_at=None)
             )
             return result.rowcount == 1
 
-    def retry_later(self, delivery_id: int, error: str, now: datetime, delay_s: float, max_attempts: int) -> None:
-        """Posting failed: keep the row for another try after `delay_s`, or give up."""
+    def retry_later(
+        self, delivery_id: int, error: str, now: datetime, delay_s: float, max_attempts: int, maybe_sent: bool = False
+    ) -> None:
+        """Posting failed: keep the row for another try after `delay_s`, or give up.
+
+        `maybe_sent` (a timeout: the platform may have taken the post) keeps `sending_at`, so the next
+        try counts as a resend and says it may be a repeat.
+        """
         with self.engine.begin() as conn:
             row = conn.execute(select(deliveries.c.attempts).where(deliveries.c.id == delivery_id)).one()
             attempts = row.attempts + 1
@@ -143,7 +144,7 @@ class Outbox:
                     attempts=attempts,
                     error=self.scrub(error)[:500],
                     # The platform answered with a failure: the post did not go out, so it is no resend.
-                    sending_at=None,
+                    sending_at=deliveries.c.sending_at if maybe_sent else None,
                     state=state,
                     lease_owner=None,
                     lease_expires_at=now + timedelta(seconds=delay_s),

@@ -368,6 +368,29 @@ class Queue:
             )
             return result.rowcount == 1
 
+    def release_owned(self, owner: str) -> list[int]:
+        """Give back every running job that `owner` leases, without counting an attempt; their ids.
+
+        For an engine that stops (and for its supervisor once it had to kill one that did not stop in
+        time): the next engine runs the jobs at once instead of after their lease. Fenced by owner: only
+        that engine's leases move, and a job it no longer owns (reaped, completed) stays as it is.
+        """
+        with self.engine.begin() as conn:
+            released = conn.execute(
+                update(jobs)
+                .where(jobs.c.lease_owner == owner, jobs.c.status == RUNNING)
+                .values(
+                    status=QUEUED,
+                    stage=QUEUED,
+                    progress=0.0,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=jobs.c.attempts - 1,
+                )
+                .returning(jobs.c.id)
+            )
+            return sorted(released.scalars().all())
+
     def reap(self, now: datetime, backoff_s: float = 0.0) -> list[tuple[int, str]]:
         """Requeue the running jobs of each engine whose lease expired, or mark them dead (rule: `reaper.blame`).
 

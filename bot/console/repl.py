@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import parser, render
-from bot.core.delivery import DeliveryLoop
+from bot.core.delivery import DeliveryLoop, with_repeat_note
 from bot.core.service import Clip, ResultView, SongService
 from bot.core.uploads import UploadSweeper
 from storage.errors import GENERIC_FAILURE, SongbotError, UserError
@@ -140,7 +140,7 @@ class ConsoleMessenger:
 
     async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
         """Print the caption, then the one line with id, seed and absolute path."""
-        self.terminal.say(result.caption)
+        self.terminal.say(with_repeat_note(delivery, result.caption))
         self.terminal.say(render.result_line(result.track, str(result.mp3_path.resolve())))
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
@@ -148,6 +148,10 @@ class ConsoleMessenger:
         if delivery.job_id in self.cancelled_here:
             self.cancelled_here.discard(delivery.job_id)
             return
+        self.terminal.say(text)
+
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """Print the sentence."""
         self.terminal.say(text)
 
 

@@ -5,9 +5,11 @@ Status edits are throttled per delivery and never repeat a text already shown. A
 marked delivered only after the adapter returned, so a crash in between means the next bot
 process posts it; because the outbox has one row per job, a job that ran twice is still
 posted once. The attempt is recorded before the post (`Outbox.begin_send`), so the next process
-knows a post was interrupted: it sends it once more (on Discord with the same message nonce, so
-Discord keeps one copy) and, if that is interrupted too, marks the row `unsure` instead of posting
-a third time.
+knows a post was interrupted. No result is left undelivered in silence: an interrupted post is sent
+again until it is confirmed or the platform refuses it, and every resend tells the user it may be a
+repeat (on Discord the same message nonce also lets Discord keep one copy). An upload interrupted
+`MAX_UPLOAD_RESENDS` more times is not tried again (it may be what kills the process); the user gets
+one short sentence pointing to `/history` instead, sent again until it is confirmed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -26,16 +29,36 @@ from bot.core import render
 from bot.core.service import ResultView, SongService
 from storage.db import utcnow
 from storage.metrics import is_rate_limited
+from storage.outbox import DONE, TOLD
+from storage.repeats import RepeatedErrors
 from storage.types import SUCCEEDED, DeliveryView, JobView
 
 log = logging.getLogger("songbot.delivery")
 
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 2.0
-# A post interrupted by the death of its process is sent again once (Discord drops the copy by its
-# nonce; Telegram has no such key, and a song lost is worse than a song twice); interrupted again, the
-# row is marked `unsure` and left alone.
-MAX_RESENDS = 1
+# A result's upload interrupted by the death of its process is sent again (marked as a possible repeat:
+# Telegram has no idempotency key, and a song lost is worse than a song twice) this many times; then a
+# sentence that points to /history takes its place, so the user is always told.
+MAX_UPLOAD_RESENDS = 2
+REPEAT_NOTE = "↩️ Sent again after an interruption: this may be a repeat."
+
+
+class PostUncertain(Exception):
+    """A post failed in a way that leaves open whether the platform took it (a timeout, a cut connection)."""
+
+
+def with_repeat_note(delivery: DeliveryView, text: str) -> str:
+    """`text` under a line saying it may be a repeat, when an earlier post of it was interrupted."""
+    return f"{REPEAT_NOTE}\n{text}" if delivery.resends else text
+
+
+def undelivered_text(job_id: int, seed: int) -> str:
+    """The sentence sent instead of a song whose upload kept being interrupted: where it is, how to get it."""
+    return (
+        f"⚠️ Song #{job_id} is ready, but posting it here was interrupted more than once: it is in /history, "
+        f"and /reroll {job_id} {seed} makes exactly the same song again."
+    )
 
 
 class Messenger(Protocol):
@@ -55,6 +78,10 @@ class Messenger(Protocol):
         """Tell the user, in one sentence, that the job ended without a song."""
         ...
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """Tell the user one sentence about a finished song, leaving whatever was posted of it in place."""
+        ...
+
 
 class DeliveryLoop:
     """Polls the outbox for every registered platform."""
@@ -66,6 +93,7 @@ class DeliveryLoop:
         self.clock = clock
         self.messengers: dict[str, Messenger] = {}
         self.interval_s = service.settings.status_edit_interval_s
+        self.pass_errors = RepeatedErrors(log, "delivery pass")
 
     def register(self, messenger: Messenger) -> None:
         """Deliver this platform's jobs through `messenger`."""
@@ -78,8 +106,9 @@ class DeliveryLoop:
             while not stop.is_set():
                 try:
                     await self.run_once()
-                except Exception:
-                    log.exception("delivery pass failed")
+                    self.pass_errors.recovered()
+                except Exception as error:  # noqa: BLE001 - the database down: logged once, then with a count
+                    self.pass_errors.failed(error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=poll_s)
         finally:
@@ -117,8 +146,9 @@ class DeliveryLoop:
                 "delivery failed; will retry",
                 extra={"job": job.id, "platform": delivery.platform, "error": type(error).__name__},
             )
+            maybe_sent = isinstance(error, PostUncertain)
             await asyncio.to_thread(
-                self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay, MAX_ATTEMPTS
+                self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay, MAX_ATTEMPTS, maybe_sent
             )
 
     async def _update(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
@@ -143,17 +173,22 @@ class DeliveryLoop:
         resends = await asyncio.to_thread(self.outbox.begin_send, delivery.id, self.owner, self.clock())
         if resends is None:  # another bot process holds this row now
             return
-        if resends > MAX_RESENDS:
-            await asyncio.to_thread(self.outbox.mark_unsure, delivery.id, self.owner, self.clock())
-            log.warning("result post interrupted again; not sent a third time", extra={"job": job.id})
-            return
-        if result is not None:
-            await messenger.send_result(delivery, result)
-        else:
-            await messenger.send_error(delivery, render.failure_text(job))
-        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock()):
+        state = await self._post(messenger, replace(delivery, resends=resends), job, result)
+        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), state):
             self._count_delivered(delivery.platform, job)
-        log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status})
+        log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status, "as": state})
+
+    async def _post(self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | None) -> str:
+        """Post the song, the failure sentence, or the sentence that stands in for a song; returns the state."""
+        if result is None:
+            await messenger.send_error(delivery, render.failure_text(job))
+            return DONE
+        if delivery.resends > MAX_UPLOAD_RESENDS:
+            log.warning("result upload interrupted again; sending a sentence instead", extra={"job": job.id})
+            await messenger.send_notice(delivery, undelivered_text(job.id, result.track.seed))
+            return TOLD
+        await messenger.send_result(delivery, result)
+        return DONE
 
     def _count_delivered(self, platform: str, job: JobView) -> None:
         metrics = self.service.metrics

@@ -24,6 +24,7 @@ from typing import Any, cast
 import discord
 
 from bot.core import render
+from bot.core.delivery import with_repeat_note
 from bot.core.service import ResultView
 from bot.discord.components import result_view
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
@@ -72,6 +73,9 @@ class DiscordMessenger:
         """Post the MP3 (re-encoded to fit the upload limit), its caption and the buttons."""
         valid = self._token_valid(delivery)
         caption = clip(escape(result.caption), 1900)
+        # Editing the original response again makes no copy; a channel resend may, once Discord has
+        # forgotten its nonce: that one says so.
+        channel_caption = clip(escape(with_repeat_note(delivery, result.caption)), 1900)
 
         async def edit_original() -> None:
             webhook = self._webhook(delivery)
@@ -90,7 +94,7 @@ class DiscordMessenger:
         async def post_in_channel() -> None:
             path, note = await _fitted(result, self._size_limit(delivery, False))
             await self._channel(delivery).send(
-                f"{_mention(delivery)} {caption}{note}",
+                f"{_mention(delivery)} {channel_caption}{note}",
                 files=_files(path, result.job_id),
                 view=result_view(result.job_id),
                 allowed_mentions=_only_requester(delivery),
@@ -122,6 +126,22 @@ class DiscordMessenger:
 
         await self._original_or(delivery, private_followup, post_in_channel)
         await self._drop_channel_status(delivery)
+
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """A sentence to the requester; unlike `send_error`, the original response (maybe the song) stays."""
+        content = clip(escape(text))
+
+        async def private_followup() -> None:
+            await self._webhook(delivery).send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+        async def post_in_channel() -> None:
+            await self._channel(delivery).send(
+                f"{_mention(delivery)} {content}",
+                allowed_mentions=_only_requester(delivery),
+                nonce=nonce(delivery, "notice"),
+            )
+
+        await self._original_or(delivery, private_followup, post_in_channel)
 
     # ------------------------------------------------------------------ helpers
     async def _original_or(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from telegram import Bot, BotCommandScopeChat, ReplyParameters, Update
 from telegram.constants import ChatAction, FileSizeLimit
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,6 +36,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.core.delivery import PostUncertain, with_repeat_note
 from bot.core.service import ResultView, SongService
 from bot.telegram.handlers import ADMIN_COMMAND, COMMANDS, Handlers
 from bot.telegram.keyboards import CALLBACK_PATTERN, result_keyboard
@@ -117,7 +118,13 @@ class TelegramAdapter:
         """Post the song as an audio message with its caption and the 🎲/📝/✏️/➕ buttons."""
         chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
         async with _chat_action(self.application.bot, chat_id, ChatAction.UPLOAD_VOICE, thread_id):
-            await self._upload(chat_id, thread_id, delivery, result)
+            try:
+                await self._upload(chat_id, thread_id, delivery, result)
+            except NetworkError as error:
+                if isinstance(error, BadRequest):  # an answer: Telegram refused it, nothing was posted
+                    raise
+                # A timeout or a cut connection: Telegram may have taken the audio all the same.
+                raise PostUncertain(type(error).__name__) from error
         if delivery.status_message_id is not None:  # the status message ends where the song begins
             self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{result.job_id} done")
 
@@ -132,7 +139,7 @@ class TelegramAdapter:
             title=track.title or f"Song #{result.job_id}",
             performer=PERFORMER,
             duration=round(track.duration_s),
-            caption=caption(defang(result.caption)),
+            caption=caption(defang(with_repeat_note(delivery, result.caption))),
             reply_markup=result_keyboard(result.job_id),
             reply_parameters=_reply_parameters(delivery),
             message_thread_id=thread_id,
@@ -155,6 +162,10 @@ class TelegramAdapter:
             reply_parameters=_reply_parameters(delivery),
             message_thread_id=delivery.extra.get("thread_id"),
         )
+
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """The sentence in place of the status message (a song posted earlier is a message of its own)."""
+        await self.send_error(delivery, text)
 
     # ---- internals ------------------------------------------------------------------------------------
 

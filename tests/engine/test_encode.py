@@ -8,7 +8,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import pytest
 
-from engine.encode import EncodePool
+from engine.encode import EncodePool, PoolClosed
 from storage import audio
 from storage.blobs import sha256_of
 
@@ -70,3 +70,68 @@ def test_a_disk_error_wrapped_by_a_library_keeps_its_errno_across_the_process_bo
     with pytest.raises(OSError) as raised:
         encode_track(audio.to_pcm16(noise(1)), 48_000, str(tmp_path / "a.mp3"), TAGS)
     assert pickle.loads(pickle.dumps(raised.value)).errno == errno.ENOSPC  # what a spawned encoder sends back
+
+
+ENGINE_WITH_POOL = """
+import sys, time
+import numpy as np
+from engine.encode import EncodePool, PoolClosed
+from storage import audio
+
+pool = EncodePool(2)
+pcm = (np.random.default_rng(0).standard_normal((48_000 * 600, 2)) * 0.1).astype(np.float32)
+tags = audio.Tags(title="t", prompt="p", lyrics="", seed=1, song_id=2)
+futures = [pool.submit(pcm, 48_000, f"{sys.argv[1]}/{n}.mp3", tags) for n in range(2)]
+print(" ".join(str(pid) for pid in pool._executor._processes), flush=True)
+time.sleep(600)  # killed long before: the encodes are still running then
+"""
+
+
+def alive(pid):
+    """Whether `pid` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the children")
+@pytest.mark.parametrize("kind", ["the engine's main thread", "another thread"])
+def test_an_engine_killed_mid_encode_leaves_no_encoder_behind(tmp_path, kind):
+    import subprocess
+    import sys
+
+    script = ENGINE_WITH_POOL
+    if kind == "another thread":  # only the pid watch holds here: the kernel's signal follows the thread
+        script = script.replace(
+            "pool = EncodePool(2)",
+            "pool = EncodePool(2)\nimport threading\nt = threading.Thread(target=pool._pool); t.start(); t.join()",
+        )
+    engine = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        children = [int(pid) for pid in engine.stdout.readline().split()]
+        assert len(children) == 2 and all(alive(pid) for pid in children)
+    finally:
+        engine.kill()  # SIGKILL: no cleanup of any kind in the engine
+        engine.wait()
+    deadline = time.monotonic() + 60  # a bound for a busy machine; they go within a fraction of a second
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in children)
+
+
+def test_an_abandoned_pool_kills_its_encodes_and_starts_no_new_one(tmp_path):
+    pool = EncodePool(1)
+    pcm = noise(600)  # minutes of work: still running when abandoned
+    future = pool.submit(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+    children = list(pool._executor._processes)  # type: ignore[union-attr]
+    pool.abandon()
+    with pytest.raises(BrokenProcessPool):
+        future.result(60)
+    with pytest.raises(PoolClosed):
+        pool.retry(pcm, 48_000, tmp_path / "a.mp3", TAGS)
+    with pytest.raises(PoolClosed):
+        pool.submit(pcm, 48_000, tmp_path / "b.mp3", TAGS)
+    assert not any(alive(pid) for pid in children)
+    pool.close()  # after abandon(): nothing left to wait for

@@ -4,6 +4,8 @@ import argparse
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 
 import discord
 import pytest
@@ -11,6 +13,8 @@ import yarl
 
 from songbot import cli
 from tests.fakes.discord_api import FakeDiscord
+from tests.helpers import REPO
+from tests.storage.test_repeats import closed_port
 
 
 @pytest.fixture(autouse=True)
@@ -120,3 +124,31 @@ def test_the_service_commands_create_owner_only_files(monkeypatch, command, umas
     finally:
         os.umask(previous)
     assert seen == [umask]
+
+
+@pytest.mark.parametrize("command", ["engine", "bot", "run", "chat", "status"])
+def test_a_command_started_against_an_unreachable_database_says_so_in_one_sentence(tmp_path, command):
+    port = closed_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_", "DATABASE_"))},
+        "PYTHONPATH": str(REPO),
+        "SONGBOT_DATA_DIR": str(tmp_path / "data"),
+        "MODEL_DIR": str(tmp_path / "no-models"),
+        "ENGINE_BACKEND": "sketch",
+        "DATABASE_URL": f"postgresql+psycopg://songbot:secret-pw@127.0.0.1:{port}/test",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "songbot", command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    # The last line, and the only one about the database (`bot` and `run` first say they open the chat).
+    lines = done.stderr.strip().splitlines()
+    assert [line for line in lines if "database" in line.lower()] == lines[-1:]
+    assert "DATABASE_URL" in lines[-1] and "secret-pw" not in done.stderr

@@ -1,11 +1,20 @@
 """The engine supervisor: the chat's engine writes to the log file, and stop() never hangs."""
 
 import asyncio
+import socket
 import sys
 import time
+from datetime import datetime
 
+from migrations import upgrade
 from songbot.engines import EngineGroup, engine_environments
-from songbot.supervisor import EngineSupervisor
+from songbot.supervisor import EngineSupervisor, lease_releaser
+from storage.accounts import Accounts
+from storage.db import make_engine
+from storage.engines import EngineIdentity, EngineRoster
+from storage.queue import Queue
+from storage.spec import JobSpec
+from storage.types import QUEUED, UserRef
 from tests.helpers import make_settings
 
 CHILD = """
@@ -79,3 +88,47 @@ async def test_the_group_supervises_every_engine(tmp_path):
     await asyncio.wait_for(group.stop(grace_s=5), timeout=10)
     assert (tmp_path / "cpu").exists() and (tmp_path / "meta").exists()
     assert all(s.process is not None and s.process.returncode is not None for s in group.supervisors)
+
+
+STUBBORN = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+async def test_a_child_that_does_not_stop_in_time_is_killed_and_its_jobs_given_back(tmp_path):
+    settings = make_settings(tmp_path)
+    db = make_engine(settings.db_url)
+    upgrade(db)
+    now = datetime(2026, 12, 6, 12, 0, 0)
+    uid = Accounts(db).ensure(UserRef("console", "me", "me"), now).id
+    queue = Queue(db)
+    job = queue.submit(uid, "song", JobSpec(caption="rain", duration_s=10), 1, now)
+    killed: list[int] = []
+    release = lease_releaser(settings.db_url)
+
+    def on_killed(pid: int) -> None:
+        killed.append(pid)
+        release(pid)
+
+    log = tmp_path / "engine.log"
+    supervisor = EngineSupervisor([sys.executable, "-c", STUBBORN], output=log, on_killed=on_killed)
+    supervisor.start()
+    while not (log.exists() and "ready" in log.read_text()):
+        await asyncio.sleep(0.02)
+    assert supervisor.process is not None
+    pid = supervisor.process.pid
+    # What the child would have done as an engine: say it is up, and lease the job.
+    owner = f"{socket.gethostname()}:cpu:{pid}:abcdef"
+    EngineRoster(db).beat(EngineIdentity(owner, socket.gethostname(), "cpu", "sketch", pid), now)
+    [claimed] = queue.claim(owner, 1, now, 30)
+    other = queue.submit(uid, "song", JobSpec(caption="sun", duration_s=10), 2, now)
+    [theirs] = queue.claim("another-engine", 1, now, 30)
+
+    await supervisor.stop(grace_s=0.5)
+    assert killed == [pid] and supervisor.process.returncode is not None
+    back = queue.get(claimed.id)
+    assert claimed.id == job.id and (back.status, back.lease_owner, back.attempts) == (QUEUED, None, 0)
+    assert theirs.id == other.id and queue.get(other.id).lease_owner == "another-engine"

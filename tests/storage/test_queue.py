@@ -164,6 +164,21 @@ def test_release_returns_the_job_without_counting_the_attempt(queue, accounts):
     assert again.status == QUEUED and again.attempts == 0 and again.lease_owner is None
 
 
+def test_release_owned_gives_back_only_that_engines_jobs_at_once(queue, accounts):
+    first, second = user(accounts, "1"), user(accounts, "2")
+    submit(queue, first)
+    submit(queue, second)
+    [mine] = queue.claim("stopping", 1, T0, 30)
+    [theirs] = queue.claim("other", 1, T0, 30)
+    assert queue.release_owned("stopping") == [mine.id]
+    assert queue.release_owned("stopping") == []  # nothing left to give back
+    again = queue.get(mine.id)
+    assert again.status == QUEUED and again.attempts == 0 and again.lease_owner is None
+    assert queue.get(theirs.id).lease_owner == "other"
+    # The next engine runs it now, not once the old lease would have run out.
+    assert [job.id for job in queue.claim("next", 1, T0, 30)] == [mine.id]
+
+
 def test_cancel_refunds_the_last_tag(queue, accounts):
     uid = user(accounts)
     first, second = submit(queue, uid), submit(queue, uid)

@@ -237,7 +237,7 @@ def test_ctrl_c_leaves_within_a_second_or_two_without_enter(tmp_path):
         os.close(master)
         if process.poll() is None:
             process.kill()
-    assert code == 130
+    assert code == 0  # a deliberate stop: `make run` must not report an error
     assert took < 2.0, f"Ctrl-C took {took:.1f} s"
     assert process.stderr.read() == b""
     for pid in engine_pids(tmp_path):
@@ -260,7 +260,7 @@ def test_ctrl_c_with_piped_input_still_open(tmp_path):
         read_until(process.stdout.fileno(), "You have no songs yet")
         os.kill(process.pid, signal.SIGINT)
         sent = time.monotonic()
-        assert process.wait(timeout=10) == 130
+        assert process.wait(timeout=10) == 0
         assert time.monotonic() - sent < 2.0
     finally:
         if process.poll() is None:

@@ -3,12 +3,16 @@
 import asyncio
 import io
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from bot.console.repl import MORE, PROMPT, WELCOME, ConsoleChat, StdinLines
-from bot.core.delivery import DeliveryLoop
-from bot.core.service import SongService
+from bot.console.repl import MORE, PROMPT, WELCOME, ConsoleChat, ConsoleMessenger, StdinLines, Terminal
+from bot.core import render
+from bot.core.delivery import REPEAT_NOTE, DeliveryLoop
+from bot.core.service import ResultView, SongService
+from storage.types import DeliveryView, TrackView
 from tests.helpers import make_settings
 
 
@@ -117,3 +121,15 @@ async def test_an_unexpected_error_is_one_sentence_and_the_chat_goes_on(service,
         "⚠️ Something went wrong on our side while making this song; please try again.",
         "You have no songs yet; try /song lo-fi rain at night",
     ]
+
+
+async def test_a_result_shown_again_after_an_interrupted_session_says_it_may_be_a_repeat(monkeypatch):
+    shown: list[str] = []
+    messenger = ConsoleMessenger(Terminal(io.StringIO(), interactive=False))
+    monkeypatch.setattr(messenger.terminal, "say", shown.append)
+    monkeypatch.setattr(render, "result_line", lambda track, path: "✅ #7 seed 1 /x.mp3")
+    delivery = DeliveryView(1, 7, "console", "me", None, None, None, None, {}, "pending", None, None, 0)
+    result = ResultView(7, TrackView.__new__(TrackView), "🎵 Rain\n#7 · seed 1", Path("x.mp3"))
+    await messenger.send_result(delivery, result)
+    await messenger.send_result(replace(delivery, resends=1), result)
+    assert shown[0] == "🎵 Rain\n#7 · seed 1" and shown[2] == f"{REPEAT_NOTE}\n🎵 Rain\n#7 · seed 1"

@@ -1,14 +1,17 @@
 """The delivery loop against a recording messenger: status edits, one result, retries."""
 
+import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.core.delivery import DeliveryLoop
+from bot.core.delivery import MAX_UPLOAD_RESENDS, REPEAT_NOTE, DeliveryLoop, PostUncertain, with_repeat_note
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from storage.models import deliveries_table
+from storage.repeats import RepeatedErrors
 from storage.results import ModelInfo, TrackMeta
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
@@ -36,6 +39,9 @@ class Recorder:
 
     async def send_error(self, delivery, text):
         self.calls.append(("error", delivery.job_id, text))
+
+    async def send_notice(self, delivery, text):
+        self.calls.append(("notice", delivery.job_id, text))
 
 
 class Clock:
@@ -227,18 +233,69 @@ async def test_a_post_interrupted_by_a_crash_is_sent_again_once(service, monkeyp
     assert (delivery.state, delivery.resends) == ("done", 1)
 
 
-async def test_a_post_interrupted_twice_is_marked_unsure_and_not_sent_a_third_time(service, monkeypatch):
+@pytest.mark.parametrize("interruptions", [1, 2, 5])
+async def test_a_post_interrupted_any_number_of_times_ends_delivered_or_told(service, monkeypatch, interruptions):
+    # Each interrupted process may or may not have posted: the next one posts again, saying it may be a
+    # repeat; past MAX_UPLOAD_RESENDS the song's upload gives way to a sentence that points to /history.
     job = await submit(service)
     complete(service, job.id)
     recorder, clock = Recorder(), Clock(service)
-    await deliver_and_die(service, clock, recorder, "bot-1", monkeypatch)
-    await deliver_and_die(service, clock, recorder, "bot-2", monkeypatch)
-    loop = DeliveryLoop(service, owner="bot-3", clock=clock)
+    for n in range(interruptions):
+        await deliver_and_die(service, clock, recorder, f"bot-{n}", monkeypatch)
+    loop = DeliveryLoop(service, owner="bot-last", clock=clock)
     loop.register(recorder)
     await loop.run_once()
     await loop.run_once()
-    assert [call[0] for call in recorder.calls] == ["result", "result"]
-    assert service.outbox.for_job(job.id).state == "unsure"
+    delivery = service.outbox.for_job(job.id)
+    kind, _, text = recorder.calls[-1]
+    if interruptions <= MAX_UPLOAD_RESENDS:
+        assert (kind, delivery.state) == ("result", "done")
+        assert [call[0] for call in recorder.calls] == ["result"] * (interruptions + 1)
+    else:
+        assert (kind, delivery.state) == ("notice", "told") and "/history" in text
+    assert delivery.resends == interruptions
+
+
+async def test_every_resend_is_marked_as_a_possible_repeat(service, monkeypatch):
+    job = await submit(service)
+    complete(service, job.id)
+    recorder, clock = Recorder(), Clock(service)
+    recorder.resends = []
+    send_result = recorder.send_result
+
+    async def noting(delivery, result):
+        recorder.resends.append(with_repeat_note(delivery, "song").startswith(REPEAT_NOTE))
+        await send_result(delivery, result)
+
+    recorder.send_result = noting
+    await deliver_and_die(service, clock, recorder, "bot-1", monkeypatch)
+    loop = DeliveryLoop(service, owner="bot-2", clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    assert recorder.resends == [False, True]
+
+
+async def test_a_post_that_timed_out_is_resent_as_a_possible_repeat(service):
+    job = await submit(service)
+    complete(service, job.id)
+    recorder, clock = Recorder(), Clock(service)
+    send_result = recorder.send_result
+    seen = []
+
+    async def times_out_once(delivery, result):
+        seen.append(delivery.resends)
+        if len(seen) == 1:
+            raise PostUncertain("TimedOut")
+        await send_result(delivery, result)
+
+    recorder.send_result = times_out_once
+    loop = DeliveryLoop(service, clock=clock)
+    loop.register(recorder)
+    await loop.run_once()
+    assert service.outbox.for_job(job.id).sending_at is not None  # the platform may have it
+    clock.now += timedelta(seconds=3)
+    await loop.run_once()
+    assert seen == [0, 1] and service.outbox.for_job(job.id).state == "done"
 
 
 async def test_a_refused_post_is_retried_as_no_resend(service):
@@ -253,3 +310,21 @@ async def test_a_refused_post_is_retried_as_no_resend(service):
     await loop.run_once()
     delivery = service.outbox.for_job(job.id)
     assert [call[0] for call in recorder.calls] == ["result"] and (delivery.state, delivery.resends) == ("done", 0)
+
+
+async def test_a_database_outage_is_logged_once_not_per_pass(service, caplog):
+    caplog.set_level(logging.INFO, logger="songbot.delivery")
+    loop = DeliveryLoop(service)
+    loop.pass_errors = RepeatedErrors(logging.getLogger("songbot.delivery"), "delivery pass", clock=lambda: 0.0)
+    stop, passes = asyncio.Event(), []
+
+    async def database_down():
+        passes.append(1)
+        if len(passes) == 20:
+            stop.set()
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    loop.run_once = database_down
+    await loop.run(stop)
+    assert len(passes) == 20
+    assert [r.getMessage() for r in caplog.records if "delivery pass" in r.getMessage()] == ["delivery pass failed"]

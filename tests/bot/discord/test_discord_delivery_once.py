@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.core.delivery import DeliveryLoop
+from bot.core.delivery import MAX_UPLOAD_RESENDS, DeliveryLoop
 from bot.core.service import SongService
 from bot.discord.adapter import configure_endpoints
 from bot.discord.client import SongbotClient
@@ -109,3 +109,39 @@ async def test_a_kill_between_post_and_mark_leaves_one_post(
     delivery = service.outbox.for_job(job_id)
     assert delivery is not None and delivery.state == DONE and delivery.resends == 1
     assert len(fake_discord.calls_to("POST", r"/channels/\d+/messages$")) == 2  # two posts asked, one kept
+
+
+@pytest.mark.parametrize("interruptions", [1, 2, 5])
+async def test_a_post_interrupted_any_number_of_times_ends_delivered_or_told(
+    fake_discord: FakeDiscord,
+    parts: tuple[SongService, DiscordMessenger, Clock],
+    monkeypatch: pytest.MonkeyPatch,
+    interruptions: int,
+) -> None:
+    service, messenger, clock = parts
+    job_id = finished_song(service, fake_discord, clock)
+    mark_done = service.outbox.mark_done
+
+    def killed(*args: object) -> bool:
+        raise Killed
+
+    for n in range(interruptions):
+        loop = DeliveryLoop(service, owner=f"bot-{n}", clock=clock)
+        loop.register(messenger)
+        monkeypatch.setattr(service.outbox, "mark_done", killed)
+        with pytest.raises(Killed):
+            await loop.run_once()
+        monkeypatch.setattr(service.outbox, "mark_done", mark_done)
+        clock.now += dt.timedelta(seconds=service.settings.delivery_lease_s + 1)
+    last = DeliveryLoop(service, owner="bot-last", clock=clock)
+    last.register(messenger)
+    await last.run_once()
+
+    delivery = service.outbox.for_job(job_id)
+    assert delivery is not None
+    assert len(songs_posted(fake_discord)) == 1  # the nonce keeps one copy, however often it was sent
+    told = [m for m in fake_discord.channel_messages if "/history" in m.get("content", "")]
+    if interruptions <= MAX_UPLOAD_RESENDS:
+        assert (delivery.state, told) == (DONE, [])
+    else:
+        assert delivery.state == "told" and len(told) == 1

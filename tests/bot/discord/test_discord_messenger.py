@@ -97,3 +97,26 @@ async def test_an_error_after_expiry_mentions_only_the_requester(
     [posted] = fake_discord.channel_messages
     assert posted["content"] == "<@123456789012345678> ⚠️ Song #7 failed: <@\u200b&99999999999999999> boom."
     assert posted["allowed_mentions"]["parse"] == [] and posted["allowed_mentions"]["users"] == [123456789012345678]
+
+
+class RecordingWebhook:
+    """Stands in for the interaction webhook: records what the messenger asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    async def delete_message(self, message_id: object) -> None:
+        self.calls.append(("delete", {"id": message_id}))
+
+    async def send(self, content: str, **kwargs: object) -> None:
+        self.calls.append(("send", {"content": content, **kwargs}))
+
+
+async def test_the_sentence_for_an_undelivered_song_keeps_the_original_response(
+    fake_discord: FakeDiscord, messenger: DiscordMessenger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The original response may hold the song from an interrupted post: only a failure replaces it.
+    webhook = RecordingWebhook()
+    monkeypatch.setattr(messenger, "_webhook", lambda delivery: webhook)
+    await messenger.send_notice(delivery(fake_discord, expires_in_s=600), "Song #7 is ready: /history has it.")
+    assert [(kind, args.get("ephemeral")) for kind, args in webhook.calls] == [("send", True)]
