@@ -8,6 +8,7 @@ says in every result that it is a sketch, not ACE-Step. It exists so that the wh
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -38,8 +39,7 @@ class SketchGenerator:
 
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         rng = np.random.default_rng(request.seed)
-        bpm = request.bpm or int(rng.integers(70, 140))
-        key = request.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+        bpm, key = sketch_meta(request)
         audio = synthesize(request.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, request.strength)
@@ -65,6 +65,18 @@ class SketchGenerator:
             model={"backend": self.name},
             notice=NOTICE,
         )
+
+
+def sketch_meta(request: TrackRequest) -> tuple[int, str]:
+    """The bpm and key: the request's, else drawn from its caption, not its seed.
+
+    A re-roll keeps the caption and draws a new seed; the README promises that it keeps bpm and key,
+    so only the arrangement (progression, voicing) follows the seed.
+    """
+    rng = np.random.default_rng(zlib.crc32(request.caption.encode()))
+    bpm = request.bpm or int(rng.integers(70, 140))
+    key = request.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+    return bpm, key
 
 
 def synthesize(

@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from storage.errors import BadAudio
+from storage.text import counted
 from storage.values import MIN_SOURCE_S
 
 SAMPLE_RATE = 48_000
@@ -86,7 +87,8 @@ def check_cover_length(seconds: float, what: str = "covers", minimum: float = MI
     """
     if seconds < minimum:
         raise BadAudio(
-            f"That recording is only {round(seconds, 1):g} seconds long; {what} need at least {minimum:g} seconds."
+            f"That recording is only {counted(round(seconds, 1), 'second')} long; "
+            f"{what} need at least {counted(minimum, 'second')}."
         )
 
 
@@ -94,8 +96,8 @@ def span(seconds: float) -> str:
     """`600` → `10 minutes`, `90` → `90 seconds`."""
     if seconds >= 60 and seconds % 60 == 0:
         minutes = int(seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"{seconds:g} seconds"
+        return counted(seconds // 60, "minute")
+    return counted(seconds, "second")
 
 
 def _decode_any(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:

@@ -27,6 +27,7 @@ from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
 from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
 from storage.settings import MIN_DURATION_S, Settings
+from storage.text import counted
 from storage.types import DeliveryTarget, JobView, UserRef
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Handlers:
         """/extend [id] <seconds> [caption]; the id may come from the result replied to."""
         message = _message(update)
         request = parser.parse_extend(self._command(message, context), replied_song(message, context.bot.id))
-        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {request.seconds} seconds…")
+        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {counted(request.seconds, 'second')}…")
         await self._submit(target, self.service.extend(_user(update), request, target))
 
     async def answer(self, update: Update, context: Context) -> None:
@@ -206,7 +207,7 @@ class Handlers:
         if action == EXTEND:
             seconds = await self.service.extend_button_seconds(song_id)
             await self.service.extend(_user(update), parser.ExtendRequest(song_id, seconds), target)
-            await query.answer(f"➕ Extending #{song_id} by {seconds} seconds…")
+            await query.answer(f"➕ Extending #{song_id} by {counted(seconds, 'second')}…")
             return
         await self.service.reroll(_user(update), song_id, None, target)
         await query.answer(f"🎲 Re-rolling #{song_id} with a new seed…")

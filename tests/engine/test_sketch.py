@@ -82,3 +82,14 @@ def test_key_parsing_and_titles():
     assert parse_key("F# minor")[0] == 6 and parse_key("Bb major")[0] == 10 and parse_key("nonsense")[0] == 0
     assert title_from("lo-fi rain at night, with a cat!") == "Lo-fi rain at night with a"
     assert title_from("!!!") == "Untitled"
+
+
+def test_a_new_seed_keeps_bpm_and_key():
+    """A re-roll (same caption, new seed) keeps bpm and key, as the README says; the arrangement changes."""
+    first, _ = generate(seed=5)
+    takes = [generate(seed=seed)[0] for seed in (6, 7, 8)]
+    for take in takes:
+        assert (take.metadata["bpm"], take.metadata["key"]) == (first.metadata["bpm"], first.metadata["key"])
+        assert not np.array_equal(take.audio, first.audio)
+    other, _ = generate(caption="a brass band marching in the snow")
+    assert (other.metadata["bpm"], other.metadata["key"]) != (first.metadata["bpm"], first.metadata["key"])

@@ -115,7 +115,7 @@ async def test_bad_edits_get_one_sentence_each(api: FakeTelegramAPI, running: Ru
     assert "can grow at most 220 seconds" in answers["too long"]
     assert answers["no song"].startswith("Use /repaint")
     assert "takes must be" in answers["takes"]
-    assert "seconds to add" in answers["odd digits"] or answers["odd digits"].startswith("Use /extend")
+    assert "whole number written with the digits 0-9" in answers["odd digits"]
     for text in answers.values():
         assert (text.count(". ") == 0 and text.rstrip(".").count(".") == 0) or text.startswith("Use "), text
     assert sum(running.service.queue.counts().values()) == 1  # nothing was queued by a bad input
