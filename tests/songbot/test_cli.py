@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import os
 import socket
+import tomllib
 
 import discord
 import pytest
@@ -11,6 +12,7 @@ import yarl
 
 from songbot import cli
 from tests.fakes.discord_api import FakeDiscord
+from tests.helpers import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -120,3 +122,12 @@ def test_the_service_commands_create_owner_only_files(monkeypatch, command, umas
     finally:
         os.umask(previous)
     assert seen == [umask]
+
+
+def test_version_is_the_packages(capsys):
+    """`songbot --version` prints the version pyproject.toml declares (it used to be an error)."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"songbot {declared}\n"
