@@ -187,13 +187,11 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from songbot.checks import song_checks
     from songbot.engines import EngineGroup
 
-    if with_engine:  # the engine's own start-up errors would only reach the log: say them here
-        from engine.backends import choose_backend
-
-        choose_backend(settings.engine_backend, settings.model_dir)
+    # With the engine, its start-up errors would only reach the log: say them here.
+    backend = active_backend(settings) if with_engine else None
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
-    service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    service = SongService.from_settings(settings, song_checks=song_checks(settings), backend=backend)
     monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
     interrupted: list[int] = []
@@ -231,7 +229,8 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)
         return await run_chat(settings, with_engine)
-    service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    backend = active_backend(settings) if with_engine else None
+    service = SongService.from_settings(settings, song_checks=song_checks(settings), backend=backend)
     monitor = start_bot_monitor(settings, service)
     supervisor = EngineGroup.from_settings(settings) if with_engine else None
     if supervisor:
@@ -249,6 +248,17 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
         if monitor:
             monitor.stop()
     return 0
+
+
+def active_backend(settings: Settings) -> str:
+    """The backend the engine child will load (ENGINE_BACKEND against MODEL_DIR), for the welcome line and /help.
+
+    Raises:
+        ModelsMissing: the engine could not start (said here, before the bots start).
+    """
+    from engine.backends import choose_backend
+
+    return choose_backend(settings.engine_backend, settings.model_dir)
 
 
 def show_status(settings: Settings) -> int:

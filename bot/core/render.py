@@ -5,8 +5,14 @@ from __future__ import annotations
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
 from storage.values import MIN_SOURCE_S
 
+# Which backend makes the songs, said before the first result (the welcome line and /help).
+BACKENDS = {
+    "acestep": "the open ACE-Step 1.5 model",
+    "sketch": "the sketch synthesizer (no model weights), simple stand-ins for ACE-Step's songs",
+    "auto": "the open ACE-Step 1.5 model where its weights are installed, else the sketch synthesizer",
+}
 HELP_TEXT = """\
-🎵 songbot makes songs with the open ACE-Step 1.5 model.
+🎵 songbot makes songs with {backend}.
 
 /song <description> — a new song. Options on the first line: duration=30 bpm=90 key="F# minor" \
 seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lines.
@@ -36,11 +42,26 @@ Privacy: your requests, songs and seeds are stored on this bot's server so you c
 {uploads}"""
 
 
-def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float, upload_days: float) -> str:
-    """The help text with this bot's limits and upload retention filled in."""
+def help_text(
+    max_pending: int,
+    quota: int,
+    min_s: int,
+    max_s: int,
+    max_mb: float,
+    upload_days: float,
+    backend: str = "acestep",
+) -> str:
+    """The help text with this bot's backend, limits and upload retention filled in."""
     return HELP_TEXT.format(
-        limits=limits_text(max_pending, quota, min_s, max_s, max_mb), privacy=privacy_text(upload_days)
+        backend=backend_text(backend),
+        limits=limits_text(max_pending, quota, min_s, max_s, max_mb),
+        privacy=privacy_text(upload_days),
     )
+
+
+def backend_text(backend: str) -> str:
+    """What makes the songs: `acestep`, `sketch`, or `auto` when the engine has not said which."""
+    return BACKENDS.get(backend, BACKENDS["auto"])
 
 
 def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:

@@ -79,8 +79,11 @@ class SongService:
         clock: Callable[[], datetime] = utcnow,
         song_checks: Sequence[SongCheck] = (),
         metrics: BotMetrics | None = None,
+        backend: str | None = None,
     ) -> None:
         self.settings = settings
+        # What makes the songs, as the composition root resolved ENGINE_BACKEND (said in /help).
+        self.backend = backend or settings.engine_backend
         self.metrics = metrics or BotMetrics()
         self.song_checks = tuple(song_checks)
         self.queue = queue
@@ -92,7 +95,11 @@ class SongService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
+        cls,
+        settings: Settings,
+        migrate: bool = True,
+        song_checks: Sequence[SongCheck] = (),
+        backend: str | None = None,
     ) -> SongService:
         """Build the service and its storage from settings (the bot's composition root calls this)."""
         private_dir(settings.data_dir, tighten=True)  # songbot's own folder: the database, the audio, the log
@@ -112,6 +119,7 @@ class SongService:
             Library(engine),
             open_blobs(settings),
             song_checks=song_checks,
+            backend=backend,
         )
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -378,6 +386,19 @@ class SongService:
         if track is None:
             return None
         return ResultView(job.id, track, render.result_caption(track), self.blobs.local_path(track.blob_path))
+
+    def help_text(self) -> str:
+        """/help on every platform: the backend that makes the songs, this bot's limits and upload retention."""
+        s = self.settings
+        return render.help_text(
+            s.max_pending_per_user,
+            s.daily_quota,
+            MIN_DURATION_S,
+            s.max_duration_s,
+            s.max_source_mb,
+            s.upload_retention_days,
+            self.backend,
+        )
 
     def chat_allowed(self, platform: str, chat_id: str) -> bool:
         """Whether the chat (Telegram) or guild (Discord) allowlist admits this place; empty = all."""

@@ -196,15 +196,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], settings: 
     @tree.command(name="help", description="How to use this bot")
     async def help_command(interaction: discord.Interaction) -> None:
         """/help, privately."""
-        text = render.help_text(
-            settings.max_pending_per_user,
-            settings.daily_quota,
-            MIN_DURATION_S,
-            settings.max_duration_s,
-            settings.max_source_mb,
-            settings.upload_retention_days,
-        )
-        await reply_private(interaction, text)
+        await reply_private(interaction, service_of(interaction).help_text())
 
 
 async def cover_attachment(

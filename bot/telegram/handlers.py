@@ -19,14 +19,14 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core import parser
 from bot.core.parser import ParsedCommand
-from bot.core.render import format_duration, help_text, history_text
+from bot.core.render import format_duration, history_text
 from bot.core.service import Clip, SongService
 from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
 from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
-from storage.settings import MIN_DURATION_S, Settings
+from storage.settings import Settings
 from storage.text import counted
 from storage.types import DeliveryTarget, JobView, UserRef
 
@@ -236,16 +236,7 @@ class Handlers:
         return chat.type == ChatType.PRIVATE or self.service.chat_allowed("telegram", str(chat.id))
 
     def _help(self, context: Context) -> str:
-        s = self.settings
-        usage = help_text(
-            s.max_pending_per_user,
-            s.daily_quota,
-            MIN_DURATION_S,
-            s.max_duration_s,
-            s.max_source_mb,
-            s.upload_retention_days,
-        )
-        return f"{usage}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
+        return f"{self.service.help_text()}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
 
     def _command(self, message: Message, context: Context) -> ParsedCommand:
         command = parser.parse_command(message.text or message.caption or "", context.bot.username)
