@@ -47,8 +47,8 @@ class Messenger(Protocol):
         """Create or edit the job's status message; return its message id if it has one."""
         ...
 
-    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
-        """Post the finished song."""
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> str | None:
+        """Post the finished song; return the id of the message that carries it, where there is one."""
         ...
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
@@ -147,11 +147,12 @@ class DeliveryLoop:
             await asyncio.to_thread(self.outbox.mark_unsure, delivery.id, self.owner, self.clock())
             log.warning("result post interrupted again; not sent a third time", extra={"job": job.id})
             return
+        posted = None
         if result is not None:
-            await messenger.send_result(delivery, result)
+            posted = await messenger.send_result(delivery, result)  # kept: a reply to it finds the song
         else:
             await messenger.send_error(delivery, render.failure_text(job))
-        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock()):
+        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), posted):
             self._count_delivered(delivery.platform, job)
         log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status})
 

@@ -397,6 +397,10 @@ class SongService:
             self.backend,
         )
 
+    async def song_of_result(self, platform: str, chat_id: str, message_id: str) -> int | None:
+        """The song whose posted result is message `message_id` of that chat (a reply names it so), or None."""
+        return await self._run(self.outbox.song_of_result, platform, chat_id, message_id)
+
     def chat_allowed(self, platform: str, chat_id: str) -> bool:
         """Whether the chat (Telegram) or guild (Discord) allowlist admits this place; empty = all."""
         allowed = self.settings.allowed_guild_ids if platform == "discord" else self.settings.allowed_chat_ids
