@@ -95,7 +95,6 @@ def check_cover_length(seconds: float, what: str = "covers", minimum: float = MI
 def span(seconds: float) -> str:
     """`600` → `10 minutes`, `90` → `90 seconds`."""
     if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
         return counted(seconds // 60, "minute")
     return counted(seconds, "second")
 

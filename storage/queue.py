@@ -213,9 +213,11 @@ class Queue:
             )
         ).scalar_one()
         if quota and count > 1 and used < quota < used + count:
-            raise LimitError(f"You have {counted(quota - used, 'song')} left for today, not {count}; ask for fewer takes.")
+            left = counted(quota - used, "song")
+            raise LimitError(f"You have {left} left for today, not {count}; ask for fewer takes.")
         if quota and used >= quota:
-            raise LimitError(f"You have made your {counted(quota, 'song')} for today; the quota resets at midnight UTC.")
+            made = counted(quota, "song")
+            raise LimitError(f"You have made your {made} for today; the quota resets at midnight UTC.")
         if conn.dialect.name == "postgresql":  # one count-then-insert at a time for the whole queue's cap
             conn.execute(select(func.pg_advisory_xact_lock(QUEUE_CAP_LOCK)))
         total = conn.execute(select(func.count()).where(jobs.c.status == QUEUED)).scalar_one()

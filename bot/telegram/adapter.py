@@ -122,9 +122,7 @@ class TelegramAdapter:
             self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{result.job_id} done")
         return str(posted.message_id)
 
-    async def _upload(
-        self, chat_id: int, thread_id: int | None, delivery: DeliveryView, result: ResultView
-    ) -> Message:
+    async def _upload(self, chat_id: int, thread_id: int | None, delivery: DeliveryView, result: ResultView) -> Message:
         path = await asyncio.to_thread(fit_mp3, Path(result.mp3_path), FileSizeLimit.FILESIZE_UPLOAD)
         data = await asyncio.to_thread(path.read_bytes)  # bytes, so a retried upload sends them again
         track = result.track

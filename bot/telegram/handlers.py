@@ -110,7 +110,8 @@ class Handlers:
         """/extend [id] <seconds> [caption]; the id may come from the result replied to."""
         message = _message(update)
         request = parser.parse_extend(self._command(message, context), await self._replied_song(message, context))
-        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {counted(request.seconds, 'second')}…")
+        adding = counted(request.seconds, "second")
+        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {adding}…")
         await self._submit(target, self.service.extend(_user(update), request, target))
 
     async def answer(self, update: Update, context: Context) -> None:

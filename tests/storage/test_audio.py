@@ -170,7 +170,7 @@ def test_int16_and_float_input_encode_alike(tmp_path):
     [(1.0, 3.0, "only 1 second long; covers need at least 3 seconds"), (2.5, 1.0, None), (0.5, 1.0, "1 second.")],
 )
 def test_a_short_recording_is_said_in_the_right_number(seconds, minimum, said):
-    """"only 1 second long", never "only 1 seconds long"."""
+    """ "only 1 second long", never "only 1 seconds long"."""
     if said is None:
         audio.check_cover_length(seconds, minimum=minimum)
         return
@@ -180,4 +180,5 @@ def test_a_short_recording_is_said_in_the_right_number(seconds, minimum, said):
 
 
 def test_spans_are_said_in_the_right_number():
-    assert [audio.span(s) for s in (1, 2, 60, 90, 120)] == ["1 second", "2 seconds", "1 minute", "90 seconds", "2 minutes"]
+    said = [audio.span(s) for s in (1, 2, 60, 90, 120)]
+    assert said == ["1 second", "2 seconds", "1 minute", "90 seconds", "2 minutes"]
