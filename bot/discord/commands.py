@@ -8,7 +8,8 @@ so no command object (or its state) is shared between clients.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -28,7 +29,7 @@ from bot.core.service import Clip
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
-from storage.types import DeliveryTarget
+from storage.types import DeliveryTarget, JobView
 from storage.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
@@ -207,7 +208,7 @@ async def help_command(interaction: discord.Interaction) -> None:
 
 
 # The slash commands in the order Discord lists them: name, description, handler.
-SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Awaitable[None]]], ...] = (
+SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]], ...] = (
     ("song", "Make a new song from a description", song),
     ("cover", "Re-imagine an uploaded song", cover),
     ("reroll", "Make a past song again: its own seed gives the same song", reroll),
@@ -230,7 +231,7 @@ async def submit_upload(
     interaction: discord.Interaction,
     file: discord.Attachment,
     what: str,
-    submit: Callable[[Clip, DeliveryTarget], Awaitable[object]],
+    submit: Callable[[Clip, DeliveryTarget], Awaitable[JobView | list[JobView]]],
 ) -> None:
     """Check the declared size, type and length (`what`: covers or clips), then defer, download and submit."""
     try:
