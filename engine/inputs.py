@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.failures import SOURCE_GONE
 from engine.protocol import TrackRequest, request_for
-from storage import audio
+from storage import decoding
 from storage.blobstore import BlobStore
 from storage.errors import BadAudio
 from storage.library import Library
@@ -30,7 +30,7 @@ def request_of(job: JobView, blobs: BlobStore, library: Library, max_source_s: f
             data = blobs.read_bytes(job.source_blob)
         except FileNotFoundError as error:  # swept after UPLOAD_RETENTION_DAYS, or removed by hand
             raise BadAudio(SOURCE_GONE) from error
-        source = audio.decode(data, max_source_s)
+        source = decoding.decode(data, max_source_s)
     return request_for(job, source, **base_song(job, blobs, library))
 
 
@@ -53,4 +53,4 @@ def base_song(job: JobView, blobs: BlobStore, library: Library) -> dict[str, np.
             latents = blobs.get_array(track.latents_blob)
         except (OSError, ValueError):  # missing or unreadable: the backend encodes the song's audio instead
             log.warning("no readable latents; using the song's audio", extra={"job": job.id})
-    return {"base_audio": audio.decode(data, MAX_DURATION_S + 1), "base_latents": latents}
+    return {"base_audio": decoding.decode(data, MAX_DURATION_S + 1), "base_latents": latents}

@@ -1,4 +1,9 @@
-"""The heartbeat that keeps a running batch's leases while the engine works on it."""
+"""The heartbeat that keeps a batch's leases from its claim until its tracks are stored, failed or released.
+
+It starts right after the claim, before the uploads are read and decoded, so that a slow decode
+is never taken for a dead engine. A job that fails while the batch is prepared is dropped from it
+first, so that its finished row (which no longer renews) does not read as a lost lease.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ class Heartbeat:
         self.owner = owner
         self.lease_s = lease_s
         self.clock = clock
-        self.jobs = jobs
+        self.jobs = list(jobs)
         self.lost = False
+        self._lock = threading.Lock()  # a beat and a drop never interleave
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
 
@@ -37,11 +43,20 @@ class Heartbeat:
         self._done.set()
         self._thread.join(timeout=5)
 
+    def drop(self, job: JobView) -> None:
+        """Stop renewing one job (it is about to be failed); waits for a beat in progress to end."""
+        with self._lock:
+            self.jobs = [kept for kept in self.jobs if kept.id != job.id]
+
     def _run(self) -> None:
         while not self._done.wait(self.lease_s / 3):
-            for job in self.jobs:
-                try:
-                    if not self.queue.renew(job, self.owner, self.clock(), self.lease_s):
-                        self.lost = True
-                except Exception:  # the next beat tries again; a lease outlasts a few missed beats
-                    log.exception("lease renewal failed", extra={"job": job.id})
+            with self._lock:
+                self._beat()
+
+    def _beat(self) -> None:
+        for job in self.jobs:
+            try:
+                if not self.queue.renew(job, self.owner, self.clock(), self.lease_s):
+                    self.lost = True
+            except Exception:  # the next beat tries again; a lease outlasts a few missed beats
+                log.exception("lease renewal failed", extra={"job": job.id})

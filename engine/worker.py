@@ -247,11 +247,17 @@ class Worker:
         return bool(jobs), self._prepare(jobs) if jobs else None
 
     def _prepare(self, jobs: list[JobView]) -> _Batch | None:
-        requests, ready = self._requests(jobs)
-        if not ready:
-            return None
-        heartbeat = _Heartbeat(self.queue, self.config.owner, self.config.lease_s, lambda: self.clock(), ready)
+        # The leases are renewed from the claim on: reading and decoding uploads can outlast a lease.
+        heartbeat = _Heartbeat(self.queue, self.config.owner, self.config.lease_s, lambda: self.clock(), jobs)
         heartbeat.start()
+        try:
+            requests, ready = self._requests(jobs, heartbeat)
+        except BaseException:  # a bug of ours: no beats, so the leases run out and the reaper requeues the jobs
+            heartbeat.stop()
+            raise
+        if not ready:
+            heartbeat.stop()
+            return None
         return _Batch(ready, requests, heartbeat, self._progress(ready, heartbeat))
 
     def _plan(self, batch: _Batch) -> bool:
@@ -390,6 +396,8 @@ class Worker:
                 for blob in (relative, latents_blob):
                     if blob is not None:
                         self.blobs.delete(blob)
+            # Otherwise the completion may have been written before the connection broke: the file stays,
+            # and the orphan sweep (storage/retention.py) deletes it once no row has named it for a day.
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 
@@ -416,12 +424,12 @@ class Worker:
         batch.heartbeat.stop()
         self._release(batch.jobs)
 
-    def _requests(self, batch: list[JobView]) -> tuple[list[TrackRequest], list[JobView]]:
+    def _requests(self, batch: list[JobView], heartbeat: _Heartbeat) -> tuple[list[TrackRequest], list[JobView]]:
         """Each job's request; a job whose request can't be made (a bad or vanished upload) fails alone."""
         requests, ready = [], []
         for job in batch:
             read = partial(inputs.request_of, job, self.blobs, self.library, self.config.max_source_duration_s)
-            request = self._guard(job, "preparing", read, job_sentence)
+            request = self._guard(job, "preparing", partial(_dropped_on_error, heartbeat, job, read), job_sentence)
             if request is not None:
                 requests.append(request)
                 ready.append(job)
@@ -482,6 +490,15 @@ class Worker:
             except Exception:  # its lease expires and the reaper requeues it
                 log.exception("could not release a job", extra={"job": job.id})
         log.info("released jobs", extra={"jobs": [job.id for job in jobs]})
+
+
+def _dropped_on_error(heartbeat: _Heartbeat, job: JobView, step: Callable[[], T]) -> T:
+    """Run `step`; if it fails, the heartbeat lets go of the job before the failure is recorded."""
+    try:
+        return step()
+    except BaseException:
+        heartbeat.drop(job)
+        raise
 
 
 def _finite(result: GeneratedTrack) -> bool:

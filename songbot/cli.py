@@ -191,6 +191,7 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     backend = active_backend(settings) if with_engine else None
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
+    logs.native_notes_to(log_path)  # libmpg123's notes on a broken upload would print over the chat
     service = SongService.from_settings(settings, song_checks=song_checks(settings), backend=backend)
     monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)

@@ -2,12 +2,15 @@
 
 Message text and tokens never go into logs (the scrubber is `storage.scrub`'s, which also cleans the
 error texts stored in the tables); httpx's request lines (which carry the Telegram
-token in the URL) are silenced here, once, for every process.
+token in the URL) are silenced here, once, for every process. In the console chat, what native
+libraries print on file descriptor 2 (libmpg123's "Illegal Audio-MPEG-Header" notes, FFmpeg's
+warnings) goes to the log file too (`native_notes_to`), so that the terminal holds only the chat.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,3 +57,19 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), path: Path | Non
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
+
+
+def native_notes_to(path: Path) -> None:
+    """From now on, send what C libraries write to file descriptor 2 to the log file at `path`.
+
+    Python's own `sys.stderr` is moved to a copy of the old descriptor, so it still reaches the
+    terminal; only writes below Python (libsndfile's libmpg123, FFmpeg) land in the log.
+    """
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    log_fd = os.open(private_file(path), os.O_WRONLY | os.O_APPEND)
+    try:
+        os.dup2(log_fd, 2)
+    finally:
+        os.close(log_fd)
+    sys.stderr = os.fdopen(terminal, "w", encoding="utf-8", errors="backslashreplace", buffering=1)

@@ -1,7 +1,6 @@
-"""Audio files: decode uploads, resample, encode and tag MP3s, shrink them to fit a limit.
+"""Audio files: encode and tag MP3s, shrink them to fit a limit, and the sentences about a recording's length.
 
-Everything the user can upload ends in either a float32 array (samples, 2) at 48 kHz or a
-`BadAudio` error with one sentence; no traceback reaches a person.
+Uploads are probed and decoded in `storage.decoding`, bounded in memory whatever they claim.
 
 MP3s are 320 kb/s CBR, encoded by LAME through `lameenc` at LAME's default algorithm quality
 (-q 3): about 4x faster than libsndfile's LAME build, which hard-codes -q 2 (bench/encode.py
@@ -12,10 +11,8 @@ report the exact duration and drop the 1105 samples of priming. libsndfile is th
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,6 @@ from storage.text import counted
 from storage.values import MIN_SOURCE_S
 
 SAMPLE_RATE = 48_000
-SILENCE_PEAK = 1e-4
 MP3_KBPS = 320
 FIT_KBPS = (256, 192, 160, 128, 96, 64, 32)  # what fit_mp3 tries, largest first
 LAME_QUALITY = 3  # LAME's own default: 2 is ~1.8x slower for no audible gain at 320 kb/s
@@ -35,7 +31,6 @@ FRAME_SAMPLES = 1152  # MPEG-1 layer III
 INFO_BYTES = 192  # a LAME tag ends 192 bytes into its frame
 _MPEG1_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _MPEG1_RATES = (44_100, 48_000, 32_000)
-IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"RIFF\x00\x00\x00\x00WEBP")
 
 
 @dataclass(frozen=True)
@@ -48,25 +43,6 @@ class Tags:
     seed: int
     song_id: int
     artist: str = "songbot"
-
-
-def decode(data: bytes, max_duration_s: float, filename: str | None = None) -> np.ndarray:
-    """Decode an uploaded file to float32 (samples, 2) at 48 kHz.
-
-    Raises:
-        BadAudio: empty, not audio, corrupt or truncated, silent, or longer than `max_duration_s`.
-    """
-    if not data:
-        raise BadAudio("That file is empty, so there is nothing to cover.")
-    if data.startswith(IMAGE_MAGIC):
-        raise BadAudio("That file is not audio (it looks like a picture or a document); send a song or a voice note.")
-    audio, rate = _decode_any(data, max_duration_s)
-    if audio.shape[0] == 0:
-        raise BadAudio("That file holds no sound I could read; it may be truncated.")
-    audio = to_stereo(audio)
-    if not np.isfinite(audio).all() or float(np.abs(audio).max()) < SILENCE_PEAK:
-        raise BadAudio("That recording is silent, so there is nothing to cover.")
-    return resample(audio, rate, SAMPLE_RATE)
 
 
 def too_long(max_duration_s: float) -> BadAudio:
@@ -97,69 +73,6 @@ def span(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         return counted(seconds // 60, "minute")
     return counted(seconds, "second")
-
-
-def _decode_any(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
-    """Decode with libsndfile, else FFmpeg; the length is checked before all of it is in memory."""
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as handle:
-            # A two-hour upload is refused from its header, never decoded (it would take gigabytes).
-            if handle.frames / handle.samplerate > max_duration_s:
-                raise too_long(max_duration_s)
-            return handle.read(dtype="float32", always_2d=True), int(handle.samplerate)
-    except BadAudio:
-        raise
-    except Exception:  # noqa: BLE001 - libsndfile raises several types; PyAV gets the next try
-        pass
-    try:
-        return _decode_with_av(data, max_duration_s)
-    except BadAudio:
-        raise
-    except Exception as error:
-        raise BadAudio("I couldn't read that file as audio; it may be corrupt or in an unusual format.") from error
-
-
-def _decode_with_av(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
-    """m4a, aac, mp4, webm, ogg/opus voice notes: anything FFmpeg reads, stopped once it runs too long."""
-    import av
-
-    limit = int(max_duration_s * SAMPLE_RATE)
-    with av.open(io.BytesIO(data), mode="r") as container:
-        resampler = av.AudioResampler(format="flt", layout="stereo", rate=SAMPLE_RATE)
-        chunks, samples = [], 0
-        # Packed float ("flt") frames come out as one row of interleaved samples.
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1, 2))
-                samples += chunks[-1].shape[0]
-            if samples > limit:
-                raise too_long(max_duration_s)
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1, 2))
-    if not chunks:
-        return np.zeros((0, 2), np.float32), SAMPLE_RATE
-    if samples > limit:
-        raise too_long(max_duration_s)
-    return np.concatenate(chunks).astype(np.float32), SAMPLE_RATE
-
-
-def to_stereo(audio: np.ndarray) -> np.ndarray:
-    """Mono becomes two equal channels; more than two are folded down to the first two."""
-    if audio.ndim == 1:
-        audio = audio[:, None]
-    if audio.shape[1] == 1:
-        return np.repeat(audio, 2, axis=1).astype(np.float32)
-    return audio[:, :2].astype(np.float32)
-
-
-def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Polyphase resampling from `rate` to `target` Hz."""
-    if rate == target:
-        return audio.astype(np.float32)
-    from scipy.signal import resample_poly
-
-    divisor = gcd(rate, target)
-    return resample_poly(audio, target // divisor, rate // divisor, axis=0).astype(np.float32)
 
 
 def encode_mp3(

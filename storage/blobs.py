@@ -61,6 +61,16 @@ class Blobs:
                 written = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
                 yield f"uploads/{path.name}", written
 
+    def stored(self, folder: str) -> Iterator[tuple[str, datetime]]:
+        """Every finished file under `folder`, at any depth; hidden names (scratch, half-written) are not blobs."""
+        base = self.root / folder
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                written = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+                yield str(path.relative_to(self.root)), written
+
     def exists(self, relative: str) -> bool:
         """Whether a blob is (still) stored."""
         return (self.root / relative).is_file()

@@ -29,6 +29,10 @@ class BlobStore(Protocol):
         """Every stored upload: its relative path and when it was written (naive UTC)."""
         ...
 
+    def stored(self, folder: str) -> Iterator[tuple[str, datetime]]:
+        """Every finished blob under `folder` (`tracks`, `latents`), at any depth: its relative path and write time."""
+        ...
+
     def exists(self, relative: str) -> bool:
         """Whether a blob is (still) stored."""
         ...

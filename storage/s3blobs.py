@@ -87,8 +87,12 @@ class S3Blobs:
 
     def uploads(self) -> Iterator[tuple[str, datetime]]:
         """Every object under uploads/, with its time of writing as naive UTC."""
+        return self.stored("uploads")
+
+    def stored(self, folder: str) -> Iterator[tuple[str, datetime]]:
+        """Every object under `folder`/, with its time of writing as naive UTC (one LIST per 1000 objects)."""
         start = len(self.key(""))
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.key("uploads/"))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.key(f"{folder}/"))
         for page in pages:
             for item in page.get("Contents", []):
                 written = item["LastModified"].astimezone(UTC).replace(tzinfo=None)

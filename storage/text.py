@@ -1,7 +1,10 @@
-"""Text from users, cleaned before it is stored: no NUL, no other control characters.
+"""Text from users, cleaned before it is stored: no NUL, no other control or format characters.
 
 PostgreSQL refuses a NUL in a text column, terminals and chat clients act on control characters,
-and a lone surrogate (which a JSON update may carry) cannot be encoded as UTF-8. Multi-line text
+and a lone surrogate (which a JSON update may carry) cannot be encoded as UTF-8. Format characters
+(category Cf: bidi overrides and isolates such as U+202E and U+2066, the BOM, zero-width spaces and
+joiners) are invisible and reorder or hide what is echoed back, so they go too; the one kept is a
+zero-width joiner between two emoji, where it only glues a sequence (👩‍💻) into one picture. Multi-line text
 (lyrics) keeps its newlines and tabs, with Windows and old Mac line ends made plain newlines; a
 one-line text (a description, a style, a file name) turns them into spaces.
 """
@@ -11,19 +14,32 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-# Unicode categories that are never kept: controls (C0, DEL, C1) and surrogates.
-DROPPED = frozenset({"Cc", "Cs"})
+# Unicode categories that are never kept: controls (C0, DEL, C1), format characters and surrogates.
+DROPPED = frozenset({"Cc", "Cf", "Cs"})
 KEPT_IN_LINES = frozenset("\n\t")
+ZWJ = "\u200d"
+EMOJI_CATEGORIES = frozenset({"So", "Sk"})  # pictographs, and the skin-tone modifiers
+EMOJI_PRESENTATION = "\ufe0f"  # the variation selector that often ends an emoji before a joiner
 
 
 def clean_lines(text: str) -> str:
-    """Multi-line text without control characters; newlines and tabs stay."""
+    """Multi-line text without control or format characters; newlines and tabs stay."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(char for char in text if char in KEPT_IN_LINES or unicodedata.category(char) not in DROPPED)
+    return "".join(char for index, char in enumerate(text) if _kept(text, index, char))
+
+
+def _kept(text: str, index: int, char: str) -> bool:
+    if char in KEPT_IN_LINES or unicodedata.category(char) not in DROPPED:
+        return True
+    return char == ZWJ and 0 < index < len(text) - 1 and _emoji(text[index - 1]) and _emoji(text[index + 1])
+
+
+def _emoji(char: str) -> bool:
+    return char == EMOJI_PRESENTATION or unicodedata.category(char) in EMOJI_CATEGORIES
 
 
 def clean_line(text: str) -> str:
-    """One line of text without control characters: line breaks and tabs become spaces, the ends are trimmed."""
+    """One line of text without control or format characters: line breaks and tabs become spaces, ends trimmed."""
     return clean_lines(text).replace("\n", " ").replace("\t", " ").strip()
 
 

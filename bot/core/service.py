@@ -9,6 +9,7 @@ event loop. Nothing here waits for the GPU.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -20,11 +21,11 @@ from typing import ParamSpec, TypeVar
 from bot.core import edits, render
 from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, ExtendRequest, RepaintRequest, SongRequest
 from migrations import upgrade
-from storage import audio
+from storage import audio, decoding
 from storage.accounts import Accounts
 from storage.blobstore import BlobStore
 from storage.db import make_engine, utcnow
-from storage.errors import BadAudio, LimitError, NotFound, UserError
+from storage.errors import DISK_FULL_AT_SUBMIT, BadAudio, LimitError, NotFound, Unavailable, UserError, disk_full
 from storage.library import Library
 from storage.metrics import BotMetrics
 from storage.outbox import Outbox
@@ -40,6 +41,8 @@ from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("songbot.bot")
+
 # A check run on every /song before it is queued (the composition root adds the LM's context check).
 SongCheck = Callable[[SongRequest, int], None]
 
@@ -123,7 +126,13 @@ class SongService:
         )
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(function, *args, **kwargs)
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except Exception as error:
+            if not disk_full(error):
+                raise
+            log.error("disk full; request refused", extra={"step": getattr(function, "__name__", "?")})
+            raise Unavailable(DISK_FULL_AT_SUBMIT) from error
 
     # ------------------------------------------------------------- submitting
 
@@ -170,8 +179,8 @@ class SongService:
         """
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename, what=what)
-        source = await self._run(audio.decode, clip.data, self.settings.max_source_duration_s, clip.filename)
-        seconds = source.shape[0] / audio.SAMPLE_RATE
+        # Probed, not decoded: the engine decodes it once (storage/decoding.py)
+        seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
         audio.check_cover_length(seconds, what, shortest_source_s(what))
         return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename)), seconds
 

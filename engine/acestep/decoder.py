@@ -17,7 +17,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.acestep.config import DitConfig
-from engine.acestep.layers import Attention, Band, RMSNorm, SwiGLU, attention_bias, key_padding_bias, rope
+from engine.acestep.layers import (
+    Attention,
+    Band,
+    RMSNorm,
+    SwiGLU,
+    attention_bias,
+    band_bias,
+    key_padding_bias,
+    rope,
+)
 
 CrossKV = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -174,7 +183,8 @@ class DiTDecoder(nn.Module):
         chosen: bool | None = self.banded
         if chosen is not None:
             return chosen
-        return bool(self.proj_in[1].weight.is_cuda) and length > 4 * window
+        on_gpu = self.proj_in[1].weight.device.type in ("cuda", "meta")  # meta: counting CUDA's kernels
+        return on_gpu and length > 4 * window
 
     def _layers(
         self,
@@ -190,7 +200,8 @@ class DiTDecoder(nn.Module):
         full = attention_bias(h.shape[1], patch_mask, None, h.dtype, h.device)
         sliding: torch.Tensor | Band | None
         if self._banded(h.shape[1]):
-            sliding = Band(cfg.sliding_window, patch_mask)  # type: ignore[arg-type]
+            band = Band(cfg.sliding_window, patch_mask)  # type: ignore[arg-type]
+            sliding = Band(band.window, patch_mask, band_bias(band, h.shape[1], h.dtype, h.device))
         else:
             sliding = attention_bias(h.shape[1], patch_mask, cfg.sliding_window, h.dtype, h.device)
         cross_bias = key_padding_bias(encoder_mask, h.dtype)

@@ -18,7 +18,12 @@ from engine.acestep.config import DitConfig
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm computed in float32, as Qwen3 does, then scaled in the input dtype."""
+    """RMSNorm computed in float32, as Qwen3 does, then scaled in the input dtype.
+
+    ``F.rms_norm`` without a weight upcasts a bf16 input to float32, normalises and rounds once:
+    upstream's ``x.float() * rsqrt(mean(x**2) + eps)`` then ``.to(dtype)``, as one fused kernel on
+    CUDA instead of about six. The weight is applied after the rounding, as upstream does.
+    """
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -27,10 +32,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize over the last dimension."""
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        return self.weight * F.rms_norm(x, (x.shape[-1],), eps=self.eps)
 
 
 class SwiGLU(nn.Module):
@@ -53,18 +55,26 @@ def rope(
     """Half-split rotary tables for positions 0..length-1, computed in float32.
 
     Returns:
-        (cos, sin), each [length, head_dim] in ``dtype``.
+        (cos, signed sin), each [length, head_dim] in ``dtype``; the sin's first half is negated
+        (see :func:`rotate`).
     """
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
     positions = torch.arange(length, device=device, dtype=torch.float32)
     freqs = positions[:, None] * inv_freq[None, :]
     emb = torch.cat([freqs, freqs], dim=-1)
-    return emb.cos().to(dtype), emb.sin().to(dtype)
+    sin = emb.sin()
+    half = head_dim // 2
+    return emb.cos().to(dtype), torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).to(dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Half-split RoPE ``x * cos + rotate_half(x) * sin`` with the half turn as one roll.
+
+    ``rotate_half(x) = [-x2, x1]`` is ``roll(x) = [x2, x1]`` with the sign moved into the table
+    (``signed_sin = [-sin1, sin2]``, :func:`rope`): the same products bit for bit (a sign flip is
+    exact), in one kernel instead of a negation and a concatenation.
+    """
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 def attention_bias(
@@ -109,6 +119,30 @@ class Band:
 
     window: int
     key_mask: torch.Tensor | None  # [B, L], true where a key is valid
+    # The blocks' additive mask (``band_bias``), when made once for every layer of a step.
+    bias: torch.Tensor | None = None
+
+
+def band_bias(band: Band, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The additive mask [B or 1 times blocks, 1, w, 3w] of ``banded_attention``'s blocks.
+
+    It depends only on the length, the window and the key mask, so a caller running several
+    layers makes it once (``Band.bias``) instead of once per layer (about 15 kernels each).
+    """
+    w = band.window
+    blocks = -(-length // w)
+    pad = blocks * w - length
+    row = torch.arange(w, device=device)[:, None]
+    col = torch.arange(3 * w, device=device)[None, :]
+    position = torch.arange(blocks, device=device)[:, None, None] * w - w + col  # key position per block
+    keep = ((col - w - row).abs() <= w) & (position >= 0) & (position < length)  # [blocks, w, 3w]
+    if band.key_mask is None:
+        keep = keep[None]
+    else:
+        valid = F.pad(band.key_mask.to(torch.bool), (w, pad + w), value=False).unfold(1, 3 * w, w)
+        keep = keep[None] & valid[:, :, None, :]  # [B, blocks, w, 3w]
+    bias = torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(~keep, torch.finfo(dtype).min)
+    return bias.reshape(-1, 1, w, 3 * w)
 
 
 def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Band, scale: float) -> torch.Tensor:
@@ -136,19 +170,10 @@ def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Ba
         x = F.pad(x, (0, 0, w, pad + w)).unfold(2, 3 * w, w)  # [B, H, blocks, D, 3w]
         return x.permute(0, 2, 1, 4, 3).reshape(b * blocks, h, 3 * w, d)
 
-    row = torch.arange(w, device=q.device)[:, None]
-    col = torch.arange(3 * w, device=q.device)[None, :]
-    position = torch.arange(blocks, device=q.device)[:, None, None] * w - w + col  # key position per block
-    keep = ((col - w - row).abs() <= w) & (position >= 0) & (position < length)  # [blocks, w, 3w]
-    if band.key_mask is None:
-        keep = keep[None].expand(b, -1, -1, -1)
-    else:
-        valid = F.pad(band.key_mask.to(torch.bool), (w, pad + w), value=False).unfold(1, 3 * w, w)
-        keep = keep[None] & valid[:, :, None, :]  # [B, blocks, w, 3w]
-    bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
-    out = F.scaled_dot_product_attention(
-        qb, windows(k), windows(v), attn_mask=bias.reshape(b * blocks, 1, w, 3 * w), scale=scale
-    )
+    bias = band.bias if band.bias is not None else band_bias(band, length, q.dtype, q.device)
+    if band.key_mask is None:  # one mask for every item: broadcast over the batch, not copied
+        bias = bias[None].expand(b, -1, -1, -1, -1).reshape(b * blocks, 1, w, 3 * w)
+    out = F.scaled_dot_product_attention(qb, windows(k), windows(v), attn_mask=bias, scale=scale)
     return out.view(b, blocks, h, w, d).transpose(1, 2).reshape(b, h, blocks * w, d)[:, :, :length]
 
 
@@ -193,14 +218,13 @@ class Attention(nn.Module):
         if kv is None:
             k, v = self.keys_values(x)
             if rotary is not None:
-                cos, sin = rotary
-                q = q * cos + _rotate_half(q) * sin
-                k = k * cos + _rotate_half(k) * sin
+                q, k = rotate(q, *rotary), rotate(k, *rotary)
         else:
             k, v = kv
         groups = self.heads // self.kv_heads
-        if bias is None and q.is_cuda:
-            # Flash attention reads the shared KV heads itself; no copies of K and V.
+        if bias is None and q.device.type in ("cuda", "meta"):
+            # Flash attention reads the shared KV heads itself; no copies of K and V. (On the meta
+            # device, engine.acestep.kernels counts the kernels of this CUDA path.)
             out = F.scaled_dot_product_attention(q, k, v, scale=self.head_dim**-0.5, enable_gqa=groups > 1)
             return self.o_proj(out.transpose(1, 2).reshape(*x.shape[:-1], -1))
         k = k.repeat_interleave(groups, dim=1)

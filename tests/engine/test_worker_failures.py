@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -16,6 +17,8 @@ from engine.main import build_worker
 from engine.worker import WorkerConfig
 from songbot.supervisor import EngineSupervisor
 from storage.blobs import Blobs
+from storage.db import utcnow
+from storage.retention import ORPHAN_GRACE, OrphanSweep
 from storage.types import FAILED, SUCCEEDED
 from tests.bot.console.test_console_e2e import env_for
 from tests.engine.test_worker import Scripted, submit
@@ -225,6 +228,24 @@ def test_a_failure_that_cannot_be_recorded_leaves_the_job_to_the_reaper_and_the_
     assert worker.run_once()  # no exception: the job stays running, its heartbeat stopped, for the reaper
     assert worker.queue.get(job.id).status == "running"
     assert worker.sleeps == [1.0, 2.0]
+
+
+def test_a_track_that_could_be_neither_recorded_nor_failed_is_swept_as_an_orphan(worker):
+    job = submit(worker)
+    flaky_completions(worker, job.id, failures=99)
+
+    def fail(*args):
+        raise database_down()
+
+    worker.queue.fail = fail
+    assert worker.run_once()
+    relative = worker.blobs.track_relative(job.id, 1)
+    # Its completion may have been written before the connection broke, so the engine keeps the file...
+    assert worker.queue.get(job.id).status == "running" and worker.blobs.exists(relative)
+    # ...and the sweep deletes it once no row has named it for the grace.
+    sweep = OrphanSweep(worker.queue.engine, worker.blobs)
+    assert sweep.sweep(utcnow()) == []
+    assert sweep.sweep(utcnow() + ORPHAN_GRACE + timedelta(hours=1)) == [relative]
 
 
 def test_store_backoff_comes_from_the_settings(tmp_path):

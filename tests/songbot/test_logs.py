@@ -65,3 +65,44 @@ def test_the_log_file_is_owner_only(tmp_path, root_logger):
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "data" / "songbot.log").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+NATIVE_CHILD = r"""
+import io, sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from songbot import logs
+from storage import audio
+
+path = Path(sys.argv[1])
+logs.configure("INFO", path=path)
+logs.native_notes_to(path)
+tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(96_000) / 48_000)).astype(np.float32)
+broken = bytearray(audio.mp3_bytes(np.repeat(tone[:, None], 2, axis=1)))
+for offset in range(3_000, 30_000, 500):  # headers no MPEG frame has: libmpg123 prints notes on fd 2
+    broken[offset : offset + 4] = b"\xff\xfb\xff\xff"
+sf.read(io.BytesIO(bytes(broken)))
+print("the chat's line")
+print("python's own stderr", file=sys.stderr)
+"""
+
+
+def test_native_libraries_notes_go_to_the_log_and_the_terminal_keeps_the_chat(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    path = tmp_path / "data" / "songbot-chat.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", NATIVE_CHILD, str(path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the chat's line\n"
+    assert done.stderr == "python's own stderr\n"  # no libmpg123 note on the terminal
+    assert "Illegal Audio-MPEG-Header" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

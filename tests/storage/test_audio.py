@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from storage import audio
+from storage import audio, decoding
 from storage.errors import BadAudio
 
 RATE = 44_100
@@ -43,14 +43,14 @@ def m4a_bytes(seconds: float) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
 def test_decodes_common_formats_to_48k_stereo(fmt):
-    out = audio.decode(encoded(tone(2.0), fmt), max_duration_s=60)
+    out = decoding.decode(encoded(tone(2.0), fmt), max_duration_s=60)
     assert out.dtype == np.float32 and out.shape[1] == 2
     assert abs(out.shape[0] - 2.0 * 48_000) < 48_000 * 0.05
     assert np.abs(out).max() > 0.1
 
 
 def test_decodes_m4a_through_pyav():
-    out = audio.decode(m4a_bytes(2.0), max_duration_s=60)
+    out = decoding.decode(m4a_bytes(2.0), max_duration_s=60)
     assert out.shape[1] == 2 and abs(out.shape[0] / 48_000 - 2.0) < 0.1
 
 
@@ -64,26 +64,26 @@ def test_decodes_m4a_through_pyav():
 )
 def test_refuses_non_audio_with_one_sentence(data, sentence):
     with pytest.raises(BadAudio, match=sentence) as caught:
-        audio.decode(data, max_duration_s=60)
+        decoding.decode(data, max_duration_s=60)
     assert "\n" not in caught.value.user_message and caught.value.user_message.endswith(".")
 
 
 def test_refuses_truncated_file():
     data = encoded(tone(2.0), "WAV")[:40]
     with pytest.raises(BadAudio):
-        audio.decode(data, max_duration_s=60)
+        decoding.decode(data, max_duration_s=60)
 
 
 def test_refuses_a_too_long_m4a_while_decoding():
     with pytest.raises(BadAudio, match="too long; I can cover up to 3 seconds"):
-        audio.decode(m4a_bytes(6.0), max_duration_s=3)
+        decoding.decode(m4a_bytes(6.0), max_duration_s=3)
 
 
 def test_refuses_too_long_and_silent():
     with pytest.raises(BadAudio, match="too long"):
-        audio.decode(encoded(tone(3.0, rate=8000), "WAV", rate=8000), max_duration_s=2)
+        decoding.decode(encoded(tone(3.0, rate=8000), "WAV", rate=8000), max_duration_s=2)
     with pytest.raises(BadAudio, match="silent"):
-        audio.decode(encoded(tone(1.0, amplitude=0.0), "WAV"), max_duration_s=60)
+        decoding.decode(encoded(tone(1.0, amplitude=0.0), "WAV"), max_duration_s=60)
 
 
 def test_wave_with_many_channels_folds_to_stereo():
@@ -93,7 +93,7 @@ def test_wave_with_many_channels_folds_to_stereo():
         handle.setsampwidth(2)
         handle.setframerate(48_000)
         handle.writeframes((tone(1.0, 48_000, 4) * 30000).astype("<i2").tobytes())
-    out = audio.decode(buffer.getvalue(), max_duration_s=60)
+    out = decoding.decode(buffer.getvalue(), max_duration_s=60)
     assert out.shape == (48_000, 2)
 
 
@@ -138,7 +138,7 @@ def test_mp3_keeps_exact_length_and_timing(tmp_path):
     path = audio.encode_mp3(samples, tmp_path / "click.mp3", audio.Tags("t", "p", "", 1, 1))
     decoded, _ = sf.read(str(path), dtype="float32", always_2d=True)
     assert decoded.shape == samples.shape and int(np.abs(decoded[:, 0]).argmax()) == 10_000
-    through_ffmpeg = audio.decode(path.read_bytes(), max_duration_s=60)
+    through_ffmpeg = decoding.decode(path.read_bytes(), max_duration_s=60)
     assert abs(through_ffmpeg.shape[0] - samples.shape[0]) <= 1152  # FFmpeg reads the same LAME tag
 
 

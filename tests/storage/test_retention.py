@@ -1,16 +1,19 @@
-"""Expired uploads are deleted, except the sources of jobs still waiting or running (clock passed in)."""
+"""Expired uploads are deleted, except the sources of jobs still waiting or running; track files no row names
+are deleted after a grace (clock passed in)."""
 
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from storage.accounts import Accounts
 from storage.blobs import Blobs
 from storage.queue import Queue
-from storage.retention import UploadRetention
+from storage.retention import ORPHAN_GRACE, OrphanSweep, UploadRetention
 from storage.spec import JobSpec
-from storage.types import QueueLimits
+from storage.types import NewTrack, QueueLimits
 from storage.types import UserRef as Ref
 
 NOW = datetime(2026, 11, 21, 12, 0, 0)
@@ -73,3 +76,50 @@ def test_tracks_are_never_swept_but_a_half_written_upload_is(db, blobs):
         os.utime(path, (0, 0))
     assert UploadRetention(db, blobs, keep_s=WEEK_S).sweep(NOW) == ["uploads/.x.wav.tmp"]
     assert track.exists() and not scratch.exists()
+
+
+def recorded_track(queue, db, blob_path: str, latents_blob: str | None, now: datetime) -> int:
+    """A finished job whose track row names `blob_path` (and `latents_blob`)."""
+    user = Accounts(db).ensure(Ref("console", "bo", "Bo"), now).id
+    job = queue.submit(user, "song", JobSpec(caption="rain", duration_s=12), 7, now)
+    [claimed] = queue.claim("engine", 1, now, 30)
+    track = NewTrack(blob_path, 12.0, 7, "0" * 64, "Rain", "rain", "", {}, {}, latents_blob=latents_blob)
+    queue.complete(claimed, "engine", track, now)
+    return job.id
+
+
+def stored_file(blobs, relative: str, age: timedelta) -> str:
+    """A file in the blob folder under `relative`, written `age` before NOW."""
+    path = Path(blobs.path(relative))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"ID3 mp3 or npy bytes")
+    written = (NOW - age).replace(tzinfo=UTC).timestamp()
+    os.utime(path, (written, written))
+    return relative
+
+
+def test_a_track_file_without_a_row_is_swept_after_the_grace_and_one_with_a_row_is_kept(db, blobs, queue):
+    old, young = ORPHAN_GRACE + timedelta(hours=1), ORPHAN_GRACE - timedelta(hours=1)
+    kept = [
+        stored_file(blobs, "tracks/0000/5-1.mp3", old),
+        stored_file(blobs, "latents/0000/5-1.npy", old),
+        stored_file(blobs, "tracks/0000/5-1.fit8000000.mp3", old),  # the bot's smaller copy of a kept song
+        stored_file(blobs, "tracks/0000/6-1.mp3", young),  # its row may be on its way
+        stored_file(blobs, "tracks/0000/.6-2.mp3.abc.tmp.mp3", old),  # scratch: the engine's own sweep
+    ]
+    recorded_track(queue, db, "tracks/0000/5-1.mp3", "latents/0000/5-1.npy", NOW)
+    orphans = [
+        stored_file(blobs, "tracks/0000/5-2.mp3", old),  # a rerun's earlier attempt, never recorded
+        stored_file(blobs, "latents/0000/5-2.npy", old),
+        stored_file(blobs, "tracks/0000/5-2.fit8000000.mp3", old),
+    ]
+    assert OrphanSweep(db, blobs).sweep(NOW) == sorted(orphans)
+    assert all(blobs.path(path).exists() for path in kept)
+    assert not any(blobs.path(path).exists() for path in orphans)
+    assert OrphanSweep(db, blobs).sweep(NOW) == []
+
+
+def test_orphans_are_swept_with_real_arrays_too(db, blobs, queue):
+    relative = blobs.put_array("tracks/0001/1000-1.mp3", np.zeros((4, 64), np.float32))
+    assert relative == "tracks/0001/1000-1.npy"
+    assert OrphanSweep(db, blobs).sweep(datetime.now(UTC).replace(tzinfo=None) + ORPHAN_GRACE * 2) == [relative]

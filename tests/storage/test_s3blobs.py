@@ -4,15 +4,16 @@ import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from storage.accounts import Accounts
 from storage.queue import Queue
-from storage.retention import UploadRetention
+from storage.retention import ORPHAN_GRACE, OrphanSweep, UploadRetention
 from storage.s3blobs import S3Blobs, parse_blob_url
 from storage.spec import JobSpec
 from storage.stores import open_blobs
-from storage.types import QueueLimits
+from storage.types import NewTrack, QueueLimits
 from storage.types import UserRef as Ref
 from tests.helpers import make_settings
 from tests.s3server import ACCESS, s3_server
@@ -95,6 +96,28 @@ def test_retention_deletes_expired_uploads_except_a_waiting_jobs_source(blobs, d
     assert retention.sweep(now) == []  # written just now
     assert retention.sweep(now + timedelta(days=8)) == [swept]
     assert blobs.exists(kept) and not blobs.exists(swept)
+
+
+def committed(blobs, relative):
+    temp = blobs.temp_path(relative)
+    temp.write_bytes(b"ID3 mp3 bytes")
+    blobs.commit(temp, relative)
+    return relative
+
+
+def test_a_track_object_without_a_row_is_swept_after_the_grace_and_one_with_a_row_is_kept(blobs, db):
+    recorded, orphan = committed(blobs, "tracks/0000/8-1.mp3"), committed(blobs, "tracks/0000/8-2.mp3")
+    latents = blobs.put_array("latents/0000/8-2.mp3", np.zeros((2, 64), np.float32))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    user = Accounts(db).ensure(Ref("console", "ann", "Ann"), now).id
+    queue = Queue(db, QueueLimits(max_pending_per_user=10, daily_quota=0))
+    queue.submit(user, "song", JobSpec(caption="jazz", duration_s=12), 7, now)
+    [claimed] = queue.claim("engine", 1, now, 30)
+    queue.complete(claimed, "engine", NewTrack(recorded, 12.0, 7, "0" * 64, "Jazz", "jazz", "", {}, {}), now)
+    sweep = OrphanSweep(db, blobs)
+    assert sweep.sweep(now) == []  # younger than the grace
+    assert sweep.sweep(now + ORPHAN_GRACE + timedelta(hours=1)) == sorted([orphan, latents])
+    assert blobs.exists(recorded) and not blobs.exists(orphan) and not blobs.exists(latents)
 
 
 def test_settings_choose_the_store(server, tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from storage.types import UserRef
         ("rain\x00 at night", "rain at night", "rain at night"),
         ("a\x07b\x1b[31mc\x7f\x85d", "ab[31mcd", "ab[31mcd"),
         ("verse\r\none\ttwo\rthree", "verse one two three", "verse\none\ttwo\nthree"),
-        ("  ☔ 雨 ✨ \u200d ", "☔ 雨 ✨ \u200d", "  ☔ 雨 ✨ \u200d "),
+        ("  ☔ 雨 ✨ \u200d ", "☔ 雨 ✨", "  ☔ 雨 ✨  "),  # a joiner joining nothing is a format character
         ("lone \ud800 surrogate", "lone  surrogate", "lone  surrogate"),
     ],
 )
@@ -26,6 +26,33 @@ def test_control_characters_are_removed(given, line, lines):
     assert clean_line(given) == line
     assert clean_lines(given) == lines
     clean_lines(given).encode("utf-8")  # nothing left that UTF-8 (and so PostgreSQL) refuses
+
+
+@pytest.mark.parametrize(
+    ("given", "cleaned"),
+    [
+        ("evil\u202egnp.mp3", "evilgnp.mp3"),  # right-to-left override: "evil3pm.png" on screen
+        ("\u2066isolated\u2069 \u2067rtl\u2069", "isolated rtl"),
+        ("\ufeffbom first", "bom first"),
+        ("zero\u200bwidth\u200cnon\u200djoin\u2060word\u00adhyphen", "zerowidthnonjoinwordhyphen"),
+        ("\U000e0041tag characters\U000e007f", "tag characters"),
+    ],
+)
+def test_format_characters_are_removed(given, cleaned):
+    assert clean_line(given) == cleaned and clean_lines(given) == cleaned
+    assert JobSpec.build(caption=given, duration_s=10).caption == cleaned
+
+
+def test_a_joiner_inside_an_emoji_sequence_is_kept():
+    family, coder, rainbow_flag = "👨\u200d👩\u200d👧", "👩🏽\u200d💻", "🏳\ufe0f\u200d🌈"
+    for emoji in (family, coder, rainbow_flag):
+        assert clean_line(f"{emoji} song") == f"{emoji} song"
+    assert clean_line("a\u200d👩 b\u200d c") == "a👩 b c"  # beside a letter it joins nothing we draw
+
+
+def test_a_display_name_loses_its_format_characters(db):
+    user = Accounts(db).ensure(UserRef("console", "u1", "\u202eadmin\u202c"), utcnow())
+    assert user.display_name == "admin"
 
 
 def test_without_nul_reaches_into_statement_parameters():

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -37,14 +36,14 @@ from engine.acestep.lm.constraints import DECIDE, FORCED, SAMPLE_IDS, TOP1_IDS, 
 from engine.acestep.lm.decode import DecodeJob
 from engine.acestep.lm.graphs import StepGraphs, bucket
 from engine.acestep.lm.qwen3 import FastLM
-from engine.acestep.lm.sampling import pick, row_keys, token_salts
+from engine.acestep.lm.rows import RowBuffers
+from engine.acestep.lm.sampling import pick, token_salts
 from engine.acestep.lm.tickets import Ticket, fill_rules, take_codes, take_tokens
-from engine.acestep.lm.tokenizer import VALID_CODES
 
 NEG_INF = float("-inf")
 
 
-class FastDecoder:
+class FastDecoder(RowBuffers):
     """Continuous-batching decoder for one phase (``meta`` or ``codes``) on the fast path.
 
     Args:
@@ -57,29 +56,6 @@ class FastDecoder:
         len_step: The attention window grows in steps of this many positions.
     """
 
-    # Per-row device buffers, (re)made by _allocate: the cache, the inputs of the next step and the outputs.
-    keys: torch.Tensor
-    values: torch.Tensor
-    tok: torch.Tensor
-    pos: torch.Tensor
-    count: torch.Tensor
-    seed: torch.Tensor
-    noise_phase: torch.Tensor
-    temp: torch.Tensor
-    top_p: torch.Tensor
-    scale: torch.Tensor
-    guided: torch.Tensor
-    live: torch.Tensor
-    target: torch.Tensor
-    last: torch.Tensor
-    out: torch.Tensor
-    logits: torch.Tensor
-    rules: torch.Tensor
-    rules_host: torch.Tensor
-    last_host: torch.Tensor
-    rules_np: Any
-    last_np: Any
-
     def __init__(
         self,
         lm: FastLM,
@@ -91,27 +67,17 @@ class FastDecoder:
         len_step: int = 256,
     ) -> None:
         assert phase in ("meta", "codes")
-        self.lm, self.vocab, self.phase = lm, vocab, phase
-        self.halves = 2 if guided else 1
-        self.max_rows = max_rows
-        self.len_step = len_step
-        self.device = lm.device
-        cuda = self.device.type == "cuda"
-        self.graphs = StepGraphs(cuda if graphs is None else graphs and cuda)
+        cuda = lm.device.type == "cuda"
+        steps = StepGraphs(cuda if graphs is None else graphs and cuda)
+        super().__init__(lm, vocab, phase, 2 if guided else 1, max_rows, len_step, steps)
         self.lock = threading.Lock()
         self.pending: list[Ticket] = []
         self.driving = False
-        self.rows: list[Ticket | None] = []
-        self.rows_cap = 0
-        self.length = 0
-        self.width = VALID_CODES if phase == "codes" else vocab.size
         self.head_start = vocab.code0 if phase == "codes" else 0
         self.salts = token_salts(torch.arange(self.head_start, self.head_start + self.width, device=self.device))
-        self.k_ids = vocab.max_choices()
         self.bank_keys = {key: i for i, key in enumerate(Vocab.BAN_KEYS)}
         self.bank = ~torch.stack([vocab.ban_mask(k) for k in Vocab.BAN_KEYS]).to(self.device)
         self.continues = vocab.continues.to(self.device)
-        self._pinned = torch.cuda.is_available() and cuda
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -164,138 +130,6 @@ class FastDecoder:
             self.graphs.pool = None
             return True
 
-    # ---- buffers ---------------------------------------------------------------------------
-
-    def _need_length(self, job: DecodeJob) -> int:
-        longest = max(len(job.prompt), len(job.uncond_prompt or []))
-        new = self._end(job) if self.phase == "codes" else job.max_new_tokens
-        return longest + new + 2
-
-    def _end(self, job: DecodeJob) -> int:
-        return min((job.constraint.spec.target_codes or 0) + 1, job.max_new_tokens)
-
-    def _allocate(self, rows: int, length: int) -> None:
-        """(Re)allocate every per-row buffer for ``rows`` rows and ``length`` positions, keeping contents."""
-        length = -(-length // self.len_step) * self.len_step
-        old = self.__dict__.get("keys")
-        dev, c, h = self.device, rows, self.halves
-        keys, values = self.lm.new_cache(c, h, length)
-        if old is not None:
-            r, n = self.rows_cap, self.length
-            keys[:, :r, :, :, :n] = self.keys
-            values[:, :r, :, :, :n] = self.values
-        self.keys, self.values = keys, values
-
-        def grow(name: str, shape: tuple[int, ...], dtype: torch.dtype, fill: float = 0) -> None:
-            new = torch.full(shape, fill, dtype=dtype, device=dev)
-            if old is not None:
-                prev = getattr(self, name)
-                new[tuple(slice(0, s) for s in prev.shape)] = prev
-            setattr(self, name, new)
-
-        grow("tok", (c, h), torch.long, self.vocab.pad)
-        grow("pos", (c, h), torch.long)
-        grow("count", (c,), torch.long)
-        grow("seed", (c,), torch.long)
-        grow("noise_phase", (c,), torch.long)
-        grow("temp", (c,), torch.float32)
-        grow("top_p", (c,), torch.float32, 1.0)
-        grow("scale", (c,), torch.float32, 1.0)
-        grow("guided", (c,), torch.bool)
-        grow("live", (c,), torch.bool)
-        grow("target", (c,), torch.long)
-        grow("last", (c,), torch.long)
-        grow("out", (c, length), torch.long)
-        grow("logits", (c, self.width), torch.float32)
-        # Metadata-phase rules, uploaded together each step: mode, token, bank index, live, ids...
-        grow("rules", (c, 4 + self.k_ids), torch.long)
-        self.rules_host = torch.zeros((c, 4 + self.k_ids), dtype=torch.long, pin_memory=self._pinned)
-        self.last_host = torch.zeros((c,), dtype=torch.long, pin_memory=self._pinned)
-        self.rules_np, self.last_np = self.rules_host.numpy(), self.last_host.numpy()  # cheap element access
-        self.rows += [None] * (c - len(self.rows))
-        self.rows_cap, self.length = c, length
-        self.graphs.clear()
-
-    def _fit(self, ticket: Ticket) -> bool:
-        """Make room for one more request; False when the row limit is reached."""
-        live = sum(t is not None for t in self.rows)
-        if live >= self.max_rows:
-            return False
-        need = self._need_length(ticket.job)
-        if self.rows_cap <= live or self.length < need:
-            self._allocate(max(self.rows_cap, bucket(live + 1, self.max_rows)), max(self.length, need))
-        return True
-
-    # ---- membership ------------------------------------------------------------------------
-
-    def _join(self, ticket: Ticket) -> None:
-        row = self.rows.index(None)
-        self.rows[row] = ticket
-        ticket.row = row
-        job = ticket.job
-        prompts = [job.prompt, job.uncond_prompt if job.guided and job.uncond_prompt else job.prompt][: self.halves]
-        last, pos = [], []
-        for half, prompt in enumerate(prompts):
-            ids = torch.tensor(prompt, dtype=torch.long, device=self.device)
-            self.lm.prefill(ids[:-1], self.keys, self.values, row, half)
-            last.append(prompt[-1])
-            pos.append(len(prompt) - 1)
-        ticket.pos = (pos[0], pos[-1])
-        self.tok[row] = torch.tensor(last, device=self.device)
-        self.pos[row] = torch.tensor(pos, device=self.device)
-        ints = torch.tensor(
-            [0, job.seed & 0xFFFFFFFF, job.phase, job.constraint.spec.target_codes or 0, 1, int(job.guided)],
-            device=self.device,
-        )
-        self.count[row], self.seed[row], self.noise_phase[row], self.target[row] = ints[0], ints[1], ints[2], ints[3]
-        self.live[row], self.guided[row] = ints[4].bool(), ints[5].bool()
-        floats = torch.tensor(
-            [job.temperature, 1.0 if job.top_p is None else job.top_p, job.cfg_scale], device=self.device
-        )
-        self.temp[row], self.top_p[row], self.scale[row] = floats[0], floats[1], floats[2]
-
-    def _leave(self, ticket: Ticket) -> None:
-        row = ticket.row
-        self.rows[row] = None
-        self.live[row] = False
-        self.pos[row] = 0
-        self.count[row] = 0
-        ticket.done.set()
-
-    def _compact(self) -> None:
-        """Move the highest rows down into free rows, so that the bucket shrinks with the batch."""
-        while True:
-            used = [i for i, t in enumerate(self.rows) if t is not None]
-            free = [i for i, t in enumerate(self.rows) if t is None]
-            if not used or not free or free[0] > used[-1]:
-                return
-            src, dst = used[-1], free[0]
-            if bucket(len(used), self.max_rows) > src:
-                return  # moving would not shrink the bucket
-            for buf in (self.keys, self.values):
-                buf[:, dst] = buf[:, src]
-            for name in (
-                "tok",
-                "pos",
-                "count",
-                "seed",
-                "noise_phase",
-                "temp",
-                "top_p",
-                "scale",
-                "guided",
-                "live",
-                "target",
-                "last",
-                "out",
-            ):
-                tensor = getattr(self, name)
-                tensor[dst] = tensor[src]
-            ticket = self.rows[src]
-            assert ticket is not None
-            self.rows[dst], self.rows[src], ticket.row = ticket, None, dst
-            self.live[src] = False
-
     def _admit(self) -> None:
         with self.lock:
             while self.pending and self._fit(self.pending[0]):
@@ -314,10 +148,10 @@ class FastDecoder:
             self.logits[:b] = logits[:, 0]
 
     def _select_codes(self, b: int) -> None:
-        keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        index = pick(self.logits[:b], keys, self.salts, self.temp[:b], self.top_p[:b])
-        token = torch.where(self.count[:b] >= self.target[:b], self.vocab.eos, index + self.head_start)
-        self._commit(b, token, self.live[:b])
+        rows, at = self.row_ids[:b], self.count[:b].clamp(max=self.length - 1)
+        index = pick(self.logits[:b], self.noise_keys[rows, at], self.salts, self.temp[:b], self.top_p[:b])
+        token = (index + self.head_start).masked_fill_(self.count[:b] >= self.target[:b], self.vocab.eos)
+        self._commit(b, token, self.live[:b], at)
 
     def _select_meta(self, b: int) -> None:
         rules = self.rules[:b]
@@ -329,21 +163,25 @@ class FastDecoder:
         masked = self.logits[:b].masked_fill(~allowed, NEG_INF)
         top = masked.argmax(-1)
         decided = torch.where(self.continues[top] | (mode == TOP1_IDS), top, forced)
-        keys = row_keys(self.seed[:b], self.noise_phase[:b], self.count[:b])
-        sampled = pick(masked, keys, self.salts, self.temp[:b], self.top_p[:b])
+        at = self.count[:b].clamp(max=self.length - 1)
+        sampled = pick(masked, self.noise_keys[self.row_ids[:b], at], self.salts, self.temp[:b], self.top_p[:b])
         greedy = (mode == TOP1_IDS) | (mode == DECIDE)
         token = torch.where(mode == FORCED, forced, torch.where(greedy, decided, sampled))
-        self._commit(b, token, live & self.live[:b])
+        self._commit(b, token, live & self.live[:b], at)
 
-    def _commit(self, b: int, token: torch.Tensor, live: torch.Tensor) -> None:
-        rows = torch.arange(b, device=self.device)
-        at = self.count[:b].clamp(max=self.length - 1)
-        self.out[rows, at] = torch.where(live, token, self.out[rows, at])
-        self.last[:b] = torch.where(live, token, self.vocab.pad)
-        self.tok[:b] = torch.where(live, token, self.vocab.pad)[:, None].expand(b, self.halves)
-        self.pos[:b] += live[:, None].long()
-        self.count[:b] += live.long()
-        self.live[:b] = live & (token != self.vocab.eos)
+    def _commit(self, b: int, token: torch.Tensor, live: torch.Tensor, at: torch.Tensor) -> None:
+        """Store each live row's token at its ``at`` (its count) and advance it; other rows stand still.
+
+        A row that is not live writes padding at its next slot, which it overwrites before
+        anything reads it (outputs are read up to the count).
+        """
+        kept = token.masked_fill(~live, self.vocab.pad)
+        self.out[self.row_ids[:b], at] = kept
+        self.last[:b] = kept
+        self.tok[:b] = kept[:, None]
+        self.pos[:b] += live[:, None]
+        self.count[:b] += live
+        torch.logical_and(live, token != self.vocab.eos, out=self.live[:b])
 
     def _save(self) -> object:
         return [getattr(self, n).clone() for n in ("tok", "pos", "count", "live", "last")]

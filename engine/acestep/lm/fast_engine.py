@@ -27,10 +27,16 @@ class FastEngine:
         with self.lock:
             key = (phase, guided)
             if key not in self.decoders:
-                self.decoders[key] = FastDecoder(
-                    self.lm, self.vocab, phase, guided, self.max_rows, self.use_graphs, self.len_step
-                )
+                dec = FastDecoder(self.lm, self.vocab, phase, guided, self.max_rows, self.use_graphs, self.len_step)
+                dec.graphs.on_failure = self._graphs_failed
+                self.decoders[key] = dec
             return self.decoders[key]
+
+    def _graphs_failed(self) -> None:
+        """A capture failed (StepGraphs logged why): every decoder, present and future, runs eagerly."""
+        self.use_graphs = False
+        for dec in list(self.decoders.values()):
+            dec.graphs.enabled = False
 
     def release(self) -> None:
         """Free every idle decoder's cache and graphs (e.g. between jobs, to lend the GPU memory to the DiT)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class Planner:
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     vllm: Any = None
     fast: Any = None  # engine.acestep.lm.fast_engine.FastEngine when the fast path is on
+    _switch: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, model_dir: Path, name: str, device: str = "cpu", settings: PlannerSettings | None = None) -> Planner:
@@ -101,10 +103,24 @@ class Planner:
             self.fast.release()
 
     def _decode(self, jobs: list[DecodeJob], phase: str) -> None:
-        if self.fast is not None:
-            self.fast.decode(jobs, phase)
-        else:
-            decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+        fast = self.fast
+        if fast is not None:
+            try:
+                fast.decode(jobs, phase)
+                return
+            except Exception as error:  # noqa: BLE001 - the reference loop computes the same tokens
+                self._leave_fast_path(fast, error)
+                for job in jobs:
+                    _restart(job)
+        decode(self.lm.model, jobs, self.vocab.pad, self.lm.device)
+
+    def _leave_fast_path(self, fast: Any, error: Exception) -> None:
+        """Plan with the reference loop from now on; log it once, whichever thread saw the failure first."""
+        with self._switch:
+            if self.fast is not fast:
+                return
+            self.fast = None
+        log.warning("The planner's fast path failed, planning with the reference loop from now on: %r", error)
 
     # ---- context budget -------------------------------------------------------------------
 
@@ -274,6 +290,12 @@ class Planner:
                 raise GenerationError("The song planner could not finish the song's audio codes.")
             out.append(codes)
         return out
+
+
+def _restart(job: DecodeJob) -> None:
+    """Undo a partly decoded job: no tokens, its constraint back at the start."""
+    job.tokens.clear()
+    job.constraint = Constraint(job.constraint.vocab, job.constraint.spec)
 
 
 def _user_lyrics(req: PlanRequest) -> bool:

@@ -262,6 +262,13 @@ class FastLM:
     ) -> torch.Tensor:
         """One step for the first ``b`` cache rows: fixed shapes, no host synchronisation.
 
+        Written for few kernels (each replayed kernel costs microseconds, the step's budget is
+        ~500; see :mod:`engine.acestep.kernels`): per layer one fused RMSNorm with its weight per
+        norm, the rotary embedding as one batched product with a per-row rotation matrix built once
+        per step, one fused attention call over the cache window (the query heads of a KV head
+        are its query "sequence", so no grouped-query support is needed), and the residual adds
+        inside the output and down projections (``addmm_``).
+
         Args:
             tokens: ``[b, halves]`` input token of each row and half.
             pos: ``[b, halves]`` its position (also where its key and value are written).
@@ -274,24 +281,46 @@ class FastLM:
         """
         g = self.geo
         b, halves = tokens.shape
-        rows = torch.arange(b, device=tokens.device)[:, None].expand(b, halves)
-        sides = torch.arange(halves, device=tokens.device)[None, :].expand(b, halves)
-        x = self.embed[tokens]
-        cos, sin = self.cos[pos][:, :, None, :], self.sin[pos][:, :, None, :]
-        visible = (torch.arange(window, device=tokens.device) <= pos[..., None])[:, :, None, None, :]
+        n = b * halves
+        rows = torch.arange(n, device=tokens.device)
+        flat_pos = pos.flatten()
+        x = self.embed[tokens.flatten()]  # [n, hidden], the residual stream, updated in place
+        rotation = self._rotation(flat_pos)
+        # Additive mask over the window, built once per step and shared by every layer and head.
+        bias = torch.zeros((n, 1, 1, window), dtype=x.dtype, device=x.device)
+        bias.masked_fill_(torch.arange(window, device=x.device) > flat_pos[:, None, None, None], float("-inf"))
         groups = g.heads // g.kv_heads
         for i, layer in enumerate(self.layers):
-            _, q, k, v = self._qkv(layer, x, cos, sin)
-            keys[i][rows, sides, :, pos] = k
-            values[i][rows, sides, :, pos] = v
-            kc, vc = keys[i, :b, :, :, :window], values[i, :b, :, :, :window]  # [b, halves, kv, window, d]
-            qg = q.unflatten(-2, (g.kv_heads, groups))  # [b, halves, kv, groups, d]
-            scores = (qg @ kc.transpose(-1, -2)).float() * g.head_dim**-0.5
-            probs = scores.masked_fill(~visible, float("-inf")).softmax(-1).to(x.dtype)
-            out = (probs @ vc).flatten(-3)  # [b, halves, heads * d]
-            x = x + out @ layer.o.T
-            x = self._mlp(layer, x)
-        return rms_norm(x, self.norm, g.eps)
+            q, k, v = self._qkv_rotated(layer, x, rotation)
+            kc, vc = keys[i, :b].flatten(0, 1), values[i, :b].flatten(0, 1)  # [n, kv, length, d]
+            kc[rows, :, flat_pos] = k
+            vc[rows, :, flat_pos] = v
+            qg = q.unflatten(1, (g.kv_heads, groups))  # [n, kv, groups, d]
+            out = F.scaled_dot_product_attention(
+                qg, kc[:, :, :window], vc[:, :, :window], attn_mask=bias, scale=g.head_dim**-0.5
+            )
+            x.addmm_(out.flatten(1), layer.o.T)
+            h = F.rms_norm(x, (g.hidden,), layer.norm2, g.eps)
+            gate, up = (h @ layer.gate_up.T).chunk(2, dim=-1)
+            x.addmm_(F.silu(gate) * up, layer.down.T)
+        return F.rms_norm(x, (g.hidden,), self.norm, g.eps).unflatten(0, (b, halves))
+
+    def _rotation(self, pos: torch.Tensor) -> torch.Tensor:
+        """Per position ``[n, d, d]``: ``x @ R`` is ``x * cos + roll(x, d / 2) * signed_sin``."""
+        half = self.geo.head_dim // 2
+        return torch.diag_embed(self.cos[pos]) + torch.diag_embed(self.sin[pos]).roll(half, -2)
+
+    def _qkv_rotated(
+        self, layer: Layer, x: torch.Tensor, rotation: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries ``[n, heads, d]``, keys and values ``[n, kv_heads, d]`` of ``x`` ``[n, hidden]``."""
+        g = self.geo
+        qkv = F.rms_norm(x, (g.hidden,), layer.norm1, g.eps) @ layer.qkv.T
+        qk_size = (g.heads + g.kv_heads) * g.head_dim
+        qk = qkv[:, :qk_size].unflatten(-1, (g.heads + g.kv_heads, g.head_dim))
+        qk = torch.bmm(rms_norm(qk, layer.qk_norm, g.eps), rotation)
+        v = qkv[:, qk_size:].unflatten(-1, (g.kv_heads, g.head_dim))
+        return qk[:, : g.heads], qk[:, g.heads :], v
 
     def logits(self, hidden: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Float32 logits of head rows ``start..stop`` (the code phase needs only the code rows)."""

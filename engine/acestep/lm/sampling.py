@@ -13,9 +13,10 @@ Top-p by threshold
     The nucleus keeps token ``t`` when the probability mass of the tokens strictly more likely
     than ``t`` is at most ``top_p`` (so the most likely token is always kept). For distinct
     probabilities this is exactly the sort-and-cumsum rule. The smallest kept probability is
-    found by bisection over float32 bit patterns (31 masked sums, no sort), which keeps the
-    shapes fixed. Ties: tokens of equal probability are kept or dropped together, whereas a
-    sort keeps an arbitrary part of a tie that straddles the boundary.
+    read from one descending sort and its cumulative sum (fixed shapes, a handful of kernels;
+    an earlier bisection over float32 bit patterns took 31 masked sums for the same nucleus).
+    Ties: tokens of equal probability are kept or dropped together, whereas a sort-and-scatter
+    keeps an arbitrary part of a tie that straddles the boundary.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ NEG_INF = float("-inf")
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32), without int64 overflow."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & MASK32
+    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32) (two kernels).
+
+    The int64 product may pass 2**63; torch's integer kernels (CPU and CUDA) wrap modulo 2**64,
+    and the low 32 bits of a product modulo 2**64 are those of the exact product.
+    """
+    return (x * c) & MASK32
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
@@ -67,22 +71,22 @@ def gumbel(keys: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
 
 
 def top_p_keep(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """The nucleus of each row by threshold search (see the module docstring), as a bool mask.
+    """The nucleus of each row by threshold (see the module docstring), as a bool mask.
 
     Args:
         probs: ``[rows, n]`` float32 probabilities (masked tokens exactly 0).
         top_p: ``[rows]`` nucleus mass; ``>= 1`` keeps everything.
     """
-    bits = probs.view(torch.int32)
-    hi = bits.amax(-1)  # the mass above the largest probability is 0: always kept
-    lo = torch.zeros_like(hi)  # the mass above 0 is everything: beyond any top_p < 1
-    for _ in range(31):  # positive float32 patterns are below 2**31; the bisection ends sooner
-        mid = lo + (hi - lo) // 2
-        above = torch.where(probs > mid.view(torch.float32)[:, None], probs, 0.0).sum(-1)
-        ok = above <= top_p
-        hi = torch.where(ok, mid, hi)
-        lo = torch.where(ok, lo, mid)
-    return (bits >= hi[:, None]) | (top_p >= 1.0)[:, None]
+    return ~top_p_drop(probs, top_p)
+
+
+def top_p_drop(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """The complement of :func:`top_p_keep` (what the sampler masks), in about ten kernels."""
+    top = torch.sort(probs, dim=-1, descending=True).values
+    above = top.cumsum(-1) - top  # the mass before each sorted token, as the reference loop sums it
+    kept = (above <= top_p[:, None]).sum(-1, keepdim=True)  # >= 1: nothing is above the first
+    threshold = top.gather(-1, kept - 1)  # the smallest kept probability
+    return (probs < threshold) & (top_p < 1.0)[:, None]
 
 
 def top_p_keep_sorted(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -105,8 +109,7 @@ def pick(
         temperature: ``[rows]``; ``<= 0`` is greedy.
         top_p: ``[rows]``; ``>= 1`` disables the cut.
     """
-    keep = top_p_keep(torch.softmax(logits, dim=-1), top_p)
-    filtered = logits.masked_fill(~keep, NEG_INF)
+    filtered = logits.masked_fill(top_p_drop(torch.softmax(logits, dim=-1), top_p), NEG_INF)
     hot = (temperature > 0)[:, None]
     scores = torch.where(hot, filtered / temperature.clamp(min=1e-6)[:, None] + gumbel_salted(keys, salts), filtered)
     return scores.argmax(-1)

@@ -72,13 +72,29 @@ async def test_a_song_without_an_upload_still_rerolls_after_the_sweep(service):
     assert (await service.reroll(ALICE, job.id, None, TARGET)).parent_id == job.id
 
 
-async def test_zero_days_never_starts_the_sweep(tmp_path):
+async def test_zero_days_never_deletes_an_upload(tmp_path):
+    # The sweep still runs (for orphaned track files), but it keeps every upload.
     service = SongService.from_settings(make_settings(tmp_path, upload_retention_days=0))
     job = await finished_cover(service)
     sweeper = UploadSweeper.for_service(service, every_s=0.01)
     sweeper.clock = lambda: service.clock() + timedelta(days=3650)
-    await asyncio.wait_for(sweeper.run(asyncio.Event()), timeout=1)  # returns at once
+    assert await sweeper.sweep_once() == []
     assert service.blobs.exists(job.source_blob)
+
+
+async def test_the_sweeper_deletes_a_track_file_no_song_points_to(service):
+    job = await finished_cover(service)
+    orphan = service.blobs.path("tracks/0000/99-1.mp3")  # stored by an engine that then could not record it
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"ID3")
+    recorded = service.blobs.path(service.library.get(job.id).blob_path)
+    recorded.parent.mkdir(parents=True, exist_ok=True)
+    recorded.write_bytes(b"ID3")
+    sweeper = UploadSweeper.for_service(service)
+    assert await sweeper.sweep_once() == []  # within the grace
+    service.clock.now += timedelta(days=2)
+    assert await sweeper.sweep_once() == ["tracks/0000/99-1.mp3"]
+    assert recorded.exists() and not orphan.exists()
 
 
 def test_help_says_how_long_uploads_are_kept():

@@ -69,3 +69,26 @@ def test_pick_samples_the_tempered_nucleus_and_is_greedy_at_zero():
     freq = torch.bincount(chosen, minlength=4).float() / 4000
     assert torch.allclose(freq, torch.tensor([0.6 / 0.9, 0.3 / 0.9, 0.0, 0.0]), atol=0.03)
     assert pick(logits[:3], keys[:3], token_salts(ids), torch.zeros(3), torch.ones(3)).tolist() == [0, 0, 0]
+
+
+def _bisection_keep(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """The nucleus as the fast path found it before: bisection over float32 bit patterns (31 masked sums)."""
+    bits = probs.view(torch.int32)
+    hi, lo = bits.amax(-1), torch.zeros(probs.shape[0], dtype=torch.int32)
+    for _ in range(31):
+        mid = lo + (hi - lo) // 2
+        ok = torch.where(probs > mid.view(torch.float32)[:, None], probs, 0.0).sum(-1) <= top_p
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+    return (bits >= hi[:, None]) | (top_p >= 1.0)[:, None]
+
+
+def test_top_p_from_one_sort_is_the_nucleus_the_bisection_found():
+    gen = torch.Generator().manual_seed(1)
+    for sharp in (0.3, 1.0, 3.0, 8.0):
+        logits = torch.randn(32, 4000, generator=gen) * sharp
+        logits[:6, 2000:] = float("-inf")
+        logits[6:12] = logits[6:12].round()  # many ties, some straddling the boundary
+        probs = torch.softmax(logits, -1)
+        top_p = torch.rand(32, generator=gen) * 0.98 + 0.01
+        top_p[-1] = 1.0
+        assert torch.equal(top_p_keep(probs, top_p), _bisection_keep(probs, top_p))
