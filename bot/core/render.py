@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from storage.text import counted
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
 from storage.values import MIN_SOURCE_S
 
@@ -35,7 +36,7 @@ waiting song.   /lyrics <id> — a song's lyrics.
 {limits}
 {privacy}"""
 LIMITS_TEXT = """\
-Limits: {max_pending} songs waiting at a time, {quota} songs a day, {min_s} to {max_s} seconds per song, \
+Limits: {max_pending} waiting at a time, {quota} a day, {min_s} to {max_s} seconds per song, \
 uploads up to {max_mb:g} MB; a recording to cover from {min_source_s} seconds, a clip to sound like from {min_s}."""
 PRIVACY_TEXT = """\
 Privacy: your requests, songs and seeds are stored on this bot's server so you can re-roll them; \
@@ -67,8 +68,8 @@ def backend_text(backend: str) -> str:
 def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
     """The line of /help with the limits."""
     return LIMITS_TEXT.format(
-        max_pending=max_pending,
-        quota=quota or "unlimited",
+        max_pending=counted(max_pending, "song"),
+        quota=counted(quota, "song") if quota else "unlimited songs",
         min_s=min_s,
         max_s=max_s,
         max_mb=max_mb,
