@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make run    installs what the service needs and runs it (SQLite, console chat, sketch backend by default)
 #   make test   installs the test set-up (CPU torch wheel) and runs the whole test suite
-#   make test-quick  the tests not marked slow (about a fifth of the time), for iterating; no lint
+#   make test-quick  the tests not marked slow (about a third of the time), for iterating; no lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin

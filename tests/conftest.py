@@ -22,7 +22,31 @@ _PG_URL = postgres_url()
 DB_PARAM = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]$")
 # Modules whose tests take tens of seconds each on a 2-core machine (tiny checkpoints on torch, whole
 # processes, real chat clients against loopback servers): `-m "not slow"` (`make test-quick`) leaves them out.
-SLOW_MODULES = frozenset[str]()
+# Chosen from `pytest --durations=60` (2026-12-07, 2 busy cores): these modules held about 1,900 of the
+# suite's 2,700 test-seconds.
+SLOW_MODULES = frozenset(
+    {
+        "tests/bench/test_gpu_suite.py",
+        "tests/bench/test_service_load.py",
+        "tests/bot/console/test_console_e2e.py",
+        "tests/bot/discord/test_discord_edits.py",
+        "tests/bot/telegram/test_telegram_edits.py",
+        "tests/bot/telegram/test_telegram_load.py",
+        "tests/bot/telegram/test_telegram_restart.py",
+        "tests/engine/acestep/test_acestep_backend.py",
+        "tests/engine/acestep/test_acestep_console_e2e.py",
+        "tests/engine/acestep/test_acestep_edits_e2e.py",
+        "tests/engine/acestep/test_acestep_exact.py",
+        "tests/engine/lm/test_console_e2e.py",
+        "tests/engine/lm/test_decode.py",
+        "tests/engine/lm/test_fast.py",
+        "tests/engine/lm/test_integration.py",
+        "tests/engine/lm/test_planner.py",
+        "tests/engine/test_worker_pipeline.py",
+        "tests/songbot/test_ports.py",
+        "tests/songbot/test_scale_out.py",
+    }
+)
 # What the queue tests ran on, counted on the process that prints the summary (the xdist controller).
 _db_outcomes: Counter[tuple[str, str]] = Counter()
 
