@@ -9,7 +9,8 @@ BIN = $(VENV)/bin
 TORCH ?= torch==2.13.0
 
 # Test workers (pytest-xdist): `auto` is one per CPU. The workers share nothing: each PostgreSQL test has a
-# schema of its own, each loopback server a free port, each test its own tmp_path.
+# schema of its own, each loopback server a free port, each test its own tmp_path. The tests that run whole
+# processes under a time limit share one worker (tests/conftest.py, PROCESS_MODULES).
 PYTEST_WORKERS ?= auto
 
 .PHONY: run test test-quick lint bench clean
@@ -37,10 +38,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-quick: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/queue.py

@@ -47,6 +47,20 @@ SLOW_MODULES = frozenset(
         "tests/songbot/test_scale_out.py",
     }
 )
+# Modules whose tests run whole songbot processes under a subprocess time limit: one xdist worker takes them
+# all, one after another (`--dist loadgroup`), so that two of them never share the CPUs and run past their limits.
+PROCESS_MODULES = frozenset(
+    {
+        "tests/bench/test_gpu_suite.py",
+        "tests/bench/test_service_load.py",
+        "tests/bot/console/test_console_e2e.py",
+        "tests/engine/acestep/test_acestep_console_e2e.py",
+        "tests/engine/acestep/test_acestep_edits_e2e.py",
+        "tests/engine/lm/test_console_e2e.py",
+        "tests/songbot/test_ports.py",
+        "tests/songbot/test_scale_out.py",
+    }
+)
 # What the queue tests ran on, counted on the process that prints the summary (the xdist controller).
 _db_outcomes: Counter[tuple[str, str]] = Counter()
 
@@ -64,10 +78,13 @@ def databases_line() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of SLOW_MODULES `slow`."""
+    """Mark the tests of SLOW_MODULES `slow`, and put those of PROCESS_MODULES in one xdist group."""
     for item in items:
-        if item.nodeid.split("::")[0] in SLOW_MODULES:
+        module = item.nodeid.split("::")[0]
+        if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if module in PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group("processes"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
