@@ -4,7 +4,7 @@
 
 Each file is written here, then one child process per (file, path) reads it and runs the bot's
 check (`storage.decoding.probe`) or the engine's decode (`storage.decoding.decode`) with the default
-600 s limit, and reports its own `ru_maxrss` and CPU seconds. `--code DIR` runs the children on
+600 s limit, and reports its own peak RSS (VmHWM) and CPU seconds. `--code DIR` runs the children on
 another checkout's code (e.g. main's, where both processes called `storage.audio.decode`); its
 children get an address-space cap (`--cap-gb`) and a timeout, so that a file that would take all
 the machine's memory ends as "over the cap" instead.
@@ -52,7 +52,10 @@ except MemoryError as error:
 except Exception as error:
     outcome, sentence = type(error).__name__, getattr(error, "user_message", str(error))[:200]
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"outcome": outcome, "sentence": sentence, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+# VmHWM, not ru_maxrss: a child forked (preexec_fn) from a big parent (a pytest worker that ran torch tests)
+# keeps the parent's RSS in ru_maxrss across exec; VmHWM is this program's own peak.
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"outcome": outcome, "sentence": sentence, "peak_rss_mb": round(hwm_kb / 1024, 1),
                   "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}))
 """
 

@@ -99,7 +99,7 @@ class GeneratedTrack:
         title: A short title for the song.
         caption: The final caption the model was conditioned on.
         lyrics: The final lyrics ("" for instrumental).
-        metadata: The metadata as used (bpm, keyscale, timesignature, language, duration).
+        metadata: The metadata as used (bpm, key, time signature, language, length).
         plan: The LM plan to store for exact re-rolls, or None.
         model: The model that made it: everything else needed to regenerate (backend, model ids,
             steps, shift, dtype).

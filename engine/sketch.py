@@ -8,6 +8,7 @@ says in every result that it is a sketch, not ACE-Step. It exists so that the wh
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from engine.splice import splice
 from storage.results import ModelInfo, TrackMeta, title_from_caption
+from storage.spec import JobSpec
 from storage.values import SAMPLE_RATE
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
@@ -45,8 +47,7 @@ class SketchGenerator:
 
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         spec, rng = request.spec, np.random.default_rng(request.seed)
-        bpm = spec.bpm or int(rng.integers(70, 140))
-        key = spec.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+        bpm, key = sketch_meta(spec)
         audio = synthesize(spec.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, spec.strength)
@@ -72,6 +73,18 @@ class SketchGenerator:
             model=ModelInfo(backend=self.name),
             notice=NOTICE,
         )
+
+
+def sketch_meta(spec: JobSpec) -> tuple[int, str]:
+    """The bpm and key: the request's, else drawn from its caption, not its seed.
+
+    A re-roll keeps the caption and draws a new seed; the README promises that it keeps bpm and key,
+    so only the arrangement (progression, voicing) follows the seed.
+    """
+    rng = np.random.default_rng(zlib.crc32(spec.caption.encode()))
+    bpm = spec.bpm or int(rng.integers(70, 140))
+    key = spec.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
+    return bpm, key
 
 
 def synthesize(

@@ -11,6 +11,7 @@ songbot models download DIR  the official checkpoints from Hugging Face
 songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
 songbot plan "<description>" [--instrumental] [--seed N] [--duration S] [--json]  the 5 Hz LM's plan
 songbot status               queue depth, the engines, the slowest waiting user, the last errors
+songbot --version            the installed version
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.acestep.lm.cli import build_parser as plan_arguments
 
     parser = argparse.ArgumentParser(prog="songbot", description="Make music in chats with ACE-Step 1.5.")
+    parser.add_argument("--version", action="version", version=f"songbot {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add(
         commands,
@@ -115,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--guild", type=int, help="a guild id: its commands update at once")
     return parser
+
+
+def installed_version() -> str:
+    """The version of the installed package (pyproject.toml's), or `unknown` when run from an uninstalled copy."""
+    try:
+        return metadata.version("songbot")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def add(
@@ -193,14 +204,12 @@ async def run_chat(settings: Settings, with_engine: bool) -> int:
     from songbot.checks import song_checks
     from songbot.engines import EngineGroup
 
-    if with_engine:  # the engine's own start-up errors would only reach the log: say them here
-        from engine.backends import choose_backend
-
-        choose_backend(settings.engine_backend, settings.model_dir)
+    # With the engine, its start-up errors would only reach the log: say them here.
+    backend = active_backend(settings) if with_engine else None
     log_path = (settings.data_dir / CHAT_LOG).resolve()
     logs.configure(settings.log_level, secrets=settings.secrets(), path=log_path)
     logs.native_notes_to(log_path)  # libmpg123's notes on a broken upload would print over the chat
-    service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    service = SongService.from_settings(settings, song_checks=song_checks(settings), backend=backend)
     monitor = start_bot_monitor(settings, service)
     chat = ConsoleChat(service, DeliveryLoop(service), log_path=log_path)
 
@@ -238,7 +247,8 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     if not configured_platforms(settings):
         print("No TELEGRAM_TOKEN or DISCORD_TOKEN is set: starting the local console chat.", file=sys.stderr)
         return await run_chat(settings, with_engine)
-    service = SongService.from_settings(settings, song_checks=song_checks(settings))
+    backend = active_backend(settings) if with_engine else None
+    service = SongService.from_settings(settings, song_checks=song_checks(settings), backend=backend)
     monitor = start_bot_monitor(settings, service)
     supervisor = EngineGroup.from_settings(settings) if with_engine else None
     if supervisor:
@@ -258,6 +268,17 @@ async def run_service(settings: Settings, with_engine: bool) -> int:
     return 0
 
 
+def active_backend(settings: Settings) -> str:
+    """The backend the engine child will load (ENGINE_BACKEND against MODEL_DIR), for the welcome line and /help.
+
+    Raises:
+        ModelsMissing: the engine could not start (said here, before the bots start).
+    """
+    from engine.backends import choose_backend
+
+    return choose_backend(settings.engine_backend, settings.model_dir)
+
+
 def show_status(settings: Settings) -> int:
     """`songbot status`: print the operators' screen."""
     from migrations import upgrade
@@ -265,10 +286,16 @@ def show_status(settings: Settings) -> int:
     from storage.db import make_engine, utcnow
     from storage.overview import Overview
 
+    missing = missing_database(settings)
+    if missing is not None:  # a read-only command makes no data folder of its own
+        print(missing, file=sys.stderr)
+        return 1
     db = make_engine(settings.db_url)
     try:
         upgrade(db)
         print(status_text(Overview(db), utcnow(), settings.engine_lease_s, settings.secrets()))
+        if not settings.database_url:
+            print(f"Data folder: {settings.data_dir.resolve()}")
     except Exception as error:  # one sentence instead of a traceback (which goes to the debug log)
         log.debug("status failed", exc_info=True)
         print(f"Could not read the database ({type(error).__name__}); check DATABASE_URL.", file=sys.stderr)
@@ -276,6 +303,22 @@ def show_status(settings: Settings) -> int:
     finally:
         db.dispose()
     return 0
+
+
+def missing_database(settings: Settings) -> str | None:
+    """The sentence for `status` run where no SQLite database is (SONGBOT_DATA_DIR is relative to the folder).
+
+    Returns None when the database is a server (DATABASE_URL) or the file exists.
+    """
+    if settings.database_url:
+        return None
+    path = (settings.data_dir / "songbot.db").resolve()
+    if path.is_file():
+        return None
+    return (
+        f"There is no songbot database at {path}; run this in the folder you run songbot in, "
+        "or set SONGBOT_DATA_DIR (or DATABASE_URL) to where it is."
+    )
 
 
 def discord_sync(settings: Settings, guild: int | None) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from storage.errors import BadAudio
+from storage.text import counted
 from storage.values import MIN_SOURCE_S, SAMPLE_RATE
 
 MP3_KBPS = 320
@@ -61,16 +62,16 @@ def check_cover_length(seconds: float, what: str = "covers", minimum: float = MI
     """
     if seconds < minimum:
         raise BadAudio(
-            f"That recording is only {round(seconds, 1):g} seconds long; {what} need at least {minimum:g} seconds."
+            f"That recording is only {counted(round(seconds, 1), 'second')} long; "
+            f"{what} need at least {counted(minimum, 'second')}."
         )
 
 
 def span(seconds: float) -> str:
     """`600` → `10 minutes`, `90` → `90 seconds`."""
     if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"{seconds:g} seconds"
+        return counted(seconds // 60, "minute")
+    return counted(seconds, "second")
 
 
 def encode_mp3(

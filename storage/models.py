@@ -153,7 +153,11 @@ class Delivery(Base):
     """Outbox row: where a job's status and result go, and whether they got there."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_open", "platform", "state"),)
+    __table_args__ = (
+        Index("ix_deliveries_open", "platform", "state"),
+        # A reply to a posted result finds its song by the result's message id (Telegram's replies).
+        Index("ix_deliveries_result", "platform", "chat_id", "result_message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
@@ -180,6 +184,8 @@ class Delivery(Base):
     sending_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # How many times a post was begun again after such an interrupted one.
     resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The message that carries the posted result, where the platform gives one.
+    result_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class EngineRow(Base):

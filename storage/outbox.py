@@ -111,8 +111,18 @@ class Outbox:
                 .returning(deliveries.c.resends)
             ).scalar_one_or_none()
 
-    def mark_done(self, delivery_id: int, owner: str, now: datetime, state: str = DONE) -> bool:
-        """The result (or a sentence, `state` TOLD) was posted; False if another process owns the row."""
+    def mark_done(
+        self, delivery_id: int, owner: str, now: datetime, state: str = DONE, result_message_id: str | None = None
+    ) -> bool:
+        """The result (or a sentence, `state` TOLD) was posted; False if another process owns the row.
+
+        Args:
+            delivery_id: The row.
+            owner: This bot process (its lease).
+            now: The time of the post.
+            state: DONE for the song or the failure sentence, TOLD for the sentence that stands in for a song.
+            result_message_id: The message that carries the result, kept so that a reply to it finds the song.
+        """
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
@@ -121,7 +131,13 @@ class Outbox:
                     deliveries.c.state == PENDING,
                     or_(deliveries.c.lease_owner == owner, deliveries.c.lease_owner.is_(None)),
                 )
-                .values(state=state, delivered_at=now, lease_owner=None, lease_expires_at=None)
+                .values(
+                    state=state,
+                    delivered_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    result_message_id=result_message_id,
+                )
             )
             return result.rowcount == 1
 
@@ -159,6 +175,17 @@ class Outbox:
                 .where(and_(deliveries.c.lease_owner == owner, deliveries.c.state == PENDING))
                 .values(lease_owner=None, lease_expires_at=None)
             )
+
+    def song_of_result(self, platform: str, chat_id: str, message_id: str) -> int | None:
+        """The song (job id) whose result was posted as message `message_id` in that chat, or None."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                select(deliveries.c.job_id).where(
+                    deliveries.c.platform == platform,
+                    deliveries.c.chat_id == chat_id,
+                    deliveries.c.result_message_id == message_id,
+                )
+            ).scalar_one_or_none()
 
     def for_job(self, job_id: int) -> DeliveryView | None:
         """The delivery of a job, or None."""

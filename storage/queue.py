@@ -27,6 +27,7 @@ from storage.models import deliveries_table, jobs_table, queue_state_table, trac
 from storage.rows import delivery_values, job_view, queued_job_values, track_values
 from storage.scrub import Scrubber
 from storage.spec import JobSpec, check_seed, check_takes
+from storage.text import counted
 from storage.types import (
     CANCELLED,
     FAILED,
@@ -200,12 +201,12 @@ class Queue:
         ).scalar_one()
         if count > 1 and pending + count > self.limits.max_pending_per_user:
             raise LimitError(
-                f"{count} takes would put {pending + count} songs in the queue, and the limit is "
+                f"{count} takes would put {counted(pending + count, 'song')} in the queue, and the limit is "
                 f"{self.limits.max_pending_per_user}; ask for fewer takes."
             )
         if pending >= self.limits.max_pending_per_user:
             raise LimitError(
-                f"You already have {pending} songs in the queue; wait for one to finish "
+                f"You already have {counted(pending, 'song')} in the queue; wait for one to finish "
                 f"(the limit is {self.limits.max_pending_per_user})."
             )
         quota = user.daily_quota if user.daily_quota is not None else self.limits.daily_quota
@@ -216,9 +217,11 @@ class Queue:
             )
         ).scalar_one()
         if quota and count > 1 and used < quota < used + count:
-            raise LimitError(f"You have {quota - used} songs left for today, not {count}; ask for fewer takes.")
+            left = counted(quota - used, "song")
+            raise LimitError(f"You have {left} left for today, not {count}; ask for fewer takes.")
         if quota and used >= quota:
-            raise LimitError(f"You have made your {quota} songs for today; the quota resets at midnight UTC.")
+            made = counted(quota, "song")
+            raise LimitError(f"You have made your {made} for today; the quota resets at midnight UTC.")
         if conn.dialect.name == "postgresql":  # one count-then-insert at a time for the whole queue's cap
             conn.execute(select(func.pg_advisory_xact_lock(QUEUE_CAP_LOCK)))
         total = conn.execute(select(func.count()).where(jobs.c.status == QUEUED)).scalar_one()

@@ -54,3 +54,8 @@ def without_nul(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(without_nul(item) for item in value)
     return value
+
+
+def counted(amount: float, unit: str) -> str:
+    """`1, "second"` → `1 second`, `2.5, "second"` → `2.5 seconds`: the unit in the number's form."""
+    return f"{amount:g} {unit}{'' if amount == 1 else 's'}"

@@ -43,7 +43,7 @@ PLATFORM = "console"
 PROMPT = "> "
 MORE = "… "  # the prompt while lyrics are being typed
 CLEAR_LINE = "\r\x1b[K"
-WELCOME = "🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave."
+WELCOME = "🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Songs by {backend}."
 NOT_A_COMMAND = "Commands start with /; try /help."
 
 HELP = """\
@@ -58,12 +58,12 @@ HELP = """\
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
 /lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
-Every result ends with the path of its MP3 file, under {tracks}.
+Every result ends with the path of its MP3 file, under {tracks}. Songs by {backend}.
 {limits}
 {uploads}"""
 
 
-def console_help(settings: Settings) -> str:
+def console_help(settings: Settings, backend: str = "auto") -> str:
     """The console's own /help: file paths instead of attachments, a backslash for lyrics, /quit."""
     days = settings.upload_retention_days
     uploads: object = settings.blob_dir.resolve() / "uploads"
@@ -85,7 +85,7 @@ def console_help(settings: Settings) -> str:
         settings.max_duration_s,
         settings.max_source_mb,
     )
-    return HELP.format(tracks=tracks, limits=limits, uploads=kept)
+    return HELP.format(tracks=tracks, limits=limits, uploads=kept, backend=render.backend_text(backend))
 
 
 class Terminal:
@@ -189,7 +189,8 @@ class ConsoleChat:
         """Serve commands from `lines` (returns "" at end of input) until it ends or `quit()`."""
         self.terminal.interactive = interactive
         if interactive:
-            self.terminal.say(WELCOME + (f" Log: {self.log_path}" if self.log_path else ""))
+            welcome = WELCOME.format(backend=render.backend_text(self.service.backend))
+            self.terminal.say(welcome + (f" Log: {self.log_path}" if self.log_path else ""))
         stop = asyncio.Event()
         background = [
             asyncio.create_task(self.loop.run(stop)),
@@ -317,7 +318,7 @@ class ConsoleChat:
     async def _lookup(self, command: parser.ParsedCommand) -> str:
         name = command.name
         if name in ("help", "start"):
-            return console_help(self.service.settings)
+            return console_help(self.service.settings, self.service.backend)
         if name == "history":
             return render.history_text(await self.service.history(self.user))
         if name == "queue":

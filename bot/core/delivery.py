@@ -70,8 +70,8 @@ class Messenger(Protocol):
         """Create or edit the job's status message; return its message id if it has one."""
         ...
 
-    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
-        """Post the finished song."""
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> str | None:
+        """Post the finished song; return the id of the message that carries it, where there is one."""
         ...
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
@@ -173,22 +173,28 @@ class DeliveryLoop:
         resends = await asyncio.to_thread(self.outbox.begin_send, delivery.id, self.owner, self.clock())
         if resends is None:  # another bot process holds this row now
             return
-        state = await self._post(messenger, replace(delivery, resends=resends), job, result)
-        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), state):
+        state, posted = await self._post(messenger, replace(delivery, resends=resends), job, result)
+        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), state, posted):
             self._count_delivered(delivery.platform, job)
         log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status, "as": state})
 
-    async def _post(self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | None) -> str:
-        """Post the song, the failure sentence, or the sentence that stands in for a song; returns the state."""
+    async def _post(
+        self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | None
+    ) -> tuple[str, str | None]:
+        """Post the song, the failure sentence, or the sentence that stands in for a song.
+
+        Returns:
+            The row's new state, and the id of the message that carries the song (kept: a reply to it finds the
+            song), or None.
+        """
         if result is None:
             await messenger.send_error(delivery, render.failure_text(job))
-            return DONE
+            return DONE, None
         if delivery.resends > MAX_UPLOAD_RESENDS:
             log.warning("result upload interrupted again; sending a sentence instead", extra={"job": job.id})
             await messenger.send_notice(delivery, undelivered_text(job.id, result.track.seed))
-            return TOLD
-        await messenger.send_result(delivery, result)
-        return DONE
+            return TOLD, None
+        return DONE, await messenger.send_result(delivery, result)
 
     def _count_delivered(self, platform: str, job: JobView) -> None:
         metrics = self.service.metrics

@@ -13,6 +13,7 @@ from dataclasses import replace
 from bot.core.render import format_duration
 from storage.errors import LimitError, UserError
 from storage.spec import Edit, JobSpec, check_seed, check_takes
+from storage.text import counted
 from storage.types import DeliveryTarget, JobView, TrackView
 from storage.values import SEED_MAX
 
@@ -80,7 +81,7 @@ def extend_edit(track: TrackView, seconds: float, max_duration_s: int) -> Edit:
     """
     room = max_duration_s - track.duration_s
     if seconds > room:
-        most = f"at most {int(room)} seconds" if room >= EXTEND_MIN_S else "no longer"
+        most = f"at most {counted(int(room), 'second')}" if room >= EXTEND_MIN_S else "no longer"
         raise LimitError(
             f"Song #{track.job_id} is {format_duration(track.duration_s)} long and songs end at "
             f"{format_duration(max_duration_s)}, so it can grow {most}."

@@ -32,7 +32,6 @@ TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3})
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
 REPAINT_USAGE = "Use /repaint <song id> <start>-<end> [caption], for example: /repaint 12 0:30-0:45 a guitar solo"
 EXTEND_USAGE = "Use /extend <song id> <seconds> [caption], for example: /extend 12 30 a slow fade-out"
-EXTEND_MAX_S = 600
 OPTION = re.compile(r"""(?<!\S)([A-Za-z_]+)=("[^"]*"|'[^']*'|\S+)""")
 # `name=` with nothing after it: an option whose value was left out, never part of the description.
 EMPTY_OPTION = re.compile(r"(?<!\S)([A-Za-z_]+)=(?=\s|$)")
@@ -222,7 +221,8 @@ def _span_or_amount(word: str) -> bool:
     start, dash, end = word.partition("-")
     if dash:
         return bool(TIME.match(start) and TIME.match(end))
-    return bool(TIME.match(word.removesuffix("s")))
+    # Any digits count as an amount here (`３０` too), so that parse_seconds says what is wrong with them.
+    return bool(TIME.match(word.removesuffix("s"))) or word.removesuffix("s").isdigit()
 
 
 def parse_span(text: str) -> tuple[float, float]:
@@ -251,10 +251,18 @@ def parse_time(text: str) -> float:
 
 
 def parse_seconds(text: str) -> int:
-    """How many seconds to add: a whole number from 1 to EXTEND_MAX_S, ASCII digits only."""
+    """How many seconds to add: a whole number from 1 up, ASCII digits only.
+
+    The upper bound depends on the song (how far it is from the longest a song may be), so the
+    service checks it and names the room left (`edits.extend_edit`).
+    """
     value = text.strip().removesuffix("s")
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= EXTEND_MAX_S:
-        raise UserError(f"Say how many seconds to add as a whole number, for example 30, not {text[:20]!r}.")
+    if not DIGITS.fullmatch(value):
+        raise UserError(
+            f"Say how many seconds to add as a whole number{_ascii_hint(text)}, for example 30, not {text[:20]!r}."
+        )
+    if int(value) < 1:
+        raise UserError("A song can grow by at least 1 second; say how many seconds to add, for example 30.")
     return int(value)
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from storage.text import counted
 from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
 from storage.values import MIN_SOURCE_S
 
+# Which backend makes the songs, said before the first result (the welcome line and /help).
+BACKENDS = {
+    "acestep": "the open ACE-Step 1.5 model",
+    "sketch": "the sketch synthesizer (no model weights), simple stand-ins for ACE-Step's songs",
+    "auto": "the open ACE-Step 1.5 model where its weights are installed, else the sketch synthesizer",
+}
 HELP_TEXT = """\
-🎵 songbot makes songs with the open ACE-Step 1.5 model.
+🎵 songbot makes songs with {backend}.
 
 /song <description> — a new song. Options on the first line: duration=30 bpm=90 key="F# minor" \
 seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lines.
@@ -29,25 +36,40 @@ waiting song.   /lyrics <id> — a song's lyrics.
 {limits}
 {privacy}"""
 LIMITS_TEXT = """\
-Limits: {max_pending} songs waiting at a time, {quota} songs a day, {min_s} to {max_s} seconds per song, \
+Limits: {max_pending} waiting at a time, {quota} a day, {min_s} to {max_s} seconds per song, \
 uploads up to {max_mb:g} MB; a recording to cover from {min_source_s} seconds, a clip to sound like from {min_s}."""
 PRIVACY_TEXT = """\
 Privacy: your requests, songs and seeds are stored on this bot's server so you can re-roll them; \
 {uploads}"""
 
 
-def help_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float, upload_days: float) -> str:
-    """The help text with this bot's limits and upload retention filled in."""
+def help_text(
+    max_pending: int,
+    quota: int,
+    min_s: int,
+    max_s: int,
+    max_mb: float,
+    upload_days: float,
+    backend: str = "acestep",
+) -> str:
+    """The help text with this bot's backend, limits and upload retention filled in."""
     return HELP_TEXT.format(
-        limits=limits_text(max_pending, quota, min_s, max_s, max_mb), privacy=privacy_text(upload_days)
+        backend=backend_text(backend),
+        limits=limits_text(max_pending, quota, min_s, max_s, max_mb),
+        privacy=privacy_text(upload_days),
     )
+
+
+def backend_text(backend: str) -> str:
+    """What makes the songs: `acestep`, `sketch`, or `auto` when the engine has not said which."""
+    return BACKENDS.get(backend, BACKENDS["auto"])
 
 
 def limits_text(max_pending: int, quota: int, min_s: int, max_s: int, max_mb: float) -> str:
     """The line of /help with the limits."""
     return LIMITS_TEXT.format(
-        max_pending=max_pending,
-        quota=quota or "unlimited",
+        max_pending=counted(max_pending, "song"),
+        quota=counted(quota, "song") if quota else "unlimited songs",
         min_s=min_s,
         max_s=max_s,
         max_mb=max_mb,

@@ -82,8 +82,11 @@ class SongService:
         clock: Callable[[], datetime] = utcnow,
         song_checks: Sequence[SongCheck] = (),
         metrics: BotMetrics | None = None,
+        backend: str | None = None,
     ) -> None:
         self.settings = settings
+        # What makes the songs, as the composition root resolved ENGINE_BACKEND (said in /help).
+        self.backend = backend or settings.engine_backend
         self.metrics = metrics or BotMetrics()
         self.song_checks = tuple(song_checks)
         self.queue = queue
@@ -95,7 +98,11 @@ class SongService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, migrate: bool = True, song_checks: Sequence[SongCheck] = ()
+        cls,
+        settings: Settings,
+        migrate: bool = True,
+        song_checks: Sequence[SongCheck] = (),
+        backend: str | None = None,
     ) -> SongService:
         """Build the service and its storage from settings (the bot's composition root calls this)."""
         private_dir(settings.data_dir, tighten=True)  # songbot's own folder: the database, the audio, the log
@@ -115,6 +122,7 @@ class SongService:
             Library(engine),
             open_blobs(settings),
             song_checks=song_checks,
+            backend=backend,
         )
 
     async def _run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -156,20 +164,25 @@ class SongService:
             like=like is not None,
         )
         takes = self._takes(request.seed, request.takes, target)  # refused before an upload is kept
-        blob = await self._keep_upload(like, "clips") if like is not None else None
+        blob = (await self._keep_upload(like, "clips"))[0] if like is not None else None
         return await self._run(self._submit_takes, user, "song", spec, takes, None, blob)
 
     def _takes(self, seed: int | None, takes: int, target: DeliveryTarget) -> list[tuple[int, DeliveryTarget]]:
         return list(zip(edits.take_seeds(seed, takes), edits.take_targets(target, takes), strict=True))
 
-    async def _keep_upload(self, clip: Clip, what: str) -> str:
-        """Check an uploaded recording (size, type, length) and keep it; returns its blob path."""
+    async def _keep_upload(self, clip: Clip, what: str) -> tuple[str, float]:
+        """Check an uploaded recording (size, type, length) and keep it; returns its blob path and length.
+
+        Args:
+            clip: The recording as uploaded.
+            what: What it is for: "covers" (a cover's source) or "clips" (a song's sound).
+        """
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename, what=what)
         # Probed, not decoded: the engine decodes it once (storage/decoding.py)
         seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
         audio.check_cover_length(seconds, what, shortest_source_s(what))
-        return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
+        return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename)), seconds
 
     def check_upload(
         self,
@@ -210,13 +223,9 @@ class SongService:
         """Validate the uploaded audio, keep it, and queue a cover, one job per take."""
         request = replace(request, style=clean_line(request.style))
         takes = self._takes(request.seed, request.takes, target)  # refused before the upload is kept
-        clip = cleaned_clip(clip)
-        self.check_upload(len(clip.data), None, clip.filename)
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
-        seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
-        audio.check_cover_length(seconds)
-        blob = await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename))
+        blob, seconds = await self._keep_upload(clip, "covers")
         spec = JobSpec.build(
             caption=request.style,
             duration_s=round(min(seconds, self.settings.max_duration_s), 2),
@@ -229,11 +238,7 @@ class SongService:
 
         A re-roll of a repaint or an extend repeats the same change of the same song with the new seed.
         """
-        _require_song_id(song_id)
-        track = await self._run(self.library.get, song_id)
-        parent = await self._run(self.queue.get, song_id)
-        if track is None or parent is None:
-            raise NotFound(f"There is no finished song #{song_id}.")
+        track, parent = await self._finished(song_id)
         self._require_source(parent)
         spec = edits.reroll_spec(parent, track, seed)
         chosen = seed if seed is not None else new_seed()
@@ -271,15 +276,20 @@ class SongService:
 
     async def _own_song(self, user: UserRef, song_id: int, verb: str) -> tuple[TrackView, JobView]:
         """A finished song of this user (an admin may change anyone's). Raises NotFound or UserError."""
-        _require_song_id(song_id)
-        track = await self._run(self.library.get, song_id)
-        parent = await self._run(self.queue.get, song_id)
-        if track is None or parent is None:
-            raise NotFound(f"There is no finished song #{song_id}.")
+        track, parent = await self._finished(song_id)
         stored = await self._run(self._user, user)
         if parent.user_id != stored.id and stored.role != "admin":
             raise UserError(f"Song #{song_id} is not yours; you can {verb} only your own songs.")
         return track, parent
+
+    async def _finished(self, song_id: int) -> tuple[TrackView, JobView]:
+        """Song `song_id`'s track and job (every lookup of a finished song comes here). Raises NotFound."""
+        _require_song_id(song_id)
+        track = await self._run(self.library.get, song_id)
+        job = await self._run(self.queue.get, song_id) if track is not None else None
+        if track is None or job is None:
+            raise NotFound(f"There is no finished song #{song_id}.")
+        return track, job
 
     def _require_source(self, parent: JobView) -> None:
         """A cover's re-roll needs its uploaded recording, which is deleted after UPLOAD_RETENTION_DAYS."""
@@ -341,11 +351,7 @@ class SongService:
 
     async def track(self, song_id: int) -> TrackView:
         """A finished song. Raises NotFound."""
-        _require_song_id(song_id)
-        track = await self._run(self.library.get, song_id)
-        if track is None:
-            raise NotFound(f"There is no finished song #{song_id}.")
-        return track
+        return (await self._finished(song_id))[0]
 
     async def lyrics(self, song_id: int) -> str:
         """The lyrics of a song, or a sentence saying it has none."""
@@ -386,6 +392,23 @@ class SongService:
         if track is None:
             return None
         return ResultView(job.id, track, render.result_caption(track), self.blobs.local_path(track.blob_path))
+
+    def help_text(self) -> str:
+        """/help on every platform: the backend that makes the songs, this bot's limits and upload retention."""
+        s = self.settings
+        return render.help_text(
+            s.max_pending_per_user,
+            s.daily_quota,
+            MIN_DURATION_S,
+            s.max_duration_s,
+            s.max_source_mb,
+            s.upload_retention_days,
+            self.backend,
+        )
+
+    async def song_of_result(self, platform: str, chat_id: str, message_id: str) -> int | None:
+        """The song whose posted result is message `message_id` of that chat (a reply names it so), or None."""
+        return await self._run(self.outbox.song_of_result, platform, chat_id, message_id)
 
     def chat_allowed(self, platform: str, chat_id: str) -> bool:
         """Whether the chat (Telegram) or guild (Discord) allowlist admits this place; empty = all."""

@@ -59,7 +59,7 @@ class SongbotClient(discord.Client):
         )
         self.service = service
         self.tree = SongTree(self)
-        register_commands(self.tree, settings)
+        register_commands(self.tree)
         self.tree.add_command(admin_group())
 
     async def setup_hook(self) -> None:

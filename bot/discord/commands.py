@@ -1,11 +1,15 @@
 """The slash commands and the "Cover this" context menu.
 
 Each handler parses Discord's native options into the core's value types, checks what can be checked
-without waiting, acknowledges, and submits; the delivery loop does the rest. Commands are built per
-client (`register_commands`), so no command object (or its state) is shared between clients.
+without waiting, acknowledges, and submits; the delivery loop does the rest. The handlers are plain
+functions listed in `SLASH_COMMANDS`; the command objects are built per client (`register_commands`),
+so no command object (or its state) is shared between clients.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -21,11 +25,11 @@ from bot.core.parser import (
     normalize_language,
     parse_repaint,
 )
-from bot.core.service import Clip, SongService
+from bot.core.service import Clip
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.errors import UserError
-from storage.settings import Settings
+from storage.types import DeliveryTarget, JobView
 from storage.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
@@ -39,200 +43,199 @@ Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
 Takes = app_commands.Range[int, 1, TAKES_MAX]
+Seconds = app_commands.Range[int, 1, MAX_DURATION_S]
 
 
-def register_commands(tree: app_commands.CommandTree[discord.Client], settings: Settings) -> None:
-    """Add every user command to `tree` (the admin group lives in `admin.py`).
+def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
+    """Add every user command to `tree` (the admin group lives in `admin.py`), each built afresh for it.
 
-    Handlers reach the service through the client (`service_of`), so the same tree can be built
-    without one, to sync the commands.
+    Handlers reach the service and its settings through the client (`service_of`), so the same tree
+    can be built without one, to sync the commands.
     """
-
-    @tree.command(name="song", description="Make a new song from a description")
-    @app_commands.describe(
-        description="What the song is about and how it sounds",
-        lyrics="Lyrics (one line; use write_lyrics for more)",
-        instrumental="No vocals",
-        duration="Length in seconds",
-        bpm="Tempo",
-        key='Musical key, e.g. "F# minor"',
-        language="Language code of the vocals, e.g. en",
-        seed="Seed, to make the same song again",
-        write_lyrics="Open a box to write multi-line lyrics",
-        takes="How many takes to make at once, each with its own seed (1 to 4)",
-        like="A recording whose sound the song should have",
-    )
-    async def song(
-        interaction: discord.Interaction,
-        description: Text,
-        lyrics: str = "",
-        instrumental: bool = False,
-        duration: Duration | None = None,
-        bpm: Bpm | None = None,
-        key: Key | None = None,
-        language: str | None = None,
-        seed: Seed | None = None,
-        write_lyrics: bool = False,
-        takes: Takes = 1,
-        like: discord.Attachment | None = None,
-    ) -> None:
-        """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
-        try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
-            key = normalize_key(key) if key else None
-            language = normalize_language(language) if language else None
-        except UserError as error:
-            await refuse(interaction, error.user_message)
-            return
-        request = SongRequest(
-            description=description,
-            lyrics=lyrics,
-            instrumental=instrumental,
-            duration_s=duration,
-            bpm=bpm,
-            key=key,
-            language=language,
-            seed=seed,
-            takes=takes,
-        )
-        if like is not None and write_lyrics:  # the lyrics box would come back without the clip
-            await refuse(interaction, "With a like clip, give the lyrics in the lyrics option instead of the box.")
-            return
-        if like is not None:
-            await song_like(interaction, service_of(interaction), request, like)
-            return
-        if write_lyrics:
-            await interaction.response.send_modal(LyricsModal(request, settings.max_lyrics_chars))
-            return
-        service = service_of(interaction)
-        await submit_deferred(interaction, lambda target: service.submit_songs(user_ref(interaction), request, target))
-
-    @tree.command(name="cover", description="Re-imagine an uploaded song")
-    @app_commands.describe(
-        file="The audio to cover",
-        style="How the cover should sound",
-        strength="How closely it follows the original, 0 to 1 (default 1)",
-        seed="Seed",
-        takes="How many takes to make at once, each with its own seed (1 to 4)",
-    )
-    async def cover(
-        interaction: discord.Interaction,
-        file: discord.Attachment,
-        style: str = "",
-        strength: Strength | None = None,
-        seed: Seed | None = None,
-        takes: Takes = 1,
-    ) -> None:
-        """/cover with an attachment."""
-        request = CoverRequest(style=style, strength=strength, seed=seed, takes=takes)
-        await cover_attachment(interaction, service_of(interaction), file, request)
-
-    @tree.context_menu(name="Cover this")
-    async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
-        """Message menu: cover the first audio attachment of a message."""
-        audio = next((a for a in message.attachments if is_audio(a)), None)
-        if audio is None:
-            await refuse(interaction, NO_AUDIO)
-            return
-        await cover_attachment(interaction, service_of(interaction), audio, CoverRequest())
-
-    @tree.command(name="reroll", description="Make a past song again: its own seed gives the same song")
-    @app_commands.describe(song_id="The song id (the number after #)", seed="Seed; leave out for a new one")
-    async def reroll(interaction: discord.Interaction, song_id: SongId, seed: Seed | None = None) -> None:
-        """/reroll <song id> [seed]."""
-        service = service_of(interaction)
-        await submit_deferred(interaction, lambda target: service.reroll(user_ref(interaction), song_id, seed, target))
-
-    @tree.command(name="repaint", description="Make a part of one of your songs again; the rest stays")
-    @app_commands.describe(
-        song_id="The song id (the number after #)",
-        part="The part: start-end in seconds or m:ss, e.g. 0:30-0:45",
-        caption="What the part should sound like (optional)",
-    )
-    async def repaint(interaction: discord.Interaction, song_id: SongId, part: str, caption: str = "") -> None:
-        """/repaint <song id> <start>-<end> [caption], with the text commands' rules for the part."""
-        try:
-            request = parse_repaint(ParsedCommand("repaint", f"{song_id} {part} {caption}".strip(), ""))
-        except UserError as error:
-            await refuse(interaction, error.user_message)
-            return
-        service = service_of(interaction)
-        await submit_deferred(interaction, lambda target: service.repaint(user_ref(interaction), request, target))
-
-    @tree.command(name="extend", description="Make one of your songs longer; what was there stays")
-    @app_commands.describe(
-        song_id="The song id (the number after #)",
-        seconds="How many seconds to add",
-        caption="What the new part should sound like (optional)",
-    )
-    async def extend(
-        interaction: discord.Interaction,
-        song_id: SongId,
-        seconds: app_commands.Range[int, 1, MAX_DURATION_S],
-        caption: str = "",
-    ) -> None:
-        """/extend <song id> <seconds> [caption]."""
-        request = ExtendRequest(song_id, seconds, caption.strip())
-        service = service_of(interaction)
-        await submit_deferred(interaction, lambda target: service.extend(user_ref(interaction), request, target))
-
-    @tree.command(name="history", description="Your latest songs, with re-roll buttons")
-    async def history(interaction: discord.Interaction) -> None:
-        """/history, privately."""
-        tracks = await service_of(interaction).history(user_ref(interaction))
-        await reply_private(interaction, render.history_text(tracks), view=history_view(tracks))
-
-    @tree.command(name="queue", description="Where your songs are in line")
-    async def queue(interaction: discord.Interaction) -> None:
-        """/queue, privately."""
-        await reply_private(interaction, await service_of(interaction).queue_info(user_ref(interaction)))
-
-    @tree.command(name="cancel", description="Cancel a song that is still waiting")
-    @app_commands.describe(song_id="The song id; leave out for your newest waiting song")
-    async def cancel(interaction: discord.Interaction, song_id: SongId | None = None) -> None:
-        """/cancel [id], privately."""
-        job = await service_of(interaction).cancel(user_ref(interaction), song_id)
-        await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")
-
-    @tree.command(name="help", description="How to use this bot")
-    async def help_command(interaction: discord.Interaction) -> None:
-        """/help, privately."""
-        text = render.help_text(
-            settings.max_pending_per_user,
-            settings.daily_quota,
-            MIN_DURATION_S,
-            settings.max_duration_s,
-            settings.max_source_mb,
-            settings.upload_retention_days,
-        )
-        await reply_private(interaction, text)
+    for name, description, callback in SLASH_COMMANDS:
+        tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
+    tree.add_command(app_commands.ContextMenu(name="Cover this", callback=cover_this))
 
 
-async def cover_attachment(
-    interaction: discord.Interaction, service: SongService, file: discord.Attachment, request: CoverRequest
+@app_commands.describe(
+    description="What the song is about and how it sounds",
+    lyrics="Lyrics (one line; use write_lyrics for more)",
+    instrumental="No vocals",
+    duration="Length in seconds",
+    bpm="Tempo",
+    key='Musical key, e.g. "F# minor"',
+    language="Language code of the vocals, e.g. en",
+    seed="Seed, to make the same song again",
+    write_lyrics="Open a box to write multi-line lyrics",
+    takes="How many takes to make at once, each with its own seed (1 to 4)",
+    like="A recording whose sound the song should have",
+)
+async def song(
+    interaction: discord.Interaction,
+    description: Text,
+    lyrics: str = "",
+    instrumental: bool = False,
+    duration: Duration | None = None,
+    bpm: Bpm | None = None,
+    key: Key | None = None,
+    language: str | None = None,
+    seed: Seed | None = None,
+    write_lyrics: bool = False,
+    takes: Takes = 1,
+    like: discord.Attachment | None = None,
 ) -> None:
-    """Check the declared size and type, then defer, download, and submit the cover."""
-    try:
-        service.check_upload(file.size, file.content_type, file.filename, file.duration)
+    """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
+    try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
+        key = normalize_key(key) if key else None
+        language = normalize_language(language) if language else None
     except UserError as error:
         await refuse(interaction, error.user_message)
         return
-    await interaction.response.defer(thinking=True)
-    try:
-        data = await file.read()
-    except discord.HTTPException:
-        await refuse(interaction, "I could not download that file; please try again.")
-        return
-    user = user_ref(interaction)
-    clip = Clip(data, file.filename)
-    await submit_deferred(interaction, lambda target: service.submit_covers(user, request, clip, target))
+    request = SongRequest(
+        description=description,
+        lyrics=lyrics,
+        instrumental=instrumental,
+        duration_s=duration,
+        bpm=bpm,
+        key=key,
+        language=language,
+        seed=seed,
+        takes=takes,
+    )
+    await start_song(interaction, request, like, write_lyrics)
 
 
-async def song_like(
-    interaction: discord.Interaction, service: SongService, request: SongRequest, file: discord.Attachment
+async def start_song(
+    interaction: discord.Interaction, request: SongRequest, like: discord.Attachment | None, write_lyrics: bool
 ) -> None:
-    """/song with a `like` clip: checked like a cover's upload, then downloaded and submitted."""
+    """Submit a parsed /song: with its `like` clip, after the lyrics box, or at once."""
+    service = service_of(interaction)
+    if like is not None and write_lyrics:  # the lyrics box would come back without the clip
+        await refuse(interaction, "With a like clip, give the lyrics in the lyrics option instead of the box.")
+    elif like is not None:
+        user = user_ref(interaction)
+        await submit_upload(interaction, like, "clips", lambda clip, to: service.submit_songs(user, request, to, clip))
+    elif write_lyrics:
+        await interaction.response.send_modal(LyricsModal(request, service.settings.max_lyrics_chars))
+    else:
+        await submit_deferred(interaction, lambda target: service.submit_songs(user_ref(interaction), request, target))
+
+
+@app_commands.describe(
+    file="The audio to cover",
+    style="How the cover should sound",
+    strength="How closely it follows the original, 0 to 1 (default 1)",
+    seed="Seed",
+    takes="How many takes to make at once, each with its own seed (1 to 4)",
+)
+async def cover(
+    interaction: discord.Interaction,
+    file: discord.Attachment,
+    style: str = "",
+    strength: Strength | None = None,
+    seed: Seed | None = None,
+    takes: Takes = 1,
+) -> None:
+    """/cover with an attachment."""
+    await cover_attachment(interaction, file, CoverRequest(style=style, strength=strength, seed=seed, takes=takes))
+
+
+async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Message menu: cover the first audio attachment of a message."""
+    audio = next((a for a in message.attachments if is_audio(a)), None)
+    if audio is None:
+        await refuse(interaction, NO_AUDIO)
+        return
+    await cover_attachment(interaction, audio, CoverRequest())
+
+
+@app_commands.describe(song_id="The song id (the number after #)", seed="Seed; leave out for a new one")
+async def reroll(interaction: discord.Interaction, song_id: SongId, seed: Seed | None = None) -> None:
+    """/reroll <song id> [seed]."""
+    service = service_of(interaction)
+    await submit_deferred(interaction, lambda target: service.reroll(user_ref(interaction), song_id, seed, target))
+
+
+@app_commands.describe(
+    song_id="The song id (the number after #)",
+    part="The part: start-end in seconds or m:ss, e.g. 0:30-0:45",
+    caption="What the part should sound like (optional)",
+)
+async def repaint(interaction: discord.Interaction, song_id: SongId, part: str, caption: str = "") -> None:
+    """/repaint <song id> <start>-<end> [caption], with the text commands' rules for the part."""
     try:
-        service.check_upload(file.size, file.content_type, file.filename, file.duration, "clips")
+        request = parse_repaint(ParsedCommand("repaint", f"{song_id} {part} {caption}".strip(), ""))
+    except UserError as error:
+        await refuse(interaction, error.user_message)
+        return
+    service = service_of(interaction)
+    await submit_deferred(interaction, lambda target: service.repaint(user_ref(interaction), request, target))
+
+
+@app_commands.describe(
+    song_id="The song id (the number after #)",
+    seconds="How many seconds to add",
+    caption="What the new part should sound like (optional)",
+)
+async def extend(interaction: discord.Interaction, song_id: SongId, seconds: Seconds, caption: str = "") -> None:
+    """/extend <song id> <seconds> [caption]."""
+    request = ExtendRequest(song_id, seconds, caption.strip())
+    service = service_of(interaction)
+    await submit_deferred(interaction, lambda target: service.extend(user_ref(interaction), request, target))
+
+
+async def history(interaction: discord.Interaction) -> None:
+    """/history, privately."""
+    tracks = await service_of(interaction).history(user_ref(interaction))
+    await reply_private(interaction, render.history_text(tracks), view=history_view(tracks))
+
+
+async def queue(interaction: discord.Interaction) -> None:
+    """/queue, privately."""
+    await reply_private(interaction, await service_of(interaction).queue_info(user_ref(interaction)))
+
+
+@app_commands.describe(song_id="The song id; leave out for your newest waiting song")
+async def cancel(interaction: discord.Interaction, song_id: SongId | None = None) -> None:
+    """/cancel [id], privately."""
+    job = await service_of(interaction).cancel(user_ref(interaction), song_id)
+    await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")
+
+
+async def help_command(interaction: discord.Interaction) -> None:
+    """/help, privately."""
+    await reply_private(interaction, service_of(interaction).help_text())
+
+
+# The slash commands in the order Discord lists them: name, description, handler.
+SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]], ...] = (
+    ("song", "Make a new song from a description", song),
+    ("cover", "Re-imagine an uploaded song", cover),
+    ("reroll", "Make a past song again: its own seed gives the same song", reroll),
+    ("repaint", "Make a part of one of your songs again; the rest stays", repaint),
+    ("extend", "Make one of your songs longer; what was there stays", extend),
+    ("history", "Your latest songs, with re-roll buttons", history),
+    ("queue", "Where your songs are in line", queue),
+    ("cancel", "Cancel a song that is still waiting", cancel),
+    ("help", "How to use this bot", help_command),
+)
+
+
+async def cover_attachment(interaction: discord.Interaction, file: discord.Attachment, request: CoverRequest) -> None:
+    """Check, download and submit the cover of an attachment."""
+    service, user = service_of(interaction), user_ref(interaction)
+    await submit_upload(interaction, file, "covers", lambda clip, to: service.submit_covers(user, request, clip, to))
+
+
+async def submit_upload(
+    interaction: discord.Interaction,
+    file: discord.Attachment,
+    what: str,
+    submit: Callable[[Clip, DeliveryTarget], Awaitable[JobView | list[JobView]]],
+) -> None:
+    """Check the declared size, type and length (`what`: covers or clips), then defer, download and submit."""
+    try:
+        service_of(interaction).check_upload(file.size, file.content_type, file.filename, file.duration, what)
     except UserError as error:
         await refuse(interaction, error.user_message)
         return
@@ -242,8 +245,7 @@ async def song_like(
     except discord.HTTPException:
         await refuse(interaction, "I could not download that file; please try again.")
         return
-    user = user_ref(interaction)
-    await submit_deferred(interaction, lambda target: service.submit_songs(user, request, target, clip))
+    await submit_deferred(interaction, lambda target: submit(clip, target))
 
 
 def is_audio(attachment: discord.Attachment) -> bool:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from telegram import Bot, BotCommandScopeChat, ReplyParameters, Update
+from telegram import Bot, BotCommandScopeChat, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, FileSizeLimit
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
@@ -114,12 +114,12 @@ class TelegramAdapter:
         self.board.update(chat_id, int(delivery.status_message_id), defang(text))
         return delivery.status_message_id
 
-    async def send_result(self, delivery: DeliveryView, result: ResultView) -> None:
-        """Post the song as an audio message with its caption and the 🎲/📝/✏️/➕ buttons."""
+    async def send_result(self, delivery: DeliveryView, result: ResultView) -> str:
+        """Post the song as an audio message with its caption and the 🎲/📝/✏️/➕ buttons; return its message id."""
         chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
         async with _chat_action(self.application.bot, chat_id, ChatAction.UPLOAD_VOICE, thread_id):
             try:
-                await self._upload(chat_id, thread_id, delivery, result)
+                posted = await self._upload(chat_id, thread_id, delivery, result)
             except NetworkError as error:
                 if isinstance(error, BadRequest):  # an answer: Telegram refused it, nothing was posted
                     raise
@@ -127,12 +127,13 @@ class TelegramAdapter:
                 raise PostUncertain(type(error).__name__) from error
         if delivery.status_message_id is not None:  # the status message ends where the song begins
             self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{result.job_id} done")
+        return str(posted.message_id)
 
-    async def _upload(self, chat_id: int, thread_id: int | None, delivery: DeliveryView, result: ResultView) -> None:
+    async def _upload(self, chat_id: int, thread_id: int | None, delivery: DeliveryView, result: ResultView) -> Message:
         path = await asyncio.to_thread(fit_mp3, Path(result.mp3_path), FileSizeLimit.FILESIZE_UPLOAD)
         data = await asyncio.to_thread(path.read_bytes)  # bytes, so a retried upload sends them again
         track = result.track
-        await self.application.bot.send_audio(
+        return await self.application.bot.send_audio(
             chat_id,
             audio=data,
             filename=f"songbot-{result.job_id}.mp3",

@@ -19,14 +19,15 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core import parser
 from bot.core.parser import ParsedCommand
-from bot.core.render import format_duration, help_text, history_text
+from bot.core.render import format_duration, history_text
 from bot.core.service import Clip, SongService
 from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
 from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
-from storage.settings import MIN_DURATION_S, Settings
+from storage.settings import Settings
+from storage.text import counted
 from storage.types import DeliveryTarget, JobView, UserRef
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ TELEGRAM_HELP = (
     "note with /cover [style]."
 )
 Context = ContextTypes.DEFAULT_TYPE
-# The song a message of ours is about: a result's caption line, or the ✏️ question.
-RESULT_LINE = re.compile(r"^#([0-9]{1,18}) · seed [0-9]+$", re.M)
+# The song of the ✏️ question (our own text, asked in reply to the result; the answer replies to it).
 REPAINT_QUESTION = re.compile(r"^✏️ Repaint #([0-9]{1,18}):")
 ASK_SPAN = (
     "✏️ Repaint #{song}: which part? Reply to this message with <start>-<end> and, if you like, a caption, "
@@ -103,14 +103,15 @@ class Handlers:
     async def repaint(self, update: Update, context: Context) -> None:
         """/repaint [id] <start>-<end> [caption]; the id may come from the result replied to."""
         message = _message(update)
-        request = parser.parse_repaint(self._command(message, context), replied_song(message, context.bot.id))
+        request = parser.parse_repaint(self._command(message, context), await self._replied_song(message, context))
         await self._repaint(update, message, request)
 
     async def extend(self, update: Update, context: Context) -> None:
         """/extend [id] <seconds> [caption]; the id may come from the result replied to."""
         message = _message(update)
-        request = parser.parse_extend(self._command(message, context), replied_song(message, context.bot.id))
-        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {request.seconds} seconds…")
+        request = parser.parse_extend(self._command(message, context), await self._replied_song(message, context))
+        adding = counted(request.seconds, "second")
+        target = await self._acknowledge(message, f"➕ Extending #{request.song_id} by {adding}…")
         await self._submit(target, self.service.extend(_user(update), request, target))
 
     async def answer(self, update: Update, context: Context) -> None:
@@ -206,7 +207,7 @@ class Handlers:
         if action == EXTEND:
             seconds = await self.service.extend_button_seconds(song_id)
             await self.service.extend(_user(update), parser.ExtendRequest(song_id, seconds), target)
-            await query.answer(f"➕ Extending #{song_id} by {seconds} seconds…")
+            await query.answer(f"➕ Extending #{song_id} by {counted(seconds, 'second')}…")
             return
         await self.service.reroll(_user(update), song_id, None, target)
         await query.answer(f"🎲 Re-rolling #{song_id} with a new seed…")
@@ -235,16 +236,7 @@ class Handlers:
         return chat.type == ChatType.PRIVATE or self.service.chat_allowed("telegram", str(chat.id))
 
     def _help(self, context: Context) -> str:
-        s = self.settings
-        usage = help_text(
-            s.max_pending_per_user,
-            s.daily_quota,
-            MIN_DURATION_S,
-            s.max_duration_s,
-            s.max_source_mb,
-            s.upload_retention_days,
-        )
-        return f"{usage}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
+        return f"{self.service.help_text()}\n\n{TELEGRAM_HELP.format(bot=context.bot.username)}"
 
     def _command(self, message: Message, context: Context) -> ParsedCommand:
         command = parser.parse_command(message.text or message.caption or "", context.bot.username)
@@ -285,27 +277,34 @@ class Handlers:
         assert target.status_message_id is not None
         await self.board.edit_now(int(target.chat_id), int(target.status_message_id), defang(sentence))
 
+    async def _replied_song(self, message: Message, context: Context) -> int | None:
+        """The song of the result or the ✏️ question of ours that `message` replies to, or None.
+
+        A result is found by its message id, which the delivery loop stored when it posted the result.
+        """
+        replied = _replied_to_us(message, context.bot.id)
+        if replied is None:
+            return None
+        song = await self.service.song_of_result("telegram", str(replied.chat_id), str(replied.message_id))
+        return song if song is not None else asked_song(message, context.bot.id)
+
     async def _send_lyrics(self, message: Message, song_id: int) -> None:
         for part in chunks(defang("📝 " + await self.service.lyrics(song_id))):
             await message.reply_text(part)
 
 
-def replied_song(message: Message, bot_id: int) -> int | None:
-    """The song id of the result (or the ✏️ question) of ours that `message` replies to, or None."""
+def _replied_to_us(message: Message, bot_id: int) -> Message | None:
+    """The message of ours that `message` replies to, or None."""
     replied = message.reply_to_message
     if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
         return None
-    text = replied.caption or replied.text or ""
-    match = RESULT_LINE.search(text) or REPAINT_QUESTION.match(text)
-    return int(match[1]) if match else None
+    return replied
 
 
 def asked_song(message: Message, bot_id: int) -> int | None:
     """The song of the ✏️ question that `message` answers, or None."""
-    replied = message.reply_to_message
-    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
-        return None
-    match = REPAINT_QUESTION.match(replied.text or "")
+    replied = _replied_to_us(message, bot_id)
+    match = REPAINT_QUESTION.match(replied.text or "") if replied is not None else None
     return int(match[1]) if match else None
 
 

@@ -86,3 +86,14 @@ def test_key_parsing_and_titles():
     assert track.title == title_from_caption("lo-fi rain at night, with a cat!") == "Lo-fi Rain At Night"
     assert generate(caption="!!!")[0].title == "Untitled"
     assert generate(caption="", kind="cover", source_audio=np.zeros((RATE, 2), np.float32))[0].title == "Cover"
+
+
+def test_a_new_seed_keeps_bpm_and_key():
+    """A re-roll (same caption, new seed) keeps bpm and key, as the README says; the arrangement changes."""
+    first, _ = generate(seed=5)
+    takes = [generate(seed=seed)[0] for seed in (6, 7, 8)]
+    for take in takes:
+        assert (take.metadata.bpm, take.metadata.key) == (first.metadata.bpm, first.metadata.key)
+        assert not np.array_equal(take.audio, first.audio)
+    other, _ = generate(caption="a brass band marching in the snow")
+    assert (other.metadata.bpm, other.metadata.key) != (first.metadata.bpm, first.metadata.key)

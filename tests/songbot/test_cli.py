@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 
 import discord
 import pytest
@@ -152,3 +153,12 @@ def test_a_command_started_against_an_unreachable_database_says_so_in_one_senten
     lines = done.stderr.strip().splitlines()
     assert [line for line in lines if "database" in line.lower()] == lines[-1:]
     assert "DATABASE_URL" in lines[-1] and "secret-pw" not in done.stderr
+
+
+def test_version_is_the_packages(capsys):
+    """`songbot --version` prints the version pyproject.toml declares (it used to be an error)."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"songbot {declared}\n"

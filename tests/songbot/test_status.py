@@ -2,10 +2,12 @@
 
 from datetime import datetime, timedelta
 
+from migrations import upgrade
 from songbot import cli
 from songbot.cli import main
 from songbot.status import duration_text, status_text
 from storage.accounts import Accounts
+from storage.db import make_engine
 from storage.engines import EngineIdentity, EngineRoster
 from storage.outbox import Outbox
 from storage.overview import Overview
@@ -74,8 +76,24 @@ def test_the_command_prints_the_screen(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SONGBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env
+    made = make_engine(f"sqlite:///{tmp_path / 'data' / 'songbot.db'}")  # what `songbot run` would have made
+    upgrade(made)
+    made.dispose()
     assert main(["status"]) == 0
-    assert capsys.readouterr().out.startswith("songbot status · ")
+    out = capsys.readouterr().out
+    assert out.startswith("songbot status · ") and f"Data folder: {tmp_path / 'data'}" in out
+
+
+def test_status_where_no_database_is_says_where_it_looked_and_makes_nothing(tmp_path, monkeypatch, capsys):
+    """`songbot status` in another folder: one sentence naming the path, no new empty data/ and queue."""
+    monkeypatch.setattr(cli.logs, "configure", lambda *args, **kwargs: None)
+    monkeypatch.delenv("SONGBOT_DATA_DIR", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env, no data/
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"There is no songbot database at {tmp_path / 'data' / 'songbot.db'};")
+    assert "SONGBOT_DATA_DIR" in err and list(tmp_path.iterdir()) == []
 
 
 def test_the_command_says_one_sentence_when_the_database_is_down(tmp_path, monkeypatch, capsys):

@@ -163,3 +163,22 @@ def test_without_lameenc_libsndfile_encodes(tmp_path, monkeypatch):
 def test_int16_and_float_input_encode_alike(tmp_path):
     samples = tone(1.0, 48_000, 2)
     assert audio.mp3_bytes(samples) == audio.mp3_bytes(audio.to_pcm16(samples))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "minimum", "said"),
+    [(1.0, 3.0, "only 1 second long; covers need at least 3 seconds"), (2.5, 1.0, None), (0.5, 1.0, "1 second.")],
+)
+def test_a_short_recording_is_said_in_the_right_number(seconds, minimum, said):
+    """ "only 1 second long", never "only 1 seconds long"."""
+    if said is None:
+        audio.check_cover_length(seconds, minimum=minimum)
+        return
+    with pytest.raises(BadAudio, match=said) as raised:
+        audio.check_cover_length(seconds, minimum=minimum)
+    assert "1 seconds" not in raised.value.user_message
+
+
+def test_spans_are_said_in_the_right_number():
+    said = [audio.span(s) for s in (1, 2, 60, 90, 120)]
+    assert said == ["1 second", "2 seconds", "1 minute", "90 seconds", "2 minutes"]

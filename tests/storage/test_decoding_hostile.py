@@ -3,7 +3,7 @@
 The files are the issue's (a 384 kHz FLAC of 300 s of a constant, a 655,350 Hz FLAC, WAV headers
 claiming 10 MHz and 2³¹−1 Hz, a WAV whose header lies about its size) and a long file at the highest
 rate accepted. Both processes' paths run: the bot's probe and the engine's decode. Memory is the
-child's own `ru_maxrss`; no timing is asserted (the child only has a generous timeout).
+child's own peak (VmHWM); no timing is asserted (the child only has a generous timeout).
 """
 
 import importlib.util

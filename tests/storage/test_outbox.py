@@ -50,3 +50,14 @@ def test_waiting_deliveries_take_turns_instead_of_the_oldest_50_again(queue, db)
     for second in range(OPEN // 50):
         seen += [job.id for job in claimed_jobs(outbox, T0 + timedelta(seconds=second))]
     assert sorted(seen) == ids, "ten passes of 50 see each of the 500 rows once"
+
+
+def test_a_posted_result_is_found_by_its_message_id_in_its_chat(queue, db):
+    first, second = submit_many(queue, db, 2)
+    outbox = Outbox(db)
+    delivery = outbox.for_job(first)
+    assert delivery is not None and outbox.mark_done(delivery.id, "bot", T0, result_message_id="901")
+    assert outbox.song_of_result("telegram", "42", "901") == first
+    assert outbox.song_of_result("telegram", "43", "901") is None  # the same id in another chat is another message
+    assert outbox.song_of_result("discord", "42", "901") is None
+    assert outbox.song_of_result("telegram", "42", "902") is None and second != first

@@ -212,7 +212,8 @@ def test_in_a_terminal_a_welcome_line_a_prompt_and_quit(tmp_path):
     try:
         shown = read_until(process.stdout.fileno(), "> ")
         assert (
-            shown == f"🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Log: "
+            shown == "🎵 songbot chat: type /help for the commands, /quit or Ctrl-C to leave. Songs by the sketch "
+            "synthesizer (no model weights), simple stand-ins for ACE-Step's songs. Log: "
             f"{tmp_path / 'data' / 'songbot.log'}\n> "
         )
         os.write(master, b"/quit\n")

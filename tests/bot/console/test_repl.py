@@ -43,7 +43,8 @@ async def chat_output(service, *lines, interactive=True, timeout=10):
 async def test_a_terminal_gets_one_welcome_line_and_a_prompt_and_quit_leaves(service):
     out = await chat_output(service, "/quit\n")
     first, rest = out.split("\n", 1)
-    assert first == f"{WELCOME} Log: {service.settings.data_dir / 'songbot.log'}"
+    welcome = WELCOME.format(backend="the sketch synthesizer (no model weights), simple stand-ins for ACE-Step's songs")
+    assert first == f"{welcome} Log: {service.settings.data_dir / 'songbot.log'}"
     assert rest.startswith(PROMPT) and rest.count(PROMPT) == 1
 
 
@@ -68,6 +69,7 @@ async def test_help_is_the_consoles_own(service):
     uploads = service.settings.blob_dir.resolve() / "uploads"
     assert f"copied to {uploads}; the copy is deleted after 7 days" in out
     assert "reply to a song" not in out, "no Telegram wording"
+    assert "Songs by the sketch synthesizer (no model weights)" in out
 
 
 async def test_a_cancel_gets_one_message(service):

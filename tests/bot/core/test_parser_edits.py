@@ -60,9 +60,10 @@ def test_extend(text: str, replied: int | None, expected: ExtendRequest) -> None
         ("/repaint 12 0:30", "Give the part as <start>-<end>"),
         ("/repaint 12 ٣-٥", "Use /repaint"),  # Arabic-Indic digits are not ASCII digits
         ("/extend 12", "Use /extend"),
-        ("/extend 12 ３０", "Use /extend"),  # full-width digits
-        ("/extend 12 0", "Say how many seconds to add"),
-        ("/extend 12 601", "Say how many seconds to add"),
+        ("/extend 12 ３０", "whole number written with the digits 0-9"),  # full-width digits: said, not the usage
+        ("/extend 12 ３", "whole number written with the digits 0-9"),
+        ("/extend 12 0", "at least 1 second;"),
+        ("/extend 12 1.5", "Say how many seconds to add as a whole number"),
     ],
 )
 def test_bad_edits(text: str, message: str) -> None:

@@ -169,7 +169,7 @@ async def test_admin_commands(service):
         await service.submit_song(ALICE, SongRequest("three"), TARGET)
     await service.unban(ADMIN, ALICE)
     assert await service.set_quota(ADMIN, ALICE, 1) == "Daily quota of telegram:1 is now 1."
-    with pytest.raises(LimitError, match="1 songs for today"):
+    with pytest.raises(LimitError, match="your 1 song for today;"):
         await service.submit_song(ALICE, SongRequest("four"), TARGET)
     assert "Users: 2" in await service.stats(ADMIN)  # Alice and Bob; admin commands add nobody
     with pytest.raises(NotFound):
@@ -289,3 +289,16 @@ def test_the_data_folder_is_made_owner_only(tmp_path):
     SongService.from_settings(make_settings(tmp_path))
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / "songbot.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("backend", "said"),
+    [
+        ("sketch", "songbot makes songs with the sketch synthesizer (no model weights)"),
+        ("acestep", "songbot makes songs with the open ACE-Step 1.5 model."),
+        (None, "songbot makes songs with the sketch synthesizer"),  # the settings' ENGINE_BACKEND=sketch
+    ],
+)
+def test_help_says_which_backend_makes_the_songs(tmp_path, backend, said):
+    service = SongService.from_settings(make_settings(tmp_path), backend=backend)
+    assert said in service.help_text() and "Limits:" in service.help_text()

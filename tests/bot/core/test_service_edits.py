@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.core.parser import CoverRequest, ExtendRequest, RepaintRequest, SongRequest
+from bot.core.parser import CoverRequest, ExtendRequest, ParsedCommand, RepaintRequest, SongRequest, parse_extend
 from bot.core.render import history_text
 from bot.core.service import Clip
 from storage.errors import BadAudio, LimitError, NotFound, UserError
@@ -85,6 +85,16 @@ async def test_bad_edits_are_one_sentence(service, who, request_, message):
         await edit(who, request_, TARGET)
     assert raised.value.user_message.count(". ") == 0
     assert len(service.queue.pending_of(1)) == 0
+
+
+@pytest.mark.parametrize("amount", ["601", "600", "91", "999999999999999999"])
+async def test_an_extend_past_the_longest_song_names_the_room_left(service, amount):
+    """`/extend 1 601` says how far the song can grow, as `/extend 1 600` does, not the usage."""
+    job = await service.submit_song(ALICE, SongRequest("rain", duration_s=30), TARGET)
+    finish(service, job)
+    request = parse_extend(ParsedCommand("extend", f"{job.id} {amount}", ""))
+    with pytest.raises(LimitError, match="so it can grow at most 90 seconds"):
+        await service.extend(ALICE, request, TARGET)
 
 
 async def test_an_admin_may_change_anyones_song(service):

@@ -107,3 +107,9 @@ def test_help_says_how_long_uploads_are_kept():
 def test_help_states_the_shortest_recordings():
     limits = render.limits_text(3, 30, 10, 240, 20)
     assert "a recording to cover from 3 seconds, a clip to sound like from 10" in limits
+
+
+def test_limits_are_said_in_the_right_number():
+    """A bot with one song at a time and one a day says "1 song", not "1 songs"."""
+    assert "Limits: 1 song waiting at a time, 1 song a day," in render.limits_text(1, 1, 10, 240, 20)
+    assert "Limits: 3 songs waiting at a time, unlimited songs a day," in render.limits_text(3, 0, 10, 240, 20)

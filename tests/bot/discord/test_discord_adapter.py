@@ -204,6 +204,8 @@ async def test_modal_lyrics_private_commands_and_admin(stack: Stack) -> None:
         record = await fake.send_slash(name, [], user)
         message = await fake.wait_for(lambda r=record: r.original or (r.followups and r.followups[0]))
         assert message["flags"] & EPHEMERAL and message["content"]
+        if name == "help":  # which backend makes the songs is said before the first result
+            assert "sketch synthesizer (no model weights)" in message["content"]
     denied = await fake.send_slash("admin", [p.subcommand("pause")], user)
     assert "operators" in (await fake.wait_for(lambda: denied.original))["content"]
     boss = p.member(p.user(ADMIN_ID, "boss"), permissions=p.MANAGE_GUILD)

@@ -97,6 +97,7 @@ async def test_group_commands_and_refusals(api: FakeTelegramAPI, running: Runnin
     help_text = (await api.wait_for("sendMessage", chat_id=BOB.id, after=mark)).params["text"]
     assert "/song" in help_text and "/cover" in help_text and "Privacy" in help_text
     assert f"/song@{BOT_USER['username']}" in help_text  # how to address the bot in a group
+    assert "songbot makes songs with the sketch synthesizer (no model weights)" in help_text
     for text in ("/dance", "just chatting"):
         mark = api.mark()
         api.user_message(BOB, text)

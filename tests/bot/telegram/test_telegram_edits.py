@@ -68,6 +68,12 @@ async def test_takes_repaint_as_a_reply_buttons_and_a_like_clip(api: FakeTelegra
     # The sketch's new take of the part shares the song's tempo, key and kick, so it differs by about 1-16 dB.
     assert snr_db(base[int(8.5 * RATE) : int(11.5 * RATE)], new[int(8.5 * RATE) : int(11.5 * RATE)]) < 25
 
+    # The replied-to result is found by its stored message id, not by reading its caption.
+    bare = {**second.result, "caption": "a caption that names no song"}
+    by_id = await song_of(api, ANN, "/repaint 1-2", reply_to=bare)
+    by_id_job = running.service.queue.get(song_id_and_seed(by_id)[0])
+    assert by_id_job is not None and by_id_job.kind == "repaint" and by_id_job.parent_id == other_id
+
     # ✏️ asks which part; the answer (a reply to the question) repaints it.
     mark = api.mark()
     api.press(ANN, first.result, f"rp:{song_id}")
@@ -115,7 +121,7 @@ async def test_bad_edits_get_one_sentence_each(api: FakeTelegramAPI, running: Ru
     assert "can grow at most 220 seconds" in answers["too long"]
     assert answers["no song"].startswith("Use /repaint")
     assert "takes must be" in answers["takes"]
-    assert "seconds to add" in answers["odd digits"] or answers["odd digits"].startswith("Use /extend")
+    assert "whole number written with the digits 0-9" in answers["odd digits"]
     for text in answers.values():
         assert (text.count(". ") == 0 and text.rstrip(".").count(".") == 0) or text.startswith("Use "), text
     assert sum(running.service.queue.counts().values()) == 1  # nothing was queued by a bad input
