@@ -19,6 +19,7 @@ from bot.core.delivery import MAX_UPLOAD_RESENDS, REPEAT_NOTE, DeliveryLoop
 from bot.core.service import SongService
 from bot.telegram.adapter import TelegramAdapter
 from storage.audio import encode_mp3
+from storage.results import ModelInfo, TrackMeta
 from storage.settings import Settings
 from storage.spec import JobSpec
 from storage.types import DeliveryTarget, NewTrack, UserRef
@@ -56,7 +57,7 @@ def finished_song(service: SongService, clock: Clock) -> int:
     [claimed] = service.queue.claim("engine", 1, clock(), 30)
     relative = service.blobs.track_relative(job.id, 1)
     encode_mp3(np.zeros((48_000, 2), np.float32) + 0.1, service.blobs.path(relative))
-    track = NewTrack(relative, 1.0, 5, "0" * 64, "Rain", "rain", "", {}, {"backend": "sketch"})
+    track = NewTrack(relative, 1.0, 5, "0" * 64, "Rain", "rain", "", TrackMeta(), ModelInfo(backend="sketch"))
     service.queue.complete(claimed, "engine", track, clock())
     return job.id
 
