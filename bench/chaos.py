@@ -42,13 +42,13 @@ from sqlalchemy import func, select  # noqa: E402
 from bench.report import emit  # noqa: E402
 from bot.core.delivery import REPEAT_NOTE  # noqa: E402
 from migrations import upgrade  # noqa: E402
-from storage.accounts import Accounts  # noqa: E402
+from storage.contract.spec import JobSpec  # noqa: E402
+from storage.contract.types import TERMINAL, DeliveryTarget, QueueLimits, UserRef  # noqa: E402
 from storage.db import make_engine, utcnow  # noqa: E402
 from storage.models import tracks_table  # noqa: E402
-from storage.outbox import Outbox  # noqa: E402
-from storage.queue import Queue  # noqa: E402
-from storage.spec import JobSpec  # noqa: E402
-from storage.types import TERMINAL, DeliveryTarget, QueueLimits, UserRef  # noqa: E402
+from storage.queue.accounts import Accounts  # noqa: E402
+from storage.queue.jobs import Queue  # noqa: E402
+from storage.queue.outbox import Outbox  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramAPI  # noqa: E402
 
 CHAT_BASE = 7000

@@ -4,7 +4,7 @@
 
 The signal is music-like (chords, a moving bass, noise bursts), stereo at 48 kHz. Each encoder runs
 in this process, single-threaded. ``x_realtime_per_core`` is the project's encoder as the engine calls
-it (``storage.audio.encode_mp3``: LAME through lameenc, Info frame and ID3 tags included).
+it (``storage.media.audio.encode_mp3``: LAME through lameenc, Info frame and ID3 tags included).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         # The project's encoder first: it gives the suite's figure (x_realtime_per_core).
         chosen = measure(
-            "storage.audio.encode_mp3", lambda: project(signal, Path(folder)), args.seconds, signal, args.repeats
+            "storage.media.audio.encode_mp3", lambda: project(signal, Path(folder)), args.seconds, signal, args.repeats
         )
         emit("chosen", x_realtime_per_core=chosen["x_realtime"], **chosen)
         emit(

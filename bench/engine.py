@@ -4,7 +4,7 @@
     python bench/engine.py --full-size --batch 1,8 --seconds 180    # official 2B config, random weights, GPU
 
 Stages: text encoding (caption through Qwen3, lyrics through its embedding table), each of the 8 DiT
-steps, VAE decode (tiled), and with ``--mp3`` the MP3 encode of one song (storage.audio.encode_mp3; the
+steps, VAE decode (tiled), and with ``--mp3`` the MP3 encode of one song (storage.media.audio.encode_mp3; the
 engine encodes beside the GPU, in a pool of processes; bench/encode.py measures it on its own).
 Speed does not depend on the weights, so the full-size run builds the official configurations
 (tests/data/conformance/acestep_facts/configs) with random weights in bf16. ``--batch 1,8`` times each
@@ -193,8 +193,8 @@ def _timed(fn: Callable[..., Any], total: list[float], now: Callable[[], float])
 
 
 def mp3_time(songs: list[Any]) -> dict[str, Any]:
-    """MP3 encoding of the first song with the project's encoder (storage.audio.encode_mp3), on one core."""
-    from storage.audio import encode_mp3
+    """MP3 encoding of the first song with the project's encoder (storage.media.audio.encode_mp3), on one core."""
+    from storage.media.audio import encode_mp3
 
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()

@@ -3,13 +3,13 @@
     python bench/hostile_audio.py [--code DIR] [--seconds 300] [--out bench/results/hostile-audio-<machine>.json]
 
 Each file is written here, then one child process per (file, path) reads it and runs the bot's
-check (`storage.decoding.probe`) or the engine's decode (`storage.decoding.decode`) with the default
+check (`storage.media.decoding.probe`) or the engine's decode (`storage.media.decoding.decode`) with the default
 600 s limit, and reports its own peak RSS (VmHWM) and CPU seconds. `--code DIR` runs the children on
-another checkout's code (e.g. main's, where both processes called `storage.audio.decode`); its
+another checkout's code (e.g. main's, where both processes called `storage.media.audio.decode`); its
 children get an address-space cap (`--cap-gb`) and a timeout, so that a file that would take all
 the machine's memory ends as "over the cap" instead.
 
-The tests (`tests/storage/test_decoding_hostile.py`) use the same files and the same child.
+The tests (`tests/storage/media/test_decoding_hostile.py`) use the same files and the same child.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ import json, resource, sys
 path, step, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
 data = open(path, "rb").read()
 try:
-    from storage import decoding
+    from storage.media import decoding
     run = decoding.probe if step == "probe" else decoding.decode
 except ImportError:  # main before this change: both processes called audio.decode
-    from storage import audio
+    from storage.media import audio
     run = audio.decode
 try:
     run(data, limit)

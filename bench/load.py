@@ -28,8 +28,8 @@ from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from engine.main import build_worker
 from engine.worker import Worker
+from storage.contract.types import DeliveryTarget, UserRef
 from storage.settings import Settings
-from storage.types import DeliveryTarget, UserRef
 
 CAPTION = "an upbeat synth-pop anthem with shimmering arpeggios"
 

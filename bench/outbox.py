@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.queue_bench import drop, fresh_queue  # noqa: E402
 from bench.report import emit  # noqa: E402
-from storage.accounts import Accounts  # noqa: E402
-from storage.outbox import Outbox  # noqa: E402
-from storage.queue import Queue  # noqa: E402
-from storage.spec import JobSpec  # noqa: E402
-from storage.types import DeliveryTarget, UserRef  # noqa: E402
+from storage.contract.spec import JobSpec  # noqa: E402
+from storage.contract.types import DeliveryTarget, UserRef  # noqa: E402
+from storage.queue.accounts import Accounts  # noqa: E402
+from storage.queue.jobs import Queue  # noqa: E402
+from storage.queue.outbox import Outbox  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
 LIMIT = 50

@@ -28,15 +28,15 @@ from sqlalchemy import insert  # noqa: E402
 
 from bench.report import emit  # noqa: E402
 from migrations import upgrade  # noqa: E402
-from storage.accounts import Accounts  # noqa: E402
+from storage.contract.results import ModelInfo, TrackMeta  # noqa: E402
+from storage.contract.spec import JobSpec  # noqa: E402
+from storage.contract.types import NewTrack, QueueLimits, UserRef  # noqa: E402
 from storage.db import make_engine  # noqa: E402
-from storage.fairness import jain_index, tags_for  # noqa: E402
 from storage.models import Job  # noqa: E402
-from storage.queue import Queue  # noqa: E402
-from storage.results import ModelInfo, TrackMeta  # noqa: E402
-from storage.rows import queued_job_values  # noqa: E402
-from storage.spec import JobSpec  # noqa: E402
-from storage.types import NewTrack, QueueLimits, UserRef  # noqa: E402
+from storage.queue.accounts import Accounts  # noqa: E402
+from storage.queue.fairness import jain_index, tags_for  # noqa: E402
+from storage.queue.jobs import Queue  # noqa: E402
+from storage.queue.rows import queued_job_values  # noqa: E402
 
 T0 = datetime(2026, 1, 1)
 UNLIMITED = QueueLimits(max_pending_per_user=10**9, daily_quota=0, max_queued_total=10**9)

@@ -41,8 +41,8 @@ from bot.core.parser import SongRequest  # noqa: E402
 from bot.core.service import SongService  # noqa: E402
 from engine.main import build_worker  # noqa: E402
 from engine.protocol import GeneratedTrack  # noqa: E402
+from storage.contract.types import DeliveryTarget, UserRef  # noqa: E402
 from storage.settings import Settings  # noqa: E402
-from storage.types import DeliveryTarget, UserRef  # noqa: E402
 
 
 class Silence:

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 from bot.core.delivery import DeliveryLoop
 from bot.core.service import ResultView, SongService
 from bot.core.uploads import UploadSweeper
-from storage.errors import SongbotError
-from storage.metrics import QueueCollector
-from storage.monitor import Monitor, database_check, start_monitor
-from storage.overview import Overview
+from storage.contract.errors import SongbotError
+from storage.contract.types import DeliveryView
+from storage.ops.metrics import QueueCollector
+from storage.ops.monitor import Monitor, database_check, start_monitor
+from storage.ops.overview import Overview
 from storage.settings import Settings
-from storage.types import DeliveryView
 
 log = logging.getLogger("songbot.bot")
 

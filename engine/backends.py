@@ -8,7 +8,7 @@ from typing import TypedDict, Unpack
 
 from engine.protocol import Generator
 from engine.sketch import SketchGenerator
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 
 log = logging.getLogger("songbot.engine")
 

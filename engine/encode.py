@@ -3,7 +3,7 @@
 The engine's loop hands each finished track to the pool and goes back to the GPU; the child writes
 the tagged MP3 to a scratch path and returns its SHA-256, and the engine then commits the file and
 completes the job. Children are spawned (never forked from a process holding CUDA and database
-handles) and import only ``storage.audio`` and ``storage.blobs``. With 0 processes the encodes run
+handles) and import only ``storage.media.audio`` and ``storage.blobs.local``. With 0 processes the encodes run
 in threads of the engine process (libsndfile and LAME release the GIL), which tests use.
 
 The children die with the engine however it dies (a SIGKILL included): each watches its parent's pid
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storage import audio
-from storage.blobs import sha256_of
+from storage.blobs.local import sha256_of
+from storage.media import audio
 
 log = logging.getLogger("songbot.engine")
 

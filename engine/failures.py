@@ -17,7 +17,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from storage.errors import GENERIC_FAILURE, SongbotError
+from storage.contract.errors import GENERIC_FAILURE, SongbotError
 
 log = logging.getLogger("songbot.engine")
 T = TypeVar("T")

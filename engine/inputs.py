@@ -12,12 +12,12 @@ import numpy as np
 
 from engine.failures import SOURCE_GONE
 from engine.protocol import TrackRequest, request_for
-from storage import decoding
-from storage.blobstore import BlobStore
-from storage.errors import BadAudio
-from storage.library import Library
-from storage.types import JobView
-from storage.values import MAX_DURATION_S
+from storage.blobs.store import BlobStore
+from storage.contract.errors import BadAudio
+from storage.contract.types import JobView
+from storage.contract.values import MAX_DURATION_S
+from storage.media import decoding
+from storage.queue.library import Library
 
 log = logging.getLogger("songbot.engine")
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from storage.queue import Queue
-from storage.types import JobView
+from storage.contract.types import JobView
+from storage.queue.jobs import Queue
 
 log = logging.getLogger("songbot.engine")
 

@@ -23,14 +23,14 @@ from engine.presence import Presence
 from engine.protocol import Generator
 from engine.worker import Worker, WorkerConfig
 from migrations import upgrade
+from storage.blobs.stores import open_blobs
+from storage.contract.types import QueueLimits
 from storage.db import make_engine
-from storage.engines import EngineIdentity, EngineRoster
-from storage.metrics import EngineMetrics
-from storage.monitor import Readiness, database_check, start_monitor
-from storage.scrub import Scrubber
+from storage.ops.metrics import EngineMetrics
+from storage.ops.monitor import Readiness, database_check, start_monitor
+from storage.ops.scrub import Scrubber
+from storage.queue.engines import EngineIdentity, EngineRoster
 from storage.settings import Settings
-from storage.stores import open_blobs
-from storage.types import QueueLimits
 
 log = logging.getLogger("songbot.engine")
 

@@ -27,10 +27,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from engine.protocol import Progress
-from storage.metrics import EngineMetrics
-from storage.queue import Queue
-from storage.scrub import Scrubber
-from storage.types import JobView, NewTrack, QueueLimits
+from storage.contract.types import JobView, NewTrack, QueueLimits
+from storage.ops.metrics import EngineMetrics
+from storage.ops.scrub import Scrubber
+from storage.queue.jobs import Queue
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from storage.db import utcnow
-from storage.engines import EngineIdentity, EngineRoster
-from storage.repeats import RepeatedErrors
+from storage.ops.repeats import RepeatedErrors
+from storage.queue.engines import EngineIdentity, EngineRoster
 
 log = logging.getLogger("songbot.engine")
 

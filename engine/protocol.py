@@ -1,7 +1,7 @@
 """The contract between the engine worker and its backends.
 
 A request carries the job's typed `JobSpec`; a result carries the typed results of
-`storage/results.py` (`TrackMeta`, `ModelInfo`) and the `Plan`, which the worker stores as they are.
+`storage/contract/results.py` (`TrackMeta`, `ModelInfo`) and the `Plan`, which the worker stores as they are.
 
 A backend turns a batch of validated requests into audio. It never touches the
 database, the blob directory or a chat platform: the worker does that.
@@ -15,10 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import JobSpec, Plan
-from storage.types import JobView
-from storage.values import SAMPLE_RATE
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import JobSpec, Plan
+from storage.contract.types import JobView
+from storage.contract.values import SAMPLE_RATE
 
 # progress(job_id or None for the whole batch, stage, percent 0..100)
 Progress = Callable[[int | None, str, float], None]
@@ -28,7 +28,7 @@ Progress = Callable[[int | None, str, float], None]
 class TrackRequest:
     """One track to generate, as the worker hands it to a backend: the job's typed spec and its audio.
 
-    What to make is the job's `JobSpec` itself (`storage/spec.py`), read by its fields; this adds
+    What to make is the job's `JobSpec` itself (`storage/contract/spec.py`), read by its fields; this adds
     only what the engine has and the spec does not: the job's id, kind and seed, the decoded audio
     and a sentence when the request alone failed.
 
@@ -149,7 +149,7 @@ class Generator(Protocol):
         A track that fails alone (invalid numbers) comes back with ``error`` set.
 
         Raises:
-            storage.errors.GenerationError: with a sentence for the user, when the
+            storage.contract.errors.GenerationError: with a sentence for the user, when the
                 batch cannot be generated at all.
         """
         ...

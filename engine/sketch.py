@@ -15,9 +15,9 @@ import numpy as np
 
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from engine.splice import splice
-from storage.results import ModelInfo, TrackMeta, title_from_caption
-from storage.spec import JobSpec
-from storage.values import SAMPLE_RATE
+from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
+from storage.contract.spec import JobSpec
+from storage.contract.values import SAMPLE_RATE
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.values import SAMPLE_RATE
+from storage.contract.values import SAMPLE_RATE
 
 CROSSFADE_S = 0.25
 

@@ -1,6 +1,6 @@
 """The engine loop: claim a fair batch, plan it, generate it, encode and store it; a pipeline.
 
-It touches the database (through `storage.queue.Queue`) and the blob directory, never a chat
+It touches the database (through `storage.queue.jobs.Queue`) and the blob directory, never a chat
 platform. It runs in its own process in production (`songbot engine`) and in a thread in the
 tests, behind the same class.
 
@@ -51,14 +51,14 @@ from engine.failures import Backoff, job_sentence, retrying, saving_sentence, tr
 from engine.lease import Heartbeat as _Heartbeat
 from engine.observer import EngineObserver
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest
-from storage import audio
-from storage.blobstore import BlobStore
+from storage.blobs.store import BlobStore
+from storage.contract.errors import GENERIC_FAILURE, GenerationError, LeaseLost
+from storage.contract.types import JobView, NewTrack
 from storage.db import utcnow
-from storage.errors import GENERIC_FAILURE, GenerationError, LeaseLost
-from storage.library import Library
-from storage.queue import Queue
-from storage.repeats import RepeatedErrors
-from storage.types import JobView, NewTrack
+from storage.media import audio
+from storage.ops.repeats import RepeatedErrors
+from storage.queue.jobs import Queue
+from storage.queue.library import Library
 
 log = logging.getLogger("songbot.engine")
 T = TypeVar("T")
@@ -283,7 +283,7 @@ class Worker:
         """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.
 
         Any other error fails a lone job with a generic sentence, and sends a batch of several back to
-        run job by job (see `storage/reaper.py`), so that it falls on the job that causes it.
+        run job by job (see `storage/queue/reaper.py`), so that it falls on the job that causes it.
         """
         try:
             return stage()
@@ -402,7 +402,7 @@ class Worker:
                     if blob is not None:
                         self.blobs.delete(blob)
             # Otherwise the completion may have been written before the connection broke: the file stays,
-            # and the orphan sweep (storage/retention.py) deletes it once no row has named it for a day.
+            # and the orphan sweep (storage/blobs/retention.py) deletes it once no row has named it for a day.
             return
         log.info("job done", extra={"job": job.id, "seconds": track.duration_s})
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.runner import AdapterFailed
 from songbot import logs
-from storage.errors import ModelsMissing, StartupError
+from storage.contract.errors import ModelsMissing, StartupError
 from storage.settings import Settings
 
 MODEL_REPOS = {"main": "ACE-Step/Ace-Step1.5"}
@@ -284,7 +284,7 @@ def show_status(settings: Settings) -> int:
     from migrations import upgrade
     from songbot.status import status_text
     from storage.db import make_engine, utcnow
-    from storage.overview import Overview
+    from storage.ops.overview import Overview
 
     missing = missing_database(settings)
     if missing is not None:  # a read-only command makes no data folder of its own

@@ -1,6 +1,6 @@
 """Structured logs: `time level logger message key=value ...` on stderr.
 
-Message text and tokens never go into logs (the scrubber is `storage.scrub`'s, which also cleans the
+Message text and tokens never go into logs (the scrubber is `storage.ops.scrub`'s, which also cleans the
 error texts stored in the tables); httpx's request lines (which carry the Telegram
 token in the URL) are silenced here, once, for every process. In the console chat, what native
 libraries print on file descriptor 2 (libmpg123's "Illegal Audio-MPEG-Header" notes, FFmpeg's
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from storage.ops.scrub import Scrubber
 from storage.private import private_dir, private_file
-from storage.scrub import Scrubber
 
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 QUIET = ("httpx", "httpcore", "telegram.ext.Updater", "discord.gateway", "discord.http", "aiohttp.access", "alembic")

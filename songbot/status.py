@@ -9,7 +9,7 @@
     Last errors:
       #41 job       The model produced broken audio for this song; please try again with another seed.
 
-Users are shown by display name and a short hash of their platform id (see `storage.overview`);
+Users are shown by display name and a short hash of their platform id (see `storage.ops.overview`);
 error texts are scrubbed of the bot tokens and cut to one line.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.overview import Depth, EngineStatus, ErrorLine, Overview, RunningJob, Waiting
-from storage.scrub import Scrubber
+from storage.ops.overview import Depth, EngineStatus, ErrorLine, Overview, RunningJob, Waiting
+from storage.ops.scrub import Scrubber
 
 ERROR_CHARS = 110
 

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storage.db import make_engine
-from storage.engines import EngineRoster
 from storage.private import private_dir, private_file
-from storage.queue import Queue
+from storage.queue.engines import EngineRoster
+from storage.queue.jobs import Queue
 
 log = logging.getLogger("songbot.supervisor")
 

@@ -9,7 +9,7 @@ from `FOR UPDATE SKIP LOCKED` in the queue's statements.
 Every engine hides statement parameters from its errors (`hide_parameters`), so a traceback never
 carries a user's description or lyrics into a log. On PostgreSQL, which refuses a NUL in text, the
 strings of every statement lose their NULs before they are sent: user text is cleaned where it comes
-in (`storage.text`), and this is the guard behind that.
+in (`storage.contract.text`), and this is the guard behind that.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+from storage.contract.text import without_nul
 from storage.private import private_dir, private_file
-from storage.text import without_nul
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -84,7 +84,7 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
-        # What one engine runs, and whether a suspect is among it (storage/reaper.py).
+        # What one engine runs, and whether a suspect is among it (storage/queue/reaper.py).
         Index(
             "ix_jobs_running_owner",
             "lease_owner",
@@ -109,7 +109,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     # Its engine died while it ran beside other jobs: it is claimed alone from now on, so that a next
-    # death is known to be its own (storage/reaper.py).
+    # death is known to be its own (storage/queue/reaper.py).
     suspect: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)

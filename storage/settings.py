@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.s3blobs import parse_blob_url
+from storage.blobs.s3 import parse_blob_url
 
 # The duration bounds live in `values.py`; adapters that show them in help texts may read them here.
-from storage.values import MAX_DURATION_S as MODEL_MAX_DURATION_S
-from storage.values import MIN_DURATION_S
+from storage.contract.values import MAX_DURATION_S as MODEL_MAX_DURATION_S
+from storage.contract.values import MIN_DURATION_S
 
 __all__ = ["MIN_DURATION_S", "MODEL_MAX_DURATION_S", "Settings"]
 

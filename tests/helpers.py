@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from engine.protocol import TrackRequest
 from migrations import upgrade
+from storage.contract.spec import JobSpec
 from storage.db import make_engine
 from storage.settings import Settings
-from storage.spec import JobSpec
 
 # Re-exported: many tests import these paths from here.
 from tests.paths import DIT_KIT as DIT_KIT

@@ -1,7 +1,7 @@
 """The contract crosses typed both ways: no dict read by key between the engine, storage and the bot.
 
 A job goes in as a `JobSpec`; a track comes back as `TrackMeta`, `ModelInfo`, `Plan` and `Edit`
-(`storage/results.py`, `storage/spec.py`). Two checks hold that: the values that cross carry those
+(`storage/contract/results.py`, `storage/contract/spec.py`). Two checks hold that: the values that cross carry those
 types, not dicts, and no module of the bot or the engine reads one of them with a string key
 (`track.meta["bpm"]`, `request.plan.get("audio_codes")`, `plan["caption"]`).
 """
@@ -12,9 +12,9 @@ import ast
 import typing
 
 from engine.protocol import GeneratedTrack, TrackRequest
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import Edit, JobSpec, Plan
-from storage.types import NewTrack, TrackView
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import Edit, JobSpec, Plan
+from storage.contract.types import NewTrack, TrackView
 from tests.helpers import REPO
 
 # Attributes that hold a result or the spec wherever they are read (`x.meta`, `request.plan`, ...).
@@ -101,11 +101,11 @@ def test_the_request_copies_no_field_of_the_spec():
 
 
 def test_constants_have_one_home():
-    import storage.audio
-    import storage.values
+    import storage.contract.values
+    import storage.media.audio
     from engine.acestep import config, edit, pipeline
 
-    assert storage.audio.SAMPLE_RATE is storage.values.SAMPLE_RATE
+    assert storage.media.audio.SAMPLE_RATE is storage.contract.values.SAMPLE_RATE
     assert edit.FRAMES_PER_SECOND is pipeline.FRAMES_PER_SECOND is config.FRAMES_PER_SECOND
     for path in (REPO / "storage" / "audio.py", REPO / "engine" / "acestep" / "pipeline.py"):
         assigned = [
@@ -120,7 +120,7 @@ def test_constants_have_one_home():
 
 def test_the_lm_value_sets_are_the_specs():
     from engine.acestep.lm import values
-    from storage import values as spec_values
+    from storage.contract import values as spec_values
 
     assert set(values.LANGUAGES) == spec_values.LANGUAGES | {"unknown"}
     assert set(values.KEYSCALES) > spec_values.KEYS and set(values.TIME_SIGNATURES) == spec_values.TIME_SIGNATURES

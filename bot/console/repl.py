@@ -32,10 +32,10 @@ from bot.core import parser, render
 from bot.core.delivery import DeliveryLoop, with_repeat_note
 from bot.core.service import Clip, ResultView, SongService
 from bot.core.uploads import UploadSweeper
-from storage.errors import GENERIC_FAILURE, SongbotError, UserError
-from storage.outbox import PENDING
+from storage.contract.errors import GENERIC_FAILURE, SongbotError, UserError
+from storage.contract.types import DeliveryTarget, DeliveryView, JobView, UserRef
+from storage.queue.outbox import PENDING
 from storage.settings import MIN_DURATION_S, Settings
-from storage.types import DeliveryTarget, DeliveryView, JobView, UserRef
 
 log = logging.getLogger("songbot.console")
 

@@ -1,6 +1,6 @@
 """The delivery loop: moves each job's status message along and posts its result once.
 
-It polls the outbox (`storage.outbox`), never the engine: the engine only writes job rows.
+It polls the outbox (`storage.queue.outbox`), never the engine: the engine only writes job rows.
 Status edits are throttled per delivery and never repeat a text already shown. A result is
 marked delivered only after the adapter returned, so a crash in between means the next bot
 process posts it; because the outbox has one row per job, a job that ran twice is still
@@ -27,11 +27,11 @@ from typing import Protocol
 
 from bot.core import render
 from bot.core.service import ResultView, SongService
+from storage.contract.types import SUCCEEDED, DeliveryView, JobView
 from storage.db import utcnow
-from storage.metrics import is_rate_limited
-from storage.outbox import DONE, TOLD
-from storage.repeats import RepeatedErrors
-from storage.types import SUCCEEDED, DeliveryView, JobView
+from storage.ops.metrics import is_rate_limited
+from storage.ops.repeats import RepeatedErrors
+from storage.queue.outbox import DONE, TOLD
 
 log = logging.getLogger("songbot.delivery")
 

@@ -11,11 +11,11 @@ import secrets
 from dataclasses import replace
 
 from bot.core.render import format_duration
-from storage.errors import LimitError, UserError
-from storage.spec import Edit, JobSpec, check_seed, check_takes
-from storage.text import counted
-from storage.types import DeliveryTarget, JobView, TrackView
-from storage.values import SEED_MAX
+from storage.contract.errors import LimitError, UserError
+from storage.contract.spec import Edit, JobSpec, check_seed, check_takes
+from storage.contract.text import counted
+from storage.contract.types import DeliveryTarget, JobView, TrackView
+from storage.contract.values import SEED_MAX
 
 # A span that starts this close to 0 and ends this close to the end is the whole song.
 WHOLE_SONG_MARGIN_S = 0.5

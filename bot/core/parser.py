@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from storage.errors import UserError
-from storage.types import UserRef
-from storage.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
+from storage.contract.errors import UserError
+from storage.contract.types import UserRef
+from storage.contract.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
 
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")

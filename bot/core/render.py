@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from storage.text import counted
-from storage.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
-from storage.values import MIN_SOURCE_S
+from storage.contract.text import counted
+from storage.contract.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
+from storage.contract.values import MIN_SOURCE_S
 
 # Which backend makes the songs, said before the first result (the welcome line and /help).
 BACKENDS = {

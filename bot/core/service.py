@@ -21,23 +21,31 @@ from typing import ParamSpec, TypeVar
 from bot.core import edits, render
 from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, ExtendRequest, RepaintRequest, SongRequest
 from migrations import upgrade
-from storage import audio, decoding
-from storage.accounts import Accounts
-from storage.blobstore import BlobStore
+from storage.blobs.store import BlobStore
+from storage.blobs.stores import open_blobs
+from storage.contract.errors import (
+    DISK_FULL_AT_SUBMIT,
+    BadAudio,
+    LimitError,
+    NotFound,
+    Unavailable,
+    UserError,
+    disk_full,
+)
+from storage.contract.spec import Edit, JobSpec
+from storage.contract.text import clean_line, clean_lines
+from storage.contract.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
+from storage.contract.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S, MIN_SOURCE_S
 from storage.db import make_engine, utcnow
-from storage.errors import DISK_FULL_AT_SUBMIT, BadAudio, LimitError, NotFound, Unavailable, UserError, disk_full
-from storage.library import Library
-from storage.metrics import BotMetrics
-from storage.outbox import Outbox
+from storage.media import audio, decoding
+from storage.ops.metrics import BotMetrics
+from storage.ops.scrub import Scrubber
 from storage.private import private_dir
-from storage.queue import Queue
-from storage.scrub import Scrubber
+from storage.queue.accounts import Accounts
+from storage.queue.jobs import Queue
+from storage.queue.library import Library
+from storage.queue.outbox import Outbox
 from storage.settings import Settings
-from storage.spec import Edit, JobSpec
-from storage.stores import open_blobs
-from storage.text import clean_line, clean_lines
-from storage.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
-from storage.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S, MIN_SOURCE_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -179,7 +187,7 @@ class SongService:
         """
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename, what=what)
-        # Probed, not decoded: the engine decodes it once (storage/decoding.py)
+        # Probed, not decoded: the engine decodes it once (storage/media/decoding.py)
         seconds = await self._run(decoding.probe, clip.data, self.settings.max_source_duration_s)
         audio.check_cover_length(seconds, what, shortest_source_s(what))
         return await self._run(self.blobs.put_upload, clip.data, upload_suffix(clip.filename)), seconds

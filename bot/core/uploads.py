@@ -1,4 +1,4 @@
-"""The bot process's periodic sweep of expired uploads and of orphaned track files (see `storage.retention`)."""
+"""The bot process's periodic sweep of expired uploads and of orphaned track files (see `storage.blobs.retention`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.core.service import SongService
+from storage.blobs.retention import OrphanSweep, UploadRetention
 from storage.db import utcnow
-from storage.retention import OrphanSweep, UploadRetention
 
 log = logging.getLogger("songbot.uploads")
 

@@ -24,9 +24,9 @@ from bot.core.service import ResultView, SongService
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
 from bot.discord.replies import PLATFORM
+from storage.contract.types import DeliveryView
 from storage.db import utcnow
 from storage.settings import Settings
-from storage.types import DeliveryView
 
 log = logging.getLogger("songbot.discord")
 

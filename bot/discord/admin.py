@@ -13,8 +13,8 @@ from discord import app_commands
 
 from bot.core.parser import PLATFORM_ID, QUOTA_MAX, parse_user_key
 from bot.discord.replies import reply_private, service_of, user_ref
-from storage.errors import UserError
-from storage.types import UserRef
+from storage.contract.errors import UserError
+from storage.contract.types import UserRef
 
 MENTION = re.compile(r"^<@!?([0-9]{1,20})>$")
 

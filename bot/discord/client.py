@@ -13,7 +13,7 @@ from bot.discord.commands import register_commands
 from bot.discord.components import LyricsButton, RerollButton
 from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse
-from storage.errors import GENERIC_FAILURE, UserError
+from storage.contract.errors import GENERIC_FAILURE, UserError
 from storage.settings import Settings
 
 log = logging.getLogger("songbot.discord")

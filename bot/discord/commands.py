@@ -28,9 +28,9 @@ from bot.core.parser import (
 from bot.core.service import Clip
 from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
-from storage.errors import UserError
-from storage.types import DeliveryTarget, JobView
-from storage.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
+from storage.contract.errors import UserError
+from storage.contract.types import DeliveryTarget, JobView
+from storage.contract.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."

@@ -16,8 +16,8 @@ from bot.core.parser import SongRequest
 from bot.discord.buttons import SongButton
 from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
-from storage.errors import UserError
-from storage.types import TrackView
+from storage.contract.errors import UserError
+from storage.contract.types import TrackView
 
 # Discord allows 5 buttons per row and 5 rows per message.
 HISTORY_BUTTONS = 5

@@ -11,7 +11,7 @@ import discord
 from bot.core.parser import ExtendRequest, ParsedCommand, parse_repaint
 from bot.discord.buttons import SongButton
 from bot.discord.replies import guard, refuse, service_of, submit_deferred, user_ref
-from storage.errors import UserError
+from storage.contract.errors import UserError
 
 
 class RepaintButton(SongButton, action="repaint"):

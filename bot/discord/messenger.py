@@ -28,10 +28,10 @@ from bot.core.delivery import with_repeat_note
 from bot.core.service import ResultView
 from bot.discord.components import result_view
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
-from storage.audio import fit_mp3
+from storage.contract.errors import BadAudio
+from storage.contract.types import DeliveryView
 from storage.db import utcnow
-from storage.errors import BadAudio
-from storage.types import DeliveryView
+from storage.media.audio import fit_mp3
 
 log = logging.getLogger("songbot.discord")
 

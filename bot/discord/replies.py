@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, cast
 import discord
 from discord.utils import MISSING, escape_markdown, escape_mentions
 
-from storage.errors import GENERIC_FAILURE, UserError
-from storage.types import DeliveryTarget, JobView, UserRef
+from storage.contract.errors import GENERIC_FAILURE, UserError
+from storage.contract.types import DeliveryTarget, JobView, UserRef
 
 if TYPE_CHECKING:
     from bot.core.service import SongService

@@ -43,9 +43,9 @@ from bot.telegram.keyboards import CALLBACK_PATTERN, result_keyboard
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import caption, defang
 from bot.telegram.webhook import WebhookServer, webhook_secret
-from storage.audio import fit_mp3
+from storage.contract.types import DeliveryView
+from storage.media.audio import fit_mp3
 from storage.settings import Settings
-from storage.types import DeliveryView
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Telegram commands: parse, validate, submit, acknowledge (the shared layer does the rest).
 
-Every refusal is a ``storage.errors.UserError``; handlers just raise it and ``on_error`` shows its one
+Every refusal is a ``storage.contract.errors.UserError``; handlers just raise it and ``on_error`` shows its one
 sentence (a reply, or an alert for a button). Long work never runs here: jobs go to the queue and the
 delivery loop reports back through the adapter's Messenger methods.
 """
@@ -25,10 +25,10 @@ from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, pa
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
-from storage.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
+from storage.contract.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
+from storage.contract.text import counted
+from storage.contract.types import DeliveryTarget, JobView, UserRef
 from storage.settings import Settings
-from storage.text import counted
-from storage.types import DeliveryTarget, JobView, UserRef
 
 log = logging.getLogger(__name__)
 

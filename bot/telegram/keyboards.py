@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core.parser import DIGITS
-from storage.values import ID_MAX
+from storage.contract.values import ID_MAX
 
 REROLL, LYRICS, REPAINT, EXTEND = "rr", "ly", "rp", "ex"
 ACTIONS = (REROLL, LYRICS, REPAINT, EXTEND)

@@ -22,10 +22,10 @@ from engine.acestep.pipeline import AceStepPipeline, Song, Track
 from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
-from storage.audio import span
-from storage.errors import GenerationError
-from storage.results import ModelInfo, TrackMeta, title_from_caption
-from storage.spec import Plan
+from storage.contract.errors import GenerationError
+from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
+from storage.contract.spec import Plan
+from storage.media.audio import span
 
 STAGES = ("encoding", "generating", "decoding")
 # A cover with no style and no LM reading of its source still needs a caption.
@@ -49,7 +49,7 @@ def _planned(planned: T | None, own: T) -> T:
 def request_to_track(request: TrackRequest) -> Track:
     """Merge a request's spec with its plan (the plan wins, so a re-roll repeats the planned song).
 
-    A plan (``storage.spec.Plan``: caption, lyrics, bpm, key, time_signature, duration_s,
+    A plan (``storage.contract.spec.Plan``: caption, lyrics, bpm, key, time_signature, duration_s,
     language and audio_codes, ints 0..63999, five per second of audio) is what the 5 Hz LM planner
     wrote or a stored one read back. Its missing values fall back to the spec's own.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 
 DIT_DIR = "acestep-v15-turbo"
 VAE_DIR = "vae"

@@ -46,7 +46,7 @@ from engine.acestep.text import (
     lyrics_prompt,
 )
 from engine.acestep.vae import Vae
-from storage.errors import GenerationError
+from storage.contract.errors import GenerationError
 
 log = logging.getLogger("songbot.engine")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from engine.encode import EncodePool, PoolClosed
-from storage import audio
-from storage.blobs import sha256_of
+from storage.blobs.local import sha256_of
+from storage.media import audio
 
 TAGS = audio.Tags(title="t", prompt="p", lyrics="", seed=1, song_id=2)
 
@@ -76,7 +76,7 @@ ENGINE_WITH_POOL = """
 import sys, time
 import numpy as np
 from engine.encode import EncodePool, PoolClosed
-from storage import audio
+from storage.media import audio
 
 pool = EncodePool(2)
 pcm = (np.random.default_rng(0).standard_normal((48_000 * 600, 2)) * 0.1).astype(np.float32)

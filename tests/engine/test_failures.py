@@ -20,7 +20,7 @@ from engine.failures import (
     storage_errno,
     transient,
 )
-from storage.errors import GENERIC_FAILURE, BadAudio
+from storage.contract.errors import GENERIC_FAILURE, BadAudio
 
 
 def os_error(code):

@@ -7,9 +7,9 @@ from sqlalchemy import update
 from engine.failures import SOURCE_GONE
 from engine.inputs import base_song, request_of
 from engine.main import build_worker
-from storage.errors import BadAudio
+from storage.contract.errors import BadAudio
+from storage.contract.spec import Edit
 from storage.models import tracks_table
-from storage.spec import Edit
 from tests.engine.test_worker import submit
 from tests.helpers import make_settings
 

@@ -10,10 +10,10 @@ import soundfile as sf
 from engine import inputs
 from engine.lease import Heartbeat
 from engine.main import build_worker
-from storage.accounts import Accounts
+from storage.contract.spec import JobSpec
+from storage.contract.types import RUNNING, SUCCEEDED, UserRef
 from storage.db import utcnow
-from storage.spec import JobSpec
-from storage.types import RUNNING, SUCCEEDED, UserRef
+from storage.queue.accounts import Accounts
 from tests.helpers import make_settings
 
 LEASE_S = 0.3

@@ -9,8 +9,8 @@ import pytest
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from engine.backends import choose_backend
-from storage.errors import ModelsMissing
-from storage.types import QUEUED, DeliveryTarget, UserRef
+from storage.contract.errors import ModelsMissing
+from storage.contract.types import QUEUED, DeliveryTarget, UserRef
 from tests.bot.console.test_console_e2e import env_for, wait_for_progress
 from tests.helpers import make_settings
 

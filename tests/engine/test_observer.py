@@ -5,11 +5,11 @@ from datetime import datetime
 import pytest
 
 from engine.observer import CountingQueue, EngineObserver
-from storage.accounts import Accounts
-from storage.metrics import EngineMetrics
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import JobSpec
-from storage.types import NewTrack, UserRef
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import JobSpec
+from storage.contract.types import NewTrack, UserRef
+from storage.ops.metrics import EngineMetrics
+from storage.queue.accounts import Accounts
 
 NOW = datetime(2026, 11, 28, 12, 0, 0)
 

@@ -8,10 +8,10 @@ import time
 
 from engine.main import build_worker
 from storage.db import make_engine
-from storage.queue import Queue
-from storage.repeats import RepeatedErrors
+from storage.ops.repeats import RepeatedErrors
+from storage.queue.jobs import Queue
 from tests.helpers import make_settings
-from tests.storage.test_repeats import closed_port
+from tests.storage.ops.test_repeats import closed_port
 
 
 class FrozenClock:

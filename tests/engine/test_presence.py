@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from engine.main import build_worker, device_of, owner_id
 from engine.presence import Presence
-from storage.engines import EngineIdentity, EngineRoster
-from storage.overview import Overview
+from storage.ops.overview import Overview
+from storage.queue.engines import EngineIdentity, EngineRoster
 from tests.helpers import make_settings
 
 NOW = datetime(2026, 11, 28, 12, 0, 0)

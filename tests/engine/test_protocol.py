@@ -5,8 +5,8 @@ from datetime import datetime
 import numpy as np
 
 from engine.protocol import TrackRequest, request_for
-from storage.spec import JobSpec, Plan
-from storage.types import JobView
+from storage.contract.spec import JobSpec, Plan
+from storage.contract.types import JobView
 
 
 def job(spec: JobSpec, kind: str = "song") -> JobView:

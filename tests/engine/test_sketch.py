@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.sketch import NOTICE, SketchGenerator, parse_key
-from storage.results import ModelInfo, title_from_caption
+from storage.contract.results import ModelInfo, title_from_caption
 from tests.helpers import track_request
 
 RATE = 48_000
@@ -81,7 +81,7 @@ def test_cover_follows_the_source():
 
 def test_key_parsing_and_titles():
     assert parse_key("F# minor")[0] == 6 and parse_key("Bb major")[0] == 10 and parse_key("nonsense")[0] == 0
-    # The sketch's titles are every backend's (`storage.results.title_from_caption`).
+    # The sketch's titles are every backend's (`storage.contract.results.title_from_caption`).
     track, _ = generate(caption="lo-fi rain at night, with a cat!")
     assert track.title == title_from_caption("lo-fi rain at night, with a cat!") == "Lo-fi Rain At Night"
     assert generate(caption="!!!")[0].title == "Untitled"

@@ -5,7 +5,7 @@ import pytest
 
 from engine.sketch import SketchGenerator
 from engine.splice import CROSSFADE_S, splice
-from storage.spec import Edit
+from storage.contract.spec import Edit
 from tests.helpers import track_request
 
 RATE = 48_000

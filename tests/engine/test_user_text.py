@@ -8,12 +8,12 @@ statement, so the track row stores fine and the engine goes on to the next job.
 from sqlalchemy import select
 
 from engine.main import build_worker
-from storage.accounts import Accounts
+from storage.contract.spec import JobSpec
+from storage.contract.types import SUCCEEDED, UserRef
 from storage.db import utcnow
-from storage.library import Library
 from storage.models import jobs_table
-from storage.spec import JobSpec
-from storage.types import SUCCEEDED, UserRef
+from storage.queue.accounts import Accounts
+from storage.queue.library import Library
 from tests.helpers import make_settings
 
 

@@ -12,17 +12,17 @@ import soundfile as sf
 from engine.main import build_worker
 from engine.protocol import GeneratedTrack
 from engine.worker import Worker, WorkerConfig
-from storage import audio
-from storage.accounts import Accounts
-from storage.blobs import Blobs
+from storage.blobs.local import Blobs
+from storage.contract.errors import GenerationError
+from storage.contract.results import ModelInfo
+from storage.contract.spec import JobSpec
+from storage.contract.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
 from storage.db import utcnow
-from storage.errors import GenerationError
-from storage.library import Library
-from storage.results import ModelInfo
-from storage.spec import JobSpec
-from storage.types import DEAD, FAILED, QUEUED, SUCCEEDED, UserRef
+from storage.media import audio
+from storage.queue.accounts import Accounts
+from storage.queue.library import Library
 from tests.helpers import make_settings
-from tests.storage.test_reaper import attempts_left
+from tests.storage.queue.test_reaper import attempts_left
 
 
 @pytest.fixture

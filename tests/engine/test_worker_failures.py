@@ -16,10 +16,10 @@ from engine.failures import DATABASE_DOWN, DISK_FULL, READ_ONLY, SAVE_FAILED, SO
 from engine.main import build_worker
 from engine.worker import WorkerConfig
 from songbot.supervisor import EngineSupervisor
-from storage.blobs import Blobs
+from storage.blobs.local import Blobs
+from storage.blobs.retention import ORPHAN_GRACE, OrphanSweep
+from storage.contract.types import FAILED, SUCCEEDED
 from storage.db import utcnow
-from storage.retention import ORPHAN_GRACE, OrphanSweep
-from storage.types import FAILED, SUCCEEDED
 from tests.bot.console.test_console_e2e import env_for
 from tests.engine.test_worker import Scripted, submit
 from tests.engine.test_worker_pipeline import tracks_by_job

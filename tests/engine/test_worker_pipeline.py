@@ -19,9 +19,9 @@ from engine.encode import EncodePool
 from engine.failures import SAVE_FAILED
 from engine.main import build_worker
 from engine.protocol import GeneratedTrack
+from storage.contract.types import FAILED, SUCCEEDED, DeliveryTarget, UserRef
 from storage.db import utcnow
-from storage.library import Library
-from storage.types import FAILED, SUCCEEDED, DeliveryTarget, UserRef
+from storage.queue.library import Library
 from tests.bot.console.test_console_e2e import env_for
 from tests.engine.test_worker import Scripted, submit
 from tests.helpers import make_settings

@@ -7,8 +7,8 @@ import pytest
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from songbot.checks import song_checks
-from storage.errors import UserError
-from storage.types import DeliveryTarget, UserRef
+from storage.contract.errors import UserError
+from storage.contract.types import DeliveryTarget, UserRef
 from tests.helpers import make_settings
 
 USER = UserRef("console", "me")

@@ -15,7 +15,7 @@ import yarl
 from songbot import cli
 from tests.fakes.discord_api import FakeDiscord
 from tests.helpers import REPO
-from tests.storage.test_repeats import closed_port
+from tests.storage.ops.test_repeats import closed_port
 
 
 @pytest.fixture(autouse=True)

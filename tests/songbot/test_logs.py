@@ -75,7 +75,7 @@ import numpy as np
 import soundfile as sf
 
 from songbot import logs
-from storage import audio
+from storage.media import audio
 
 path = Path(sys.argv[1])
 logs.configure("INFO", path=path)

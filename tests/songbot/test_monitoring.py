@@ -14,10 +14,10 @@ from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from bot.runner import start_bot_monitor
 from engine.main import build_worker
+from storage.contract.types import DeliveryTarget, UserRef
 from storage.db import make_engine
-from storage.metrics import EngineMetrics
-from storage.monitor import Monitor, database_check
-from storage.types import DeliveryTarget, UserRef
+from storage.ops.metrics import EngineMetrics
+from storage.ops.monitor import Monitor, database_check
 from tests.bot.core.test_delivery import Recorder
 from tests.bot.telegram.test_telegram_restart import HeldGenerator
 from tests.helpers import make_settings
@@ -132,8 +132,8 @@ def test_health_and_readiness_follow_the_database(tmp_path):
 
 
 def test_the_queue_gauges_say_when_the_database_is_down(tmp_path):
-    from storage.metrics import QueueCollector
-    from storage.overview import Overview
+    from storage.ops.metrics import QueueCollector
+    from storage.ops.overview import Overview
 
     registry = EngineMetrics().registry
     down = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2})
@@ -153,8 +153,8 @@ def test_no_port_no_monitor(tmp_path):
 
 
 def test_a_taken_port_is_one_sentence(tmp_path):
-    from storage.errors import StartupError
-    from storage.monitor import start_monitor
+    from storage.contract.errors import StartupError
+    from storage.ops.monitor import start_monitor
 
     taken = Monitor(EngineMetrics().registry, [], "127.0.0.1", 0).start()
     try:

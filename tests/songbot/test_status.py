@@ -6,14 +6,14 @@ from migrations import upgrade
 from songbot import cli
 from songbot.cli import main
 from songbot.status import duration_text, status_text
-from storage.accounts import Accounts
+from storage.contract.spec import JobSpec
+from storage.contract.types import DeliveryTarget, QueueLimits, UserRef
 from storage.db import make_engine
-from storage.engines import EngineIdentity, EngineRoster
-from storage.outbox import Outbox
-from storage.overview import Overview
-from storage.queue import Queue
-from storage.spec import JobSpec
-from storage.types import DeliveryTarget, QueueLimits, UserRef
+from storage.ops.overview import Overview
+from storage.queue.accounts import Accounts
+from storage.queue.engines import EngineIdentity, EngineRoster
+from storage.queue.jobs import Queue
+from storage.queue.outbox import Outbox
 
 NOW = datetime(2026, 11, 28, 12, 0, 0)
 TOKEN = "123456:SECRET-TOKEN"

@@ -9,12 +9,12 @@ from datetime import datetime
 from migrations import upgrade
 from songbot.engines import EngineGroup, engine_environments
 from songbot.supervisor import EngineSupervisor, lease_releaser
-from storage.accounts import Accounts
+from storage.contract.spec import JobSpec
+from storage.contract.types import QUEUED, UserRef
 from storage.db import make_engine
-from storage.engines import EngineIdentity, EngineRoster
-from storage.queue import Queue
-from storage.spec import JobSpec
-from storage.types import QUEUED, UserRef
+from storage.queue.accounts import Accounts
+from storage.queue.engines import EngineIdentity, EngineRoster
+from storage.queue.jobs import Queue
 from tests.helpers import make_settings
 
 CHILD = """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.blobs import Blobs
+from storage.blobs.local import Blobs
 from storage.db import make_engine
 from storage.private import private_dir, private_file
 

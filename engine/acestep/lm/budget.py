@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from engine.acestep.lm.prompts import DEFAULT_NEGATIVE, INSTRUMENTAL_LYRICS
 from engine.acestep.lm.tokenizer import encode
 from engine.acestep.lm.values import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
-from storage.errors import UserError
+from storage.contract.errors import UserError
 
 CODES_PER_SECOND = 5
 # Tokens of the prompt scaffolding and CoT keys around caption and lyrics (measured: ~45 + ~25).

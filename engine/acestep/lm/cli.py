@@ -14,7 +14,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from storage.errors import SongbotError
+from storage.contract.errors import SongbotError
 
 
 def build_parser() -> argparse.ArgumentParser:

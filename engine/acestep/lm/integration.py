@@ -16,8 +16,8 @@ from engine.acestep.lm.model import find_lm
 from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest, understand
 from engine.acestep.lm.values import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
 from engine.protocol import TrackRequest
-from storage.errors import GenerationError, UserError
-from storage.spec import Plan
+from storage.contract.errors import GenerationError, UserError
+from storage.contract.spec import Plan
 
 log = logging.getLogger(__name__)
 

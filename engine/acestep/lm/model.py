@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 from engine.acestep.lm.layout import LM_FILES, LM_NAMES, _weight_files, find_lm  # noqa: F401
 from engine.acestep.lm.prompts import ChatTemplate, Prompts
 from engine.acestep.lm.tokenizer import load_tokenizer
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 
 
 def dtype_for(device: str) -> torch.dtype:

@@ -6,7 +6,7 @@ tolerant line parser. The writer, which feeds the metadata back to the LM for th
 audio-code phase, must match the official ``yaml.dump`` output byte for byte
 (80-column folding, quoting), so it does use PyYAML.
 
-What the planner makes of it is a ``storage.spec.Plan``, the one definition of a plan; its fields
+What the planner makes of it is a ``storage.contract.spec.Plan``, the one definition of a plan; its fields
 carry the contract's names (``key``, ``time_signature``, ``duration_s``), and ``lm_fields`` turns them
 back into the LM's own (``keyscale``, ``timesignature``, ``duration``) for its prompts.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from storage.spec import Plan
+from storage.contract.spec import Plan
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"

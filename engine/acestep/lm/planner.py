@@ -34,8 +34,8 @@ from engine.acestep.lm.model import LoadedLM, load_lm
 from engine.acestep.lm.plan import format_cot, lm_fields, split_output
 from engine.acestep.lm.prompts import INSTRUMENTAL_LYRICS
 from engine.acestep.lm.tokenizer import encode
-from storage.errors import GenerationError, UserError
-from storage.spec import Plan
+from storage.contract.errors import GenerationError, UserError
+from storage.contract.spec import Plan
 
 log = logging.getLogger(__name__)
 COT_FIELDS = ("bpm", "caption", "duration", "keyscale", "language", "timesignature")

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.acestep.lm.constraints import Vocab
 from engine.acestep.lm.decode import DecodeJob
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 
 
 def _prefixed_copy(folder: Path) -> Path:

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from sqlalchemy.exc import OperationalError
 
-from storage import audio
 from storage.db import make_engine
-from storage.queue import Queue
+from storage.media import audio
+from storage.queue.jobs import Queue
 from tests.helpers import REPO
 
 RESULT = re.compile(r"^✅ #(\d+) seed (\d+) (/.+\.mp3)$", re.M)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from storage.contract.types import QUEUED, SUCCEEDED
 from storage.db import make_engine, utcnow
-from storage.queue import Queue
-from storage.types import QUEUED, SUCCEEDED
+from storage.queue.jobs import Queue
 from tests.bot.console.test_console_e2e import env_for, read_until, wait_for_progress
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to find the processes")

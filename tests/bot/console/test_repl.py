@@ -12,7 +12,7 @@ from bot.console.repl import MORE, PROMPT, WELCOME, ConsoleChat, ConsoleMessenge
 from bot.core import render
 from bot.core.delivery import REPEAT_NOTE, DeliveryLoop
 from bot.core.service import ResultView, SongService
-from storage.types import DeliveryView, TrackView
+from storage.contract.types import DeliveryView, TrackView
 from tests.helpers import make_settings
 
 

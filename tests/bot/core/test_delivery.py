@@ -10,11 +10,11 @@ from sqlalchemy import select
 from bot.core.delivery import MAX_UPLOAD_RESENDS, REPEAT_NOTE, DeliveryLoop, PostUncertain, with_repeat_note
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import JobSpec
+from storage.contract.types import DeliveryTarget, NewTrack, UserRef
 from storage.models import deliveries_table
-from storage.repeats import RepeatedErrors
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import JobSpec
-from storage.types import DeliveryTarget, NewTrack, UserRef
+from storage.ops.repeats import RepeatedErrors
 from tests.helpers import make_settings
 
 USER = UserRef("fake", "1", "Ann")

@@ -10,7 +10,7 @@ from bot.core.parser import (
     parse_song,
     parse_time_signature,
 )
-from storage.errors import UserError
+from storage.contract.errors import UserError
 
 
 def song(text: str):

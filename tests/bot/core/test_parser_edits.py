@@ -13,7 +13,7 @@ from bot.core.parser import (
     parse_span,
     parse_time,
 )
-from storage.errors import UserError
+from storage.contract.errors import UserError
 
 
 def command(text: str):

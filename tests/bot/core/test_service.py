@@ -10,11 +10,11 @@ import soundfile as sf
 
 from bot.core.parser import CoverRequest, SongRequest, parse_admin
 from bot.core.service import SongService
-from storage import fairness
-from storage.errors import BadAudio, LimitError, NotFound, UserError
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import Plan
-from storage.types import QUEUED, DeliveryTarget, NewTrack, UserRef
+from storage.contract.errors import BadAudio, LimitError, NotFound, UserError
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import Plan
+from storage.contract.types import QUEUED, DeliveryTarget, NewTrack, UserRef
+from storage.queue import fairness
 from tests.helpers import make_settings
 
 ALICE = UserRef("telegram", "1", "Alice")

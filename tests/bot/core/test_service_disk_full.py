@@ -5,8 +5,8 @@ from sqlalchemy import event
 
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
-from storage.errors import DISK_FULL_AT_SUBMIT, Unavailable, disk_full
-from storage.types import DeliveryTarget, UserRef
+from storage.contract.errors import DISK_FULL_AT_SUBMIT, Unavailable, disk_full
+from storage.contract.types import DeliveryTarget, UserRef
 from tests.helpers import make_settings
 
 TARGET = DeliveryTarget("telegram", "chat-1")

@@ -5,8 +5,8 @@ import pytest
 from bot.core.parser import CoverRequest, ExtendRequest, ParsedCommand, RepaintRequest, SongRequest, parse_extend
 from bot.core.render import history_text
 from bot.core.service import Clip
-from storage.errors import BadAudio, LimitError, NotFound, UserError
-from storage.spec import Edit
+from storage.contract.errors import BadAudio, LimitError, NotFound, UserError
+from storage.contract.spec import Edit
 from tests.bot.core.test_service import ADMIN, ALICE, BOB, TARGET, finish, service, wav
 
 __all__ = ["service"]

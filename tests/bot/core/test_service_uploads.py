@@ -8,9 +8,9 @@ import soundfile as sf
 
 from bot.core.parser import CoverRequest
 from bot.core.service import SongService
-from storage import decoding
-from storage.errors import BadAudio
-from storage.types import DeliveryTarget, UserRef
+from storage.contract.errors import BadAudio
+from storage.contract.types import DeliveryTarget, UserRef
+from storage.media import decoding
 from tests.helpers import make_settings
 
 ANN = UserRef("telegram", "1", "Ann")

@@ -9,7 +9,7 @@ from bot.core import render
 from bot.core.parser import CoverRequest, SongRequest
 from bot.core.service import SongService
 from bot.core.uploads import UploadSweeper
-from storage.errors import NotFound
+from storage.contract.errors import NotFound
 from tests.bot.core.test_service import ALICE, TARGET, finish, wav
 from tests.helpers import make_settings
 

@@ -19,11 +19,11 @@ from bot.core.service import SongService
 from bot.discord.adapter import configure_endpoints
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
-from storage.audio import encode_mp3
-from storage.outbox import DONE
-from storage.results import ModelInfo, TrackMeta
-from storage.spec import JobSpec
-from storage.types import DeliveryTarget, NewTrack, UserRef
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import JobSpec
+from storage.contract.types import DeliveryTarget, NewTrack, UserRef
+from storage.media.audio import encode_mp3
+from storage.queue.outbox import DONE
 from tests.bot.discord.discord_stack import stack_settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 

@@ -13,9 +13,9 @@ from bot.core.service import ResultView
 from bot.discord.adapter import configure_endpoints
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
-from storage.audio import encode_mp3
-from storage.results import ModelInfo, TrackMeta
-from storage.types import DeliveryView, TrackView
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.types import DeliveryView, TrackView
+from storage.media.audio import encode_mp3
 from tests.bot.discord.discord_stack import stack_settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 

@@ -18,11 +18,11 @@ from telegram.error import TimedOut
 from bot.core.delivery import MAX_UPLOAD_RESENDS, REPEAT_NOTE, DeliveryLoop
 from bot.core.service import SongService
 from bot.telegram.adapter import TelegramAdapter
-from storage.audio import encode_mp3
-from storage.results import ModelInfo, TrackMeta
+from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.spec import JobSpec
+from storage.contract.types import DeliveryTarget, NewTrack, UserRef
+from storage.media.audio import encode_mp3
 from storage.settings import Settings
-from storage.spec import JobSpec
-from storage.types import DeliveryTarget, NewTrack, UserRef
 from tests.fakes.telegram_api import FakeTelegramAPI
 
 CHAT = 501

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from storage.contract.types import JobView
 from storage.settings import Settings
-from storage.types import JobView
 from tests.bot.telegram.telegram_stack import SONG_S, RunningBot, eventually, song_id_and_seed, telegram_settings
 from tests.fakes.telegram_api import FakeTelegramAPI, FakeUser
 

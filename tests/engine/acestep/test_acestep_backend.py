@@ -10,9 +10,9 @@ import torch
 
 from engine.acestep.backend import AceStepGenerator, request_to_track
 from engine.protocol import TrackRequest
-from storage.errors import GenerationError, UserError
-from storage.results import ModelInfo, title_from_caption
-from storage.spec import Plan
+from storage.contract.errors import GenerationError, UserError
+from storage.contract.results import ModelInfo, title_from_caption
+from storage.contract.spec import Plan
 from tests.helpers import track_request
 
 

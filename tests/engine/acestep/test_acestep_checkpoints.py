@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.acestep.checkpoints import REQUIRED_FILES, missing_files, require_complete
 from engine.acestep.model import load_dit, load_silence_latent
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 from tests.helpers import FACTS
 
 

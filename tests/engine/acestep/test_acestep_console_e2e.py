@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from storage import audio
 from storage.db import make_engine
-from storage.queue import Queue
+from storage.media import audio
+from storage.queue.jobs import Queue
 from tests.helpers import REPO
 
 RESULT = re.compile(r"^✅ #(\d+) seed (\d+) (/.+\.mp3)$", re.M)

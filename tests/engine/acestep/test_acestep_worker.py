@@ -9,11 +9,11 @@ import torch
 
 from engine.acestep.pipeline import INVALID_LATENTS, AceStepPipeline, Track
 from engine.main import build_worker
-from storage.accounts import Accounts
+from storage.contract.spec import JobSpec
+from storage.contract.types import FAILED, SUCCEEDED, UserRef
 from storage.db import utcnow
-from storage.library import Library
-from storage.spec import JobSpec
-from storage.types import FAILED, SUCCEEDED, UserRef
+from storage.queue.accounts import Accounts
+from storage.queue.library import Library
 from tests.helpers import make_settings
 
 BROKEN_SEED = 2

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from engine.acestep.lm.budget import ContextBudget, PlannerSettings, PlanRequest
-from storage.errors import UserError
+from storage.contract.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import json
 
 from engine.acestep.lm.cli import plan_main
-from storage.spec import Plan
+from storage.contract.spec import Plan
 
 
 def test_plan_prints_one_json_object(tiny_lm_dir, monkeypatch, capsys):

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from bot.core import parser
 from bot.core.service import SongService
-from storage.errors import NotFound
-from storage.types import DeliveryTarget, TrackView, UserRef
+from storage.contract.errors import NotFound
+from storage.contract.types import DeliveryTarget, TrackView, UserRef
 from tests.helpers import make_settings, start_engine
 
 USER, TARGET = UserRef("console", "tester"), DeliveryTarget("console", "console")

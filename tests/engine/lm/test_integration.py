@@ -5,7 +5,7 @@ import pytest
 
 from engine.acestep.lm.integration import plan_request, with_plans
 from engine.protocol import TrackRequest
-from storage.spec import JobSpec, Plan
+from storage.contract.spec import JobSpec, Plan
 from tests.helpers import track_request
 
 
@@ -131,7 +131,7 @@ def test_a_cover_is_read_by_the_lm_and_its_reroll_is_exact(generator):
 
 def test_a_source_the_lm_cannot_read_is_covered_from_the_style(generator, monkeypatch):
     import engine.acestep.lm.integration as integration
-    from storage.errors import UserError
+    from storage.contract.errors import UserError
 
     def too_long(*args, **kwargs):
         raise UserError("This audio is too long for the song planner to describe; please use a shorter clip.")

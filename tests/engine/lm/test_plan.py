@@ -65,7 +65,7 @@ def test_split_output_and_codes():
 def test_a_plan_is_written_back_to_the_lm_under_its_own_names():
     from engine.acestep.lm.plan import format_cot, lm_fields
     from engine.acestep.lm.planner import COT_FIELDS
-    from storage.spec import Plan
+    from storage.contract.spec import Plan
 
     plan = Plan(caption="c", bpm=90, key="E minor", time_signature=3, duration_s=47.0, language="en")
     fields = lm_fields(plan, COT_FIELDS)

@@ -4,8 +4,8 @@ import pytest
 
 from engine.acestep.lm.planner import PlanRequest
 from engine.acestep.lm.values import KEYSCALES, LANGUAGES
-from storage.errors import UserError
-from storage.spec import Plan
+from storage.contract.errors import UserError
+from storage.contract.spec import Plan
 
 
 def _check(plan: Plan, req: PlanRequest) -> None:
@@ -117,7 +117,7 @@ def test_a_folder_budgets_file_shortens_only_the_default_budgets(tiny_lm_dir):
 
 def test_vllm_backend_is_not_loaded_for_the_guided_code_phase(tiny_lm_dir):
     from engine.acestep.lm.planner import Planner, PlannerSettings
-    from storage.errors import ModelsMissing
+    from storage.contract.errors import ModelsMissing
 
     planner = Planner.load(tiny_lm_dir, "acestep-5Hz-lm-0.6B", settings=PlannerSettings(backend="vllm"))
     assert planner.vllm is None  # guidance is on: vLLM could serve nothing, so it is not started

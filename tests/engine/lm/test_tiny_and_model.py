@@ -7,7 +7,7 @@ from engine.acestep.lm.chat_template import QWEN3_CHAT_TEMPLATE
 from engine.acestep.lm.model import find_lm, load_lm
 from engine.acestep.lm.plan import codes_to_string, parse_codes
 from engine.acestep.lm.tokenizer import encode
-from storage.errors import ModelsMissing
+from storage.contract.errors import ModelsMissing
 
 
 def test_tiny_lm_has_the_official_layout(tiny_lm_dir, facts_dir):

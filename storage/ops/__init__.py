@@ -1,0 +1,1 @@
+"""What operators look at: metrics, the health port, the one-screen overview; secrets scrubbed from what is kept."""
