@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from bench.records import record  # noqa: E402
-from storage import audio  # noqa: E402
+from storage.media import audio  # noqa: E402
 
 RATE = 48_000
 

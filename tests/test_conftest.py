@@ -10,12 +10,12 @@ from tests.conftest import DB_PARAM, summary_line
 @pytest.mark.parametrize(
     ("nodeid", "database"),
     [
-        ("tests/storage/test_queue.py::test_claim[sqlite]", "sqlite"),
-        ("tests/storage/test_queue.py::test_claim[postgresql]", "postgresql"),
-        ("tests/storage/test_queue.py::test_x[postgresql-3]", "postgresql"),
-        ("tests/storage/test_queue.py::test_x[2-sqlite]", "sqlite"),
-        ("tests/storage/test_queue.py::test_x[mysqlite]", None),
-        ("tests/storage/test_queue.py::test_y", None),
+        ("tests/storage/queue/test_jobs.py::test_claim[sqlite]", "sqlite"),
+        ("tests/storage/queue/test_jobs.py::test_claim[postgresql]", "postgresql"),
+        ("tests/storage/queue/test_jobs.py::test_x[postgresql-3]", "postgresql"),
+        ("tests/storage/queue/test_jobs.py::test_x[2-sqlite]", "sqlite"),
+        ("tests/storage/queue/test_jobs.py::test_x[mysqlite]", None),
+        ("tests/storage/queue/test_jobs.py::test_y", None),
     ],
 )
 def test_the_database_of_a_test_is_read_from_its_id(nodeid, database):

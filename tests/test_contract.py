@@ -107,7 +107,7 @@ def test_constants_have_one_home():
 
     assert storage.media.audio.SAMPLE_RATE is storage.contract.values.SAMPLE_RATE
     assert edit.FRAMES_PER_SECOND is pipeline.FRAMES_PER_SECOND is config.FRAMES_PER_SECOND
-    for path in (REPO / "storage" / "audio.py", REPO / "engine" / "acestep" / "pipeline.py"):
+    for path in (REPO / "storage" / "media" / "audio.py", REPO / "engine" / "acestep" / "pipeline.py"):
         assigned = [
             target.id
             for node in ast.walk(ast.parse(path.read_text()))
