@@ -1,16 +1,13 @@
-"""Finished tracks: lookups for re-rolls, history and lyrics."""
+"""Finished tracks: lookups for re-rolls, history and lyrics (rows become values in `rows.py`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from sqlalchemy import Engine, select
 
-from sqlalchemy import Engine, Row, select
-
-from storage.contract.results import ModelInfo, TrackMeta
-from storage.contract.spec import JobSpec, Plan
 from storage.contract.types import TrackView
 from storage.db import read_only
 from storage.models import jobs_table, tracks_table
+from storage.queue.rows import track_view
 
 tracks = tracks_table
 jobs = jobs_table
@@ -43,30 +40,3 @@ class Library:
                 .limit(limit)
             ).all()
             return [track_view(row) for row in rows]
-
-
-def track_view(row: Row[Any]) -> TrackView:
-    """A tracks row (joined with its job's kind and spec) as a value, its JSON read by the one serialiser."""
-    spec = JobSpec.from_stored(row.spec)
-    return TrackView(
-        job_id=row.job_id,
-        blob_path=row.blob_path,
-        format=row.format,
-        duration_s=row.duration_s,
-        seed=row.seed,
-        sha256=row.sha256,
-        title=row.title,
-        caption=row.caption,
-        lyrics=row.lyrics,
-        meta=TrackMeta.from_stored(row.meta),
-        plan=Plan.from_stored(row.plan) if row.plan else None,
-        model=ModelInfo.from_stored(row.model),
-        notice=row.notice,
-        created_at=row.created_at,
-        kind=row.kind,
-        parent_id=row.parent_id,
-        user_id=row.user_id,
-        latents_blob=row.latents_blob,
-        edit=spec.edit,
-        like=spec.like,
-    )

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from storage.contract.results import ModelInfo, TrackMeta
 from storage.contract.spec import JobSpec, Plan
-from storage.contract.types import QUEUED, DeliveryTarget, JobView, NewTrack, UserView
+from storage.contract.types import QUEUED, DeliveryTarget, JobView, NewTrack, TrackView, UserView
 from storage.queue.fairness import Tags
 
 
@@ -33,6 +34,33 @@ def job_view(row: Any) -> JobView:
         started_at=row.started_at,
         finished_at=row.finished_at,
         lease_owner=row.lease_owner,
+    )
+
+
+def track_view(row: Row[Any]) -> TrackView:
+    """A tracks row (joined with its job's kind and spec) as a value, its JSON read by the one serialiser."""
+    spec = JobSpec.from_stored(row.spec)
+    return TrackView(
+        job_id=row.job_id,
+        blob_path=row.blob_path,
+        format=row.format,
+        duration_s=row.duration_s,
+        seed=row.seed,
+        sha256=row.sha256,
+        title=row.title,
+        caption=row.caption,
+        lyrics=row.lyrics,
+        meta=TrackMeta.from_stored(row.meta),
+        plan=Plan.from_stored(row.plan) if row.plan else None,
+        model=ModelInfo.from_stored(row.model),
+        notice=row.notice,
+        created_at=row.created_at,
+        kind=row.kind,
+        parent_id=row.parent_id,
+        user_id=row.user_id,
+        latents_blob=row.latents_blob,
+        edit=spec.edit,
+        like=spec.like,
     )
 
 
