@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import uuid
@@ -138,3 +139,17 @@ def track_request(
         base_latents=base_latents,
         reference_audio=reference_audio,
     )
+
+
+class Killed(BaseException):
+    """A process dying mid-step: a BaseException, so nothing in the code under test catches it."""
+
+
+class ManualClock:
+    """A clock that stands still until a test moves `now`."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now

@@ -15,7 +15,7 @@ from storage.contract.spec import JobSpec
 from storage.contract.types import DeliveryTarget, NewTrack, UserRef
 from storage.models import deliveries_table
 from storage.ops.repeats import RepeatedErrors
-from tests.helpers import make_settings
+from tests.helpers import Killed, make_settings
 
 USER = UserRef("fake", "1", "Ann")
 
@@ -195,10 +195,6 @@ async def test_a_failed_post_stores_its_error_without_the_bot_token(tmp_path):
     with service.queue.engine.begin() as conn:
         stored = conn.execute(select(deliveries_table.c.error).where(deliveries_table.c.job_id == job.id)).scalar()
     assert stored is not None and "refused" in stored and token not in stored and "4242424242" not in stored
-
-
-class Killed(BaseException):
-    """The bot process dying: nothing in the loop catches it."""
 
 
 async def deliver_and_die(service, clock, recorder, owner, monkeypatch):

@@ -26,29 +26,21 @@ from storage.media.audio import encode_mp3
 from storage.queue.outbox import DONE
 from tests.bot.discord.discord_stack import stack_settings
 from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
+from tests.helpers import Killed, ManualClock
 
 REQUESTER = "123456789012345678"
 
 
-class Killed(BaseException):
-    """The process dying: nothing in the loop catches it."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 11, 28, 12, 0, 0)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
+START = dt.datetime(2026, 11, 28, 12, 0, 0)
 
 
 @pytest.fixture
 async def parts(
     tmp_path: Path, fake_discord: FakeDiscord
-) -> AsyncIterator[tuple[SongService, DiscordMessenger, Clock]]:
+) -> AsyncIterator[tuple[SongService, DiscordMessenger, ManualClock]]:
     settings = stack_settings(tmp_path, fake_discord)
     configure_endpoints(settings)
-    clock = Clock()
+    clock = ManualClock(START)
     service = SongService.from_settings(settings)
     service.clock = clock
     client = SongbotClient(settings, None)
@@ -57,7 +49,7 @@ async def parts(
     await client.close()
 
 
-def finished_song(service: SongService, fake: FakeDiscord, clock: Clock) -> int:
+def finished_song(service: SongService, fake: FakeDiscord, clock: ManualClock) -> int:
     """A song queued from Discord (its interaction token long expired) and made."""
     user = service.accounts.ensure(UserRef("discord", REQUESTER, "Ann"), clock())
     target = DeliveryTarget(
@@ -81,7 +73,7 @@ def songs_posted(fake: FakeDiscord) -> list[dict]:
 
 
 async def test_a_kill_between_post_and_mark_leaves_one_post(
-    fake_discord: FakeDiscord, parts: tuple[SongService, DiscordMessenger, Clock], monkeypatch: pytest.MonkeyPatch
+    fake_discord: FakeDiscord, parts: tuple[SongService, DiscordMessenger, ManualClock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service, messenger, clock = parts
     job_id = finished_song(service, fake_discord, clock)
@@ -114,7 +106,7 @@ async def test_a_kill_between_post_and_mark_leaves_one_post(
 @pytest.mark.parametrize("interruptions", [1, 2, 5])
 async def test_a_post_interrupted_any_number_of_times_ends_delivered_or_told(
     fake_discord: FakeDiscord,
-    parts: tuple[SongService, DiscordMessenger, Clock],
+    parts: tuple[SongService, DiscordMessenger, ManualClock],
     monkeypatch: pytest.MonkeyPatch,
     interruptions: int,
 ) -> None:

@@ -24,20 +24,12 @@ from storage.contract.types import DeliveryTarget, NewTrack, UserRef
 from storage.media.audio import encode_mp3
 from storage.settings import Settings
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.helpers import Killed, ManualClock
 
 CHAT = 501
 
 
-class Killed(BaseException):
-    """The process dying: nothing in the loop catches it."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 12, 6, 12, 0, 0)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
+START = dt.datetime(2026, 12, 6, 12, 0, 0)
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ async def adapter(settings: Settings) -> AsyncIterator[TelegramAdapter]:
     await telegram.application.shutdown()
 
 
-def finished_song(service: SongService, clock: Clock) -> int:
+def finished_song(service: SongService, clock: ManualClock) -> int:
     """A song queued from Telegram and made (a real, short MP3)."""
     user = service.accounts.ensure(UserRef("telegram", str(CHAT), "Dana"), clock())
     target = DeliveryTarget("telegram", str(CHAT))
@@ -62,7 +54,7 @@ def finished_song(service: SongService, clock: Clock) -> int:
     return job.id
 
 
-async def post_and_die(service: SongService, adapter: TelegramAdapter, clock: Clock, owner: str) -> None:
+async def post_and_die(service: SongService, adapter: TelegramAdapter, clock: ManualClock, owner: str) -> None:
     """One delivery pass of a process that dies after Telegram answered and before the mark."""
     loop = DeliveryLoop(service, owner=owner, clock=clock)
     loop.register(adapter)
@@ -84,7 +76,7 @@ async def post_and_die(service: SongService, adapter: TelegramAdapter, clock: Cl
 async def test_an_interrupted_post_ends_delivered_or_told(
     api: FakeTelegramAPI, settings: Settings, adapter: TelegramAdapter, interruptions: int
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(START)
     service = SongService.from_settings(settings)
     job_id = finished_song(service, clock)
     for n in range(interruptions):
@@ -110,7 +102,7 @@ async def test_an_interrupted_post_ends_delivered_or_told(
 async def test_an_upload_that_times_out_is_resent_as_a_possible_repeat(
     api: FakeTelegramAPI, settings: Settings, adapter: TelegramAdapter
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(START)
     service = SongService.from_settings(settings)
     job_id = finished_song(service, clock)
     loop = DeliveryLoop(service, owner="bot", clock=clock)
