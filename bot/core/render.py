@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from storage.contract.text import counted
 from storage.contract.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
 from storage.contract.values import MIN_SOURCE_S
@@ -140,6 +142,16 @@ def failure_text(job: JobView) -> str:
     if job.status in (FAILED, DEAD):
         return f"⚠️ Song #{job.id} failed: {job.error or 'something went wrong on our side.'}"
     return f"Song #{job.id} is {job.status}."
+
+
+# The line of a result's caption that names its song: `#12 · seed 345`.
+RESULT_LINE = re.compile(r"^#([0-9]{1,18}) · seed [0-9]+$", re.MULTILINE)
+
+
+def captioned_song(caption: str | None) -> int | None:
+    """The song id that a result caption of ours names (its `#id · seed n` line), or None."""
+    match = RESULT_LINE.search(caption or "")
+    return int(match[1]) if match else None
 
 
 def result_caption(track: TrackView) -> str:

@@ -19,7 +19,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.core import parser
 from bot.core.parser import ParsedCommand
-from bot.core.render import format_duration, history_text
+from bot.core.render import captioned_song, format_duration, history_text
 from bot.core.service import Clip, SongService
 from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
@@ -280,12 +280,16 @@ class Handlers:
     async def _replied_song(self, message: Message, context: Context) -> int | None:
         """The song of the result or the ✏️ question of ours that `message` replies to, or None.
 
-        A result is found by its message id, which the delivery loop stored when it posted the result.
+        A result is found by its message id, which the delivery loop stores once the post returns; a
+        reply that comes before that (or to a result posted before ids were kept) is found by the
+        `#id · seed n` line of our caption. Either way the owner is checked when the edit is made.
         """
         replied = _replied_to_us(message, context.bot.id)
         if replied is None:
             return None
         song = await self.service.song_of_result("telegram", str(replied.chat_id), str(replied.message_id))
+        if song is None:
+            song = captioned_song(replied.caption)
         return song if song is not None else asked_song(message, context.bot.id)
 
     async def _send_lyrics(self, message: Message, song_id: int) -> None:

@@ -68,11 +68,18 @@ async def test_takes_repaint_as_a_reply_buttons_and_a_like_clip(api: FakeTelegra
     # The sketch's new take of the part shares the song's tempo, key and kick, so it differs by about 1-16 dB.
     assert snr_db(base[int(8.5 * RATE) : int(11.5 * RATE)], new[int(8.5 * RATE) : int(11.5 * RATE)]) < 25
 
-    # The replied-to result is found by its stored message id, not by reading its caption.
+    # The replied-to result is found by its stored message id, not by reading its caption...
+    stored = ("telegram", str(ANN.id), str(second.result["message_id"]))
+    await api.wait_until(lambda: running.service.outbox.song_of_result(*stored) == other_id)
     bare = {**second.result, "caption": "a caption that names no song"}
     by_id = await song_of(api, ANN, "/repaint 1-2", reply_to=bare)
     by_id_job = running.service.queue.get(song_id_and_seed(by_id)[0])
     assert by_id_job is not None and by_id_job.kind == "repaint" and by_id_job.parent_id == other_id
+    # ...and a result whose id is not stored yet (a reply faster than the bookkeeping) by our caption's song line.
+    unstored = {**second.result, "message_id": 987_654}
+    by_caption = await song_of(api, ANN, "/repaint 1-2", reply_to=unstored)
+    by_caption_job = running.service.queue.get(song_id_and_seed(by_caption)[0])
+    assert by_caption_job is not None and by_caption_job.parent_id == other_id
 
     # ✏️ asks which part; the answer (a reply to the question) repaints it.
     mark = api.mark()
