@@ -118,6 +118,8 @@ class Job(Base):
     vstart: Mapped[float] = mapped_column(Float)
     vfinish: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What a job that makes no track found (a /describe: its `Plan`-shaped description), as JSON.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -146,6 +148,10 @@ class Track(Base):
     notice: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The model's own latents of the song (acestep), so a repaint or an extend keeps its samples.
     latents_blob: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # When each sung line starts (`LyricTiming`), the take's score (`TakeScore`) and its LoRA style (`StyleRef`).
+    timing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    score: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    style: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
 
 

@@ -87,6 +87,62 @@ class ModelInfo(Record):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+class TimedLine(Record):
+    """One sung lyric line and when it is sung.
+
+    Args:
+        start_s: When the line starts, in seconds from the start of the song.
+        end_s: When its last word ends.
+        text: The line as written in the lyrics (no section tags).
+    """
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+class LyricTiming(Record):
+    """When each sung line of a song's lyrics starts: the DiT's cross-attention aligned by DTW.
+
+    Args:
+        lines: One per sung line, in order; starts never decrease and lie within the song.
+    """
+
+    lines: tuple[TimedLine, ...] = ()
+
+
+class TakeScore(Record):
+    """How well a finished take matches its request, the official way (`test_time_scaling.py`).
+
+    Args:
+        total: The combined score; of the takes of one `best=N` request, the highest is posted.
+        conditions: The score per condition (`caption`, `lyrics`, `bpm`, ...), before combining.
+        lyric_alignment: The DiT attention's lyric score (`get_lyric_score`), or None without lyrics.
+        best_of: N of the `best=N` request this take belongs to, or None.
+        chosen: This take was the one posted.
+    """
+
+    total: float
+    conditions: dict[str, float] = Field(default_factory=dict)
+    lyric_alignment: float | None = None
+    best_of: int | None = None
+    chosen: bool = False
+
+
+class StyleRef(Record):
+    """The LoRA style a track was made with, so that a re-roll can tell whether it is still the same.
+
+    Args:
+        name: The folder name under `MODEL_DIR/loras/`.
+        scale: The scale it was applied with (0..1).
+        sha256: A hash of the adapter's files when the track was made.
+    """
+
+    name: str
+    scale: float
+    sha256: str
+
+
 def title_from_caption(caption: str, kind: str = "song") -> str:
     """A song's title, decided here for every backend: its caption's first words, capitalised.
 

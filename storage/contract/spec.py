@@ -25,6 +25,7 @@ from storage.contract.errors import UserError
 from storage.contract.results import TrackMeta
 from storage.contract.text import clean_lines
 from storage.contract.values import (
+    BEST_OF_MAX,
     BPM_MAX,
     BPM_MIN,
     DEFAULT_COVER_STRENGTH,
@@ -99,6 +100,10 @@ class JobSpec(BaseModel):
             new take: the same caption, lyrics and metadata, another performance).
         edit: A repaint or an extend of a finished song, or None.
         like: The job's source audio is a timbre reference (a song "like this clip"), not a cover source.
+        best_of: This take is one of N made for a `best=N` request (1: an ordinary job); the takes
+            are scored and the best one is posted.
+        style: The LoRA style (a folder under `MODEL_DIR/loras/`) applied to the DiT, or None.
+        style_scale: The style's scale (0..1), or None for the adapter's own.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -118,6 +123,9 @@ class JobSpec(BaseModel):
     new_take: bool = False
     edit: Edit | None = None
     like: bool = False
+    best_of: int = Field(1, ge=1, le=BEST_OF_MAX)
+    style: str | None = Field(None, min_length=1, max_length=64)
+    style_scale: float | None = Field(None, ge=0.0, le=1.0)
 
     @field_validator("caption", "lyrics")
     @classmethod

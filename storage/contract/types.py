@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TakeScore, TrackMeta
 from storage.contract.spec import Edit, JobSpec, Plan
 
 # Job states. Terminal states never change again.
@@ -129,6 +129,9 @@ class TrackView:
     latents_blob: str | None = None
     edit: Edit | None = None
     like: bool = False
+    timing: LyricTiming | None = None
+    score: TakeScore | None = None
+    style: StyleRef | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ class NewTrack:
     batch_index: int = 0
     format: str = "mp3"
     latents_blob: str | None = None
+    timing: LyricTiming | None = None
+    score: TakeScore | None = None
+    style: StyleRef | None = None
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,9 @@ MIN_SOURCE_S = 3
 SEED_MAX = 2**32 - 1
 # `takes=N`: at most this many songs from one command, each with its own seed.
 TAKES_MAX = 4
+# best=N: N takes are made and scored, the best one is posted.
+BEST_OF_MIN = 2
+BEST_OF_MAX = 4
 # Song ids are the jobs table's INTEGER key: 32 bits on PostgreSQL, so a larger id names no song.
 ID_MAX = 2**31 - 1
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.results import LyricTiming, ModelInfo, Record, StyleRef, TakeScore, TrackMeta
 from storage.contract.spec import JobSpec, Plan
 from storage.contract.types import QUEUED, DeliveryTarget, JobView, NewTrack, TrackView, UserView
 from storage.queue.fairness import Tags
@@ -61,6 +61,9 @@ def track_view(row: Row[Any]) -> TrackView:
         latents_blob=row.latents_blob,
         edit=spec.edit,
         like=spec.like,
+        timing=LyricTiming.from_stored(row.timing) if row.timing is not None else None,
+        score=TakeScore.from_stored(row.score) if row.score is not None else None,
+        style=StyleRef.from_stored(row.style) if row.style is not None else None,
     )
 
 
@@ -102,7 +105,14 @@ def track_values(track: NewTrack) -> dict[str, Any]:
         "model": track.model.stored(),
         "notice": track.notice,
         "latents_blob": track.latents_blob,
+        "timing": _stored(track.timing),
+        "score": _stored(track.score),
+        "style": _stored(track.style),
     }
+
+
+def _stored(value: Record | None) -> dict[str, Any] | None:
+    return value.stored() if value is not None else None
 
 
 def _codes_text(plan: Plan | None) -> str | None:

@@ -1,12 +1,13 @@
 """Queue operations on a real database (SQLite, and PostgreSQL where one answers)."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select
 
 from storage.contract.errors import LeaseLost, LimitError, NotFound, UserError
-from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TakeScore, TimedLine, TrackMeta
 from storage.contract.spec import JobSpec, Plan
 from storage.contract.types import (
     CANCELLED,
@@ -77,6 +78,19 @@ def test_submit_claim_complete(queue, accounts, db):
     stored = Library(db).get(job.id)
     assert stored.seed == 1 and stored.plan == Plan(audio_codes=(1, 2, 3)) and stored.kind == "cover"
     assert Outbox(db).for_job(job.id).chat_id == "chat"
+    assert stored.timing is None and stored.score is None and stored.style is None
+
+
+def test_a_tracks_timing_score_and_style_round_trip(queue, accounts, db):
+    job = submit(queue, user(accounts), target=DeliveryTarget("console", "chat"))
+    [claimed] = queue.claim("w1", 1, T0, lease_s=30)
+    timing = LyricTiming(lines=(TimedLine(start_s=1.5, end_s=3.25, text="rain on the roof"),))
+    score = TakeScore(total=-1.25, conditions={"caption": -0.5, "lyrics": -0.75}, best_of=3, chosen=True)
+    style = StyleRef(name="demo", scale=0.5, sha256="ab" * 32)
+    made = replace(track(), timing=timing, score=score, style=style)
+    queue.complete(claimed, "w1", made, T0)
+    stored = Library(db).get(job.id)
+    assert (stored.timing, stored.score, stored.style) == (timing, score, style)
 
 
 def test_claim_takes_a_batch_in_start_tag_order(queue, accounts):
