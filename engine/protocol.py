@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from storage.contract.results import ModelInfo, TrackMeta
+from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TakeScore, TrackMeta
 from storage.contract.spec import JobSpec, Plan
 from storage.contract.types import JobView
 from storage.contract.values import SAMPLE_RATE
@@ -110,6 +110,9 @@ class GeneratedTrack:
         error: A sentence when this track failed (invalid numbers...): its job alone
             fails with it, and ``audio`` is empty. The other tracks of the batch are
             delivered.
+        timing: When each sung line starts (songs with lyrics), or None.
+        score: The take's score against its request (`best=N` takes), or None.
+        style: The LoRA style the DiT was run with, or None.
     """
 
     job_id: int
@@ -125,6 +128,9 @@ class GeneratedTrack:
     sample_rate: int = SAMPLE_RATE
     latents: np.ndarray | None = None
     error: str | None = None
+    timing: LyricTiming | None = None
+    score: TakeScore | None = None
+    style: StyleRef | None = None
 
 
 class Generator(Protocol):

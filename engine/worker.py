@@ -388,6 +388,9 @@ class Worker:
             plan=result.plan,
             notice=result.notice,
             latents_blob=latents_blob,
+            timing=result.timing,
+            score=result.score,
+            style=result.style,
         )
         try:
             retrying(
