@@ -34,6 +34,7 @@ SLOW_MODULES = frozenset(
         "tests/bot/telegram/test_telegram_load.py",
         "tests/bot/telegram/test_telegram_restart.py",
         "tests/engine/acestep/test_acestep_backend.py",
+        "tests/engine/acestep/test_acestep_cover_lyrics.py",
         "tests/engine/acestep/test_acestep_console_e2e.py",
         "tests/engine/acestep/test_acestep_edits_e2e.py",
         "tests/engine/acestep/test_acestep_exact.py",

@@ -2,7 +2,8 @@
 
     /song <description> [duration=30] [bpm=90] [key="F# minor"] [seed=7] [language=en] [instrumental=true]
     <lyrics on the following lines>
-    /cover [style] [strength=0.6]        (a reply to audio; the console takes a file path first)
+    /cover [style] [strength=0.6] [language=es] [instrumental=true]   (a reply to audio; the console: a path first)
+    <new lyrics for the cover on the following lines>
     /song … takes=2   /cover … takes=2   (1 to 4 results, each with its own seed)
     /song … like=<path>                  (console: the clip whose sound the song takes)
     /reroll <song id> [seed]
@@ -26,7 +27,7 @@ from storage.contract.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, cano
 
 SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
-COVER_OPTIONS = ("strength", "seed", "duration", "takes")
+COVER_OPTIONS = ("strength", "seed", "duration", "takes", "language", "instrumental")
 # A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
 TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
@@ -79,13 +80,20 @@ class SongRequest:
 
 @dataclass(frozen=True)
 class CoverRequest:
-    """What a user asked for with /cover."""
+    """What a user asked for with /cover.
+
+    `lyrics` are new words for the cover (sung instead of the source's), `language` the language
+    they are sung in; both go to the model as upstream's cover passes them (`lyrics`, `vocal_language`).
+    """
 
     style: str = ""
     strength: float | None = None
     seed: int | None = None
     path: str | None = None
     takes: int = 1
+    lyrics: str = ""
+    language: str | None = None
+    instrumental: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,11 @@ def parse_song(command: ParsedCommand, with_path: bool = False) -> SongRequest:
 
 
 def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest:
-    """`/cover [path] [style] [strength=..]` → a CoverRequest (the path only on the console)."""
+    """`/cover [path] [style] [strength=..] [language=..]` + lyrics lines → a CoverRequest (a path: console only).
+
+    Raises:
+        UserError: an unknown option, a value of the wrong type, or new lyrics for an instrumental cover.
+    """
     options, rest = split_options(command.args, COVER_OPTIONS)
     path = None
     if with_path:
@@ -170,7 +182,31 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
         raise UserError("strength must be between 0 and 1, for example strength=0.6.")
     seed = parse_seed(options["seed"]) if "seed" in options else None
     takes = parse_takes(options["takes"]) if "takes" in options else 1
-    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path, takes=takes)
+    lyrics, language, instrumental = cover_words(command.body, options)
+    return CoverRequest(
+        style=rest.strip(),
+        strength=strength,
+        seed=seed,
+        path=path,
+        takes=takes,
+        lyrics=lyrics,
+        language=language,
+        instrumental=instrumental,
+    )
+
+
+def cover_words(body: str, options: dict[str, str]) -> tuple[str, str | None, bool]:
+    """A cover's new lyrics (the lines after the command, as /song takes them), language and instrumental.
+
+    Raises:
+        UserError: a language the model does not know, or lyrics for a cover asked to be instrumental.
+    """
+    lyrics = body.strip()
+    language = normalize_language(options["language"]) if "language" in options else None
+    instrumental = parse_bool(options.get("instrumental", "false"), "instrumental")
+    if instrumental and lyrics:
+        raise UserError("A cover with new lyrics can't be instrumental; leave out instrumental=true or the lyrics.")
+    return lyrics, language, instrumental
 
 
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:

@@ -228,14 +228,23 @@ class SongService:
     async def submit_covers(
         self, user: UserRef, request: CoverRequest, clip: Clip, target: DeliveryTarget
     ) -> list[JobView]:
-        """Validate the uploaded audio, keep it, and queue a cover, one job per take."""
-        request = replace(request, style=clean_line(request.style))
+        """Validate the uploaded audio, keep it, and queue a cover, one job per take.
+
+        New lyrics and their language go into the spec as a song's do; the engine sings them instead
+        of the source's words, as upstream's cover does with its `lyrics` and `vocal_language`.
+        """
+        request = cleaned_cover(request)
         takes = self._takes(request.seed, request.takes, target)  # refused before the upload is kept
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
+        if len(request.lyrics) > self.settings.max_lyrics_chars:
+            raise UserError(f"Keep the lyrics under {self.settings.max_lyrics_chars} characters.")
         blob, seconds = await self._keep_upload(clip, "covers")
         spec = JobSpec.build(
             caption=request.style,
+            lyrics=request.lyrics,
+            language=request.language,
+            instrumental=request.instrumental,
             duration_s=round(min(seconds, self.settings.max_duration_s), 2),
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
         )
@@ -497,6 +506,11 @@ def cleaned_song(request: SongRequest) -> SongRequest:
     if not description:
         raise UserError("Tell me what the song should be about, for example: /song lo-fi rain at night")
     return replace(request, description=description, lyrics=clean_lines(request.lyrics).strip("\n"))
+
+
+def cleaned_cover(request: CoverRequest) -> CoverRequest:
+    """The request with its style and new lyrics free of control characters (lyrics keep their lines)."""
+    return replace(request, style=clean_line(request.style), lyrics=clean_lines(request.lyrics).strip("\n"))
 
 
 def shortest_source_s(what: str) -> float:

@@ -17,7 +17,7 @@ from engine.acestep.lm.planner import Planner, PlannerSettings, PlanRequest, und
 from engine.acestep.lm.values import BPM_RANGE, DURATION_MIN, KEYSCALES, LANGUAGES, TIME_SIGNATURES
 from engine.protocol import TrackRequest
 from storage.contract.errors import GenerationError, UserError
-from storage.contract.spec import Plan
+from storage.contract.spec import JobSpec, Plan
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,31 @@ def with_understanding(
 
 
 def cover_plan(request: TrackRequest, reading: Plan) -> Plan:
-    """A stored plan for a cover: the LM's reading, with the user's style and the source's length."""
+    """A stored plan for a cover: the LM's reading, with the user's style and the source's length.
+
+    New lyrics and a language from the user win over the reading's, as given (upstream's cover
+    passes its `lyrics` and `vocal_language` to the DiT untouched; its LM never sees a cover).
+    """
     spec = request.spec
     lyrics = (reading.lyrics or "").strip()
     if spec.instrumental or lyrics.lower() in ("", "[instrumental]"):
         lyrics = ""
     caption = spec.caption.strip() or reading.caption or ""
     update = {"caption": caption, "lyrics": lyrics, "duration_s": spec.duration_s, "audio_codes": ()}
+    update.update(cover_words(spec, reading))
     return reading.model_copy(update=update)
+
+
+def cover_words(spec: JobSpec, reading: Plan) -> dict[str, str | None]:
+    """The user's new lyrics and vocal language for a cover's plan; nothing when none were given.
+
+    New words without a language are sung in "unknown" (upstream's default `vocal_language`):
+    the language the LM heard in the source may not be the new words' own.
+    """
+    words: dict[str, str | None] = {}
+    if spec.lyrics and not spec.instrumental:
+        words["lyrics"] = spec.lyrics
+        words["language"] = "unknown"
+    if spec.language is not None:
+        words["language"] = spec.language
+    return words
