@@ -20,6 +20,8 @@ from storage.contract.spec import JobSpec
 from storage.contract.values import SAMPLE_RATE
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
+# The sketch has no voice: a cover given new lyrics says that they were kept, not sung.
+UNSUNG = " It sings no words: the cover's new lyrics are kept with it, not sung."
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -71,7 +73,7 @@ class SketchGenerator:
                 duration_s=spec.duration_s,
             ),
             model=ModelInfo(backend=self.name),
-            notice=NOTICE,
+            notice=NOTICE + UNSUNG if request.source_audio is not None and spec.lyrics else NOTICE,
         )
 
 

@@ -31,6 +31,7 @@ SLOW_MODULES = frozenset(
         "tests/bot/console/test_console_e2e.py",
         "tests/bot/discord/test_discord_edits.py",
         "tests/bot/telegram/test_telegram_edits.py",
+        "tests/bot/telegram/test_telegram_cover_lyrics.py",
         "tests/bot/telegram/test_telegram_load.py",
         "tests/bot/telegram/test_telegram_restart.py",
         "tests/engine/acestep/test_acestep_backend.py",

