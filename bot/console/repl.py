@@ -49,9 +49,10 @@ NOT_A_COMMAND = "Commands start with /; try /help."
 HELP = """\
 /song <description> [duration=30 bpm=90 key="F# minor" seed=7 language=en instrumental=true timesig=3/4]
   A new song. For lyrics, end the line with \\ and type them on the next lines; an empty line sends it.
-/cover <file path> [style] [strength=0.6]
+/cover <file path> [style] [strength=0.6 language=es instrumental=true]
   A cover of an audio file on this computer, e.g. /cover ~/Music/take.mp3 bossa nova
-  (strength: how closely it follows the original, 0 to 1).
+  (strength: how closely it follows the original, 0 to 1). For new words, end the line with \\
+  and type them on the next lines (language=: the language they are sung in).
 /reroll <song id> [seed] — a new take of the song (new seed); with its own seed, exactly the same song.
   takes=2 on /song or /cover makes 2 (up to 4) at once; like=<file path> on /song makes it sound like that clip.
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 3 0:08-0:12 a solo).

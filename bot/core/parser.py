@@ -204,9 +204,18 @@ def cover_words(body: str, options: dict[str, str]) -> tuple[str, str | None, bo
     lyrics = body.strip()
     language = normalize_language(options["language"]) if "language" in options else None
     instrumental = parse_bool(options.get("instrumental", "false"), "instrumental")
-    if instrumental and lyrics:
-        raise UserError("A cover with new lyrics can't be instrumental; leave out instrumental=true or the lyrics.")
+    check_cover_words(lyrics, instrumental)
     return lyrics, language, instrumental
+
+
+def check_cover_words(lyrics: str, instrumental: bool) -> None:
+    """New lyrics ask for a voice: refuse them beside instrumental=true rather than drop either.
+
+    Raises:
+        UserError: both were given.
+    """
+    if instrumental and lyrics.strip():
+        raise UserError("A cover with new lyrics can't be instrumental; leave out instrumental=true or the lyrics.")
 
 
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:

@@ -26,6 +26,10 @@ seed=7 language=en instrumental=true timesig=3/4. Lyrics go on the following lin
 
 /cover [style] [strength=0.6] — reply to a song or voice note to re-imagine it (strength: how \
 closely it follows the original, 0 to 1; 1 by default, about 0.2 keeps only its style).
+  New words for it go on the following lines, with language=es (or en, ja, …) for the language \
+they are sung in; instrumental=true asks for no voice.
+  /cover bossa nova language=es
+  La luna sobre el mar
 /reroll <song id> [seed] — a new take of the song (new seed, new codes); with the song's own seed, exactly \
 the same song. takes=2 on /song or /cover makes 2 (up to 4) at once.
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 12 0:30-0:45 \

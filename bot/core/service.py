@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from bot.core import edits, render
-from bot.core.parser import ADMIN_USAGE, AdminCommand, CoverRequest, ExtendRequest, RepaintRequest, SongRequest
+from bot.core.parser import (
+    ADMIN_USAGE,
+    AdminCommand,
+    CoverRequest,
+    ExtendRequest,
+    RepaintRequest,
+    SongRequest,
+    check_cover_words,
+)
 from migrations import upgrade
 from storage.blobs.store import BlobStore
 from storage.blobs.stores import open_blobs
@@ -239,6 +247,7 @@ class SongService:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
         if len(request.lyrics) > self.settings.max_lyrics_chars:
             raise UserError(f"Keep the lyrics under {self.settings.max_lyrics_chars} characters.")
+        check_cover_words(request.lyrics, request.instrumental)  # every adapter, the Discord box too
         blob, seconds = await self._keep_upload(clip, "covers")
         spec = JobSpec.build(
             caption=request.style,

@@ -21,12 +21,13 @@ from bot.core.parser import (
     ExtendRequest,
     ParsedCommand,
     SongRequest,
+    check_cover_words,
     normalize_key,
     normalize_language,
     parse_repaint,
 )
 from bot.core.service import Clip
-from bot.discord.components import LyricsModal, history_view
+from bot.discord.components import CoverLyricsModal, LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.contract.errors import UserError
 from storage.contract.types import DeliveryTarget, JobView
@@ -127,6 +128,10 @@ async def start_song(
     strength="How closely it follows the original, 0 to 1 (default 1)",
     seed="Seed",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
+    lyrics="New lyrics for the cover (one line; use write_lyrics for more)",
+    language="Language code the new lyrics are sung in, e.g. es",
+    instrumental="No vocals",
+    write_lyrics="Open a box to write multi-line new lyrics",
 )
 async def cover(
     interaction: discord.Interaction,
@@ -135,9 +140,28 @@ async def cover(
     strength: Strength | None = None,
     seed: Seed | None = None,
     takes: Takes = 1,
+    lyrics: str = "",
+    language: str | None = None,
+    instrumental: bool = False,
+    write_lyrics: bool = False,
 ) -> None:
-    """/cover with an attachment."""
-    await cover_attachment(interaction, file, CoverRequest(style=style, strength=strength, seed=seed, takes=takes))
+    """/cover with an attachment; new lyrics in `lyrics`, or in the ✍️ box that `write_lyrics` opens first."""
+    try:  # the text syntax's checks: `ES` → `es`; no new words (the box's either) for an instrumental cover
+        language = normalize_language(language) if language else None
+        check_cover_words("the box's words" if write_lyrics else lyrics, instrumental)
+    except UserError as error:
+        await refuse(interaction, error.user_message)
+        return
+    request = CoverRequest(style, strength, seed, None, takes, lyrics, language, instrumental)
+    if not write_lyrics:
+        await cover_attachment(interaction, file, request)
+        return
+
+    async def submit(box: discord.Interaction, written: CoverRequest) -> None:
+        await cover_attachment(box, file, written)  # the box's own interaction answers
+
+    max_chars = service_of(interaction).settings.max_lyrics_chars
+    await interaction.response.send_modal(CoverLyricsModal(request, max_chars, submit))
 
 
 async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:

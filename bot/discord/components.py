@@ -9,10 +9,11 @@ counts against the requester's quota only when the requester pressed it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 
 import discord
 
-from bot.core.parser import SongRequest
+from bot.core.parser import CoverRequest, SongRequest
 from bot.discord.buttons import SongButton
 from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
@@ -79,6 +80,33 @@ def history_view(tracks: list[TrackView]) -> discord.ui.View:
     for track in tracks[:HISTORY_BUTTONS]:
         view.add_item(RerollButton(track.job_id, label=f"#{track.job_id}"))
     return finished_view(view)
+
+
+class CoverLyricsModal(discord.ui.Modal, title="✍️ New lyrics for the cover"):
+    """Multi-line new lyrics for /cover; the cover's attachment waits in `submit` while they are written."""
+
+    lyrics: discord.ui.TextInput[CoverLyricsModal] = discord.ui.TextInput(
+        label="Lyrics", style=discord.TextStyle.paragraph, placeholder="[verse]\n…", max_length=4000
+    )
+
+    def __init__(
+        self,
+        request: CoverRequest,
+        max_chars: int,
+        submit: Callable[[discord.Interaction, CoverRequest], Awaitable[None]],
+    ) -> None:
+        super().__init__(timeout=15 * 60)
+        self.request, self.submit = request, submit
+        self.lyrics.max_length = min(max_chars, 4000)
+        self.lyrics.default = request.lyrics[: self.lyrics.max_length] or None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """The guild allowlist applies to modals too."""
+        return await guard(interaction)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Submit the cover with the written lyrics."""
+        await self.submit(interaction, dataclasses.replace(self.request, lyrics=self.lyrics.value))
 
 
 class LyricsModal(discord.ui.Modal, title="✍️ Write lyrics"):

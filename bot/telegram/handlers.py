@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 COMMANDS = [
     BotCommand("song", "Make a song: /song lo-fi rain at night duration=30"),
-    BotCommand("cover", "Reply to audio with /cover [style] [strength=0.6]"),
+    BotCommand("cover", "Reply to audio with /cover [style] [strength=0.6] [language=es], new lyrics below"),
     BotCommand("reroll", "Regenerate a song: /reroll <id> [seed]"),
     BotCommand("repaint", "Make a part again: /repaint <id> 0:30-0:45 [caption]"),
     BotCommand("extend", "Make a song longer: /extend <id> <seconds> [caption]"),
@@ -138,7 +138,7 @@ class Handlers:
         await self._submit(target, self.service.reroll(_user(update), song_id, seed, target))
 
     async def cover(self, update: Update, context: Context) -> None:
-        """/cover [style] [strength=…] as a reply to audio: checked by size and type before downloading."""
+        """/cover [style] [strength=…] [language=…] + lyrics lines, as a reply to audio: checked before downloading."""
         message = _message(update)
         request = parser.parse_cover(self._command(message, context))
         source = find_source(message)

@@ -36,3 +36,9 @@ async def test_too_many_words_are_refused_before_the_upload_is_kept(service):
     with pytest.raises(UserError, match="Keep the lyrics under 40 characters"):
         await service.submit_cover(ANN, request, flac(6.0, 44_100), "take.flac", TARGET)
     assert not list((service.settings.blob_dir / "uploads").glob("*"))
+
+
+async def test_new_words_for_an_instrumental_cover_are_refused_whatever_the_adapter(service):
+    request = CoverRequest("jazz", lyrics="la la", instrumental=True)  # as an adapter might build it
+    with pytest.raises(UserError, match="can't be instrumental"):
+        await service.submit_cover(ANN, request, flac(6.0, 44_100), "take.flac", TARGET)
