@@ -82,7 +82,7 @@ class JobSpec(BaseModel):
 
     Args:
         caption: The description (a song) or the style (a cover).
-        lyrics: The lyrics; empty for an instrumental or a cover.
+        lyrics: The lyrics; empty for an instrumental, or a cover that keeps its source's words.
         instrumental: The user asked for no vocals.
         duration_s: Length of the result in seconds. When `duration_given` is False the planner may
             choose the length itself, and this is the length used without a planner.
@@ -92,7 +92,7 @@ class JobSpec(BaseModel):
             its `max_duration_s` and the engine's planner keeps under it, whatever its own setting.
         bpm: Beats per minute, or None for the model's choice.
         key: Key and scale in the form `F# minor`, or None.
-        language: A language code such as `en`, or None.
+        language: A language code such as `en` (the vocals', a cover's new lyrics' too), or None.
         time_signature: Beats per bar (2, 3, 4 or 6), or None.
         strength: Covers: the share of the sampling steps that follow the source (0..1).
         plan: A stored LM plan, reused exactly by a re-roll.
