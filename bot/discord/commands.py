@@ -152,7 +152,15 @@ async def cover(
     except UserError as error:
         await refuse(interaction, error.user_message)
         return
-    request = CoverRequest(style, strength, seed, None, takes, lyrics, language, instrumental)
+    request = CoverRequest(
+        style=style,
+        strength=strength,
+        seed=seed,
+        takes=takes,
+        lyrics=lyrics,
+        language=language,
+        instrumental=instrumental,
+    )
     if not write_lyrics:
         await cover_attachment(interaction, file, request)
         return

@@ -162,11 +162,11 @@ def cover_plan(request: TrackRequest, reading: Plan) -> Plan:
         lyrics = ""
     caption = spec.caption.strip() or reading.caption or ""
     update = {"caption": caption, "lyrics": lyrics, "duration_s": spec.duration_s, "audio_codes": ()}
-    update.update(cover_words(spec, reading))
+    update.update(user_words(spec))
     return reading.model_copy(update=update)
 
 
-def cover_words(spec: JobSpec, reading: Plan) -> dict[str, str | None]:
+def user_words(spec: JobSpec) -> dict[str, str | None]:
     """The user's new lyrics and vocal language for a cover's plan; nothing when none were given.
 
     New words without a language are sung in "unknown" (upstream's default `vocal_language`):
