@@ -12,9 +12,9 @@ Upstream (``acestep/dit_alignment_score.py`` ``MusicStampsAligner``, called by
 4. gives each token the first and last patch of its path, in seconds, and groups tokens into
    sentences at every token whose text holds a newline.
 
-This module is pure maths on CPU tensors and arrays: no model, no tokenizer object (a
-``decode`` function stands for the tokenizer). The DiT pass that records the attention lives in
-``decoder.py``/``pipeline.py``; the official lyric score is in ``alignment_score.py``.
+This module is pure maths on tensors (where the attention is) and arrays (DTW, on the CPU): no
+model, no tokenizer object (a ``decode`` function stands for the tokenizer). The DiT pass that
+records the attention is ``alignment_pass.py``; the official lyric score is ``alignment_score.py``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def heads_for(layers: int, heads: int) -> dict[int, list[int]]:
 
 
 def select_heads(attention: Mapping[int, torch.Tensor], heads: Mapping[int, Sequence[int]]) -> torch.Tensor | None:
-    """Stack the chosen heads, in the config's order: [chosen, tokens, patches] float32, or None.
+    """Stack the chosen heads, in the config's order: [chosen, tokens, patches] float32 where they are, or None.
 
     Args:
         attention: Per layer index, [heads, tokens, patches] (``dict(enumerate(full))`` for a
@@ -82,7 +82,7 @@ def select_heads(attention: Mapping[int, torch.Tensor], heads: Mapping[int, Sequ
         chosen.extend(maps[h] for h in head_list if h < maps.shape[0])
     if not chosen:
         return None
-    return torch.stack(chosen).detach().cpu().float()
+    return torch.stack(chosen).detach().float()
 
 
 def median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -108,6 +108,9 @@ def _median(x: torch.Tensor, dim: int) -> torch.Tensor:
 def consensus(stack: torch.Tensor, violence: float = VIOLENCE, width: int = MEDIAN_WIDTH) -> np.ndarray:
     """The denoised token × patch matrix that DTW walks (upstream's ``_apply_bidirectional_consensus``).
 
+    Upstream computes it on the CPU; on a GPU it runs there (float32 as well), where it costs
+    little next to the DiT, and equals the CPU's up to rounding.
+
     Args:
         stack: Chosen heads' attention probabilities [heads, tokens, patches], float32.
         violence: How many medians to subtract from each row and each column.
@@ -122,7 +125,7 @@ def consensus(stack: torch.Tensor, violence: float = VIOLENCE, width: int = MEDI
     processed = processed**2
     std, mean = torch.std_mean(processed, unbiased=False)
     normalised = median_filter((processed - mean) / (std + 1e-9), width)
-    return normalised.mean(dim=0).numpy()
+    return normalised.mean(dim=0).cpu().numpy()
 
 
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

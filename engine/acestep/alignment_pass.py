@@ -76,7 +76,7 @@ def lyric_attention(
     tokens: LyricTokens,
     layers: Sequence[int],
 ) -> dict[int, torch.Tensor]:
-    """{layer: [heads, lyric tokens, patches]} float32 on the CPU, for one track (batch of 1).
+    """{layer: [heads, lyric tokens, patches]} float32 on the DiT's device, for one track (batch of 1).
 
     Args:
         decoder: The DiT decoder.
@@ -89,7 +89,7 @@ def lyric_attention(
     """
     timestep = torch.full((1,), t, device=x_t.device, dtype=x_t.dtype)
     maps = decoder.cross_attention(x_t, timestep, context, cross, layers)
-    return {i: p[0, :, :, tokens.start : tokens.end].transpose(-1, -2).float().cpu() for i, p in maps.items()}
+    return {i: p[0, :, :, tokens.start : tokens.end].transpose(-1, -2).float() for i, p in maps.items()}
 
 
 def timing(

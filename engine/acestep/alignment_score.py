@@ -73,7 +73,7 @@ def lyric_score(
     stack = select_heads(attention, heads)
     if stack is None:
         return 0.0
-    matrix = energy(stack)
+    matrix = energy(stack.cpu())
     mask = tag_mask(pieces)
     if len(mask) != matrix.shape[0]:
         mask = np.ones(matrix.shape[0], dtype=np.int32)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from engine.acestep import edit
 from engine.acestep.alignment import sung_lines
 from engine.acestep.alignment_pass import (
+    LyricTokens,
     decoder_of,
     heads_of,
     lyric_attention,
@@ -41,6 +42,7 @@ from engine.acestep.alignment_pass import (
     renoise,
     timing,
 )
+from engine.acestep.alignment_score import lyric_score
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
 from engine.acestep.config import FRAMES_PER_SECOND
 from engine.acestep.decoder import DiTDecoder
@@ -274,22 +276,51 @@ class AceStepPipeline:
             log.exception("lyric timing failed", extra={"seed": track.seed})
             return None
 
-    def _timing_pass(self, track: Track, latents: torch.Tensor, phase: Phase, row: int) -> LyricTiming | None:
-        tokens = lyric_tokens(self.text.tokenizer, _lyrics(track), track.language or "unknown")
+    @torch.no_grad()
+    def lyric_attention(
+        self, track: Track, latents: np.ndarray, t: float | None = None
+    ) -> tuple[dict[int, torch.Tensor], LyricTokens]:
+        """The timing pass's attention for a song made from ``track``, given its latents [frames, 64].
+
+        Returns:
+            ({layer: [heads, lyric tokens, patches]} of the layers ``heads_of`` reads, float32 on the
+            DiT's device; the lyric tokens). ``t`` is the re-noising time: 1/steps (default, upstream's
+            ``dit_score`` and timing) or 1.0 (pure noise: upstream's ``lm_score``).
+        """
+        track = replace(track, span=None, base_latents=None, base_audio=None)
+        kept = torch.as_tensor(np.asarray(latents), device=self.device, dtype=self.dtype)
+        phase = self._phases([track], [kept.shape[0]], [self._hints(track, kept.shape[0])])[0]
+        return self._attention(track, kept, phase, 0, t)
+
+    def lyric_scores(self, track: Track, latents: np.ndarray) -> tuple[float, float] | None:
+        """Upstream's ``get_lyric_score``: (lm_score at t = 1, dit_score at t = 1/steps); None without sung lyrics."""
+        if not sung_lines(track.lyrics):
+            return None
         heads = heads_of(self.dit.decoder)
-        t = 1.0 / len(self.timesteps)  # upstream: 1 / inference_steps
+        scores = []
+        for t in (1.0, None):
+            attention, tokens = self.lyric_attention(track, latents, t)
+            pieces = [self.text.tokenizer.decode([token], skip_special_tokens=False) for token in tokens.ids]
+            scores.append(lyric_score(attention, pieces, heads))
+        return scores[0], scores[1]
+
+    def _attention(
+        self, track: Track, latents: torch.Tensor, phase: Phase, row: int, t: float | None = None
+    ) -> tuple[dict[int, torch.Tensor], LyricTokens]:
+        """Row ``row`` of ``phase``: re-noise ``latents`` [frames, 64] to ``t`` and record the chosen layers."""
+        tokens = lyric_tokens(self.text.tokenizer, _lyrics(track), track.language or "unknown")
+        t = 1.0 / len(self.timesteps) if t is None else t  # upstream: 1 / inference_steps
         frames = latents.shape[0]
-        attention = lyric_attention(
-            self.dit.decoder,
-            renoise(latents[None], t),
-            t,
-            phase.context[row : row + 1, :frames],
-            own_cross(phase.cross, row, phase.encoder_mask),
-            tokens,
-            list(heads),
-        )
-        dit_s = frames / FRAMES_PER_SECOND
+        context = phase.context[row : row + 1, :frames]
+        cross = own_cross(phase.cross, row, phase.encoder_mask)
+        layers = list(heads_of(self.dit.decoder))
+        return lyric_attention(self.dit.decoder, renoise(latents[None], t), t, context, cross, tokens, layers), tokens
+
+    def _timing_pass(self, track: Track, latents: torch.Tensor, phase: Phase, row: int) -> LyricTiming | None:
+        attention, tokens = self._attention(track, latents, phase, row)
+        dit_s = latents.shape[0] / FRAMES_PER_SECOND
         song_s = self._own_frames(track) * self.vae.hop / self.vae.sample_rate
+        heads = heads_of(self.dit.decoder)
         return timing(attention, tokens, heads, dit_s, song_s, decoder_of(self.text.tokenizer))
 
     def _spliced(self, track: Track, song: Song) -> Song:

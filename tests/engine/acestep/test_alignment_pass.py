@@ -11,9 +11,11 @@ import torch
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
 
+from engine.acestep import alignment_pass
+from engine.acestep import pipeline as pipeline_module
 from engine.acestep.alignment import sung_lines, sung_text
 from engine.acestep.alignment_pass import LyricTokens, decoder_of, lyric_attention, lyric_tokens, renoise, timing
-from engine.acestep.backend import AceStepGenerator
+from engine.acestep.backend import AceStepGenerator, request_to_track
 from engine.acestep.model import load_dit
 from engine.protocol import TrackRequest
 from tests.helpers import DIT_KIT, track_request
@@ -80,10 +82,74 @@ def test_a_song_with_lyrics_has_one_line_per_sung_line_within_the_song(generator
     assert all(0 <= line.start_s <= line.end_s <= 8.0 for line in lines)
 
 
-def test_a_reroll_with_the_same_seed_gives_the_same_timing(generator: AceStepGenerator) -> None:
+Maps = dict[int, torch.Tensor]
+
+
+def recorded(monkeypatch: pytest.MonkeyPatch, bend: bool = False) -> list[Maps]:
+    """Record every timing pass's attention; ``bend`` adds a strong diagonal (a model that follows the words)."""
+    calls: list[Maps] = []
+
+    def spy(*args: object) -> Maps:
+        maps: Maps = alignment_pass.lyric_attention(*args)  # type: ignore[arg-type]
+        if bend:
+            maps = {layer: m + diagonal(m.shape[1], m.shape[2]) for layer, m in maps.items()}
+        calls.append(maps)
+        return maps
+
+    monkeypatch.setattr(pipeline_module, "lyric_attention", spy)
+    return calls
+
+
+def diagonal(tokens: int, patches: int) -> torch.Tensor:
+    distance = torch.arange(tokens)[:, None] * (patches / tokens) - torch.arange(patches)[None, :]
+    return 5.0 * torch.exp(-(distance**2) / 4.0)
+
+
+def test_a_reroll_with_the_same_seed_gives_the_same_timing(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = recorded(monkeypatch)
     [first] = generator.generate([song(1, 9)], quiet)
     [again] = generator.generate([song(2, 9)], quiet)
+    generator.generate([song(3, 10)], quiet)
     assert first.timing is not None and first.timing == again.timing
+    same, rerolled, changed = calls
+    assert all(torch.equal(same[layer], rerolled[layer]) for layer in same)
+    assert not all(torch.equal(same[layer], changed[layer]) for layer in same)  # the pass reads the song
+
+
+def test_lines_follow_the_attention_through_the_song(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded(monkeypatch, bend=True)
+    [track] = generator.generate([song(1, 5, seconds=7.3)], quiet)
+    assert track.timing is not None
+    starts = [line.start_s for line in track.timing.lines]
+    assert len(set(starts)) == len(starts) == len(sung_lines(LYRICS)) and starts == sorted(starts)
+    assert starts[-1] > 3.0 and all(line.end_s <= 7.3 for line in track.timing.lines)
+
+
+def test_batched_songs_are_timed_on_their_own_lyrics(generator: AceStepGenerator) -> None:
+    generator.pipeline.exact = False
+    try:
+        short, long = generator.generate([song(1, 5, "[Verse]\nhold on"), song(2, 6, LYRICS, 9)], quiet)
+    finally:
+        generator.pipeline.exact = True
+    assert short.timing is not None and [line.text for line in short.timing.lines] == ["hold on"]
+    assert long.timing is not None and [line.text for line in long.timing.lines] == sung_lines(LYRICS)
+
+
+def test_lyric_scores_are_the_official_pair(generator: AceStepGenerator) -> None:
+    [track] = generator.generate([song(1, 5)], quiet)
+    assert track.latents is not None
+    made = request_to_track(song(1, 5))
+    scores = generator.pipeline.lyric_scores(made, track.latents)
+    assert scores is not None and all(0.0 <= score <= 1.0 for score in scores)
+    noise, _ = generator.pipeline.lyric_attention(made, track.latents, 1.0)
+    late, tokens = generator.pipeline.lyric_attention(made, track.latents)
+    assert set(noise) == set(late) == {1, 2, 3} and len(tokens.ids) == late[1].shape[1]
+    assert not torch.equal(noise[1], late[1])
+    assert generator.pipeline.lyric_scores(request_to_track(song(2, 5, "[Instrumental]")), track.latents) is None
 
 
 def test_an_instrumental_has_no_timing(generator: AceStepGenerator) -> None:
