@@ -133,37 +133,40 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Accumulated costs are float32, as upstream's; a step adds ``cost`` in its own dtype. Ties go
     to the left move, then the up move, as upstream's comparisons do. The cells of one
-    anti-diagonal depend only on the two before it, so each anti-diagonal is one vector step.
+    anti-diagonal depend only on the two before it, so each anti-diagonal is one vector step;
+    the tables are stored skewed (row k holds anti-diagonal i + j = k, by i) so that every step
+    reads contiguous slices.
 
     Returns:
         (row indices, column indices) of the path from (0, 0) to (N-1, M-1).
     """
     n, m = cost.shape
-    acc = np.full((n + 1, m + 1), np.inf, dtype=np.float32)
+    diagonals = n + m + 1
+    acc = np.full((diagonals, n + 1), np.inf, dtype=np.float32)  # acc[k, i]: cell (i, k - i), 1-based
     acc[0, 0] = 0
-    trace = np.full((n + 1, m + 1), -1, dtype=np.int8)
-    for k in range(2, n + m + 1):
-        i = np.arange(max(1, k - m), min(n, k - 1) + 1)
-        j = k - i
-        c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+    moves = np.full((diagonals, n + 1), -1, dtype=np.int8)
+    skewed = np.zeros((diagonals, n + 1), dtype=cost.dtype)
+    for i in range(1, n + 1):
+        skewed[i + 1 : i + m + 1, i] = cost[i - 1]
+    for k in range(2, diagonals):
+        lo, hi = max(1, k - m), min(n, k - 1)
+        c0, c1, c2 = acc[k - 2, lo - 1 : hi], acc[k - 1, lo - 1 : hi], acc[k - 1, lo : hi + 1]
         diagonal = (c0 < c1) & (c0 < c2)
         up = ~diagonal & (c1 < c0) & (c1 < c2)
         best = np.where(diagonal, c0, np.where(up, c1, c2))
-        acc[i, j] = (cost[i - 1, j - 1] + best.astype(cost.dtype)).astype(np.float32)
-        trace[i, j] = np.where(diagonal, 0, np.where(up, 1, 2))
-    return _backtrace(trace, n, m)
+        acc[k, lo : hi + 1] = skewed[k, lo : hi + 1] + best.astype(cost.dtype)  # rounded to float32
+        moves[k, lo : hi + 1] = np.where(diagonal, 0, np.where(up, 1, 2))
+    return _backtrace(moves, n, m)
 
 
-def _backtrace(trace: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Walk ``trace`` back from (n, m); the first row moves left, the first column up (upstream)."""
-    trace[0, :] = 2
-    trace[:, 0] = 1
+def _backtrace(moves: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Walk back from (n, m); the first row moves left, the first column up (upstream's boundary)."""
     rows, cols = [], []
     i, j = n, m
     while i > 0 or j > 0:
         rows.append(i - 1)
         cols.append(j - 1)
-        move = trace[i, j]
+        move = 1 if j == 0 else 2 if i == 0 else moves.item(i + j, i)
         if move == 0:
             i, j = i - 1, j - 1
         elif move == 1:
