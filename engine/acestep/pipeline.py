@@ -255,14 +255,8 @@ class AceStepPipeline:
         The song's condition is encoded again (caption, lyrics, codes or source, as ``track`` has
         them); an edit is timed as a whole song of its own. None for an instrumental.
         """
-        track = replace(track, span=None, base_latents=None, base_audio=None)
-        kept = torch.as_tensor(np.asarray(latents), device=self.device, dtype=self.dtype)
-        length = kept.shape[0]
-
-        def phase() -> Phase:
-            return self._phases([track], [length], [self._hints(track, length)])[0]
-
-        return self._timing(track, kept, phase, 0)
+        track, kept = self._stored(track, latents)
+        return self._timing(track, kept, lambda: self._own_phase(track, kept.shape[0]), 0)
 
     def _timing(
         self, track: Track, latents: torch.Tensor, phase: Phase | Callable[[], Phase], row: int
@@ -287,10 +281,17 @@ class AceStepPipeline:
             DiT's device; the lyric tokens). ``t`` is the re-noising time: 1/steps (default, upstream's
             ``dit_score`` and timing) or 1.0 (pure noise: upstream's ``lm_score``).
         """
+        track, kept = self._stored(track, latents)
+        return self._attention(track, kept, self._own_phase(track, kept.shape[0]), 0, t)
+
+    def _stored(self, track: Track, latents: np.ndarray) -> tuple[Track, torch.Tensor]:
+        """A stored song's track as a whole song of its own (no edit), and its latents on the device."""
         track = replace(track, span=None, base_latents=None, base_audio=None)
-        kept = torch.as_tensor(np.asarray(latents), device=self.device, dtype=self.dtype)
-        phase = self._phases([track], [kept.shape[0]], [self._hints(track, kept.shape[0])])[0]
-        return self._attention(track, kept, phase, 0, t)
+        return track, torch.as_tensor(np.asarray(latents), device=self.device, dtype=self.dtype)
+
+    def _own_phase(self, track: Track, length: int) -> Phase:
+        """The condition ``track`` is sampled with first (its codes or source if it has them), encoded alone."""
+        return self._phases([track], [length], [self._hints(track, length)])[0]
 
     def lyric_scores(self, track: Track, latents: np.ndarray) -> tuple[float, float] | None:
         """Upstream's ``get_lyric_score``: (lm_score at t = 1, dit_score at t = 1/steps); None without sung lyrics."""

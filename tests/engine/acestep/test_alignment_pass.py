@@ -18,6 +18,7 @@ from engine.acestep.alignment_pass import LyricTokens, decoder_of, lyric_attenti
 from engine.acestep.backend import AceStepGenerator, request_to_track
 from engine.acestep.model import load_dit
 from engine.protocol import TrackRequest
+from storage.contract.spec import Edit
 from tests.helpers import DIT_KIT, track_request
 from tests.paths import TEST_DATA
 
@@ -169,13 +170,22 @@ def test_a_failing_timing_pass_leaves_the_song_without_timing(
     assert track.error is None and track.audio.size and track.timing is None
 
 
-def test_time_lyrics_of_a_stored_song_equals_its_timing_when_made(generator: AceStepGenerator) -> None:
+def same_maps(first: Maps, second: Maps) -> bool:
+    return first.keys() == second.keys() and all(torch.equal(first[layer], second[layer]) for layer in first)
+
+
+def test_time_lyrics_of_a_stored_song_equals_its_timing_when_made(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = recorded(monkeypatch)
     [track] = generator.generate([song(1, 13)], quiet)
     assert track.latents is not None
     stored = track_request(9, "song", "dreamy synth-pop", LYRICS, False, 8, 13, base_latents=np.array(track.latents))
     stages: list[tuple[str, float]] = []
     timed = generator.time_lyrics(stored, lambda _job, stage, pct: stages.append((stage, pct)))
     assert timed is not None and timed == track.timing
+    made, again = calls
+    assert same_maps(made, again)  # the same condition, noise and latents: the same attention, bit for bit
     assert stages == [("timing", 0.0), ("timing", 100.0)]
 
 
@@ -184,3 +194,21 @@ def test_time_lyrics_without_stored_latents_or_lyrics_is_none(generator: AceStep
     latents = np.zeros((200, 8), dtype=np.float32)
     instrumental = track_request(2, "song", "pads", "", True, 8, 5, base_latents=latents)
     assert generator.time_lyrics(instrumental, quiet) is None
+
+
+def test_a_stored_repaint_or_cover_is_timed_as_a_song_of_its_own(
+    generator: AceStepGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored latents are the edited song's own; a cover's source need not come with the request."""
+    calls = recorded(monkeypatch)
+    [track] = generator.generate([song(1, 13)], quiet)
+    latents = np.array(track.latents)
+    repaint = track_request(
+        3, "repaint", "dreamy synth-pop", LYRICS, False, 8, 13, base_latents=latents,
+        edit=Edit(task="repaint", song_id=1, start_s=2.0, end_s=4.0),
+    )  # fmt: skip
+    cover = track_request(4, "cover", "dreamy synth-pop", LYRICS, False, 8, 13, base_latents=latents)
+    assert generator.time_lyrics(repaint, quiet) == track.timing
+    assert generator.time_lyrics(cover, quiet) == track.timing
+    made, repainted, covered = calls
+    assert same_maps(made, repainted) and same_maps(made, covered)
