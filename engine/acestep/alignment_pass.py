@@ -76,7 +76,10 @@ def lyric_attention(
     tokens: LyricTokens,
     layers: Sequence[int],
 ) -> dict[int, torch.Tensor]:
-    """{layer: [heads, lyric tokens, patches]} float32 on the DiT's device, for one track (batch of 1).
+    """{layer: [heads, lyric tokens, patches]} in the DiT's dtype and device, for one track (batch of 1).
+
+    All heads of a layer stay in the DiT's dtype (bf16 on a GPU); ``select_heads`` takes the chosen
+    ones to float32.
 
     Args:
         decoder: The DiT decoder.
@@ -89,7 +92,7 @@ def lyric_attention(
     """
     timestep = torch.full((1,), t, device=x_t.device, dtype=x_t.dtype)
     maps = decoder.cross_attention(x_t, timestep, context, cross, layers)
-    return {i: p[0, :, :, tokens.start : tokens.end].transpose(-1, -2).float() for i, p in maps.items()}
+    return {i: p[0, :, :, tokens.start : tokens.end].transpose(-1, -2) for i, p in maps.items()}
 
 
 def timing(

@@ -206,9 +206,10 @@ class DiTDecoder(nn.Module):
         wanted, found = set(layers), {}
         for i, layer in enumerate(self.layers[: max(wanted) + 1]):
             bias = sliding if cfg.is_sliding(i) else None
-            h, probabilities = cast(DiTLayer, layer).forward_attending(h, modulation, bias, rotary, cross[i])
             if i in wanted:
-                found[i] = probabilities
+                h, found[i] = cast(DiTLayer, layer).forward_attending(h, modulation, bias, rotary, cross[i])
+            else:
+                h = layer(h, modulation, bias, rotary, cross[i], None)
         return found
 
     def _patches(self, x_t: torch.Tensor, context: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:

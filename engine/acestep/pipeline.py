@@ -277,8 +277,8 @@ class AceStepPipeline:
         """The timing pass's attention for a song made from ``track``, given its latents [frames, 64].
 
         Returns:
-            ({layer: [heads, lyric tokens, patches]} of the layers ``heads_of`` reads, float32 on the
-            DiT's device; the lyric tokens). ``t`` is the re-noising time: 1/steps (default, upstream's
+            ({layer: [heads, lyric tokens, patches]} of the layers ``heads_of`` reads, in the DiT's
+            dtype and device; the lyric tokens). ``t`` is the re-noising time: 1/steps (default, upstream's
             ``dit_score`` and timing) or 1.0 (pure noise: upstream's ``lm_score``).
         """
         track, kept = self._stored(track, latents)
