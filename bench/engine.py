@@ -4,7 +4,9 @@
     python bench/engine.py --full-size --batch 1,8 --seconds 180    # official 2B config, random weights, GPU
 
 Stages: text encoding (caption through Qwen3, lyrics through its embedding table), each of the 8 DiT
-steps, VAE decode (tiled), and with ``--mp3`` the MP3 encode of one song (storage.media.audio.encode_mp3; the
+steps, the lyric timing pass (one DiT pass recording cross-attention, then the alignment maths;
+``timing_pass_s`` and its share of the DiT's time, target <= 15 %; ``--no-timing`` skips it), VAE
+decode (tiled), and with ``--mp3`` the MP3 encode of one song (storage.media.audio.encode_mp3; the
 engine encodes beside the GPU, in a pool of processes; bench/encode.py measures it on its own).
 Speed does not depend on the weights, so the full-size run builds the official configurations
 (tests/data/conformance/acestep_facts/configs) with random weights in bf16. ``--batch 1,8`` times each
@@ -69,7 +71,7 @@ def main() -> None:
         tracks = [make_track(args.seconds, seed) for seed in range(batch)]
         # Exact batches run each track alone, so later batch sizes reuse the first one's shapes: one warm-up.
         warmup_s = warm_up(pipeline, tracks, device, args.warmup if index == 0 else 0)
-        report = timed_run(pipeline, tracks, device, mp3=args.mp3)
+        report = timed_run(pipeline, tracks, device, mp3=args.mp3, timing=not args.no_timing)
         record("run", batch=batch, song_seconds=args.seconds, first_run_s=warmup_s, **report)
 
 
@@ -82,6 +84,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the first batch size")
     parser.add_argument("--mp3", action="store_true", help="also time the MP3 encode of one song (bench/encode.py)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the lyric timing pass (the engine runs it)")
     return parser.parse_args()
 
 
@@ -147,8 +150,14 @@ def _stock_text_tokenizer() -> Any:
     return Tokenizer.from_file(str(path)) if path.is_file() else None
 
 
-def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.device, mp3: bool) -> dict[str, Any]:
-    """One run with per-stage wall-clock times (synchronized on CUDA) and peak memory."""
+def timed_run(
+    pipeline: AceStepPipeline, tracks: list[Track], device: torch.device, mp3: bool, timing: bool = True
+) -> dict[str, Any]:
+    """One run with per-stage wall-clock times (synchronized on CUDA) and peak memory.
+
+    The timing pass runs after each track's last step, before decoding: its time is counted apart
+    (``timing_pass_s``) and left out of ``vae_decode_s``.
+    """
 
     def now() -> float:
         if device.type == "cuda":
@@ -158,27 +167,57 @@ def timed_run(pipeline: AceStepPipeline, tracks: list[Track], device: torch.devi
     text_s = [0.0]
     for name in ("captions", "lyrics"):
         setattr(pipeline.text, name, _timed(getattr(pipeline.text, name), text_s, now))
+    passes: list[tuple[float, float]] = []  # (start, end) of each timing pass
+    timing_pass = pipeline._timing_pass  # the instance's own, so every run counts once
+    pipeline._timing_pass = _spans(timing_pass, passes, now)  # type: ignore[method-assign]
     marks: list[tuple[str, float]] = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = now()
-    songs = pipeline(tracks, lambda stage, pct: marks.append((stage, now())))
+    try:
+        timings: list[Any] | None = [] if timing else None
+        songs = pipeline.generate(tracks, lambda stage, pct: marks.append((stage, now())), timings=timings)
+    finally:
+        pipeline._timing_pass = timing_pass  # type: ignore[method-assign]
     end = now()
+    failed = [song for song in songs if not hasattr(song, "shape")]
+    if failed:
+        raise failed[0]
     step_ends = [t for stage, t in marks if stage == "generating"]
     encoded = max(t for stage, t in marks if stage == "encoding")
-    steps = [b - a for a, b in zip([encoded, *step_ends[:-1]], step_ends, strict=True)]
+    # A track's timing pass runs between its last step and the next track's first: not a step's time.
+    steps = [b - a - _overlap(a, b, passes) for a, b in zip([encoded, *step_ends[:-1]], step_ends, strict=True)]
+    timing_s = [sum(b - a for a, b in passes)]
     report: dict[str, Any] = {
         "text_encoding_s": round(text_s[0], 4),
         "conditioning_s": round(encoded - start, 4),
         "dit_steps_s": [round(s, 4) for s in steps],
         "dit_total_s": round(sum(steps), 4),
-        "vae_decode_s": round(end - step_ends[-1], 4),
+        "timing_pass_s": round(timing_s[0], 4),
+        "timing_share_of_dit": round(timing_s[0] / sum(steps), 4) if timing else None,
+        "vae_decode_s": round(end - step_ends[-1] - timing_s[0], 4),
         "total_s": round(end - start, 4),
     }
     if mp3:
         report.update(mp3_time(songs))
     report.update(peak_memory(device))
     return report
+
+
+def _spans(fn: Callable[..., Any], spans: list[tuple[float, float]], now: Callable[[], float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = now()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spans.append((began, now()))
+
+    return wrapper
+
+
+def _overlap(start: float, end: float, spans: list[tuple[float, float]]) -> float:
+    """Seconds of ``spans`` inside [start, end]."""
+    return sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
 
 
 def _timed(fn: Callable[..., Any], total: list[float], now: Callable[[], float]) -> Callable[..., Any]:

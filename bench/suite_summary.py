@@ -55,6 +55,10 @@ def engine_numbers(records: Records) -> dict[str, Any]:
         "b1_vae_s": b1.get("vae_decode_s"),
         "b8_dit_s": b8.get("dit_total_s"),
         "b8_vae_s": b8.get("vae_decode_s"),
+        "b1_timing_pass_s": b1.get("timing_pass_s"),
+        "b1_timing_share_of_dit": b1.get("timing_share_of_dit"),
+        "b8_timing_pass_s": b8.get("timing_pass_s"),
+        "b8_timing_share_of_dit": b8.get("timing_share_of_dit"),
         "kernels_per_step": find(records, "kernels").get("kernels_per_step"),
     }
 

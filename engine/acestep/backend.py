@@ -23,7 +23,7 @@ from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.contract.errors import GenerationError
-from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
+from storage.contract.results import LyricTiming, ModelInfo, TrackMeta, title_from_caption
 from storage.contract.spec import Plan
 from storage.media.audio import span
 
@@ -190,9 +190,35 @@ class AceStepGenerator:
                 progress(r.job_id, stage, percent)
 
         latents: list[np.ndarray] = []
-        songs = self.pipeline.generate(tracks, report, keep=latents) if tracks else []  # a failure is its job's
-        made = iter(zip(ready, tracks, songs, latents, strict=True))
-        return [self._failed(r, r.error) if r.error else self._result(*next(made)) for r in requests]
+        timings: list[LyricTiming | None] = []
+        songs = self.pipeline.generate(tracks, report, keep=latents, timings=timings) if tracks else []
+        made = iter(zip(ready, tracks, songs, latents, timings, strict=True))  # a failure is its job's
+        return [self._failed(r, r.error) if r.error else self._timed(*next(made)) for r in requests]
+
+    def _timed(
+        self, request: TrackRequest, track: Track, song: Song, latents: np.ndarray, timing: LyricTiming | None
+    ) -> GeneratedTrack:
+        """The track's result with its lyric timing (None for an instrumental or a failed timing pass)."""
+        result = self._result(request, track, song, latents)
+        return result if result.error else replace(result, timing=timing)
+
+    def time_lyrics(self, request: TrackRequest, progress: Progress) -> LyricTiming | None:
+        """When each sung line of an existing song starts, from its stored latents (``request.base_latents``).
+
+        The request carries the song's spec and plan (its lyrics, caption, codes): the condition it was
+        made with is encoded again, and the timing pass runs on its latents. None for an instrumental,
+        for a song without stored latents, or when the timing pass fails (logged).
+        """
+        if request.base_latents is None:
+            return None
+        progress(request.job_id, "timing", 0.0)
+        # An edit is timed as a song of its own; a cover whose source did not come, on its lyrics alone.
+        plain = request.spec.model_copy(update={"edit": None}) if request.spec.edit is not None else request.spec
+        kind = "song" if request.kind == "cover" and request.source_audio is None else request.kind
+        track = request_to_track(replace(request, spec=plain, kind=kind))
+        timing = self.pipeline.time_lyrics(track, request.base_latents)
+        progress(request.job_id, "timing", 100.0)
+        return timing
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""

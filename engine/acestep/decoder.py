@@ -8,7 +8,7 @@ them a track's velocity does not depend on the other tracks in its batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -81,6 +81,40 @@ class DiTLayer(nn.Module):
         h = (self.mlp_norm(x) * (1 + mlp_scale) + mlp_shift).type_as(x)
         return (x + self.mlp(h) * mlp_gate).type_as(x)
 
+    def forward_attending(
+        self,
+        x: torch.Tensor,
+        modulation: torch.Tensor,
+        self_bias: torch.Tensor | Band | None,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        cross_kv: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` (no encoder mask) that also returns the cross-attention probabilities [B, heads, N, S].
+
+        Only the timing pass calls it, so the sampling path stays as it is.
+        """
+        shift, scale, gate, mlp_shift, mlp_scale, mlp_gate = (self.scale_shift_table + modulation).chunk(6, dim=1)
+        h = (self.self_attn_norm(x) * (1 + scale) + shift).type_as(x)
+        x = (x + self.self_attn(h, self_bias, rotary) * gate).type_as(x)
+        normed = self.cross_attn_norm(x).type_as(x)
+        probabilities = cross_probabilities(self.cross_attn, normed, cross_kv)
+        x = x + self.cross_attn(normed, None, kv=cross_kv)
+        h = (self.mlp_norm(x) * (1 + mlp_scale) + mlp_shift).type_as(x)
+        return (x + self.mlp(h) * mlp_gate).type_as(x), probabilities
+
+
+def cross_probabilities(attention: Attention, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-attention probabilities from ``x`` [B, L, D] to precomputed keys: [B, heads, L, S].
+
+    Upstream's eager path under ``output_attentions``: scores in the input dtype, softmax in
+    float32, cast back; no mask (upstream's decoder gives its cross-attention none).
+    """
+    q = attention.q_proj(x).view(*x.shape[:-1], attention.heads, attention.head_dim)
+    q = attention.q_norm(q).transpose(1, 2)
+    k = kv[0].repeat_interleave(attention.heads // attention.kv_heads, dim=1)
+    scores = torch.matmul(q, k.transpose(2, 3)) * attention.head_dim**-0.5
+    return F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+
 
 @dataclass
 class DecoderTrace:
@@ -147,19 +181,45 @@ class DiTDecoder(nn.Module):
         """
         temb, modulation = self._timestep(t, trace)
         length = x_t.shape[1]
-        h = torch.cat([context, x_t], dim=-1)
-        if frame_mask is not None:
-            # A track alone is zero-padded to whole patches; pad it the same way inside a batch.
-            h = h * frame_mask[..., None].to(h.dtype)
-        patch = self.config.patch_size
-        h = F.pad(h, (0, 0, 0, (-length) % patch))
-        h = self.proj_in[1](h.transpose(1, 2)).transpose(1, 2)
+        h = self._patches(x_t, context, frame_mask)
         if trace is not None:
             trace.proj_in, trace.layer_outputs = h, []
         h = self._layers(h, modulation, cross, self._patch_mask(frame_mask, h.shape[1]), encoder_mask, trace)
         shift, scale = (self.scale_shift_table + temb.unsqueeze(1)).chunk(2, dim=1)
         h = (self.norm_out(h) * (1 + scale) + shift).type_as(h)
         return self.proj_out[1](h.transpose(1, 2)).transpose(1, 2)[:, :length]
+
+    def cross_attention(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, cross: CrossKV, layers: Sequence[int]
+    ) -> dict[int, torch.Tensor]:
+        """The cross-attention probabilities of ``layers`` for one pass: {layer: [B, heads, patches, S]}.
+
+        Upstream's ``decoder(..., output_attentions=True, custom_layers_config=...)``: the same
+        layers on the same input, one track at a time (no masks). Layers after the last one
+        asked for cannot change these, so they are skipped.
+        """
+        _, modulation = self._timestep(t, None)
+        h = self._patches(x_t, context, None)
+        cfg = self.config
+        rotary = rope(h.shape[1], cfg.head_dim, cfg.rope_theta, h.dtype, h.device)
+        sliding = attention_bias(h.shape[1], None, cfg.sliding_window, h.dtype, h.device)
+        wanted, found = set(layers), {}
+        for i, layer in enumerate(self.layers[: max(wanted) + 1]):
+            bias = sliding if cfg.is_sliding(i) else None
+            if i in wanted:
+                h, found[i] = cast(DiTLayer, layer).forward_attending(h, modulation, bias, rotary, cross[i])
+            else:
+                h = layer(h, modulation, bias, rotary, cross[i], None)
+        return found
+
+    def _patches(self, x_t: torch.Tensor, context: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """[context | x_t], zero-padded to whole patches, through the patch convolution: [B, N, H]."""
+        h = torch.cat([context, x_t], dim=-1)
+        if frame_mask is not None:
+            # A track alone is zero-padded to whole patches; pad it the same way inside a batch.
+            h = h * frame_mask[..., None].to(h.dtype)
+        h = F.pad(h, (0, 0, 0, (-x_t.shape[1]) % self.config.patch_size))
+        return cast(torch.Tensor, self.proj_in[1](h.transpose(1, 2)).transpose(1, 2))
 
     def _timestep(self, t: torch.Tensor, trace: DecoderTrace | None) -> tuple[torch.Tensor, torch.Tensor]:
         temb_t, proj_t = self.time_embed(t)

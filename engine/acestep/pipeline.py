@@ -31,6 +31,18 @@ import torch
 import torch.nn.functional as F
 
 from engine.acestep import edit
+from engine.acestep.alignment import sung_lines
+from engine.acestep.alignment_pass import (
+    LyricTokens,
+    decoder_of,
+    heads_of,
+    lyric_attention,
+    lyric_tokens,
+    own_cross,
+    renoise,
+    timing,
+)
+from engine.acestep.alignment_score import lyric_score
 from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR, require_complete
 from engine.acestep.config import FRAMES_PER_SECOND
 from engine.acestep.decoder import DiTDecoder
@@ -47,6 +59,7 @@ from engine.acestep.text import (
 )
 from engine.acestep.vae import Vae
 from storage.contract.errors import GenerationError
+from storage.contract.results import LyricTiming
 
 log = logging.getLogger("songbot.engine")
 
@@ -160,11 +173,17 @@ class AceStepPipeline:
 
     @torch.no_grad()
     def generate(
-        self, tracks: Sequence[Track], stage: Stage | None = None, keep: list[np.ndarray] | None = None
+        self,
+        tracks: Sequence[Track],
+        stage: Stage | None = None,
+        keep: list[np.ndarray] | None = None,
+        timings: list[LyricTiming | None] | None = None,
     ) -> list[Song]:
         """Generate each track: its audio, or the GenerationError its job fails with (that track alone).
 
         ``keep``, when given, receives each track's latents [frames, 64] (stored for later edits).
+        ``timings``, when given, receives each track's lyric timing (``time_lyrics``; None for an
+        instrumental, or when the timing pass failed: that never fails the song).
         """
         report = stage or (lambda _name, _pct: None)
         self._choose_kernels()
@@ -181,7 +200,7 @@ class AceStepPipeline:
 
             # Later tracks (exact mode) are encoded while the stage already says generating.
             encoded = (lambda: report("encoding", 100.0)) if number == 0 else None
-            latents.extend(self._sample(group, on_step, encoded))
+            latents.extend(self._sample(group, on_step, encoded, timings))
         if keep is not None:
             keep.extend(z.float().cpu().numpy() for z in latents)
         songs = self._decode(tracks, latents, report)
@@ -200,9 +219,16 @@ class AceStepPipeline:
             torch.backends.cudnn.deterministic = self.exact
 
     def _sample(
-        self, tracks: Sequence[Track], on_step: Callable[[int, int], None], encoded: Callable[[], None] | None
+        self,
+        tracks: Sequence[Track],
+        on_step: Callable[[int, int], None],
+        encoded: Callable[[], None] | None,
+        timings: list[LyricTiming | None] | None = None,
     ) -> list[torch.Tensor]:
-        """Condition and sample one group of tracks; each track's own latents [frames, 64]."""
+        """Condition and sample one group of tracks; each track's own latents [frames, 64].
+
+        With ``timings``, each track's lyrics are then timed on its final latents and first condition.
+        """
         lengths = [self._length(t) for t in tracks]
         hints = [self._hints(t, n) for t, n in zip(tracks, lengths, strict=True)]
         phases = self._phases(tracks, lengths, hints)
@@ -213,7 +239,90 @@ class AceStepPipeline:
         plan = cover_phase_plan(len(self.timesteps), [t.strength if t.guided else 1.0 for t in tracks])
         latents = sample(self.decoder, noise, phases, plan, self.timesteps, frame_mask, on_step=on_step)
         edit.keep_outside(latents, tracks, lengths, self.silence)
+        if timings is not None:
+            timings.extend(
+                self._timing(t, latents[i, :n], phases[0], i)
+                for i, (t, n) in enumerate(zip(tracks, lengths, strict=True))
+            )
         return [latents[i, :n] for i, n in enumerate(lengths)]
+
+    # -- lyric timing -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def time_lyrics(self, track: Track, latents: np.ndarray) -> LyricTiming | None:
+        """When each sung line of ``track`` starts in a song made from it, given its latents [frames, 64].
+
+        The song's condition is encoded again (caption, lyrics, codes or source, as ``track`` has
+        them); an edit is timed as a whole song of its own. None for an instrumental.
+        """
+        track, kept = self._stored(track, latents)
+        return self._timing(track, kept, lambda: self._own_phase(track, kept.shape[0]), 0)
+
+    def _timing(
+        self, track: Track, latents: torch.Tensor, phase: Phase | Callable[[], Phase], row: int
+    ) -> LyricTiming | None:
+        """The timing pass for row ``row`` of ``phase`` (or of the one it makes); a failure is logged, gives None."""
+        if not sung_lines(track.lyrics):
+            return None
+        try:
+            return self._timing_pass(track, latents, phase if isinstance(phase, Phase) else phase(), row)
+        except Exception:  # timing is an extra: it must never fail the song
+            log.exception("lyric timing failed", extra={"seed": track.seed})
+            return None
+
+    @torch.no_grad()
+    def lyric_attention(
+        self, track: Track, latents: np.ndarray, t: float | None = None
+    ) -> tuple[dict[int, torch.Tensor], LyricTokens]:
+        """The timing pass's attention for a song made from ``track``, given its latents [frames, 64].
+
+        Returns:
+            ({layer: [heads, lyric tokens, patches]} of the layers ``heads_of`` reads, in the DiT's
+            dtype and device; the lyric tokens). ``t`` is the re-noising time: 1/steps (default, upstream's
+            ``dit_score`` and timing) or 1.0 (pure noise: upstream's ``lm_score``).
+        """
+        track, kept = self._stored(track, latents)
+        return self._attention(track, kept, self._own_phase(track, kept.shape[0]), 0, t)
+
+    def _stored(self, track: Track, latents: np.ndarray) -> tuple[Track, torch.Tensor]:
+        """A stored song's track as a whole song of its own (no edit), and its latents on the device."""
+        track = replace(track, span=None, base_latents=None, base_audio=None)
+        return track, torch.as_tensor(np.asarray(latents), device=self.device, dtype=self.dtype)
+
+    def _own_phase(self, track: Track, length: int) -> Phase:
+        """The condition ``track`` is sampled with first (its codes or source if it has them), encoded alone."""
+        return self._phases([track], [length], [self._hints(track, length)])[0]
+
+    def lyric_scores(self, track: Track, latents: np.ndarray) -> tuple[float, float] | None:
+        """Upstream's ``get_lyric_score``: (lm_score at t = 1, dit_score at t = 1/steps); None without sung lyrics."""
+        if not sung_lines(track.lyrics):
+            return None
+        heads = heads_of(self.dit.decoder)
+        scores = []
+        for t in (1.0, None):
+            attention, tokens = self.lyric_attention(track, latents, t)
+            pieces = [self.text.tokenizer.decode([token], skip_special_tokens=False) for token in tokens.ids]
+            scores.append(lyric_score(attention, pieces, heads))
+        return scores[0], scores[1]
+
+    def _attention(
+        self, track: Track, latents: torch.Tensor, phase: Phase, row: int, t: float | None = None
+    ) -> tuple[dict[int, torch.Tensor], LyricTokens]:
+        """Row ``row`` of ``phase``: re-noise ``latents`` [frames, 64] to ``t`` and record the chosen layers."""
+        tokens = lyric_tokens(self.text.tokenizer, _lyrics(track), track.language or "unknown")
+        t = 1.0 / len(self.timesteps) if t is None else t  # upstream: 1 / inference_steps
+        frames = latents.shape[0]
+        context = phase.context[row : row + 1, :frames]
+        cross = own_cross(phase.cross, row, phase.encoder_mask)
+        layers = list(heads_of(self.dit.decoder))
+        return lyric_attention(self.dit.decoder, renoise(latents[None], t), t, context, cross, tokens, layers), tokens
+
+    def _timing_pass(self, track: Track, latents: torch.Tensor, phase: Phase, row: int) -> LyricTiming | None:
+        attention, tokens = self._attention(track, latents, phase, row)
+        dit_s = latents.shape[0] / FRAMES_PER_SECOND
+        song_s = self._own_frames(track) * self.vae.hop / self.vae.sample_rate
+        heads = heads_of(self.dit.decoder)
+        return timing(attention, tokens, heads, dit_s, song_s, decoder_of(self.text.tokenizer))
 
     def _spliced(self, track: Track, song: Song) -> Song:
         """An edited track's new span in the base song's own audio (decoded from its kept latents)."""

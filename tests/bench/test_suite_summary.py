@@ -55,7 +55,15 @@ def test_every_bench_complete_fills_the_summary(tmp_path):
         "engine",
         {"record": "setup", "device": "NVIDIA H100"},
         {"record": "kernels", "kernels_per_step": 1200},
-        {"record": "run", "batch": 1, "total_s": 0.5, "dit_total_s": 0.2, "vae_decode_s": 0.3},
+        {
+            "record": "run",
+            "batch": 1,
+            "total_s": 0.5,
+            "dit_total_s": 0.2,
+            "vae_decode_s": 0.3,
+            "timing_pass_s": 0.02,
+            "timing_share_of_dit": 0.1,
+        },
         {"record": "run", "batch": 8, "total_s": 2.5, "dit_total_s": 1.0, "vae_decode_s": 1.4},
         ok,
     )
@@ -88,6 +96,7 @@ def test_every_bench_complete_fills_the_summary(tmp_path):
     result = summary(tmp_path, "cuda", "abc")
     assert result["device"] == "NVIDIA H100" and result["errors"] == {} and result["partial"] == {}
     assert result["engine"]["b8_180s_s"] == 2.5 and result["engine"]["kernels_per_step"] == 1200
+    assert result["engine"]["b1_timing_share_of_dit"] == 0.1 and result["engine"]["b8_timing_pass_s"] is None
     assert result["exact"]["cost_pct"] == 10.0 and result["exact"]["batched_snr_db"] == 49.0
     assert result["lm"]["b32_cfg_tok_s_total"] == 6400.0
     assert result["service"] == {
