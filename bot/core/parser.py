@@ -173,6 +173,18 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
     return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path, takes=takes)
 
 
+def parse_describe_path(command: ParsedCommand) -> str:
+    """`/describe <path>` on the console → the file's path (in quotes when it has spaces).
+
+    Raises:
+        UserError: no path was given.
+    """
+    path, _, _ = _first_word(command.args)
+    if not path:
+        raise UserError("Give the audio file to describe, for example: /describe ~/Music/take.mp3")
+    return path
+
+
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
     """`/reroll <id> [seed]` → (song id, seed or None)."""
     parts = command.args.replace("#", " ").split()
