@@ -28,6 +28,7 @@ SLOW_MODULES = frozenset(
     {
         "tests/bench/test_gpu_suite.py",
         "tests/bench/test_service_load.py",
+        "tests/bot/console/test_console_describe.py",
         "tests/bot/console/test_console_e2e.py",
         "tests/bot/discord/test_discord_edits.py",
         "tests/bot/telegram/test_telegram_edits.py",
@@ -37,6 +38,7 @@ SLOW_MODULES = frozenset(
         "tests/engine/acestep/test_acestep_console_e2e.py",
         "tests/engine/acestep/test_acestep_edits_e2e.py",
         "tests/engine/acestep/test_acestep_exact.py",
+        "tests/engine/acestep/test_describe.py",
         "tests/engine/lm/test_console_e2e.py",
         "tests/engine/lm/test_decode.py",
         "tests/engine/lm/test_fast.py",
@@ -53,6 +55,7 @@ PROCESS_MODULES = frozenset(
     {
         "tests/bench/test_gpu_suite.py",
         "tests/bench/test_service_load.py",
+        "tests/bot/console/test_console_describe.py",
         "tests/bot/console/test_console_e2e.py",
         "tests/engine/acestep/test_acestep_console_e2e.py",
         "tests/engine/acestep/test_acestep_edits_e2e.py",

@@ -179,7 +179,7 @@ def parse_describe_path(command: ParsedCommand) -> str:
     Raises:
         UserError: no path was given.
     """
-    path, _, _ = _first_word(command.args)
+    path = _first_word(command.args)[0] if command.args.strip() else ""
     if not path:
         raise UserError("Give the audio file to describe, for example: /describe ~/Music/take.mp3")
     return path
