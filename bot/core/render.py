@@ -32,6 +32,8 @@ the same song. takes=2 on /song or /cover makes 2 (up to 4) at once.
 a guitar solo); the rest stays. /extend <song id> <seconds> [caption] — make a song longer. Both also work \
 as a reply to one of my songs, and with the ✏️ and ➕ buttons.
 /song … as a reply to a recording — a new song that sounds like it.
+/describe as a reply to a recording (on Discord: a file, or "Describe this" on a message) — what is in it: \
+caption, bpm, key, time signature, duration, language and lyrics, with a button to make one like it.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.
 

@@ -140,3 +140,10 @@ def _clip(data: bytes, name: str = "take.wav"):
     from bot.core.service import Clip
 
     return Clip(data, name)
+
+
+def test_help_lists_describe_everywhere(service: SongService) -> None:
+    from bot.console.repl import console_help
+
+    assert "/describe as a reply to a recording" in service.help_text()
+    assert "/describe <file path>" in console_help(service.settings)
