@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 
 from storage.contract.text import counted
-from storage.contract.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
+from storage.contract.types import (
+    CANCELLED,
+    DEAD,
+    DESCRIBE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobView,
+    TrackView,
+)
 from storage.contract.values import MIN_SOURCE_S
 
 # Which backend makes the songs, said before the first result (the welcome line and /help).
@@ -139,11 +149,12 @@ def status_text(job: JobView, position: int | None, eta_s: float | None) -> str:
 
 def failure_text(job: JobView) -> str:
     """The one sentence a user gets when their job ends without a song."""
+    what = "Description" if job.kind == DESCRIBE else "Song"
     if job.status == CANCELLED:
-        return f"🚫 Song #{job.id} was cancelled."
+        return f"🚫 {what} #{job.id} was cancelled."
     if job.status in (FAILED, DEAD):
-        return f"⚠️ Song #{job.id} failed: {job.error or 'something went wrong on our side.'}"
-    return f"Song #{job.id} is {job.status}."
+        return f"⚠️ {what} #{job.id} failed: {job.error or 'something went wrong on our side.'}"
+    return f"{what} #{job.id} is {job.status}."
 
 
 # The line of a result's caption that names its song: `#12 · seed 345`.
