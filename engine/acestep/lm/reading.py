@@ -19,6 +19,7 @@ from storage.contract.values import BPM_MAX, BPM_MIN, LANGUAGES, TIME_SIGNATURES
 # The reading's free text, capped: a runaway caption or lyrics would not fit a message or a song.
 CAPTION_MAX_CHARS = 1024
 LYRICS_MAX_CHARS = 8000
+REPLACEMENT = "\ufffd"
 
 
 def reading_plan(meta: dict[str, Any], lyrics: str, duration_s: float) -> Plan:
@@ -49,9 +50,11 @@ def described(plan: Plan) -> Plan:
     """
     bpm = plan.bpm if plan.bpm is not None and BPM_MIN <= plan.bpm <= BPM_MAX else None
     language = (plan.language or "").strip().lower()
-    lyrics = (plan.lyrics or "").strip()
+    # A token that ends inside a character decodes to U+FFFD; a confused LM writes many.
+    lyrics = (plan.lyrics or "").replace(REPLACEMENT, "").strip()
+    caption = (plan.caption or "").replace(REPLACEMENT, "")
     return Plan(
-        caption=" ".join((plan.caption or "").split())[:CAPTION_MAX_CHARS],
+        caption=" ".join(caption.split())[:CAPTION_MAX_CHARS],
         lyrics="" if lyrics.lower() in ("", "[instrumental]") else lyrics[:LYRICS_MAX_CHARS],
         bpm=bpm,
         key=canonical_key(plan.key) if plan.key else None,
