@@ -78,9 +78,14 @@ def estimate_bpm(mono: np.ndarray, rate: int) -> int:
     longest = int(frames_per_s * 60.0 / TEMPO_RANGE[0])
     if flux.size <= longest + 1 or not np.any(flux):
         return 120
-    correlation = np.array([np.dot(flux[:-lag], flux[lag:]) for lag in range(shortest, longest + 1)])
-    lag = shortest + int(np.argmax(correlation))
-    return int(min(max(round(60.0 * frames_per_s / lag), BPM_MIN), BPM_MAX))
+    lags = np.arange(shortest, longest + 1)
+    correlation = np.array([np.dot(flux[:-lag], flux[lag:]) for lag in lags])
+    # A beat every n frames also repeats every 2n: a prior around 120 bpm (an octave wide) prefers the beat
+    # to its half tempo, which a lag that falls between frames would otherwise win.
+    tempos = 60.0 * frames_per_s / lags
+    prior = np.exp(-0.5 * np.log2(tempos / 120.0) ** 2)
+    best = tempos[int(np.argmax(correlation * prior))]
+    return int(min(max(round(best), BPM_MIN), BPM_MAX))
 
 
 def estimate_key(mono: np.ndarray, rate: int) -> str | None:
