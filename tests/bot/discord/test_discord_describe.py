@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 
 from bot.core.describe import Described, LikeThis
+from bot.discord.adapter import configure_endpoints
+from bot.discord.client import SongbotClient
 from bot.discord.describe import PART_LIMIT, describe_message, parts
+from bot.discord.messenger import DiscordMessenger
 from storage.contract.spec import Description, Plan
 from storage.contract.values import BPM_MAX, BPM_MIN, KEYS
-from tests.bot.discord.discord_stack import Stack, custom_ids, final_edit, running_stack, wav_bytes
+from tests.bot.discord.discord_stack import Stack, custom_ids, final_edit, running_stack, stack_settings, wav_bytes
+from tests.bot.discord.test_discord_messenger import NOW, delivery
 from tests.fakes import discord_payloads as p
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import BOT_TOKEN, FakeDiscord
 
 EPHEMERAL = 64
 FIELDS = re.compile(r"BPM: (\d+) · Key: (.+) · Time signature: 4/4")
@@ -97,3 +101,26 @@ def test_long_lyrics_run_over_parts_discord_accepts_with_the_button_under_the_la
 
 def fake_member(stack: Stack, name: str) -> dict:
     return stack.fake.member(name)
+
+
+@pytest.fixture
+async def messenger(tmp_path: Path, fake_discord: FakeDiscord) -> AsyncIterator[DiscordMessenger]:
+    configure_endpoints(stack_settings(tmp_path, fake_discord))
+    client = SongbotClient(stack_settings(tmp_path, fake_discord), None)
+    await client.login(BOT_TOKEN)
+    yield DiscordMessenger(client, clock=lambda: NOW)
+    await client.close()
+
+
+async def test_after_the_token_expired_a_long_description_goes_to_the_channel_in_parts(
+    fake_discord: FakeDiscord, messenger: DiscordMessenger
+) -> None:
+    lyrics = "\n".join(f"line {n} of a very long song, @everyone sing" for n in range(120))
+    like = LikeThis("a long song", lyrics, 90, "C major", 4, 60, "en")
+    description = Description(plan=Plan(caption="a long song", lyrics=lyrics, duration_s=60.0), backend="acestep")
+    await messenger.send_description(delivery(fake_discord, -5, None), Described(7, description, like))
+    posted = fake_discord.channel_messages
+    assert len(posted) > 1 and posted[0]["content"].startswith("<@123456789012345678> 🔎 #7")
+    assert all("@everyone" not in m["content"] for m in posted)
+    assert [custom_ids(m) for m in posted] == [[]] * (len(posted) - 1) + [["songbot:likethis:7"]]
+    assert posted[-1]["content"].endswith("line 119 of a very long song, @\u200beveryone sing")
