@@ -92,3 +92,17 @@ def test_a_lost_lease_keeps_the_result_out(worker: Worker) -> None:
     worker.queue.complete_with_result(job, "someone-else", Description(plan=Plan(caption="x")), utcnow())
     assert worker.queue.get(described.id).status == SUCCEEDED
     assert worker.queue.result_of(described.id) == Description(plan=Plan(caption="x"))
+
+
+def test_a_stop_while_describing_gives_the_batch_back(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    def stopped(request, progress):
+        worker.stop()
+        progress(request.job_id, "listening", 10.0)  # the next progress call sees the stop
+        raise AssertionError("progress should have stopped the describe")
+
+    monkeypatch.setattr(worker.generator, "describe", stopped)
+    described = submit(worker, DESCRIBE, 6.0, wav(6.0))
+    song = submit(worker, "song", 10.0)
+    assert worker.run_once()
+    assert worker.queue.get(described.id).status == "queued" and worker.queue.get(song.id).status == "queued"
+    assert worker.queue.result_of(described.id) is None
