@@ -143,7 +143,8 @@ else
     run engine 60 bench/engine.py --full-size --batch 1,8 --seconds 180
     # Exact batches (each track in calls of its own) vs one call per batch, batch 8 of 60 s songs.
     run exact 50 bench/exact.py --full-size --batch 8 --seconds 60 --repeats 1
-    # The planner, 1.7B geometry: the suite's three cases first, then batch 1-32 with and without guidance.
+    # The planner, 1.7B geometry: the suite's four cases first (the last: /describe reading 180 s of codes),
+    # then batch 1-32 with and without guidance.
     run lm 60 bench/lm.py --full-size --device cuda --batches 1,8,32 --tokens 200
     # The service on the fast planner: 16 songs at once (2 batches), then 20 s of arrivals at half that rate.
     run service 130 bench/service.py --full-size --songs 16 --encoders 12 --load-s 20 --deadline-s 100

@@ -8,8 +8,12 @@ Code phase: for each batch size (1, 8, 32, 64) with and without classifier-free 
 every request decodes ``--tokens`` audio codes under the real constraint (codes only,
 end-of-sequence exactly at the target). Metadata phase: create-sample requests (the YAML
 state machine, then free lyrics) at batch 1 and 8, and chain-of-thought requests (guided) at
-batch 1. Each case runs twice; the second run is timed (the first captures the CUDA graphs: its time is
-``first_run_s``). The cases that give the suite's figures run first, so a time limit keeps them.
+batch 1. Describe (`/describe`, understand mode): a recording's codes as the prompt (``--describe-s``
+seconds of them, 180 by default, 10 small), then the metadata and lyrics at temperature 0.3 without
+guidance, batch 1: its decode tokens per second is ``lm.describe_b1_tok_s`` (target: 150, the official
+app's 145-161 in tests/data/understand_log_README.md). Each case runs twice; the second run is timed (the
+first captures the CUDA graphs: its time is ``first_run_s``). The cases that give the suite's figures run
+first, so a time limit keeps them.
 Speed does not depend on the weights, so the full-size run uses random ones built directly
 (no ``transformers`` model is needed, so any transformers version works).
 
@@ -19,7 +23,8 @@ over the wall time. ``--check`` also compares, on CUDA, the tokens of graph repl
 steps and with the reference loop (tiny model, float32).
 Records: ``setup``, ``kernels`` (one 1.7B guided code step's dispatches on the meta device, from
 engine/acestep/kernels.py; null where that module is absent), one ``case`` per phase and batch, then
-``summary`` (``lm.b1_cfg_tok_s``, ``lm.b32_cfg_tok_s_total``, ``lm.meta_b1_tok_s``...) and ``check``.
+``summary`` (``lm.b1_cfg_tok_s``, ``lm.b32_cfg_tok_s_total``, ``lm.meta_b1_tok_s``, ``lm.describe_b1_tok_s``...)
+and ``check``.
 """
 
 from __future__ import annotations
@@ -129,6 +134,29 @@ def meta_jobs(vocab: Vocab, batch: int, guided: bool, caps: tuple[int, int, int]
             caption + genres + lyrics + 200,
             phase=0,
         )
+        for seed in range(batch)
+    ]
+
+
+def describe_jobs(vocab: Vocab, batch: int, seconds: int, caps: tuple[int, int, int]) -> list[DecodeJob]:
+    """Understand-mode requests: `seconds` of audio codes read, then metadata and free lyrics (no guidance).
+
+    As `engine.acestep.lm.planner.understand`: all seven fields, the recording's length given, temperature
+    0.3. The prompt is the codes only (the chat template's few tokens around them do not change the speed).
+    """
+    caption, genres, lyrics = caps
+    prompt = [vocab.code0 + (7919 * n) % 64000 for n in range(5 * seconds)]
+    spec = Spec(
+        "meta_text",
+        fields=FIELD_ORDER,
+        given={"duration": seconds},
+        caption_max=caption,
+        genres_max=genres,
+        text_max=lyrics,
+        duration_max=max(seconds, 10),
+    )
+    return [
+        DecodeJob(prompt, Constraint(vocab, spec), seed, None, 1.0, 0.3, 0.9, caption + genres + lyrics + 200, phase=0)
         for seed in range(batch)
     ]
 
@@ -256,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="codes per request (default 500 full, 24 small)")
     parser.add_argument("--batches", default=None, help="code-phase batch sizes (default 1,8,32,64; small 1,4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--headline", action="store_true", help="only the three cases gpu-suite.json reports")
+    parser.add_argument("--headline", action="store_true", help="only the four cases gpu-suite.json reports")
+    parser.add_argument(
+        "--describe-s", type=int, default=None, help="seconds of codes a describe reads (180; small 10)"
+    )
     parser.add_argument("--check", action="store_true", help="CUDA: graphs vs eager vs reference tokens")
     parser.add_argument("--reference", action="store_true", help="also time the reference loop at batch 1")
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines to this file")
@@ -291,12 +322,18 @@ def main(argv: list[str] | None = None) -> int:
     emit("kernels", geometry="1.7B", batch=1, guidance=True, phase="codes", kernels_per_step=count)
     engine = FastEngine(lm, vocab, max_rows=max(batches))
     results = []
-    for phase, b, guided in cases(batches)[: 3 if args.headline else None]:
+    describe_s = args.describe_s or (10 if args.small else 180)
+    for phase, b, guided in cases(batches)[: len(HEADLINE) if args.headline else None]:
         if phase == "codes":
             make = functools.partial(code_jobs, vocab, b, guided, tokens)
+        elif phase == "describe":
+            make = functools.partial(describe_jobs, vocab, b, describe_s, caps)
         else:
             make = functools.partial(meta_jobs, vocab, b, guided, caps)
-        results.append(emit("case", **case(engine, phase, b, guided, make, cuda)))
+        row = case(engine, "meta" if phase == "describe" else phase, b, guided, make, cuda)  # a describe is meta
+        if phase == "describe":
+            row.update(phase=phase, describe_s=describe_s)
+        results.append(emit("case", **row))
     if args.reference:
         emit("case", **reference_case(config, vocab, args.device, min(tokens, 100)))
     emit("summary", lm=summary(results))
@@ -305,11 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# The cases gpu-suite.json reports, run first: a time limit keeps them.
+HEADLINE = (("codes", 1, True), ("meta", 1, False), ("codes", 32, True), ("describe", 1, False))
+
+
 def cases(batches: list[int]) -> list[tuple[str, int, bool]]:
     """(phase, batch, guided) in the order that matters: the suite's figures first, in case time runs out."""
-    first = [("codes", 1, True), ("meta", 1, False), ("codes", 32, True)]
+    first = list(HEADLINE)
     rest = [("codes", b, g) for b in batches for g in (True, False)] + [("meta", 1, True), ("meta", 8, False)]
-    ordered = [c for c in first if c[0] == "meta" or c[1] in batches]
+    ordered = [c for c in first if c[0] != "codes" or c[1] in batches]
     return ordered + [c for c in rest if c not in ordered]
 
 
@@ -327,6 +368,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         "b1_tok_s": find("codes", 1, False, "tok_s_per_request"),
         "b32_cfg_tok_s_total": find("codes", 32, True, "tok_s_total"),
         "meta_b1_tok_s": find("meta", 1, False, "tok_s_per_request"),
+        "describe_b1_tok_s": find("describe", 1, False, "tok_s_per_request"),
         "meta_b1_cfg_tok_s": find("meta", 1, True, "tok_s_per_request"),
         "b1_cfg_gpu_busy_share": find("codes", 1, True, "gpu_busy_share"),
         "meta_b1_gpu_busy_share": find("meta", 1, False, "gpu_busy_share"),

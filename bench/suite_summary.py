@@ -91,6 +91,7 @@ def lm_numbers(records: Records) -> dict[str, Any]:
         "b1_cfg_tok_s": case("codes", 1, True, "tok_s_per_request"),
         "b32_cfg_tok_s_total": case("codes", 32, True, "tok_s_total"),
         "meta_b1_tok_s": case("meta", 1, False, "tok_s_per_request"),
+        "describe_b1_tok_s": case("describe", 1, False, "tok_s_per_request"),
         "kernels_per_step": find(records, "kernels").get("kernels_per_step"),
     }
 

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TakeScore, TrackMeta
-from storage.contract.spec import JobSpec, Plan
+from storage.contract.spec import Description, JobSpec, Plan
 from storage.contract.types import JobView
 from storage.contract.values import SAMPLE_RATE
 
@@ -34,11 +34,11 @@ class TrackRequest:
 
     Args:
         job_id: The job's id (the song id users see as ``#<id>``).
-        kind: ``song``, ``cover``, ``reroll``, ``repaint`` or ``extend``.
+        kind: ``song``, ``cover``, ``reroll``, ``repaint``, ``extend`` or ``describe``.
         spec: What to make. A planning stage gives it a `Plan` (``with_plan``): the plan wins over
             the spec's own caption, lyrics and metadata, so a re-roll repeats the planned song.
         seed: uint32 seed; the same request and seed give the same audio.
-        source_audio: Covers: float32 array (samples, 2) at 48 kHz.
+        source_audio: Covers and descriptions: float32 array (samples, 2) at 48 kHz.
         base_audio: Edits: the base song's audio, float32 (samples, 2) at 48 kHz.
         base_latents: Edits: the base song's stored latents [frames, 64] (acestep), when kept.
         reference_audio: A song "like" a clip: the clip, float32 (samples, 2) at 48 kHz, whose
@@ -157,5 +157,16 @@ class Generator(Protocol):
         Raises:
             storage.contract.errors.GenerationError: with a sentence for the user, when the
                 batch cannot be generated at all.
+        """
+        ...
+
+    def describe(self, request: TrackRequest, progress: Progress) -> Description:
+        """What a ``describe`` request's source audio sounds like; no track is made.
+
+        The reading is a `Plan` without codes (caption, lyrics, bpm, key, time signature, language)
+        whose duration is the recording's own length, with who read it (``Description.backend``).
+
+        Raises:
+            storage.contract.errors.GenerationError: with a sentence for the user.
         """
         ...

@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.analysis import describe_audio
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from engine.splice import splice
+from storage.contract.errors import GenerationError
 from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
-from storage.contract.spec import JobSpec
+from storage.contract.spec import Description, JobSpec
 from storage.contract.values import SAMPLE_RATE
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
@@ -46,6 +48,13 @@ class SketchGenerator:
     def plan(self, batch: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """No planning stage: the sketch follows each spec as it is."""
         return batch
+
+    def describe(self, request: TrackRequest, progress: Progress) -> Description:
+        """A guess at the recording from simple analysis (length, tempo, key by chroma); no model runs."""
+        if request.source_audio is None:
+            raise GenerationError("There is no recording to describe; please send it again.")
+        progress(request.job_id, "listening", 0.0)
+        return describe_audio(request.source_audio, SAMPLE_RATE, self.name)
 
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         spec, rng = request.spec, np.random.default_rng(request.seed)

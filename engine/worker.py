@@ -53,7 +53,8 @@ from engine.observer import EngineObserver
 from engine.protocol import GeneratedTrack, Generator, Progress, TrackRequest
 from storage.blobs.store import BlobStore
 from storage.contract.errors import GENERIC_FAILURE, GenerationError, LeaseLost
-from storage.contract.types import JobView, NewTrack
+from storage.contract.spec import Description
+from storage.contract.types import DESCRIBE, JobView, NewTrack
 from storage.db import utcnow
 from storage.media import audio
 from storage.ops.repeats import RepeatedErrors
@@ -265,6 +266,8 @@ class Worker:
 
     def _plan(self, batch: _Batch) -> bool:
         """The backend's planning stage (the LM), when it has one; False when the batch ended here."""
+        if not self._describe(batch):
+            return False
         if not self.generator.plans_ahead:
             return True
         plan = self.generator.plan
@@ -273,6 +276,39 @@ class Worker:
             return False
         batch.requests = planned
         return True
+
+    def _describe(self, batch: _Batch) -> bool:
+        """`describe` jobs end in the planning stage: read, their result stored, done; they make no track.
+
+        The rest of the batch goes on. False when nothing is left of it (or a stop abandoned it).
+        """
+        describing = [(job, r) for job, r in zip(batch.jobs, batch.requests, strict=True) if job.kind == DESCRIBE]
+        for job, request in describing:
+            try:
+                description = self.observer.timed("describing", self.generator.describe, request, batch.progress)
+            except Stopping:
+                self._abandon(batch)
+                return False
+            except Exception as error:
+                log.exception("job failed", extra={"job": job.id, "stage": "describing"})
+                self._fail(job, job_sentence(error))
+            else:
+                self._guard(job, "saving", partial(self._keep_description, job, description), saving_sentence)
+            batch.heartbeat.drop(job)
+        if not describing:
+            return True
+        kept = [(job, r) for job, r in zip(batch.jobs, batch.requests, strict=True) if job.kind != DESCRIBE]
+        batch.jobs, batch.requests = [job for job, _ in kept], [r for _, r in kept]
+        if not batch.jobs:
+            batch.heartbeat.stop()
+            return False
+        return True
+
+    def _keep_description(self, job: JobView, description: Description) -> None:
+        """Store a description as its job's result and complete the job (retried like a track's storing)."""
+        complete = partial(self.queue.complete_with_result, job, self.config.owner, description)
+        retrying(lambda _: complete(self.clock()), self.config.store_backoff, self.sleep, job.id)
+        log.info("job done", extra={"job": job.id, "stage": "describing"})
 
     def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
         """The GPU stage; None when the batch ended here (stopped, failed)."""

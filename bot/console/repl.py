@@ -30,7 +30,8 @@ from typing import TextIO
 
 from bot.core import parser, render
 from bot.core.delivery import DeliveryLoop, with_repeat_note
-from bot.core.service import Clip, ResultView, SongService
+from bot.core.describe import Described, describe_text, song_line
+from bot.core.service import DESCRIBED, Clip, ResultView, SongService
 from bot.core.uploads import UploadSweeper
 from storage.contract.errors import GENERIC_FAILURE, SongbotError, UserError
 from storage.contract.types import DeliveryTarget, DeliveryView, JobView, UserRef
@@ -59,6 +60,8 @@ HELP = """\
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
 /lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
+/describe <file path> — what the model hears in a recording (caption, bpm, key, lyrics…), and the /song
+  line that makes one like it, ready to paste.
 Every result ends with the path of its MP3 file, under {tracks}. Songs by {backend}.
 {limits}
 {uploads}"""
@@ -154,6 +157,15 @@ class ConsoleMessenger:
     async def send_notice(self, delivery: DeliveryView, text: str) -> None:
         """Print the sentence."""
         self.terminal.say(text)
+
+    async def send_description(self, delivery: DeliveryView, described: Described) -> None:
+        """Print what was heard, then "Make one like this" as the ready `/song` line (lyrics on the next lines)."""
+        self.terminal.say(with_repeat_note(delivery, describe_message(described)))
+
+
+def describe_message(described: Described) -> str:
+    """The console's description: the text, then the `/song` command that makes one like it."""
+    return f"{describe_text(described)}\nMake one like this:\n{song_line(described.like)}"
 
 
 class ConsoleChat:
@@ -294,6 +306,8 @@ class ConsoleChat:
             return self._queued(*await self.service.submit_songs(self.user, request, target, like))
         if name == "cover":
             return await self._cover(command, target)
+        if name == "describe":
+            return await self._describe(command, target)
         if name == "reroll":
             song_id, seed = parser.parse_reroll(command)
             return self._queued(await self.service.reroll(self.user, song_id, seed, target))
@@ -308,13 +322,18 @@ class ConsoleChat:
         path = Path(given).expanduser()
         if not path.is_file():
             raise UserError(f"I can't find the file {given}.")
-        self.service.check_upload(path.stat().st_size, None, path.name, what="clips" if what == "like" else "covers")
+        checked = {"like": "clips", "cover": "covers"}.get(what, what)
+        self.service.check_upload(path.stat().st_size, None, path.name, what=checked)
         return Clip(await asyncio.to_thread(path.read_bytes), path.name)
 
     async def _cover(self, command: parser.ParsedCommand, target: DeliveryTarget) -> str | None:
         request = parser.parse_cover(command, with_path=True)
         clip = await self._clip(request.path or "", "cover")
         return self._queued(*await self.service.submit_covers(self.user, request, clip, target))
+
+    async def _describe(self, command: parser.ParsedCommand, target: DeliveryTarget) -> str | None:
+        clip = await self._clip(parser.parse_describe_path(command), DESCRIBED)
+        return self._queued(await self.service.submit_describe(self.user, clip, target))
 
     async def _lookup(self, command: parser.ParsedCommand) -> str:
         name = command.name

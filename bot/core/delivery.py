@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.core import render
+from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
-from storage.contract.types import SUCCEEDED, DeliveryView, JobView
+from storage.contract.types import DESCRIBE, SUCCEEDED, DeliveryView, JobView
 from storage.db import utcnow
 from storage.ops.metrics import is_rate_limited
 from storage.ops.repeats import RepeatedErrors
@@ -76,6 +77,10 @@ class Messenger(Protocol):
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """Tell the user, in one sentence, that the job ended without a song."""
+        ...
+
+    async def send_description(self, delivery: DeliveryView, described: Described) -> str | None:
+        """Post what `/describe` heard, with its "Make one like this" button; return the message id, if any."""
         ...
 
     async def send_notice(self, delivery: DeliveryView, text: str) -> None:
@@ -166,7 +171,10 @@ class DeliveryLoop:
         return (self.clock() - delivery.last_status_at).total_seconds() >= self.interval_s
 
     async def _finish(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
-        result = await asyncio.to_thread(self.service.result, job) if job.status == SUCCEEDED else None
+        result: ResultView | Described | None = None
+        if job.status == SUCCEEDED:  # a describe job's result is its description, not a track
+            finished = self.service.description if job.kind == DESCRIBE else self.service.result
+            result = await asyncio.to_thread(finished, job)
         if job.status == SUCCEEDED and result is None:
             raise RuntimeError(f"job {job.id} succeeded without a track")
         # Recorded before the post: if this process dies before `mark_done`, the next one knows.
@@ -179,7 +187,7 @@ class DeliveryLoop:
         log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status, "as": state})
 
     async def _post(
-        self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | None
+        self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | Described | None
     ) -> tuple[str, str | None]:
         """Post the song, the failure sentence, or the sentence that stands in for a song.
 
@@ -190,6 +198,8 @@ class DeliveryLoop:
         if result is None:
             await messenger.send_error(delivery, render.failure_text(job))
             return DONE, None
+        if isinstance(result, Described):
+            return DONE, await messenger.send_description(delivery, result)
         if delivery.resends > MAX_UPLOAD_RESENDS:
             log.warning("result upload interrupted again; sending a sentence instead", extra={"job": job.id})
             await messenger.send_notice(delivery, undelivered_text(job.id, result.track.seed))

@@ -218,6 +218,18 @@ def check_cover_words(lyrics: str, instrumental: bool) -> None:
         raise UserError("A cover with new lyrics can't be instrumental; leave out instrumental=true or the lyrics.")
 
 
+def parse_describe_path(command: ParsedCommand) -> str:
+    """`/describe <path>` on the console → the file's path (in quotes when it has spaces).
+
+    Raises:
+        UserError: no path was given.
+    """
+    path = _first_word(command.args)[0] if command.args.strip() else ""
+    if not path:
+        raise UserError("Give the audio file to describe, for example: /describe ~/Music/take.mp3")
+    return path
+
+
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
     """`/reroll <id> [seed]` → (song id, seed or None)."""
     parts = command.args.replace("#", " ").split()

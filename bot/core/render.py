@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 
 from storage.contract.text import counted
-from storage.contract.types import CANCELLED, DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED, JobView, TrackView
+from storage.contract.types import (
+    CANCELLED,
+    DEAD,
+    DESCRIBE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobView,
+    TrackView,
+)
 from storage.contract.values import MIN_SOURCE_S
 
 # Which backend makes the songs, said before the first result (the welcome line and /help).
@@ -36,6 +46,8 @@ the same song. takes=2 on /song or /cover makes 2 (up to 4) at once.
 a guitar solo); the rest stays. /extend <song id> <seconds> [caption] — make a song longer. Both also work \
 as a reply to one of my songs, and with the ✏️ and ➕ buttons.
 /song … as a reply to a recording — a new song that sounds like it.
+/describe as a reply to a recording (on Discord: a file, or "Describe this" on a message) — what is in it: \
+caption, bpm, key, time signature, duration, language and lyrics, with a button to make one like it.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.
 
@@ -141,11 +153,12 @@ def status_text(job: JobView, position: int | None, eta_s: float | None) -> str:
 
 def failure_text(job: JobView) -> str:
     """The one sentence a user gets when their job ends without a song."""
+    what = "Description" if job.kind == DESCRIBE else "Song"
     if job.status == CANCELLED:
-        return f"🚫 Song #{job.id} was cancelled."
+        return f"🚫 {what} #{job.id} was cancelled."
     if job.status in (FAILED, DEAD):
-        return f"⚠️ Song #{job.id} failed: {job.error or 'something went wrong on our side.'}"
-    return f"Song #{job.id} is {job.status}."
+        return f"⚠️ {what} #{job.id} failed: {job.error or 'something went wrong on our side.'}"
+    return f"{what} #{job.id} is {job.status}."
 
 
 # The line of a result's caption that names its song: `#12 · seed 345`.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from bot.core import edits, render
+from bot.core.describe import Described, like_this
 from bot.core.parser import (
     ADMIN_USAGE,
     AdminCommand,
@@ -42,8 +43,26 @@ from storage.contract.errors import (
 )
 from storage.contract.spec import Edit, JobSpec
 from storage.contract.text import clean_line, clean_lines
-from storage.contract.types import QUEUED, DeliveryTarget, JobView, QueueLimits, TrackView, UserRef, UserView
-from storage.contract.values import BPM_MAX, BPM_MIN, DEFAULT_COVER_STRENGTH, ID_MAX, MIN_DURATION_S, MIN_SOURCE_S
+from storage.contract.types import (
+    DESCRIBE,
+    QUEUED,
+    SUCCEEDED,
+    DeliveryTarget,
+    JobView,
+    QueueLimits,
+    TrackView,
+    UserRef,
+    UserView,
+)
+from storage.contract.values import (
+    BPM_MAX,
+    BPM_MIN,
+    DEFAULT_COVER_STRENGTH,
+    ID_MAX,
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    MIN_SOURCE_S,
+)
 from storage.db import make_engine, utcnow
 from storage.media import audio, decoding
 from storage.ops.metrics import BotMetrics
@@ -64,6 +83,8 @@ SongCheck = Callable[[SongRequest, int], None]
 
 UPLOAD_SUFFIX = re.compile(r"\.[a-z0-9]{1,7}")
 NOT_AUDIO_TYPES = ("image/", "text/", "application/pdf", "application/zip", "application/json")
+# What a recording sent to /describe is for, in the upload checks' sentences ("… need at least 3 seconds").
+DESCRIBED = "recordings to describe"
 NOT_AUDIO_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".txt", ".zip", ".exe", ".doc", ".docx")
 
 
@@ -191,7 +212,7 @@ class SongService:
 
         Args:
             clip: The recording as uploaded.
-            what: What it is for: "covers" (a cover's source) or "clips" (a song's sound).
+            what: What it is for: "covers" (a cover's source), "clips" (a song's sound) or DESCRIBED.
         """
         clip = cleaned_clip(clip)
         self.check_upload(len(clip.data), None, clip.filename, what=what)
@@ -258,6 +279,31 @@ class SongService:
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
         )
         return await self._run(self._submit_takes, user, "cover", spec, takes, None, blob)
+
+    async def submit_describe(self, user: UserRef, clip: Clip, target: DeliveryTarget) -> JobView:
+        """Check an uploaded recording exactly as a cover's, keep it, and queue a `describe` of it.
+
+        It runs in the engine like any job (fair-queued, counted against the limits), priced by
+        `fairness.price` as the cheap job it is.
+        """
+        blob, seconds = await self._keep_upload(clip, DESCRIBED)
+        spec = JobSpec.build(duration_s=round(min(seconds, MAX_DURATION_S), 2))
+        takes = self._takes(None, 1, target)
+        return (await self._run(self._submit_takes, user, DESCRIBE, spec, takes, None, blob))[0]
+
+    def description(self, job: JobView) -> Described | None:
+        """The reading of a succeeded `describe` job with the song it offers, or None."""
+        stored = self.queue.result_of(job.id) if job.kind == DESCRIBE else None
+        return Described(job.id, stored, like_this(stored, self.settings)) if stored is not None else None
+
+    async def make_like(self, user: UserRef, job_id: int, target: DeliveryTarget) -> JobView:
+        """Make one like this: queue, for `user`, a song with exactly the fields the description showed."""
+        _require_song_id(job_id)
+        job = await self._run(self.queue.get, job_id)
+        described = await self._run(self.description, job) if job is not None and job.status == SUCCEEDED else None
+        if described is None:
+            raise NotFound(f"There is no finished description #{job_id}.")
+        return await self.submit_song(user, described.like.song_request(), target)
 
     async def reroll(self, user: UserRef, song_id: int, seed: int | None, target: DeliveryTarget) -> JobView:
         """Regenerate song `song_id`: with its own seed exactly; without a seed, a new take (new codes).
@@ -525,10 +571,10 @@ def cleaned_cover(request: CoverRequest) -> CoverRequest:
 def shortest_source_s(what: str) -> float:
     """The shortest recording allowed for `what`.
 
-    A cover's source may be as short as MIN_SOURCE_S (the engine pads it, as upstream does); a clip
-    to sound like is the song's timbre reference and must be as long as a song.
+    A cover's source (and a recording to describe) may be as short as MIN_SOURCE_S (the engine pads
+    it, as upstream does); a clip to sound like is the song's timbre reference and must be as long as a song.
     """
-    return MIN_SOURCE_S if what == "covers" else MIN_DURATION_S
+    return MIN_DURATION_S if what == "clips" else MIN_SOURCE_S
 
 
 def cleaned_clip(clip: Clip) -> Clip:

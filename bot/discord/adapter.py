@@ -20,6 +20,7 @@ from collections.abc import Callable
 import discord
 import yarl
 
+from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
@@ -113,6 +114,10 @@ class DiscordAdapter:
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """See `bot.core.delivery.Messenger`."""
         await self.messenger.send_error(delivery, text)
+
+    async def send_description(self, delivery: DeliveryView, described: Described) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        await self.messenger.send_description(delivery, described)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:

@@ -11,6 +11,7 @@ from bot.core.service import SongService
 from bot.discord.admin import admin_group
 from bot.discord.commands import register_commands
 from bot.discord.components import LyricsButton, RerollButton
+from bot.discord.describe import LikeThisButton
 from bot.discord.edits import ExtendButton, RepaintButton
 from bot.discord.replies import guard, refuse
 from storage.contract.errors import GENERIC_FAILURE, UserError
@@ -64,7 +65,7 @@ class SongbotClient(discord.Client):
 
     async def setup_hook(self) -> None:
         """Buttons posted by any earlier process are handled by these templates."""
-        self.add_dynamic_items(RerollButton, LyricsButton, RepaintButton, ExtendButton)
+        self.add_dynamic_items(RerollButton, LyricsButton, RepaintButton, ExtendButton, LikeThisButton)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         """Leave a server that is not on the allowlist."""

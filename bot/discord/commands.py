@@ -1,4 +1,4 @@
-"""The slash commands and the "Cover this" context menu.
+"""The slash commands and the "Cover this" and "Describe this" context menus.
 
 Each handler parses Discord's native options into the core's value types, checks what can be checked
 without waiting, acknowledges, and submits; the delivery loop does the rest. The handlers are plain
@@ -26,7 +26,7 @@ from bot.core.parser import (
     normalize_language,
     parse_repaint,
 )
-from bot.core.service import Clip
+from bot.core.service import DESCRIBED, Clip
 from bot.discord.components import CoverLyricsModal, LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.contract.errors import UserError
@@ -35,6 +35,7 @@ from storage.contract.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MI
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."
+NO_AUDIO_TO_DESCRIBE = "That message has no audio file to describe."
 
 Seed = app_commands.Range[int, 0, SEED_MAX]
 SongId = app_commands.Range[int, 1, ID_MAX]
@@ -56,6 +57,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
     for name, description, callback in SLASH_COMMANDS:
         tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
     tree.add_command(app_commands.ContextMenu(name="Cover this", callback=cover_this))
+    tree.add_command(app_commands.ContextMenu(name="Describe this", callback=describe_this))
 
 
 @app_commands.describe(
@@ -181,6 +183,27 @@ async def cover_this(interaction: discord.Interaction, message: discord.Message)
     await cover_attachment(interaction, audio, CoverRequest())
 
 
+@app_commands.describe(file="The recording to describe")
+async def describe(interaction: discord.Interaction, file: discord.Attachment) -> None:
+    """/describe with an attachment: caption, bpm, key, time signature, language and lyrics of a recording."""
+    await describe_attachment(interaction, file)
+
+
+async def describe_this(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Message menu: describe the first audio attachment of a message."""
+    audio = next((a for a in message.attachments if is_audio(a)), None)
+    if audio is None:
+        await refuse(interaction, NO_AUDIO_TO_DESCRIBE)
+        return
+    await describe_attachment(interaction, audio)
+
+
+async def describe_attachment(interaction: discord.Interaction, file: discord.Attachment) -> None:
+    """Check (as a cover's upload), download and submit the description of an attachment."""
+    service, user = service_of(interaction), user_ref(interaction)
+    await submit_upload(interaction, file, DESCRIBED, lambda clip, to: service.submit_describe(user, clip, to))
+
+
 @app_commands.describe(song_id="The song id (the number after #)", seed="Seed; leave out for a new one")
 async def reroll(interaction: discord.Interaction, song_id: SongId, seed: Seed | None = None) -> None:
     """/reroll <song id> [seed]."""
@@ -243,6 +266,7 @@ async def help_command(interaction: discord.Interaction) -> None:
 SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]], ...] = (
     ("song", "Make a new song from a description", song),
     ("cover", "Re-imagine an uploaded song", cover),
+    ("describe", "What is in a recording: caption, bpm, key, lyrics; then make one like it", describe),
     ("reroll", "Make a past song again: its own seed gives the same song", reroll),
     ("repaint", "Make a part of one of your songs again; the rest stays", repaint),
     ("extend", "Make one of your songs longer; what was there stays", extend),
@@ -265,7 +289,7 @@ async def submit_upload(
     what: str,
     submit: Callable[[Clip, DeliveryTarget], Awaitable[JobView | list[JobView]]],
 ) -> None:
-    """Check the declared size, type and length (`what`: covers or clips), then defer, download and submit."""
+    """Check the declared size, type and length (`what`: covers, clips or DESCRIBED), then defer, download, submit."""
     try:
         service_of(interaction).check_upload(file.size, file.content_type, file.filename, file.duration, what)
     except UserError as error:

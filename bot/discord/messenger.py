@@ -25,8 +25,10 @@ import discord
 
 from bot.core import render
 from bot.core.delivery import with_repeat_note
+from bot.core.describe import Described
 from bot.core.service import ResultView
 from bot.discord.components import result_view
+from bot.discord.describe import describe_message
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
 from storage.contract.errors import BadAudio
 from storage.contract.types import DeliveryView
@@ -104,6 +106,34 @@ class DiscordMessenger:
         await self._original_or(delivery, edit_original, post_in_channel)
         await self._drop_channel_status(delivery)
         log.info("result posted", extra={"job": result.job_id, "via": "webhook" if valid else "channel"})
+
+    async def send_description(self, delivery: DeliveryView, described: Described) -> None:
+        """Post what /describe heard in the original response (more parts as follow-ups), the button last."""
+        texts, view = describe_message(described)
+
+        def view_of(index: int) -> discord.ui.View:
+            return view if index == len(texts) - 1 else discord.utils.MISSING
+
+        async def edit_original() -> None:
+            webhook = self._webhook(delivery)
+            await webhook.edit_message(
+                ORIGINAL_MESSAGE, content=texts[0], view=view_of(0), allowed_mentions=NO_MENTIONS
+            )
+            for index, text in enumerate(texts[1:], start=1):
+                await webhook.send(text, view=view_of(index), allowed_mentions=NO_MENTIONS)
+
+        async def post_in_channel() -> None:
+            for index, text in enumerate(texts):
+                first = f"{_mention(delivery)} {clip(with_repeat_note(delivery, text), 1900)}" if index == 0 else text
+                await self._channel(delivery).send(
+                    first,
+                    view=view_of(index),
+                    allowed_mentions=_only_requester(delivery),
+                    nonce=nonce(delivery, "description", index),
+                )
+
+        await self._original_or(delivery, edit_original, post_in_channel)
+        await self._drop_channel_status(delivery)
 
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """Replace the public status with a private sentence (or tell the requester in the channel)."""
@@ -208,13 +238,14 @@ async def _fitted(result: ResultView, max_bytes: int) -> tuple[Path | None, str]
         return None, "\n" + escape(error.user_message)
 
 
-def nonce(delivery: DeliveryView, kind: str) -> str:
+def nonce(delivery: DeliveryView, kind: str, part: int = 0) -> str:
     """The message nonce of one post of a delivery: the same on every try, so Discord keeps one copy.
 
     discord.py sends `enforce_nonce` with every nonce: Discord then answers a repeat from the same
     author within a few minutes with the message it already created, instead of posting another.
     """
-    return f"songbot-{delivery.id}-{kind[0]}"  # Discord takes 25 characters at most
+    suffix = str(part) if part else ""  # a post in several messages: each part its own nonce
+    return f"songbot-{delivery.id}-{kind[0]}{suffix}"  # Discord takes 25 characters at most
 
 
 def _files(path: Path | None, job_id: int) -> list[discord.File]:

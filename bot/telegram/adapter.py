@@ -37,7 +37,9 @@ from telegram.ext import (
 )
 
 from bot.core.delivery import PostUncertain, with_repeat_note
+from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
+from bot.telegram.describe import describe_message
 from bot.telegram.handlers import ADMIN_COMMAND, COMMANDS, Handlers
 from bot.telegram.keyboards import CALLBACK_PATTERN, result_keyboard
 from bot.telegram.status import StatusBoard
@@ -148,6 +150,26 @@ class TelegramAdapter:
             read_timeout=UPLOAD_TIMEOUT_S,
         )
 
+    async def send_description(self, delivery: DeliveryView, described: Described) -> str:
+        """Post what /describe heard (several messages for long lyrics), the button under the last one."""
+        chat_id, thread_id = int(delivery.chat_id), delivery.extra.get("thread_id")
+        parts, keyboard = describe_message(described)
+        parts[0] = with_repeat_note(delivery, parts[0])
+        posted: Message | None = None
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            posted = await self.application.bot.send_message(
+                chat_id,
+                part,
+                reply_markup=keyboard if last else None,
+                reply_parameters=_reply_parameters(delivery) if index == 0 else None,
+                message_thread_id=thread_id,
+            )
+        if delivery.status_message_id is not None:
+            self.board.update(chat_id, int(delivery.status_message_id), f"✅ #{described.job_id} done")
+        assert posted is not None
+        return str(posted.message_id)
+
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """Replace the status with the one sentence (or reply with it when there is no status message)."""
         chat_id = int(delivery.chat_id)
@@ -256,6 +278,7 @@ def _install(application: Application, h: Handlers) -> None:
         ("help", h.help),
         ("song", h.song),
         ("cover", h.cover),
+        ("describe", h.describe),
         ("reroll", h.reroll),
         ("repaint", h.repaint),
         ("extend", h.extend),
@@ -269,6 +292,8 @@ def _install(application: Application, h: Handlers) -> None:
     # "/cover" as the caption of the upload itself works too.
     captioned_cover = filters.CaptionRegex(r"^/cover\b") & COVER_SOURCES & NOT_EDITED
     application.add_handler(MessageHandler(captioned_cover, h.cover))
+    captioned_describe = filters.CaptionRegex(r"^/describe\b") & COVER_SOURCES & NOT_EDITED
+    application.add_handler(MessageHandler(captioned_describe, h.describe))
     application.add_handler(CallbackQueryHandler(h.button, pattern=CALLBACK_PATTERN))
     # A plain reply may answer the ✏️ question (which part to repaint); other plain private text gets the hint.
     answer = filters.REPLY & filters.TEXT & ~filters.COMMAND & NOT_EDITED

@@ -20,8 +20,9 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from bot.core import parser
 from bot.core.parser import ParsedCommand
 from bot.core.render import captioned_song, format_duration, history_text
-from bot.core.service import Clip, SongService
-from bot.telegram.keyboards import EXTEND, LYRICS, REPAINT, history_keyboard, parse_callback
+from bot.core.service import DESCRIBED, Clip, SongService
+from bot.telegram.describe import NO_RECORDING
+from bot.telegram.keyboards import EXTEND, LIKE_THIS, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
 from bot.telegram.text import chunks, defang
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 COMMANDS = [
     BotCommand("song", "Make a song: /song lo-fi rain at night duration=30"),
     BotCommand("cover", "Reply to audio with /cover [style] [strength=0.6] [language=es], new lyrics below"),
+    BotCommand("describe", "Reply to audio with /describe: its caption, bpm, key, lyrics"),
     BotCommand("reroll", "Regenerate a song: /reroll <id> [seed]"),
     BotCommand("repaint", "Make a part again: /repaint <id> 0:30-0:45 [caption]"),
     BotCommand("extend", "Make a song longer: /extend <id> <seconds> [caption]"),
@@ -49,7 +51,7 @@ NOT_ALLOWED = "Sorry, this bot is not open to you here."
 HINT = "Send /song and a description to make a song, for example /song lo-fi rain at night, or /help."
 TELEGRAM_HELP = (
     "In groups, address me as /song@{bot}. To cover a song, reply to an audio file, voice note or video "
-    "note with /cover [style]."
+    "note with /cover [style]; to hear what is in one, reply with /describe."
 )
 Context = ContextTypes.DEFAULT_TYPE
 # The song of the ✏️ question (our own text, asked in reply to the result; the answer replies to it).
@@ -151,6 +153,19 @@ class Handlers:
         target = _target(message, reply_to=message.message_id)
         await self.service.submit_cover(_user(update), request, data, source.filename, target)
 
+    async def describe(self, update: Update, context: Context) -> None:
+        """/describe as a reply to audio (or as an upload's caption): checked like a cover's before downloading."""
+        message = _message(update)
+        self._command(message, context)
+        source = find_source(message)
+        if source is None:
+            raise UserError(NO_RECORDING)
+        self.service.check_upload(source.size_bytes, source.mime, source.filename, source.duration_s, DESCRIBED)
+        await message.reply_chat_action(ChatAction.TYPING)
+        clip = Clip(await self._download(source, context), source.filename)
+        target = _target(message, reply_to=message.message_id)  # the delivery loop posts the status
+        await self.service.submit_describe(_user(update), clip, target)
+
     async def history(self, update: Update, context: Context) -> None:
         """Your recent songs, each with a re-roll button."""
         tracks = await self.service.history(_user(update), limit=10)
@@ -204,6 +219,10 @@ class Handlers:
             await query.message.reply_text(ASK_SPAN.format(song=song_id), reply_markup=ForceReply(selective=True))
             return
         target = _target(query.message, reply_to=query.message.message_id)
+        if action == LIKE_THIS:
+            song = await self.service.make_like(_user(update), song_id, target)
+            await query.answer(f"🎵 Making #{song.id}, a song like #{song_id}…")
+            return
         if action == EXTEND:
             seconds = await self.service.extend_button_seconds(song_id)
             await self.service.extend(_user(update), parser.ExtendRequest(song_id, seconds), target)

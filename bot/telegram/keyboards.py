@@ -10,8 +10,9 @@ from bot.core.parser import DIGITS
 from storage.contract.values import ID_MAX
 
 REROLL, LYRICS, REPAINT, EXTEND = "rr", "ly", "rp", "ex"
-ACTIONS = (REROLL, LYRICS, REPAINT, EXTEND)
-CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}|{REPAINT}|{EXTEND}):"  # the rest is checked by parse_callback
+LIKE_THIS = "lk"  # "Make one like this" under a /describe
+ACTIONS = (REROLL, LYRICS, REPAINT, EXTEND, LIKE_THIS)
+CALLBACK_PATTERN = rf"^({REROLL}|{LYRICS}|{REPAINT}|{EXTEND}|{LIKE_THIS}):"  # the rest is checked by parse_callback
 
 
 def result_keyboard(job_id: int) -> InlineKeyboardMarkup:

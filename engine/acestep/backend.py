@@ -24,7 +24,7 @@ from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.contract.errors import GenerationError
 from storage.contract.results import LyricTiming, ModelInfo, TrackMeta, title_from_caption
-from storage.contract.spec import Plan
+from storage.contract.spec import Description, Plan
 from storage.media.audio import span
 
 STAGES = ("encoding", "generating", "decoding")
@@ -167,6 +167,12 @@ class AceStepGenerator:
         for start in range(0, len(batch), self.max_batch):
             planned.extend(self._plan_chunk(batch[start : start + self.max_batch], progress))
         return planned
+
+    def describe(self, request: TrackRequest, progress: Progress) -> Description:
+        """The LM's reading of a recording (VAE encode, FSQ codes, understand mode): no DiT, no decode."""
+        from engine.acestep.describe import describe
+
+        return describe(self.pipeline, self.planner, request, progress)
 
     def _plan_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         if self.planner is None:

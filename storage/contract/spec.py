@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storage.contract.errors import UserError
-from storage.contract.results import TrackMeta
+from storage.contract.results import Record, TrackMeta
 from storage.contract.text import clean_lines
 from storage.contract.values import (
     BEST_OF_MAX,
@@ -53,6 +53,22 @@ class Plan(TrackMeta):
     caption: str | None = None
     lyrics: str | None = None
     audio_codes: tuple[int, ...] = ()
+
+
+class Description(Record):
+    """What `/describe` heard in a recording: the reading of a `describe` job, stored in `jobs.result`.
+
+    Args:
+        plan: The reading as a `Plan` without codes (caption, lyrics, bpm, key, time signature,
+            language), its duration the recording's own length.
+        backend: Who read it: `acestep` (the 5 Hz LM) or `sketch` (a guess from simple analysis).
+        cut_s: The reading heard only this many seconds from the start (a recording longer than the
+            LM's context), or None when it heard all of it.
+    """
+
+    plan: Plan = Field(default_factory=Plan)
+    backend: str = "unknown"
+    cut_s: float | None = None
 
 
 class Edit(BaseModel):

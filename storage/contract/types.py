@@ -22,7 +22,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
     "dead",
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
-KINDS = ("song", "cover", "reroll", "repaint", "extend")
+KINDS = ("song", "cover", "reroll", "repaint", "extend", "describe")
+# A job that makes no track: its result is a `Description` in `jobs.result`.
+DESCRIBE = "describe"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from storage.contract.spec import JobSpec
 
 # Planning a song with the LM costs GPU time on top of the audio itself.
 LM_COST_FACTOR = 1.5
+# Describing a recording (`describe`) runs the VAE encoder and the LM's reading, no DiT and no VAE decode:
+# a fraction of what making that much audio costs.
+DESCRIBE_COST_FACTOR = 0.25
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ def price(kind: str, spec: JobSpec) -> float:
     A song is planned by the LM unless it follows a stored plan. While the planner will choose its
     length, the song is charged the longest it may be: an upper bound, corrected by `final_price`.
     """
+    if kind == "describe":
+        return spec.duration_s * DESCRIBE_COST_FACTOR
     planned = kind == "song" and spec.plan is None
     seconds = spec.duration_s
     if planned and spec.length_up_to_the_planner and spec.duration_max_s is not None:

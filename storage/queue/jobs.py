@@ -21,7 +21,7 @@ from sqlalchemy import Engine, Row, and_, bindparam, false, func, or_, select, t
 from sqlalchemy.engine import Connection
 
 from storage.contract.errors import LeaseLost, LimitError, NotFound, UserError
-from storage.contract.spec import JobSpec, check_seed, check_takes
+from storage.contract.spec import Description, JobSpec, check_seed, check_takes
 from storage.contract.text import counted
 from storage.contract.types import (
     CANCELLED,
@@ -302,6 +302,38 @@ class Queue:
             cost = fairness.final_price(job.kind, job.spec, track.duration_s)
             if cost is not None:
                 self._correct(conn, job.id, cost)
+
+    def complete_with_result(self, job: JobView, owner: str, description: Description, now: datetime) -> None:
+        """Mark a job that makes no track (`describe`) succeeded with its result, only if `owner` still holds it.
+
+        The result is kept in `jobs.result` as JSON (`Description.stored()`); no track row is written.
+
+        Raises:
+            LeaseLost: the lease expired and the job was requeued or taken by another worker.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(jobs)
+                .where(_owned(job, owner))
+                .values(
+                    status=SUCCEEDED,
+                    stage="done",
+                    progress=100.0,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error=None,
+                    result=description.stored(),
+                )
+            )
+            if result.rowcount != 1:
+                raise LeaseLost("The engine lost its lease on this job.")
+
+    def result_of(self, job_id: int) -> Description | None:
+        """The stored result of a job that makes no track (a `describe`), or None when it has none."""
+        with self.reader.begin() as conn:
+            stored = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar_one_or_none()
+        return Description.from_stored(stored) if stored is not None else None
 
     def _correct(self, conn: Connection, job_id: int, cost: float) -> None:
         """Charge a finished job its real cost and move the user's jobs queued behind it by the refund.

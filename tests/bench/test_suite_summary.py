@@ -39,6 +39,7 @@ def test_a_killed_bench_keeps_its_figures_and_its_records(tmp_path):
         "b1_cfg_tok_s": 310.0,
         "b32_cfg_tok_s_total": None,
         "meta_b1_tok_s": 160.0,
+        "describe_b1_tok_s": None,
         "kernels_per_step": 480,
     }
     assert result["errors"]["lm"] == "timed out after 60 s"

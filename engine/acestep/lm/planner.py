@@ -33,6 +33,7 @@ from engine.acestep.lm.decode import DecodeJob, decode
 from engine.acestep.lm.model import LoadedLM, load_lm
 from engine.acestep.lm.plan import format_cot, lm_fields, split_output
 from engine.acestep.lm.prompts import INSTRUMENTAL_LYRICS
+from engine.acestep.lm.reading import reading_plan
 from engine.acestep.lm.tokenizer import encode
 from storage.contract.errors import GenerationError, UserError
 from storage.contract.spec import Plan
@@ -389,7 +390,8 @@ def understand(planner: Planner, codes: list[list[int]], seeds: list[int]) -> li
     out = []
     for job, code_list in zip(jobs, codes, strict=True):
         meta, lyrics = split_output(planner.lm.tokenizer.decode(job.tokens, skip_special_tokens=False))
-        out.append(Plan.model_validate({**meta, "lyrics": lyrics, "duration": len(code_list) / CODES_PER_SECOND}))
+        # Whatever the LM wrote, a reading: a value not of its field's type is dropped, not raised.
+        out.append(reading_plan(meta, lyrics, len(code_list) / CODES_PER_SECOND))
     return out
 
 

@@ -56,6 +56,7 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
     assert set(guild_commands) == {
         "song",
         "cover",
+        "describe",
         "reroll",
         "repaint",
         "extend",
@@ -65,6 +66,7 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
         "help",
         "admin",
         "Cover this",
+        "Describe this",
     }
     song_options = {o["name"]: o for o in guild_commands["song"]["options"]}
     assert song_options["description"]["required"] and song_options["duration"]["type"] == 4
