@@ -104,6 +104,8 @@ class JobSpec(BaseModel):
             are scored and the best one is posted.
         style: The LoRA style (a folder under `MODEL_DIR/loras/`) applied to the DiT, or None.
         style_scale: The style's scale (0..1), or None for the adapter's own.
+        style_sha256: A re-roll's: the hash of the style's files when its song was made; the engine
+            refuses the job when the files changed since (None: use the style as it is now).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -126,6 +128,7 @@ class JobSpec(BaseModel):
     best_of: int = Field(1, ge=1, le=BEST_OF_MAX)
     style: str | None = Field(None, min_length=1, max_length=64)
     style_scale: float | None = Field(None, ge=0.0, le=1.0)
+    style_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("caption", "lyrics")
     @classmethod
