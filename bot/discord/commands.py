@@ -44,6 +44,16 @@ Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
 Takes = app_commands.Range[int, 1, TAKES_MAX]
 Seconds = app_commands.Range[int, 1, MAX_DURATION_S]
+StyleName = app_commands.Range[str, 1, 64]
+STYLE_CHOICES_MAX = 25  # Discord shows at most 25 autocomplete choices
+
+
+async def style_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete for a style option: the installed styles containing what was typed so far."""
+    typed = current.strip().casefold()
+    names = service_of(interaction).style_names()
+    matches = [name for name in names if typed in name.casefold()]
+    return [app_commands.Choice(name=name, value=name) for name in matches[:STYLE_CHOICES_MAX]]
 
 
 def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
@@ -69,7 +79,10 @@ def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
     write_lyrics="Open a box to write multi-line lyrics",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
     like="A recording whose sound the song should have",
+    style="A house style (see /styles)",
+    style_scale="How strongly the style is applied, 0 to 1 (default 1)",
 )
+@app_commands.autocomplete(style=style_choices)
 async def song(
     interaction: discord.Interaction,
     description: Text,
@@ -83,6 +96,8 @@ async def song(
     write_lyrics: bool = False,
     takes: Takes = 1,
     like: discord.Attachment | None = None,
+    style: StyleName | None = None,
+    style_scale: Strength | None = None,
 ) -> None:
     """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
     try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
@@ -101,6 +116,8 @@ async def song(
         language=language,
         seed=seed,
         takes=takes,
+        lora=style,
+        lora_scale=style_scale,
     )
     await start_song(interaction, request, like, write_lyrics)
 
@@ -127,7 +144,10 @@ async def start_song(
     strength="How closely it follows the original, 0 to 1 (default 1)",
     seed="Seed",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
+    house_style="A house style (see /styles); `style` above is the cover's description",
+    style_scale="How strongly the house style is applied, 0 to 1 (default 1)",
 )
+@app_commands.autocomplete(house_style=style_choices)
 async def cover(
     interaction: discord.Interaction,
     file: discord.Attachment,
@@ -135,9 +155,12 @@ async def cover(
     strength: Strength | None = None,
     seed: Seed | None = None,
     takes: Takes = 1,
+    house_style: StyleName | None = None,
+    style_scale: Strength | None = None,
 ) -> None:
     """/cover with an attachment."""
-    await cover_attachment(interaction, file, CoverRequest(style=style, strength=strength, seed=seed, takes=takes))
+    request = CoverRequest(style, strength, seed, takes=takes, lora=house_style, lora_scale=style_scale)
+    await cover_attachment(interaction, file, request)
 
 
 async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
@@ -202,6 +225,11 @@ async def cancel(interaction: discord.Interaction, song_id: SongId | None = None
     await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")
 
 
+async def styles(interaction: discord.Interaction) -> None:
+    """/styles, privately: the house styles installed."""
+    await reply_private(interaction, service_of(interaction).styles_text())
+
+
 async def help_command(interaction: discord.Interaction) -> None:
     """/help, privately."""
     await reply_private(interaction, service_of(interaction).help_text())
@@ -217,6 +245,7 @@ SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]],
     ("history", "Your latest songs, with re-roll buttons", history),
     ("queue", "Where your songs are in line", queue),
     ("cancel", "Cancel a song that is still waiting", cancel),
+    ("styles", "The house styles a song can be made in", styles),
     ("help", "How to use this bot", help_command),
 )
 
