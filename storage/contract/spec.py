@@ -178,7 +178,10 @@ class JobSpec(BaseModel):
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> JobSpec:
         """Read a stored spec, including one written before the spec was typed."""
-        fields = {name: value for name, value in data.items() if name not in LEGACY_KEYS}
+        # `style` is the LoRA style in a spec written since migration 0007 (which always has
+        # `style_scale`); in an untyped one it was the cover's caption.
+        legacy = LEGACY_KEYS if "style_scale" not in data else tuple(k for k in LEGACY_KEYS if k != "style")
+        fields = {name: value for name, value in data.items() if name not in legacy}
         if "caption" not in fields:
             fields["caption"] = next((str(data[name]) for name in LEGACY_KEYS if data.get(name)), "")
         # Before the spec was typed, Discord could store a key or a language as the user wrote it.
