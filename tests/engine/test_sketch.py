@@ -97,3 +97,13 @@ def test_a_new_seed_keeps_bpm_and_key():
         assert not np.array_equal(take.audio, first.audio)
     other, _ = generate(caption="a brass band marching in the snow")
     assert (other.metadata.bpm, other.metadata.key) != (first.metadata.bpm, first.metadata.key)
+
+
+def test_a_styled_job_fails_with_the_sentence_and_the_rest_is_made():
+    from storage.styles import STYLES_NEED_ACESTEP
+
+    styled = track_request(1, "song", "rain", duration_s=2, style="demo")
+    plain = track_request(2, "song", "rain", duration_s=2)
+    failed, made = SketchGenerator().generate([styled, plain], lambda *_: None)
+    assert failed.error == STYLES_NEED_ACESTEP and failed.audio.shape == (0, 2)
+    assert made.error is None and made.audio.shape[0] > 0
