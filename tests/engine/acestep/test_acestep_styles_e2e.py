@@ -64,7 +64,9 @@ def test_styles_list_apply_reroll_and_fail_cleanly(tmp_path: Path, tiny_set: Pat
     out = chat(
         tmp_path,
         model_dir,
-        f"/reroll {styled_id} 5\n/song a choir in a cave duration=10 style=broken\n/song a choir in a cave duration=10\n",
+        f"/reroll {styled_id} 5\n"
+        "/song a choir in a cave duration=10 style=broken\n"
+        "/song a choir in a cave duration=10\n",
     )
     assert "The style 'demo' has changed since this song was made, so a re-roll cannot repeat it" in out
     assert "The style 'broken' cannot be used because its adapter files are damaged" in out
