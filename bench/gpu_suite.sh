@@ -9,8 +9,8 @@
 # Each bench prints JSON lines as it measures (bench/records.py), straight into OUT/<bench>.jsonl, so a
 # bench stopped at its time limit keeps what it measured; the suite then appends an `exit` record (status,
 # seconds, and for a failure the error and the end of stderr) and goes on. OUT/gpu-suite.json folds the
-# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*,
-# seconds per bench, errors, and the partial records of every bench that failed. 7 files in all.
+# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*, styles.*,
+# seconds per bench, errors, and the partial records of every bench that failed. 8 files in all.
 #
 # Time: the benches run one after another under their own limits, which add up to less than the budget
 # (SUITE_BUDGET_S, 380 s; a bench never gets more than what is left). encode is CPU work and runs beside.
