@@ -25,12 +25,24 @@ def loras_dir(model_dir: Path) -> Path:
     return Path(model_dir) / LORAS_DIR
 
 
+def adapter_folder(folder: Path) -> Path | None:
+    """Where a style's PEFT files are: the folder itself, or its `adapter/`; None when neither has them.
+
+    The official trainer's `save_lora_weights` writes the files into `<output>/adapter/`, so its output
+    folder copied under `loras/` as it is works too.
+    """
+    for candidate in (folder, folder / "adapter"):
+        if (candidate / ADAPTER_CONFIG).is_file():
+            return candidate
+    return None
+
+
 def style_names(model_dir: Path) -> list[str]:
     """The styles installed, sorted: folders with a plain name that hold an `adapter_config.json`."""
     root = loras_dir(model_dir)
     if not root.is_dir():
         return []
-    found = [p.name for p in root.iterdir() if STYLE_NAME.match(p.name) and (p / ADAPTER_CONFIG).is_file()]
+    found = [p.name for p in root.iterdir() if STYLE_NAME.match(p.name) and adapter_folder(p) is not None]
     return sorted(found, key=str.casefold)
 
 

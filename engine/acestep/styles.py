@@ -36,7 +36,7 @@ from torch import nn
 
 from storage.contract.errors import GenerationError
 from storage.contract.results import StyleRef
-from storage.styles import ADAPTER_CONFIG, ADAPTER_WEIGHTS, STYLE_NAME, loras_dir
+from storage.styles import ADAPTER_CONFIG, ADAPTER_WEIGHTS, STYLE_NAME, adapter_folder, loras_dir
 
 KEY = re.compile(r"^base_model\.model\.(.+)\.lora_([AB])\.weight$")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")  # upstream's LoRAConfig.target_modules
@@ -269,8 +269,8 @@ class Styles:
         Raises:
             StyleError: not installed, changed since ``expected_sha256``, or unusable.
         """
-        folder = self.root / name
-        if not STYLE_NAME.match(name) or not (folder / ADAPTER_CONFIG).is_file():
+        folder = adapter_folder(self.root / name) if STYLE_NAME.match(name) else None
+        if folder is None:
             raise StyleError(gone_text(name))
         sha256 = folder_hash(folder)
         if expected_sha256 is not None and sha256 != expected_sha256:
@@ -282,7 +282,8 @@ class Styles:
         """The validated adapter of ``ref`` (kept for the next batches)."""
         key = (ref.name, ref.sha256)
         if key not in self._loaded:
-            self._loaded[key] = read_adapter(self.root / ref.name, ref.name, self.switch.targets, ref.sha256)
+            folder = adapter_folder(self.root / ref.name) or self.root / ref.name
+            self._loaded[key] = read_adapter(folder, ref.name, self.switch.targets, ref.sha256)
             while len(self._loaded) > ADAPTERS_KEPT:
                 self._loaded.popitem(last=False)
         self._loaded.move_to_end(key)

@@ -323,6 +323,16 @@ def test_a_changed_removed_or_damaged_style_fails_its_job_alone(generator: AceSt
     assert fresh.error is None and fresh.style is not None and fresh.style.sha256 != made.style.sha256
 
 
+def test_the_official_trainers_output_folder_is_a_style(generator: AceStepGenerator, loras: Path) -> None:
+    """``save_lora_weights`` writes the PEFT files into ``<output>/adapter/``; that folder copied as it is works."""
+    shutil.copytree(loras / "demo", loras / "trained" / "adapter")
+    assert style_names(loras.parent) == ["demo", "trained"]
+    ref = generator.styles.resolve("trained", 0.5)
+    assert ref.sha256 == folder_hash(loras / "demo") and ref.scale == 0.5
+    [made] = generator.generate([song(1, 3, style="trained")], quiet)
+    assert made.error is None and made.style is not None and made.style.name == "trained"
+
+
 def test_styles_resolve_names_the_scale_it_applies(generator: AceStepGenerator) -> None:
     styles: Styles = generator.styles
     ref = styles.resolve("demo", None)
