@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.records import read_records  # noqa: E402
 
-BENCHES = ("encode", "engine", "exact", "lm", "service", "vae")
+BENCHES = ("encode", "engine", "exact", "lm", "service", "vae", "styles")
 OPTIONAL = ("engine_compiled",)
 Records = list[dict[str, Any]]
 
@@ -106,6 +106,21 @@ def service_numbers(records: Records) -> dict[str, Any]:
     }
 
 
+def styles_numbers(records: Records) -> dict[str, Any]:
+    """A LoRA style's switch (restore + merge) on the largest config and rank measured, and the hooks' cost."""
+    merges = [r for r in records if r.get("record") == "merge"]
+    hooks = [r for r in records if r.get("record") == "side_by_side"]
+    merge, hook = (merges[-1] if merges else {}), (hooks[-1] if hooks else {})
+    return {
+        "config": merge.get("config"),
+        "rank": merge.get("rank"),
+        "switch_s": merge.get("switch_s"),
+        "restore_s": merge.get("restore_s"),
+        "restore_exact": merge.get("restore_exact"),
+        "hooks_overhead_pct": hook.get("overhead_pct"),
+    }
+
+
 def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
     """gpu-suite.json's content from the JSON-lines files in ``folder``."""
     data = {name: read_records(folder / f"{name}.jsonl") for name in BENCHES}
@@ -126,6 +141,7 @@ def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
             "b8_fast_s": find(data["vae"], "decode", variant="fast").get("seconds"),
         },
         "exact": exact_numbers(data["exact"]),
+        "styles": styles_numbers(data["styles"]),
         "seconds": {name: find(records, "exit").get("seconds") for name, records in data.items() if records},
         "errors": errors,
         "partial": {name: _without_logs(data[name]) for name in errors if data[name]},

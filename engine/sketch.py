@@ -20,6 +20,7 @@ from storage.contract.errors import GenerationError
 from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
 from storage.contract.spec import Description, JobSpec
 from storage.contract.values import SAMPLE_RATE
+from storage.styles import STYLES_NEED_ACESTEP
 
 NOTICE = "This is a sketch from the built-in synthesizer, not ACE-Step: no model weights are installed."
 # The sketch has no voice: a cover given new lyrics says that they were kept, not sung.
@@ -58,6 +59,12 @@ class SketchGenerator:
 
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         spec, rng = request.spec, np.random.default_rng(request.seed)
+        if spec.style is not None:  # the bot refuses styles at submit when it runs the sketch; a job queued before
+            empty = np.zeros((0, 2), dtype=np.float32)
+            title = title_from_caption(spec.caption, request.kind)
+            return GeneratedTrack(
+                request.job_id, empty, request.seed, title, spec.caption, spec.lyrics, error=STYLES_NEED_ACESTEP
+            )
         bpm, key = sketch_meta(spec)
         audio = synthesize(spec.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
         if request.source_audio is not None:

@@ -6,7 +6,7 @@ songbot chat                 the local console chat (the engine runs as a child 
 songbot engine               the engine process alone
 songbot bot                  the bot process alone
 songbot models check [DIR]   which checkpoint files are present or missing
-songbot models make-tiny DIR a tiny random checkpoint set in the official layout (for tests)
+songbot models make-tiny DIR a tiny random checkpoint set in the official layout, and the style loras/demo (for tests)
 songbot models download DIR  the official checkpoints from Hugging Face
 songbot discord sync [--guild ID]  register the Discord commands (globally, or in one guild at once)
 songbot plan "<description>" [--instrumental] [--seed N] [--duration S] [--json]  the 5 Hz LM's plan
@@ -373,7 +373,7 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         from engine.acestep.tiny import make_tiny
 
         make_tiny(model_dir)
-        print(f"Wrote a tiny random checkpoint set to {model_dir.resolve()}")
+        print(f"Wrote a tiny random checkpoint set, and the style loras/demo, to {model_dir.resolve()}")
         return 0
     return download_models(model_dir, settings.lm_model)
 

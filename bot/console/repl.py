@@ -59,6 +59,7 @@ HELP = """\
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 3 0:08-0:12 a solo).
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
+/styles — the house styles; style=<name> [style_scale=0.7] on /song, /cover, /repaint or /extend uses one.
 /lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
 /describe <file path> — what the model hears in a recording (caption, bpm, key, lyrics…), and the /song
   line that makes one like it, ready to paste.
@@ -341,6 +342,8 @@ class ConsoleChat:
             return console_help(self.service.settings, self.service.backend)
         if name == "history":
             return render.history_text(await self.service.history(self.user))
+        if name == "styles":
+            return await asyncio.to_thread(self.service.styles_text)
         if name == "queue":
             return await self.service.queue_info(self.user)
         if name == "cancel":

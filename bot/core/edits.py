@@ -51,7 +51,9 @@ def reroll_spec(parent: JobView, track: TrackView, seed: int | None) -> JobSpec:
     new_take = seed is None and plan is not None and bool(plan.audio_codes)
     if new_take and plan is not None:
         plan = plan.model_copy(update={"audio_codes": ()})
-    return parent.spec.model_copy(update={"plan": plan, "new_take": new_take})
+    # The style as the song was made: the engine refuses the re-roll when the style's files changed since.
+    style_sha256 = track.style.sha256 if track.style is not None else None
+    return parent.spec.model_copy(update={"plan": plan, "new_take": new_take, "style_sha256": style_sha256})
 
 
 def repaint_edit(track: TrackView, start_s: float, end_s: float) -> Edit:
@@ -89,13 +91,24 @@ def extend_edit(track: TrackView, seconds: float, max_duration_s: int) -> Edit:
     return Edit(task="extend", song_id=track.job_id, start_s=track.duration_s, end_s=track.duration_s + seconds)
 
 
-def edit_spec(parent: JobView, track: TrackView, edit: Edit, caption: str, like: bool = False) -> JobSpec:
+def edit_spec(
+    parent: JobView,
+    track: TrackView,
+    edit: Edit,
+    caption: str,
+    like: bool = False,
+    style: tuple[str | None, float | None] | None = None,
+) -> JobSpec:
     """The spec of an edit: the song's own caption (or the new one), lyrics and metadata (and its clip).
 
     The metadata are the ones the song was made with; what the spec's sets do not hold (a key the LM
-    spelled `C♯ major`, the language `unknown`) is left to the model (`JobSpec.meta_fields`).
+    spelled `C♯ major`, the language `unknown`) is left to the model (`JobSpec.meta_fields`). The style
+    is the one asked for (name, scale), else the song's own.
     """
+    name, scale = style if style is not None and style[0] is not None else (parent.spec.style, parent.spec.style_scale)
     return JobSpec.build(
+        style=name,
+        style_scale=scale,
         caption=caption.strip() or track.caption,
         lyrics=track.lyrics,
         instrumental=parent.spec.instrumental,

@@ -10,6 +10,8 @@
     /repaint <song id> <start>-<end> [caption]   (seconds or m:ss; the id may come from a replied-to result)
     /extend <song id> <seconds> [caption]
     /history   /queue   /cancel [id]   /lyrics <id>   /help
+    /styles                              (the house styles; style=<name> [style_scale=0.7] on /song, /cover,
+                                          /repaint and /extend applies one)
     /admin pause|resume|stats|ban <platform:id>|unban <platform:id>|quota <platform:id> <n|default>
 
 Parsing checks syntax and types; limits that depend on settings are checked in `service.py`.
@@ -25,9 +27,10 @@ from storage.contract.errors import UserError
 from storage.contract.types import UserRef
 from storage.contract.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
 
-SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
+STYLE_OPTIONS = ("style", "style_scale")
+SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes", *STYLE_OPTIONS)
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
-COVER_OPTIONS = ("strength", "seed", "duration", "takes", "language", "instrumental")
+COVER_OPTIONS = ("strength", "seed", "duration", "takes", "language", "instrumental", *STYLE_OPTIONS)
 # A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
 TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
@@ -76,6 +79,8 @@ class SongRequest:
     time_signature: int | None = None
     takes: int = 1
     like_path: str | None = None
+    lora: str | None = None  # style=<name>: a house style (a LoRA under MODEL_DIR/loras/)
+    lora_scale: float | None = None  # style_scale=, 0..1; None: the style's own (1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class CoverRequest:
     lyrics: str = ""
     language: str | None = None
     instrumental: bool = False
+    lora: str | None = None  # style=<name> (the text before is the cover's description, `style` above)
+    lora_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,8 @@ class RepaintRequest:
     start_s: float
     end_s: float
     caption: str = ""
+    lora: str | None = None
+    lora_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ class ExtendRequest:
     song_id: int
     seconds: int
     caption: str = ""
+    lora: str | None = None
+    lora_scale: float | None = None
 
 
 AdminAction = Literal["pause", "resume", "stats", "ban", "unban", "quota"]
@@ -162,6 +173,8 @@ def parse_song(command: ParsedCommand, with_path: bool = False) -> SongRequest:
         time_signature=parse_time_signature(options["timesig"]) if "timesig" in options else None,
         takes=parse_takes(options["takes"]) if "takes" in options else 1,
         like_path=options.get("like"),
+        lora=style_option(options)[0],
+        lora_scale=style_option(options)[1],
     )
 
 
@@ -183,6 +196,7 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
     seed = parse_seed(options["seed"]) if "seed" in options else None
     takes = parse_takes(options["takes"]) if "takes" in options else 1
     lyrics, language, instrumental = cover_words(command.body, options)
+    lora, lora_scale = style_option(options)
     return CoverRequest(
         style=rest.strip(),
         strength=strength,
@@ -192,6 +206,8 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
         lyrics=lyrics,
         language=language,
         instrumental=instrumental,
+        lora=lora,
+        lora_scale=lora_scale,
     )
 
 
@@ -230,6 +246,23 @@ def parse_describe_path(command: ParsedCommand) -> str:
     return path
 
 
+def style_option(options: dict[str, str]) -> tuple[str | None, float | None]:
+    """`style=<name>` and `style_scale=<0..1>` → (name, scale); the name is checked at submit."""
+    scale = parse_style_scale(options["style_scale"]) if "style_scale" in options else None
+    name = options.get("style")
+    if scale is not None and name is None:
+        raise UserError("style_scale= goes with a style, for example style=demo style_scale=0.5 (see /styles).")
+    return name, scale
+
+
+def parse_style_scale(value: str) -> float:
+    """How strongly a style is applied: 0 (not at all) to 1 (the style as trained)."""
+    scale = parse_float(value, "style_scale")
+    if not 0.0 <= scale <= 1.0:
+        raise UserError("style_scale must be between 0 and 1, for example style_scale=0.7.")
+    return scale
+
+
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
     """`/reroll <id> [seed]` → (song id, seed or None)."""
     parts = command.args.replace("#", " ").split()
@@ -249,14 +282,16 @@ def parse_repaint(command: ParsedCommand, replied_song: int | None = None) -> Re
     song_id, rest = _song_and_rest(command.args, replied_song, REPAINT_USAGE)
     span, *caption = rest.split(maxsplit=1)
     start_s, end_s = parse_span(span)
-    return RepaintRequest(song_id, start_s, end_s, " ".join(caption).strip())
+    options, text = split_options(" ".join(caption), STYLE_OPTIONS)
+    return RepaintRequest(song_id, start_s, end_s, text, *style_option(options))
 
 
 def parse_extend(command: ParsedCommand, replied_song: int | None = None) -> ExtendRequest:
     """`/extend [id] <seconds> [caption]` → an ExtendRequest; the id may come from a replied-to result."""
     song_id, rest = _song_and_rest(command.args, replied_song, EXTEND_USAGE)
     amount, *caption = rest.split(maxsplit=1)
-    return ExtendRequest(song_id, parse_seconds(amount), " ".join(caption).strip())
+    options, text = split_options(" ".join(caption), STYLE_OPTIONS)
+    return ExtendRequest(song_id, parse_seconds(amount), text, *style_option(options))
 
 
 def _song_and_rest(args: str, replied_song: int | None, usage: str) -> tuple[int, str]:

@@ -48,6 +48,8 @@ as a reply to one of my songs, and with the ✏️ and ➕ buttons.
 /song … as a reply to a recording — a new song that sounds like it.
 /describe as a reply to a recording (on Discord: a file, or "Describe this" on a message) — what is in it: \
 caption, bpm, key, time signature, duration, language and lyrics, with a button to make one like it.
+/styles — the house styles; style=<name> (and style_scale=0 to 1) on /song, /cover, /repaint or /extend \
+makes the song in one.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
 waiting song.   /lyrics <id> — a song's lyrics.
 
@@ -75,6 +77,20 @@ def help_text(
         backend=backend_text(backend),
         limits=limits_text(max_pending, quota, min_s, max_s, max_mb),
         privacy=privacy_text(upload_days),
+    )
+
+
+def styles_text(names: list[str], backend: str) -> str:
+    """/styles: the installed house styles, or a sentence saying why there are none to use."""
+    if backend == "sketch":
+        return "Styles need the ACE-Step model, and this bot makes sketches, so there are no styles to use here."
+    if not names:
+        return "No styles are installed on this bot; its operator adds them as LoRA folders under MODEL_DIR/loras/."
+    listed = "\n".join(f"• {name}" for name in names)
+    return (
+        f"🎨 Styles ({len(names)}):\n{listed}\n"
+        f"Use one with style=<name> on /song, /cover, /repaint or /extend, for example: /song rainy synthwave "
+        f"style={names[0]} (style_scale=0 to 1 sets how strongly; 1 by default)."
     )
 
 

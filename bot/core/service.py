@@ -73,6 +73,7 @@ from storage.queue.jobs import Queue
 from storage.queue.library import Library
 from storage.queue.outbox import Outbox
 from storage.settings import Settings
+from storage.styles import STYLES_NEED_ACESTEP, find_style, style_names, unknown_style_text
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -183,6 +184,7 @@ class SongService:
         """Queue a new song, one job per take; `like` is a clip whose sound the song takes (its timbre)."""
         request = cleaned_song(request)
         self._check_song(request)
+        style = self.check_style(request.lora, request.lora_scale)
         duration = request.duration_s or self.settings.default_duration_s
         for check in self.song_checks:
             await self._run(check, request, duration)
@@ -199,6 +201,8 @@ class SongService:
             language=request.language,
             time_signature=request.time_signature,
             like=like is not None,
+            style=style[0],
+            style_scale=style[1],
         )
         takes = self._takes(request.seed, request.takes, target)  # refused before an upload is kept
         blob = (await self._keep_upload(like, "clips"))[0] if like is not None else None
@@ -269,6 +273,7 @@ class SongService:
         if len(request.lyrics) > self.settings.max_lyrics_chars:
             raise UserError(f"Keep the lyrics under {self.settings.max_lyrics_chars} characters.")
         check_cover_words(request.lyrics, request.instrumental)  # every adapter, the Discord box too
+        style = self.check_style(request.lora, request.lora_scale)  # refused before the upload is kept
         blob, seconds = await self._keep_upload(clip, "covers")
         spec = JobSpec.build(
             caption=request.style,
@@ -277,6 +282,8 @@ class SongService:
             instrumental=request.instrumental,
             duration_s=round(min(seconds, self.settings.max_duration_s), 2),
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
+            style=style[0],
+            style_scale=style[1],
         )
         return await self._run(self._submit_takes, user, "cover", spec, takes, None, blob)
 
@@ -319,22 +326,30 @@ class SongService:
     async def repaint(self, user: UserRef, request: RepaintRequest, target: DeliveryTarget) -> JobView:
         """Regenerate a part of one of the user's songs; the rest keeps its samples."""
         track, parent = await self._own_song(user, request.song_id, "repaint")
-        return await self._edit(
-            user, parent, track, edits.repaint_edit(track, request.start_s, request.end_s), request.caption, target
-        )
+        edit = edits.repaint_edit(track, request.start_s, request.end_s)
+        style = self.check_style(request.lora, request.lora_scale)
+        return await self._edit(user, parent, track, edit, request.caption, target, style)
 
     async def extend(self, user: UserRef, request: ExtendRequest, target: DeliveryTarget) -> JobView:
         """Continue one of the user's songs by some seconds; what was there stays."""
         track, parent = await self._own_song(user, request.song_id, "extend")
         edit = edits.extend_edit(track, request.seconds, self.settings.max_duration_s)
-        return await self._edit(user, parent, track, edit, request.caption, target)
+        style = self.check_style(request.lora, request.lora_scale)
+        return await self._edit(user, parent, track, edit, request.caption, target, style)
 
     async def extend_button_seconds(self, song_id: int) -> int:
         """What the ➕ button under song `song_id` adds."""
         return edits.extend_button_seconds(await self.track(song_id), self.settings.max_duration_s)
 
     async def _edit(
-        self, user: UserRef, parent: JobView, track: TrackView, edit: Edit, caption: str, target: DeliveryTarget
+        self,
+        user: UserRef,
+        parent: JobView,
+        track: TrackView,
+        edit: Edit,
+        caption: str,
+        target: DeliveryTarget,
+        style: tuple[str | None, float | None] | None = None,
     ) -> JobView:
         caption = clean_line(caption)
         if len(caption) > self.settings.max_prompt_chars:
@@ -342,7 +357,7 @@ class SongService:
         # A song like a clip stays like it while the clip is kept (uploads are deleted after a while).
         blob = parent.source_blob if parent.spec.like and parent.source_blob else None
         blob = blob if blob is not None and self.blobs.exists(blob) else None
-        spec = edits.edit_spec(parent, track, edit, caption, like=blob is not None)
+        spec = edits.edit_spec(parent, track, edit, caption, like=blob is not None, style=style)
         seed = new_seed()
         return await self._run(self._submit, user, edit.task, spec, seed, target, track.job_id, blob)
 
@@ -413,6 +428,31 @@ class SongService:
             raise UserError(f"duration must be between {MIN_DURATION_S} and {limits.max_duration_s} seconds.")
         if request.bpm is not None and not BPM_MIN <= request.bpm <= BPM_MAX:
             raise UserError(f"bpm must be between {BPM_MIN} and {BPM_MAX}.")
+
+    # ------------------------------------------------------------------ styles
+
+    def style_names(self) -> list[str]:
+        """The house styles installed under MODEL_DIR/loras/ (read here: the bot and the engine share MODEL_DIR)."""
+        return style_names(self.settings.model_dir)
+
+    def styles_text(self) -> str:
+        """/styles: the house styles, or why there are none."""
+        return render.styles_text(self.style_names(), self.backend)
+
+    def check_style(self, name: str | None, scale: float | None) -> tuple[str | None, float | None]:
+        """A request's style as installed (its folder's spelling) and scale; (None, None) without one.
+
+        Raises:
+            UserError: the bot makes sketches, or no style has that name.
+        """
+        if name is None:
+            return None, None
+        if self.backend == "sketch":
+            raise UserError(STYLES_NEED_ACESTEP)
+        found = find_style(self.settings.model_dir, name.strip())
+        if found is None:
+            raise UserError(unknown_style_text(name.strip(), self.style_names()))
+        return found, scale
 
     # ---------------------------------------------------------------- lookups
 

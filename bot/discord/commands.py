@@ -46,6 +46,16 @@ Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
 Takes = app_commands.Range[int, 1, TAKES_MAX]
 Seconds = app_commands.Range[int, 1, MAX_DURATION_S]
+StyleName = app_commands.Range[str, 1, 64]
+STYLE_CHOICES_MAX = 25  # Discord shows at most 25 autocomplete choices
+
+
+async def style_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete for a style option: the installed styles containing what was typed so far."""
+    typed = current.strip().casefold()
+    names = service_of(interaction).style_names()
+    matches = [name for name in names if typed in name.casefold()]
+    return [app_commands.Choice(name=name, value=name) for name in matches[:STYLE_CHOICES_MAX]]
 
 
 def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
@@ -72,7 +82,10 @@ def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
     write_lyrics="Open a box to write multi-line lyrics",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
     like="A recording whose sound the song should have",
+    style="A house style (see /styles)",
+    style_scale="How strongly the style is applied, 0 to 1 (default 1)",
 )
+@app_commands.autocomplete(style=style_choices)
 async def song(
     interaction: discord.Interaction,
     description: Text,
@@ -86,6 +99,8 @@ async def song(
     write_lyrics: bool = False,
     takes: Takes = 1,
     like: discord.Attachment | None = None,
+    style: StyleName | None = None,
+    style_scale: Strength | None = None,
 ) -> None:
     """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
     try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
@@ -104,6 +119,8 @@ async def song(
         language=language,
         seed=seed,
         takes=takes,
+        lora=style,
+        lora_scale=style_scale,
     )
     await start_song(interaction, request, like, write_lyrics)
 
@@ -134,7 +151,10 @@ async def start_song(
     language="Language code the new lyrics are sung in, e.g. es",
     instrumental="No vocals",
     write_lyrics="Open a box to write multi-line new lyrics",
+    house_style="A house style (see /styles); `style` above is the cover's description",
+    style_scale="How strongly the house style is applied, 0 to 1 (default 1)",
 )
+@app_commands.autocomplete(house_style=style_choices)
 async def cover(
     interaction: discord.Interaction,
     file: discord.Attachment,
@@ -146,6 +166,8 @@ async def cover(
     language: str | None = None,
     instrumental: bool = False,
     write_lyrics: bool = False,
+    house_style: StyleName | None = None,
+    style_scale: Strength | None = None,
 ) -> None:
     """/cover with an attachment; new lyrics in `lyrics`, or in the ✍️ box that `write_lyrics` opens first."""
     try:  # the text syntax's checks: `ES` → `es`; no new words (the box's either) for an instrumental cover
@@ -162,6 +184,8 @@ async def cover(
         lyrics=lyrics,
         language=language,
         instrumental=instrumental,
+        lora=house_style,
+        lora_scale=style_scale,
     )
     if not write_lyrics:
         await cover_attachment(interaction, file, request)
@@ -257,6 +281,11 @@ async def cancel(interaction: discord.Interaction, song_id: SongId | None = None
     await reply_private(interaction, f"🚫 Song #{job.id} is cancelled.")
 
 
+async def styles(interaction: discord.Interaction) -> None:
+    """/styles, privately: the house styles installed."""
+    await reply_private(interaction, service_of(interaction).styles_text())
+
+
 async def help_command(interaction: discord.Interaction) -> None:
     """/help, privately."""
     await reply_private(interaction, service_of(interaction).help_text())
@@ -273,6 +302,7 @@ SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]],
     ("history", "Your latest songs, with re-roll buttons", history),
     ("queue", "Where your songs are in line", queue),
     ("cancel", "Cancel a song that is still waiting", cancel),
+    ("styles", "The house styles a song can be made in", styles),
     ("help", "How to use this bot", help_command),
 )
 

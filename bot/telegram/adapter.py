@@ -286,6 +286,7 @@ def _install(application: Application, h: Handlers) -> None:
         ("queue", h.queue),
         ("cancel", h.cancel),
         ("lyrics", h.lyrics),
+        ("styles", h.styles),
         ("admin", h.admin),
     ):
         application.add_handler(CommandHandler(name, callback, filters=NOT_EDITED))

@@ -7,6 +7,7 @@ delivery loop reports back through the adapter's Messenger methods.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable
@@ -44,6 +45,7 @@ COMMANDS = [
     BotCommand("queue", "Where your songs are in the queue"),
     BotCommand("cancel", "Cancel a queued song: /cancel [id]"),
     BotCommand("lyrics", "The lyrics of a song: /lyrics <id>"),
+    BotCommand("styles", "The house styles: use one with style=<name>"),
     BotCommand("help", "How to use this bot"),
 ]
 ADMIN_COMMAND = BotCommand("admin", "Operators: pause, resume, stats, ban, unban, quota")
@@ -171,6 +173,10 @@ class Handlers:
         tracks = await self.service.history(_user(update), limit=10)
         keyboard = history_keyboard((t.job_id, t.title) for t in tracks)
         await _message(update).reply_text(defang(history_text(tracks)), reply_markup=keyboard)
+
+    async def styles(self, update: Update, context: Context) -> None:
+        """/styles: the house styles installed (style=<name> on /song, /cover, /repaint, /extend)."""
+        await _message(update).reply_text(defang(await asyncio.to_thread(self.service.styles_text)))
 
     async def queue(self, update: Update, context: Context) -> None:
         """Where your jobs are, with an ETA."""

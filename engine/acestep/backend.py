@@ -7,6 +7,7 @@ a re-roll) may supply the caption, lyrics, metadata and ``audio_codes``: a list 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,16 +21,19 @@ from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
 from engine.acestep.config import FRAMES_PER_SECOND
 from engine.acestep.pipeline import AceStepPipeline, Song, Track
 from engine.acestep.sampler import nearest_shift
+from engine.acestep.styles import StyleError, Styles, group_key
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.contract.errors import GenerationError
-from storage.contract.results import LyricTiming, ModelInfo, TrackMeta, title_from_caption
+from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TrackMeta, title_from_caption
 from storage.contract.spec import Description, Plan
 from storage.media.audio import span
 
 STAGES = ("encoding", "generating", "decoding")
 # A cover with no style and no LM reading of its source still needs a caption.
 COVER_CAPTION = "a cover of the original recording"
+log = logging.getLogger("songbot.engine")
+
 T = TypeVar("T")
 
 
@@ -88,6 +92,15 @@ def request_to_track(request: TrackRequest) -> Track:
     )
 
 
+def style_groups(requests: list[TrackRequest], refs: list[StyleRef | None]) -> dict[Any, list[int]]:
+    """The indices of the requests to generate, grouped by what the DiT must be (unstyled first)."""
+    groups: dict[Any, list[int]] = {}
+    ready = [i for i, r in enumerate(requests) if r.error is None]
+    for i in sorted(ready, key=lambda i: group_key(refs[i]) is not None):
+        groups.setdefault(group_key(refs[i]), []).append(i)
+    return groups
+
+
 PlanStep = Callable[[Any, list[TrackRequest]], list[TrackRequest]]
 
 
@@ -139,6 +152,8 @@ class AceStepGenerator:
             thinking=lm_thinking,
             duration_max=max_duration_s,
         )
+        # House styles: LoRA adapters under MODEL_DIR/loras/, merged into the DiT for the tracks that ask.
+        self.styles = Styles(self.model_dir, self.pipeline.dit.decoder)
 
     @classmethod
     def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:
@@ -148,6 +163,7 @@ class AceStepGenerator:
         generator.device, generator.dtype = pipeline.device, pipeline.dtype
         generator.max_batch = max_batch
         generator.pipeline, generator.planner = pipeline, planner
+        generator.styles = Styles(generator.model_dir, pipeline.dit.decoder)
         return generator
 
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
@@ -188,7 +204,23 @@ class AceStepGenerator:
 
     def _generate_chunk(self, requests: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
         requests = self._plan_chunk(requests, progress)
-        ready = [r for r in requests if r.error is None]
+        requests, refs = self._resolve_styles(requests)
+        made: dict[int, GeneratedTrack] = {}
+        try:
+            # One DiT state per call: the tracks of one style and scale (or none) run together, the
+            # groups in turn, so no call mixes two styles or a styled and an unstyled track.
+            for key, indices in style_groups(requests, refs).items():
+                self.styles.use(refs[indices[0]] if key is not None else None)
+                made.update(self._generate_group(requests, refs, indices, progress))
+        finally:
+            self.styles.restore()
+        return [self._failed(r, r.error) if r.error else made[i] for i, r in enumerate(requests)]
+
+    def _generate_group(
+        self, requests: list[TrackRequest], refs: list[StyleRef | None], indices: list[int], progress: Progress
+    ) -> dict[int, GeneratedTrack]:
+        """The tracks ``indices`` of the chunk, through the DiT as it is now; by index."""
+        ready = [requests[i] for i in indices]
         tracks = [request_to_track(r) for r in ready]
 
         def report(stage: str, percent: float) -> None:
@@ -197,9 +229,9 @@ class AceStepGenerator:
 
         latents: list[np.ndarray] = []
         timings: list[LyricTiming | None] = []
-        songs = self.pipeline.generate(tracks, report, keep=latents, timings=timings) if tracks else []
-        made = iter(zip(ready, tracks, songs, latents, timings, strict=True))  # a failure is its job's
-        return [self._failed(r, r.error) if r.error else self._timed(*next(made)) for r in requests]
+        songs = self.pipeline.generate(tracks, report, keep=latents, timings=timings)  # a failure is its job's
+        made = zip(indices, ready, tracks, songs, latents, timings, strict=True)
+        return {i: replace(self._timed(r, t, s, lat, tim), style=refs[i]) for i, r, t, s, lat, tim in made}
 
     def _timed(
         self, request: TrackRequest, track: Track, song: Song, latents: np.ndarray, timing: LyricTiming | None
@@ -222,9 +254,32 @@ class AceStepGenerator:
         plain = request.spec.model_copy(update={"edit": None}) if request.spec.edit is not None else request.spec
         kind = "song" if request.kind == "cover" and request.source_audio is None else request.kind
         track = request_to_track(replace(request, spec=plain, kind=kind))
-        timing = self.pipeline.time_lyrics(track, request.base_latents)
+        [styled], [style] = self._resolve_styles([request])
+        if styled.error is not None:  # its style changed or is gone: the attention would not be the song's
+            log.warning("not timing song %s: %s", request.job_id, styled.error)
+            return None
+        try:
+            self.styles.use(style)  # the DiT as it made the song
+            timing = self.pipeline.time_lyrics(track, request.base_latents)
+        finally:
+            self.styles.restore()
         progress(request.job_id, "timing", 100.0)
         return timing
+
+    def _resolve_styles(self, requests: list[TrackRequest]) -> tuple[list[TrackRequest], list[StyleRef | None]]:
+        """Each request's style as it will be applied; a style that cannot be fails its job alone."""
+        resolved: list[TrackRequest] = []
+        refs: list[StyleRef | None] = []
+        for request in requests:
+            spec, ref = request.spec, None
+            if request.error is None and spec.style is not None:
+                try:
+                    ref = self.styles.resolve(spec.style, spec.style_scale, spec.style_sha256)
+                except StyleError as error:
+                    request = replace(request, error=error.user_message)
+            resolved.append(request)
+            refs.append(ref)
+        return resolved, refs
 
     def _understand(self, requests: list[TrackRequest], progress: Progress) -> list[TrackRequest]:
         """Covers: the LM reads the source (its 5 Hz codes) for lyrics and metadata."""

@@ -21,10 +21,13 @@ from engine.acestep.checkpoints import DIT_DIR, TEXT_ENCODER_DIR, VAE_DIR
 from engine.acestep.config import DitConfig
 from engine.acestep.model import AceStepDiT
 from engine.acestep.text import COVER_INSTRUCTION, TEXT2MUSIC_INSTRUCTION, Metas, caption_prompt, lyrics_prompt
+from storage.styles import ADAPTER_CONFIG, ADAPTER_WEIGHTS, loras_dir
 
 TEXT_HIDDEN = 32
 LATENT_CHANNELS = 8
 SILENCE_FRAMES = 15_000  # 10 minutes at 25 Hz, like the real file
+DEMO_STYLE = "demo"
+DEMO_RANK, DEMO_ALPHA = 4, 8
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 TINY_DIT = DitConfig(
@@ -65,6 +68,7 @@ def make_tiny(model_dir: Path, seed: int = 0) -> None:
 
     write_tiny_set(Path(model_dir), seed)
     make_tiny_lm(Path(model_dir), seed=seed)  # acestep-5Hz-lm-0.6B
+    write_demo_style(loras_dir(Path(model_dir)) / DEMO_STYLE, TINY_DIT, seed)
 
 
 def write_tiny_set(model_dir: Path, seed: int) -> None:
@@ -87,6 +91,64 @@ def write_dit(folder: Path, config: DitConfig, seed: int) -> None:
     level = torch.randn(1, channels, 1, generator=generator) * 0.5
     silence = level + 0.1 * torch.randn(1, channels, SILENCE_FRAMES, generator=generator)
     torch.save(silence, folder / "silence_latent.pt")
+
+
+def write_demo_style(
+    folder: Path, config: DitConfig, seed: int, rank: int = DEMO_RANK, alpha: int = DEMO_ALPHA
+) -> None:
+    """A random LoRA adapter for ``config``'s decoder in the PEFT folder format the official training saves.
+
+    ``adapter_config.json`` with peft's keys (``LoraConfig`` as ``acestep/training/lora_utils.py``
+    builds it: q/k/v/o projections, ``task_type`` FEATURE_EXTRACTION) and ``adapter_model.safetensors``
+    with ``base_model.model.layers.<i>.<self|cross>_attn.<proj>.lora_{A,B}.weight``. Unlike a fresh
+    peft adapter (B = 0) both halves are random, so the style changes the song.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "alpha_pattern": {},
+        "base_model_name_or_path": DIT_DIR,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "layers_pattern": None,
+        "layers_to_transform": None,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.1,
+        "modules_to_save": None,
+        "peft_type": "LORA",
+        "r": rank,
+        "rank_pattern": {},
+        "revision": None,
+        "target_modules": ["k_proj", "o_proj", "q_proj", "v_proj"],
+        "task_type": "FEATURE_EXTRACTION",
+        "use_dora": False,
+        "use_rslora": False,
+    }
+    (folder / ADAPTER_CONFIG).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    generator = torch.Generator().manual_seed(seed + 23)
+    hidden, q_out, kv_out = (
+        config.hidden_size,
+        config.num_attention_heads * config.head_dim,
+        config.num_key_value_heads * config.head_dim,
+    )
+    shapes = {
+        "q_proj": (q_out, hidden),
+        "k_proj": (kv_out, hidden),
+        "v_proj": (kv_out, hidden),
+        "o_proj": (hidden, q_out),
+    }
+    tensors = {}
+    for layer in range(config.num_hidden_layers):
+        for attention in ("self_attn", "cross_attn"):
+            for proj, (out_features, in_features) in shapes.items():
+                key = f"base_model.model.layers.{layer}.{attention}.{proj}"
+                a = torch.randn(rank, in_features, generator=generator) / math.sqrt(in_features)
+                tensors[f"{key}.lora_A.weight"] = a
+                tensors[f"{key}.lora_B.weight"] = torch.randn(out_features, rank, generator=generator) * (
+                    0.1 / math.sqrt(rank)
+                )
+    save_file(tensors, str(folder / ADAPTER_WEIGHTS))
 
 
 def random_state(model: torch.nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:

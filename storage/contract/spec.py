@@ -120,6 +120,8 @@ class JobSpec(BaseModel):
             are scored and the best one is posted.
         style: The LoRA style (a folder under `MODEL_DIR/loras/`) applied to the DiT, or None.
         style_scale: The style's scale (0..1), or None for the adapter's own.
+        style_sha256: A re-roll's: the hash of the style's files when its song was made; the engine
+            refuses the job when the files changed since (None: use the style as it is now).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -142,6 +144,7 @@ class JobSpec(BaseModel):
     best_of: int = Field(1, ge=1, le=BEST_OF_MAX)
     style: str | None = Field(None, min_length=1, max_length=64)
     style_scale: float | None = Field(None, ge=0.0, le=1.0)
+    style_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("caption", "lyrics")
     @classmethod
@@ -191,7 +194,10 @@ class JobSpec(BaseModel):
     @classmethod
     def from_stored(cls, data: dict[str, Any]) -> JobSpec:
         """Read a stored spec, including one written before the spec was typed."""
-        fields = {name: value for name, value in data.items() if name not in LEGACY_KEYS}
+        # `style` is the LoRA style in a spec written since migration 0007 (which always has
+        # `style_scale`); in an untyped one it was the cover's caption.
+        legacy = LEGACY_KEYS if "style_scale" not in data else tuple(k for k in LEGACY_KEYS if k != "style")
+        fields = {name: value for name, value in data.items() if name not in legacy}
         if "caption" not in fields:
             fields["caption"] = next((str(data[name]) for name in LEGACY_KEYS if data.get(name)), "")
         # Before the spec was typed, Discord could store a key or a language as the user wrote it.

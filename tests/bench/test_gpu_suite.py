@@ -15,7 +15,7 @@ import pytest
 from bench.records import read_records
 from tests.helpers import REPO
 
-BENCHES = {"encode", "engine", "exact", "lm", "service", "vae"}
+BENCHES = {"encode", "engine", "exact", "lm", "service", "vae", "styles"}
 
 
 def environment(tmp_path: Path, **env: str) -> dict[str, str]:
@@ -55,7 +55,7 @@ def test_small_suite_fills_every_key(tmp_path):
     assert summary["errors"] == {} and summary["partial"] == {}
     assert summary["device"] == "cpu" and summary["commit"]
     counted = kernel_counters_present()
-    for section in ("engine", "lm", "encode", "service", "vae", "exact"):
+    for section in ("engine", "lm", "encode", "service", "vae", "exact", "styles"):
         for key, value in summary[section].items():
             if key == "kernels_per_step" and not counted:
                 assert value is None, "without engine/acestep/kernels.py the count must be null, not invented"
@@ -63,6 +63,7 @@ def test_small_suite_fills_every_key(tmp_path):
                 assert value is not None, f"{section}.{key} is null in SMALL mode"
     assert summary["lm"]["meta_b1_tok_s"] > 0 and summary["lm"]["b1_cfg_tok_s"] > 0
     assert summary["exact"]["exact_bit_identical"] is True and summary["exact"]["batch"] == 2
+    assert summary["styles"]["restore_exact"] is True
     assert set(summary["seconds"]) == BENCHES
     assert read_records(tmp_path / "out" / "service.jsonl")[0]["planner"] == "fast"
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -114,7 +115,7 @@ def test_a_bench_killed_mid_run_keeps_its_records_and_the_suite_goes_on(tmp_path
     process = subprocess.Popen(
         [str(REPO / "bench" / "gpu_suite.sh"), str(out)],
         cwd=REPO,
-        env=environment(tmp_path, SUITE_SKIP="engine exact service vae"),
+        env=environment(tmp_path, SUITE_SKIP="engine exact service vae styles"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -135,14 +136,14 @@ def test_a_bench_killed_mid_run_keeps_its_records_and_the_suite_goes_on(tmp_path
 
 
 def test_a_bench_out_of_time_is_recorded_with_its_stderr(tmp_path):
-    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode exact lm service vae")
+    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode exact lm service vae styles")
     assert "timed out" in summary["errors"]["engine"] and summary["engine"]["b1_180s_s"] is None
     exit_record = read_records(tmp_path / "out" / "engine.jsonl")[-1]
     assert exit_record["record"] == "exit" and "stderr_tail" in exit_record
 
 
 def test_the_second_command_reruns_only_what_the_first_lost(tmp_path):
-    first = suite(tmp_path, "first", SUITE_SKIP="engine exact lm service vae")
+    first = suite(tmp_path, "first", SUITE_SKIP="engine exact lm service vae styles")
     assert set(first["errors"]) == BENCHES - {"encode"}
     second = suite(tmp_path, "second", ONLY="failed", SUITE_BUDGET_S="0")
     # encode kept its first run (copied, not run again); every other bench was tried again.

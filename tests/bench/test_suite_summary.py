@@ -94,6 +94,15 @@ def test_every_bench_complete_fills_the_summary(tmp_path):
         {"record": "compare", "speedup": 2.0},
         ok,
     )
+    write(
+        tmp_path,
+        "styles",
+        {"record": "merge", "config": "full", "rank": 8, "switch_s": 0.2, "restore_s": 0.01, "restore_exact": True},
+        {"record": "side_by_side", "config": "full", "rank": 8, "overhead_pct": 4.0},
+        {"record": "merge", "config": "full", "rank": 64, "switch_s": 0.3, "restore_s": 0.01, "restore_exact": True},
+        {"record": "side_by_side", "config": "full", "rank": 64, "overhead_pct": 9.0},
+        ok,
+    )
     result = summary(tmp_path, "cuda", "abc")
     assert result["device"] == "NVIDIA H100" and result["errors"] == {} and result["partial"] == {}
     assert result["engine"]["b8_180s_s"] == 2.5 and result["engine"]["kernels_per_step"] == 1200
@@ -107,6 +116,14 @@ def test_every_bench_complete_fills_the_summary(tmp_path):
         "gpu_busy_share": 0.9,
     }
     assert result["vae"] == {"b8_speedup": 2.0, "b8_fast_s": 1.5}
+    assert result["styles"] == {
+        "config": "full",
+        "rank": 64,
+        "switch_s": 0.3,
+        "restore_s": 0.01,
+        "restore_exact": True,
+        "hooks_overhead_pct": 9.0,
+    }
     assert "engine_compiled" not in result and result["seconds"]["vae"] == 5
 
 
@@ -114,5 +131,5 @@ def test_failed_lists_the_benches_with_errors(tmp_path):
     write(tmp_path, "vae", {"record": "decode", "variant": "fast", "seconds": 1.5}, {"record": "exit", "rc": 0})
     write(tmp_path, "lm", {"record": "exit", "error": "skipped: the suite budget was spent"})
     assert main([str(tmp_path), "H200", "abc"]) == 0
-    assert failed(tmp_path / "gpu-suite.json") == ["encode", "engine", "exact", "lm", "service"]
-    assert failed(tmp_path / "missing.json") == ["encode", "engine", "exact", "lm", "service", "vae"]
+    assert failed(tmp_path / "gpu-suite.json") == ["encode", "engine", "exact", "lm", "service", "styles"]
+    assert failed(tmp_path / "missing.json") == ["encode", "engine", "exact", "lm", "service", "vae", "styles"]

@@ -107,3 +107,13 @@ def test_a_cover_with_new_lyrics_says_the_sketch_does_not_sing_them():
     assert (sung.lyrics, sung.metadata.language) == (words, "es")  # kept with the cover, for /lyrics
     plain, _ = generate(kind="cover", source_audio=source)
     assert plain.notice == NOTICE and np.array_equal(plain.audio, sung.audio)  # the words change no sample
+
+
+def test_a_styled_job_fails_with_the_sentence_and_the_rest_is_made():
+    from storage.styles import STYLES_NEED_ACESTEP
+
+    styled = track_request(1, "song", "rain", duration_s=2, style="demo")
+    plain = track_request(2, "song", "rain", duration_s=2)
+    failed, made = SketchGenerator().generate([styled, plain], lambda *_: None)
+    assert failed.error == STYLES_NEED_ACESTEP and failed.audio.shape == (0, 2)
+    assert made.error is None and made.audio.shape[0] > 0

@@ -24,6 +24,7 @@ Json = dict[str, Any]
 
 # Interaction callback types (discord-api-docs "Interaction Callback Type").
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL = 4, 5, 6, 7, 9
+AUTOCOMPLETE_RESULT = 8
 EPHEMERAL, LOADING = 1 << 6, 1 << 7
 
 
@@ -41,6 +42,7 @@ class InteractionRecord:
     expired: bool = False
     original: Json | None = None
     modal: Json | None = None
+    choices: list[Json] | None = None  # an autocomplete's answer
     edits: list[Call] = field(default_factory=list)
     followups: list[Json] = field(default_factory=list)
 
@@ -122,6 +124,17 @@ class InteractionRoutes:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
         return await self.send_interaction(p.APPLICATION_COMMAND, data, invoker)
 
+    async def send_autocomplete(
+        self: FakeDiscord, name: str, options: list[Json], focused: str, invoker: Json
+    ) -> InteractionRecord:
+        """Ask for autocomplete choices while ``focused`` is typed (its value so far is in ``options``)."""
+        command = self._command(name)
+        marked = [{**option, "focused": True} if option["name"] == focused else option for option in options]
+        data: Json = {"id": command["id"], "name": name, "type": 1, "options": marked}
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return await self.send_interaction(p.AUTOCOMPLETE, data, invoker)
+
     async def send_message_command(self: FakeDiscord, name: str, target: Json, invoker: Json) -> InteractionRecord:
         """Invoke a message context menu command on ``target``."""
         command = self._command(name, kind=3)
@@ -185,6 +198,8 @@ class InteractionRoutes:
             record.original = component_message
         elif kind == MODAL:
             record.modal = data
+        elif kind == AUTOCOMPLETE_RESULT:
+            record.choices = list(data.get("choices") or [])
         answer: Json = {
             "interaction": {
                 "id": record.id,

@@ -63,6 +63,7 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
         "history",
         "queue",
         "cancel",
+        "styles",
         "help",
         "admin",
         "Cover this",
@@ -70,6 +71,9 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
     }
     song_options = {o["name"]: o for o in guild_commands["song"]["options"]}
     assert song_options["description"]["required"] and song_options["duration"]["type"] == 4
+    assert song_options["style"]["autocomplete"] and song_options["style_scale"]["type"] == 10
+    cover_options = {o["name"]: o for o in guild_commands["cover"]["options"]}
+    assert cover_options["house_style"]["autocomplete"] and not cover_options["style"].get("autocomplete")
     assert guild_commands["cover"]["options"][0]["type"] == p.ATTACHMENT_OPTION
     assert guild_commands["Cover this"]["type"] == 3
     assert guild_commands["admin"]["default_member_permissions"] == str(p.MANAGE_GUILD)

@@ -175,3 +175,13 @@ def test_a_plan_reads_the_lm_spellings_under_the_contracts_names():
         "language",
         "audio_codes",
     }
+
+
+def test_a_lora_style_reads_back_and_an_untyped_cover_style_stays_its_caption():
+    """`style` was the cover's caption in untyped specs; since migration 0007 it names a LoRA style."""
+    spec = JobSpec(**SONG, style="demo", style_scale=0.5, style_sha256="ab" * 32)
+    assert JobSpec.from_stored(spec.stored()) == spec
+    typed_before_0007 = {k: v for k, v in JobSpec(**SONG).stored().items() if not k.startswith("style")}
+    assert JobSpec.from_stored({**typed_before_0007, "style": "jazz"}).style is None
+    old_cover = JobSpec.from_stored({"style": "bossa nova", "duration_s": 12})
+    assert (old_cover.caption, old_cover.style) == ("bossa nova", None)
