@@ -4,6 +4,7 @@
     <lyrics on the following lines>
     /cover [style] [strength=0.6]        (a reply to audio; the console takes a file path first)
     /song … takes=2   /cover … takes=2   (1 to 4 results, each with its own seed)
+    /song … best=3    /cover … best=3    (2 to 4 takes, scored; only the best is posted)
     /song … like=<path>                  (console: the clip whose sound the song takes)
     /reroll <song id> [seed]
     /repaint <song id> <start>-<end> [caption]   (seconds or m:ss; the id may come from a replied-to result)
@@ -22,11 +23,11 @@ from typing import Literal, cast
 
 from storage.contract.errors import UserError
 from storage.contract.types import UserRef
-from storage.contract.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
+from storage.contract.values import BEST_OF_MAX, ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
 
-SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes")
+SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes", "best")
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
-COVER_OPTIONS = ("strength", "seed", "duration", "takes")
+COVER_OPTIONS = ("strength", "seed", "duration", "takes", "best")
 # A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
 TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
@@ -75,6 +76,7 @@ class SongRequest:
     time_signature: int | None = None
     takes: int = 1
     like_path: str | None = None
+    best: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class CoverRequest:
     seed: int | None = None
     path: str | None = None
     takes: int = 1
+    best: int = 1
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def parse_song(command: ParsedCommand, with_path: bool = False) -> SongRequest:
         time_signature=parse_time_signature(options["timesig"]) if "timesig" in options else None,
         takes=parse_takes(options["takes"]) if "takes" in options else 1,
         like_path=options.get("like"),
+        best=parse_best_option(options),
     )
 
 
@@ -170,7 +174,8 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
         raise UserError("strength must be between 0 and 1, for example strength=0.6.")
     seed = parse_seed(options["seed"]) if "seed" in options else None
     takes = parse_takes(options["takes"]) if "takes" in options else 1
-    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path, takes=takes)
+    best = parse_best_option(options)
+    return CoverRequest(style=rest.strip(), strength=strength, seed=seed, path=path, takes=takes, best=best)
 
 
 def parse_reroll(command: ParsedCommand) -> tuple[int, int | None]:
@@ -272,6 +277,23 @@ def parse_takes(value: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= TAKES_MAX:
         raise UserError(f"takes must be a whole number from 1 to {TAKES_MAX}.")
     return int(text)
+
+
+def parse_best(value: str) -> int:
+    """`best=N`: how many takes to make and score, of which the best is posted: 2 to BEST_OF_MAX."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 2 <= int(text) <= BEST_OF_MAX:
+        raise UserError(f"best must be a whole number from 2 to {BEST_OF_MAX}: that many takes, and I post the best.")
+    return int(text)
+
+
+def parse_best_option(options: dict[str, str]) -> int:
+    """`best=N` from a command's options (1 without it); it cannot go with `takes=`."""
+    if "best" not in options:
+        return 1
+    if "takes" in options:
+        raise UserError("Use takes= for several songs or best= for the best of several takes, not both.")
+    return parse_best(options["best"])
 
 
 def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:

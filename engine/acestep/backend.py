@@ -23,7 +23,7 @@ from engine.acestep.sampler import nearest_shift
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.contract.errors import GenerationError
-from storage.contract.results import ModelInfo, TrackMeta, title_from_caption
+from storage.contract.results import ModelInfo, TakeScore, TrackMeta, title_from_caption
 from storage.contract.spec import Plan
 from storage.media.audio import span
 
@@ -139,6 +139,7 @@ class AceStepGenerator:
             thinking=lm_thinking,
             duration_max=max_duration_s,
         )
+        self.scorer: Any = None  # engine.acestep.lm.score.Scorer over the planner's LM, made on the first score
 
     @classmethod
     def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:
@@ -148,6 +149,7 @@ class AceStepGenerator:
         generator.device, generator.dtype = pipeline.device, pipeline.dtype
         generator.max_batch = max_batch
         generator.pipeline, generator.planner = pipeline, planner
+        generator.scorer = None
         return generator
 
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
@@ -252,6 +254,26 @@ class AceStepGenerator:
         if source_s - cover_s < 1.0:
             return None
         return f"The recording is {span(round(source_s))} long; this cover is of its first {span(round(cover_s))}."
+
+    def score(self, request: TrackRequest, track: GeneratedTrack, progress: Progress) -> TakeScore:
+        """A take of a `best=N` request scored the official way by the 5 Hz LM (`engine/acestep/lm/score.py`).
+
+        Without an LM every take scores 0 (the first take is then posted). The total is the LM's
+        score alone, combined as upstream's `calculate_reward_score` does.
+        """
+        progress(request.job_id, "scoring", 0.0)
+        if self.planner is None:
+            return TakeScore(total=0.0, best_of=request.spec.best_of)
+        from engine.acestep.lm.score import Scorer, score_take
+
+        self.scorer = self.scorer or Scorer(self.planner.lm)
+        taken = score_take(self.scorer, request, track, self.pipeline.source_codes)
+        # >>> LYRIC ALIGNMENT (issue 23, second part): the DiT's attention score of the lyrics
+        # (upstream's `handler.get_lyric_score`, `engine/acestep/alignment.py` on branch i22t) goes here:
+        # `taken = taken.model_copy(update={"lyric_alignment": ...})` for takes with lyrics. It does not
+        # enter `total`, which stays the LM's score as upstream combines it. <<<
+        progress(request.job_id, "scoring", 100.0)
+        return taken
 
     def model_info(self) -> ModelInfo:
         """What a re-roll needs besides the request and seed to give the same audio."""

@@ -20,10 +20,11 @@ do we. The planner keeps no ``genres`` in its plan, so that field is never score
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -31,6 +32,8 @@ import yaml
 from engine.acestep.lm.model import LoadedLM
 from engine.acestep.lm.plan import codes_to_string
 from engine.acestep.lm.prompts import DEFAULT_NEGATIVE
+from engine.protocol import GeneratedTrack, TrackRequest
+from storage.contract.results import TakeScore
 from storage.contract.spec import Plan
 
 # Upstream's defaults: the UI's score sensitivity, the recall's k, the reward's weights.
@@ -183,3 +186,34 @@ class Scorer:
             return torch.empty(0), torch.empty(0, dtype=torch.long)
         logits = self.lm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         return logits[0, prompt_len - 1 : -1, :], ids[0, prompt_len:]
+
+
+def take_plan(track: GeneratedTrack) -> Plan:
+    """What the take was made for: its plan, or (no LM plan) its caption, lyrics and metadata as used."""
+    if track.plan is not None:
+        return track.plan
+    meta = track.metadata
+    return Plan(
+        caption=track.caption,
+        lyrics=track.lyrics,
+        bpm=meta.bpm,
+        key=meta.key,
+        time_signature=meta.time_signature,
+        duration_s=meta.duration_s,
+        language=meta.language,
+    )
+
+
+def score_take(
+    scorer: Scorer, request: TrackRequest, track: GeneratedTrack, codes_of: Callable[[np.ndarray, int], list[int]]
+) -> TakeScore:
+    """One take of a `best=N` request, scored against what it was made for.
+
+    The codes are the take's plan's `audio_codes` (what the DiT followed); a take without them (a cover,
+    whose DiT followed its source) is read back from its own audio by `codes_of` (VAE, then the DiT's
+    tokenizer: what the LM reads of an upload), so that each take is judged on its own sound.
+    """
+    plan = take_plan(track)
+    codes = list(plan.audio_codes) or codes_of(track.audio, request.seed)
+    scored = scorer.score(codes, track.lyrics, plan_metadata(plan, track.caption))
+    return TakeScore(total=scored.total, conditions=scored.conditions, best_of=request.spec.best_of)
