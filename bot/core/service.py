@@ -156,6 +156,7 @@ class SongService:
         """Queue a new song, one job per take; `like` is a clip whose sound the song takes (its timbre)."""
         request = cleaned_song(request)
         self._check_song(request)
+        edits.check_best(request.best, request.takes)
         duration = request.duration_s or self.settings.default_duration_s
         for check in self.song_checks:
             await self._run(check, request, duration)
@@ -182,8 +183,7 @@ class SongService:
         self, seed: int | None, takes: int, target: DeliveryTarget, best: int = 1
     ) -> list[tuple[int, DeliveryTarget | None]]:
         """One (seed, target) per take; the takes of `best=N` share the first take's target (one status message)."""
-        if best > 1 or takes > 1:
-            edits.check_best(best, takes)
+        edits.check_best(best, takes)
         if best > 1:
             return list(zip(edits.take_seeds(seed, best), edits.best_targets(target, best), strict=True))
         return list(zip(edits.take_seeds(seed, takes), edits.take_targets(target, takes), strict=True))
