@@ -154,8 +154,8 @@ class Queue:
             UserError: more takes than `TAKES_MAX`, or a seed outside uint32.
         """
         check_takes(len(takes))
-        if spec.best_of > 1 and (len(takes) != spec.best_of or takes[0][1] is None):
-            raise ValueError("a best=N request is N takes, and its first take has the delivery")
+        if spec.best_of > 1 and any(target is not None for _, target in takes[1:]):
+            raise ValueError("the takes of a best=N request share one delivery, the first take's")
         for seed, _ in takes:
             check_seed(seed)
         with self.engine.begin() as conn:
@@ -177,7 +177,7 @@ class Queue:
                 job_ids.append(conn.execute(jobs.insert().values(**values).returning(jobs.c.id)).scalar_one())
                 if target is not None:
                     conn.execute(deliveries.insert().values(**delivery_values(job_ids[-1], target)))
-            if spec.best_of > 1:  # the takes of a best=N request: the first take's delivery names them all
+            if spec.best_of > 1 and takes[0][1] is not None:  # a best=N request: its one delivery names its takes
                 best.record_group(conn, job_ids)
             # The user's chain of tags grows by these jobs.
             conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=last_vfinish))
