@@ -30,7 +30,7 @@ from bot.discord.components import LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.contract.errors import UserError
 from storage.contract.types import DeliveryTarget, JobView
-from storage.contract.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
+from storage.contract.values import BEST_OF_MAX, BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."
@@ -43,6 +43,8 @@ Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
 Takes = app_commands.Range[int, 1, TAKES_MAX]
+Best = app_commands.Range[int, 2, BEST_OF_MAX]
+BEST_HELP = "Make 2 to 4 takes, score each against your request, post only the best (each counts as a song)"
 Seconds = app_commands.Range[int, 1, MAX_DURATION_S]
 
 
@@ -69,6 +71,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
     write_lyrics="Open a box to write multi-line lyrics",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
     like="A recording whose sound the song should have",
+    best=BEST_HELP,
 )
 async def song(
     interaction: discord.Interaction,
@@ -83,6 +86,7 @@ async def song(
     write_lyrics: bool = False,
     takes: Takes = 1,
     like: discord.Attachment | None = None,
+    best: Best | None = None,
 ) -> None:
     """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
     try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
@@ -101,6 +105,7 @@ async def song(
         language=language,
         seed=seed,
         takes=takes,
+        best=best or 1,
     )
     await start_song(interaction, request, like, write_lyrics)
 
@@ -127,6 +132,7 @@ async def start_song(
     strength="How closely it follows the original, 0 to 1 (default 1)",
     seed="Seed",
     takes="How many takes to make at once, each with its own seed (1 to 4)",
+    best=BEST_HELP,
 )
 async def cover(
     interaction: discord.Interaction,
@@ -135,9 +141,11 @@ async def cover(
     strength: Strength | None = None,
     seed: Seed | None = None,
     takes: Takes = 1,
+    best: Best | None = None,
 ) -> None:
     """/cover with an attachment."""
-    await cover_attachment(interaction, file, CoverRequest(style=style, strength=strength, seed=seed, takes=takes))
+    request = CoverRequest(style=style, strength=strength, seed=seed, takes=takes, best=best or 1)
+    await cover_attachment(interaction, file, request)
 
 
 async def cover_this(interaction: discord.Interaction, message: discord.Message) -> None:
