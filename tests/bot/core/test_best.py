@@ -122,3 +122,10 @@ def test_the_group_status_counts_the_takes():
 def test_help_says_what_best_does_and_what_it_costs():
     text = render.help_text(3, 30, 10, 600, 20, 7)
     assert "best=3" in text and "posts only the best" in text and "counts as a song against your limits" in text
+
+
+def test_the_console_help_says_it_too(tmp_path):
+    from bot.console.repl import console_help
+    from tests.helpers import make_settings
+
+    assert "best=3 on /song or /cover makes 3 takes" in console_help(make_settings(tmp_path))
