@@ -154,7 +154,8 @@ class Scorer:
         if target_ids.numel() == 0:
             return float("-inf")
         log_probs = F.log_softmax(logits, dim=-1)
-        return float(log_probs[torch.arange(target_ids.shape[0]), target_ids].mean().item())
+        rows = torch.arange(target_ids.shape[0], device=log_probs.device)
+        return float(log_probs[rows, target_ids].mean().item())
 
     def recall(self, prompt: str, target: str, topk: int | None = None) -> float:
         """Upstream's rank-weighted top-k recall of `target`'s tokens (``_calculate_topk_recall``).
