@@ -95,7 +95,7 @@ if [ -n "$ONLY" ]; then
         [[ " $ONLY " == *" $name "* ]] || cp "$kept" "$OUT/"
     done
 fi
-if [ "${SMALL:-0}" = 1 ]; then BUDGET=${SUITE_BUDGET_S:-1700}; else BUDGET=${SUITE_BUDGET_S:-400}; fi
+if [ "${SMALL:-0}" = 1 ]; then BUDGET=${SUITE_BUDGET_S:-1500}; else BUDGET=${SUITE_BUDGET_S:-400}; fi
 echo "gpu suite on $DEVICE at $COMMIT (small=${SMALL:-0}, only=${ONLY:-all}), budget ${BUDGET}s" >&2
 
 # run NAME LIMIT_S ARGS...: one bench, its lines in OUT/NAME.jsonl, then its exit record; never fails.
