@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU benchmark in one call, within 6 minutes on one H100 or H200 (bench/README.md has the device call):
+# Every GPU benchmark in one call, within 7 minutes on one H100 or H200 (bench/README.md has the device call):
 #
 #     bench/gpu_suite.sh OUT                    # official sizes, random bf16 weights, on the GPU
 #     SMALL=1 bench/gpu_suite.sh OUT            # tiny models on the CPU: checks the suite itself
@@ -9,11 +9,11 @@
 # Each bench prints JSON lines as it measures (bench/records.py), straight into OUT/<bench>.jsonl, so a
 # bench stopped at its time limit keeps what it measured; the suite then appends an `exit` record (status,
 # seconds, and for a failure the error and the end of stderr) and goes on. OUT/gpu-suite.json folds the
-# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*, styles.*,
+# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*, styles.*, score.*,
 # seconds per bench, errors, and the partial records of every bench that failed. 8 files in all.
 #
 # Time: the benches run one after another under their own limits, which add up to less than the budget
-# (SUITE_BUDGET_S, 380 s; a bench never gets more than what is left). encode is CPU work and runs beside.
+# (SUITE_BUDGET_S, 420 s; a bench never gets more than what is left). encode is CPU work and runs beside.
 # No CPU-side checks run here (bench/lm.py --check, pytest): they cost device time and need no GPU.
 #
 # The lent machine's python3 (3.12, torch + CUDA, transformers...) lacks some wheels and reaches no index:
@@ -95,7 +95,7 @@ if [ -n "$ONLY" ]; then
         [[ " $ONLY " == *" $name "* ]] || cp "$kept" "$OUT/"
     done
 fi
-if [ "${SMALL:-0}" = 1 ]; then BUDGET=${SUITE_BUDGET_S:-1500}; else BUDGET=${SUITE_BUDGET_S:-380}; fi
+if [ "${SMALL:-0}" = 1 ]; then BUDGET=${SUITE_BUDGET_S:-1500}; else BUDGET=${SUITE_BUDGET_S:-420}; fi
 echo "gpu suite on $DEVICE at $COMMIT (small=${SMALL:-0}, only=${ONLY:-all}), budget ${BUDGET}s" >&2
 
 # run NAME LIMIT_S ARGS...: one bench, its lines in OUT/NAME.jsonl, then its exit record; never fails.
@@ -135,8 +135,9 @@ if [ "${SMALL:-0}" = 1 ]; then
     run service 400 bench/service.py --tiny --songs 4 --load-s 5 --deadline-s 300
     run vae 150 bench/vae.py --channels 4 --batch 2 --seconds 5 --warmup 0
     run styles 120 bench/styles.py --rank 8 --seconds 5 --repeats 1
+    run score 200 bench/score.py --small --seconds 10,20
 else
-    # Limits (s): engine 60 + exact 50 + lm 60 + service 130 + vae 40 + styles 25 = 365 of the 380 s budget.
+    # Limits (s): engine 60 + exact 50 + lm 60 + service 130 + vae 40 + styles 25 + score 40 = 405 of the 420 s budget.
     # The encoder is CPU work: it runs beside the GPU benches.
     run encode 60 bench/encode.py --seconds 30 --repeats 2 &
     encode_pid=$!
@@ -152,6 +153,8 @@ else
     run vae 40 bench/vae.py --full-size --seconds 180 --batch 8
     # A LoRA style switch on the 2B decoder (target < 1 s): merge, switch, restore; vs hooks per step.
     run styles 25 bench/styles.py --full-size --device cuda --rank 8,64 --seconds 60
+    # best=N: scoring a take (the LM's official score) against making it, 60 s and 180 s songs; target <= 10 %.
+    run score 40 bench/score.py --full-size --seconds 60,180
     # Optional: the DiT layers through torch.compile (regional: one graph for all 24; compiled on first call).
     [ "${SUITE_COMPILE:-0}" = 1 ] && run engine_compiled 150 bench/engine.py --full-size --batch 1,8 --seconds 180 --compile
 fi

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.records import read_records  # noqa: E402
 
-BENCHES = ("encode", "engine", "exact", "lm", "service", "vae", "styles")
+BENCHES = ("encode", "engine", "exact", "lm", "service", "vae", "styles", "score")
 OPTIONAL = ("engine_compiled",)
 Records = list[dict[str, Any]]
 
@@ -121,6 +121,19 @@ def styles_numbers(records: Records) -> dict[str, Any]:
     }
 
 
+def score_numbers(records: Records) -> dict[str, Any]:
+    """best=N (bench/score.py): scoring a take against making it, for the longest song measured."""
+    cases = [rec for rec in records if rec.get("record") == "case"]
+    longest = max(cases, key=lambda rec: rec.get("seconds", 0)) if cases else {}
+    return {
+        "seconds": longest.get("seconds"),
+        "take_s": longest.get("take_s"),
+        "score_s": longest.get("score_s"),
+        "score_pct": longest.get("score_pct"),
+        "score_pct_max": max((rec["score_pct"] for rec in cases if "score_pct" in rec), default=None),
+    }
+
+
 def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
     """gpu-suite.json's content from the JSON-lines files in ``folder``."""
     data = {name: read_records(folder / f"{name}.jsonl") for name in BENCHES}
@@ -142,6 +155,7 @@ def summary(folder: Path, device: str, commit: str) -> dict[str, Any]:
         },
         "exact": exact_numbers(data["exact"]),
         "styles": styles_numbers(data["styles"]),
+        "score": score_numbers(data["score"]),
         "seconds": {name: find(records, "exit").get("seconds") for name, records in data.items() if records},
         "errors": errors,
         "partial": {name: _without_logs(data[name]) for name in errors if data[name]},

@@ -170,3 +170,12 @@ class Generator(Protocol):
             storage.contract.errors.GenerationError: with a sentence for the user.
         """
         ...
+
+    def score(self, request: TrackRequest, track: GeneratedTrack, progress: Progress) -> TakeScore:
+        """How well a finished take matches its request (the takes of a `best=N` request are compared by it).
+
+        The worker calls it once per take of a `best=N` request, after the take is made, and stores the
+        score with the track; a higher `total` is a better take. The score depends on the take and its
+        request only (never on the other takes), so each take is scored on its own.
+        """
+        ...

@@ -313,7 +313,27 @@ class Worker:
     def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
         """The GPU stage; None when the batch ended here (stopped, failed)."""
         generate = self.generator.generate
-        return self._guarded(batch, lambda: self.observer.generating(generate, batch.requests, batch.progress))
+        results = self._guarded(batch, lambda: self.observer.generating(generate, batch.requests, batch.progress))
+        if results is None or not any(request.spec.best_of > 1 for request in batch.requests):
+            return results
+        return self._guarded(batch, lambda: self._score(batch, results))
+
+    def _score(self, batch: _Batch, results: list[GeneratedTrack]) -> list[GeneratedTrack]:
+        """Score each made take of a `best=N` request (stored with its track; the bot posts the best).
+
+        A take that cannot be scored keeps no score and is still a take: it is posted only if no
+        other take of its request has a score.
+        """
+        for request, result in zip(batch.requests, results, strict=True):
+            if request.spec.best_of <= 1 or result.error is not None:
+                continue
+            try:
+                result.score = self.observer.timed("scoring", self.generator.score, request, result, batch.progress)
+            except Stopping:
+                raise
+            except Exception:  # one take's score is not worth its song: it stays a take, unscored
+                log.exception("scoring failed", extra={"job": request.job_id})
+        return results
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
         """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.

@@ -56,6 +56,7 @@ HELP = """\
   and type them on the next lines (language=: the language they are sung in).
 /reroll <song id> [seed] — a new take of the song (new seed); with its own seed, exactly the same song.
   takes=2 on /song or /cover makes 2 (up to 4) at once; like=<file path> on /song makes it sound like that clip.
+  best=3 on /song or /cover makes 3 takes (2 to 4), scores them and prints only the best (each counts as a song).
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 3 0:08-0:12 a solo).
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.

@@ -32,6 +32,7 @@ from storage.contract.types import DESCRIBE, SUCCEEDED, DeliveryView, JobView
 from storage.db import utcnow
 from storage.ops.metrics import is_rate_limited
 from storage.ops.repeats import RepeatedErrors
+from storage.queue import best
 from storage.queue.outbox import DONE, TOLD
 
 log = logging.getLogger("songbot.delivery")
@@ -140,6 +141,13 @@ class DeliveryLoop:
 
     async def _handle(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
         try:
+            takes = best.takes_of(delivery)
+            if takes is not None and not best.decided(delivery):
+                chosen = await self._choose(delivery, job, takes)
+                if chosen is None:  # a take is still being made: the group's one status message moves on
+                    await self._update(messenger, delivery, job, takes)
+                    return
+                delivery, job = chosen
             if job.finished:
                 await self._finish(messenger, delivery, job)
             else:
@@ -156,10 +164,32 @@ class DeliveryLoop:
                 self.outbox.retry_later, delivery.id, repr(error), self.clock(), delay, MAX_ATTEMPTS, maybe_sent
             )
 
-    async def _update(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+    async def _choose(
+        self, delivery: DeliveryView, job: JobView, takes: tuple[int, ...]
+    ) -> tuple[DeliveryView, JobView] | None:
+        """A `best=N` group: once every take has ended, the row is pointed at the best take (once, atomically).
+
+        Returns:
+            The row and the job it now posts, or None while a take is still open.
+        """
+        winner = await asyncio.to_thread(self.service.best.decide, delivery.id)
+        if winner is None:
+            return None
+        log.info("best take chosen", extra={"job": winner, "takes": list(takes)})
+        chosen = job if winner == job.id else await asyncio.to_thread(self.service.queue.get, winner)
+        if chosen is None:
+            raise RuntimeError(f"the chosen take {winner} has no job")
+        return replace(delivery, job_id=winner), chosen
+
+    async def _update(
+        self, messenger: Messenger, delivery: DeliveryView, job: JobView, takes: tuple[int, ...] | None = None
+    ) -> None:
         if not self._due(delivery):  # checked first: building the text costs a queue query
             return
-        text = await asyncio.to_thread(self.service.status_text, job)
+        if takes is not None:
+            text = await asyncio.to_thread(self.service.best_status_text, takes)
+        else:
+            text = await asyncio.to_thread(self.service.status_text, job)
         if text == delivery.last_status_text:
             return
         message_id = await messenger.show_status(delivery, text)

@@ -15,7 +15,7 @@ from storage.contract.errors import LimitError, UserError
 from storage.contract.spec import Edit, JobSpec, check_seed, check_takes
 from storage.contract.text import counted
 from storage.contract.types import DeliveryTarget, JobView, TrackView
-from storage.contract.values import SEED_MAX
+from storage.contract.values import BEST_OF_MAX, SEED_MAX
 
 # A span that starts this close to 0 and ends this close to the end is the whole song.
 WHOLE_SONG_MARGIN_S = 0.5
@@ -45,6 +45,23 @@ def take_targets(target: DeliveryTarget, takes: int) -> list[DeliveryTarget]:
     return [target] + [others] * (takes - 1)
 
 
+def check_best(best: int, takes: int) -> None:
+    """`best=N` is 2 to BEST_OF_MAX takes and does not go with `takes=` (whatever adapter it came through).
+
+    Raises:
+        UserError: the sentence to show.
+    """
+    if best > 1 and takes > 1:
+        raise UserError("Use takes= for several songs or best= for the best of several takes, not both.")
+    if not 1 <= best <= BEST_OF_MAX:
+        raise UserError(f"best must be a whole number from 2 to {BEST_OF_MAX}: that many takes, and I post the best.")
+
+
+def best_targets(target: DeliveryTarget, best: int) -> list[DeliveryTarget | None]:
+    """The takes of `best=N`: the first has the request's status message and posts the winner; the others none."""
+    return [target] + [None] * (best - 1)
+
+
 def reroll_spec(parent: JobView, track: TrackView, seed: int | None) -> JobSpec:
     """The spec of a re-roll: with a seed, the stored plan exactly; without, new codes for the same blueprint."""
     plan = track.plan
@@ -53,7 +70,9 @@ def reroll_spec(parent: JobView, track: TrackView, seed: int | None) -> JobSpec:
         plan = plan.model_copy(update={"audio_codes": ()})
     # The style as the song was made: the engine refuses the re-roll when the style's files changed since.
     style_sha256 = track.style.sha256 if track.style is not None else None
-    return parent.spec.model_copy(update={"plan": plan, "new_take": new_take, "style_sha256": style_sha256})
+    # A re-roll of a best=N take is one song of its own, posted like any (its seed, its codes: the same audio).
+    update = {"plan": plan, "new_take": new_take, "style_sha256": style_sha256, "best_of": 1}
+    return parent.spec.model_copy(update=update)
 
 
 def repaint_edit(track: TrackView, start_s: float, end_s: float) -> Edit:

@@ -5,6 +5,7 @@
     /cover [style] [strength=0.6] [language=es] [instrumental=true]   (a reply to audio; the console: a path first)
     <new lyrics for the cover on the following lines>
     /song … takes=2   /cover … takes=2   (1 to 4 results, each with its own seed)
+    /song … best=3    /cover … best=3    (2 to 4 takes, scored; only the best is posted)
     /song … like=<path>                  (console: the clip whose sound the song takes)
     /reroll <song id> [seed]
     /repaint <song id> <start>-<end> [caption]   (seconds or m:ss; the id may come from a replied-to result)
@@ -25,12 +26,23 @@ from typing import Literal, cast
 
 from storage.contract.errors import UserError
 from storage.contract.types import UserRef
-from storage.contract.values import ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
+from storage.contract.values import BEST_OF_MAX, ID_MAX, LANGUAGES, SEED_MAX, TAKES_MAX, canonical_key
 
 STYLE_OPTIONS = ("style", "style_scale")
-SONG_OPTIONS = ("duration", "bpm", "key", "seed", "language", "instrumental", "timesig", "takes", *STYLE_OPTIONS)
+SONG_OPTIONS = (
+    "duration",
+    "bpm",
+    "key",
+    "seed",
+    "language",
+    "instrumental",
+    "timesig",
+    "takes",
+    "best",
+    *STYLE_OPTIONS,
+)
 CONSOLE_SONG_OPTIONS = (*SONG_OPTIONS, "like")
-COVER_OPTIONS = ("strength", "seed", "duration", "takes", "language", "instrumental", *STYLE_OPTIONS)
+COVER_OPTIONS = ("strength", "seed", "duration", "takes", "language", "instrumental", "best", *STYLE_OPTIONS)
 # A time in a span: seconds (`75`, `7.5`) or minutes and seconds (`1:15`, `1:15.5`), ASCII digits only.
 TIME = re.compile(r"^(?:([0-9]{1,3}):([0-5][0-9])|([0-9]{1,4}))(?:\.([0-9]{1,3}))?$", re.ASCII)
 SONG_ID = re.compile(r"^#?([0-9]{1,18})$", re.ASCII)
@@ -81,6 +93,7 @@ class SongRequest:
     like_path: str | None = None
     lora: str | None = None  # style=<name>: a house style (a LoRA under MODEL_DIR/loras/)
     lora_scale: float | None = None  # style_scale=, 0..1; None: the style's own (1)
+    best: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class CoverRequest:
     instrumental: bool = False
     lora: str | None = None  # style=<name> (the text before is the cover's description, `style` above)
     lora_scale: float | None = None
+    best: int = 1
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ def parse_song(command: ParsedCommand, with_path: bool = False) -> SongRequest:
         like_path=options.get("like"),
         lora=style_option(options)[0],
         lora_scale=style_option(options)[1],
+        best=parse_best_option(options),
     )
 
 
@@ -208,6 +223,7 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
         instrumental=instrumental,
         lora=lora,
         lora_scale=lora_scale,
+        best=parse_best_option(options),
     )
 
 
@@ -364,6 +380,23 @@ def parse_takes(value: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= TAKES_MAX:
         raise UserError(f"takes must be a whole number from 1 to {TAKES_MAX}.")
     return int(text)
+
+
+def parse_best(value: str) -> int:
+    """`best=N`: how many takes to make and score, of which the best is posted: 2 to BEST_OF_MAX."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 2 <= int(text) <= BEST_OF_MAX:
+        raise UserError(f"best must be a whole number from 2 to {BEST_OF_MAX}: that many takes, and I post the best.")
+    return int(text)
+
+
+def parse_best_option(options: dict[str, str]) -> int:
+    """`best=N` from a command's options (1 without it); it cannot go with `takes=`."""
+    if "best" not in options:
+        return 1
+    if "takes" in options:
+        raise UserError("Use takes= for several songs or best= for the best of several takes, not both.")
+    return parse_best(options["best"])
 
 
 def parse_id_arg(command: ParsedCommand, usage: str) -> int | None:

@@ -41,7 +41,9 @@ they are sung in; instrumental=true asks for no voice.
   /cover bossa nova language=es
   La luna sobre el mar
 /reroll <song id> [seed] — a new take of the song (new seed, new codes); with the song's own seed, exactly \
-the same song. takes=2 on /song or /cover makes 2 (up to 4) at once.
+the same song. takes=2 on /song or /cover makes 2 (up to 4) at once. best=3 on /song or /cover makes 3 \
+takes (2 to 4), scores each against your request and posts only the best; the others are in /history \
+(each counts as a song against your limits).
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 12 0:30-0:45 \
 a guitar solo); the rest stays. /extend <song id> <seconds> [caption] — make a song longer. Both also work \
 as a reply to one of my songs, and with the ✏️ and ➕ buttons.
@@ -145,6 +147,7 @@ STAGE_TEXT = {
     "encoding": "🎛 Reading the prompt…",
     "decoding": "🎚 Mixing down…",
     "saving": "💾 Saving…",
+    "scoring": "🏅 Scoring the take…",
     "uploading": "📤 Uploading…",
 }
 
@@ -165,6 +168,30 @@ def status_text(job: JobView, position: int | None, eta_s: float | None) -> str:
     if job.status == CANCELLED:
         return f"🚫 {label} cancelled"
     return f"⚠️ {label} failed: {job.error or 'something went wrong.'}"
+
+
+def best_status_text(best_of: int, made: int, next_status: str | None) -> str:
+    """The status of a `best=N` request: the takes made so far, and the line of the next one."""
+    head = f"🏅 Best of {best_of}: {made} of {best_of} takes made"
+    return head + (f"\n{next_status}" if next_status else ", choosing the best…")
+
+
+def best_line(track: TrackView) -> str:
+    """`🏆 best of 3 · score 0.74` under the chosen take of a `best=N` request; "" for any other song."""
+    score = track.score
+    if score is None or not score.chosen or not score.best_of:
+        return ""
+    return f"🏆 best of {score.best_of} · score {score.total:.2f}"
+
+
+def take_text(track: TrackView) -> str:
+    """A `best=N` take in /history: `take 2/3, not chosen`, `take 1/3, chosen 🏆`; "" for any other song."""
+    score = track.score
+    if score is None or not score.best_of or score.best_of < 2:
+        return ""
+    if score.take is None:
+        return f"one of best of {score.best_of}, waiting for the others"
+    return f"take {score.take}/{score.best_of}, " + ("chosen 🏆" if score.chosen else "not chosen")
 
 
 def failure_text(job: JobView) -> str:
@@ -203,6 +230,8 @@ def result_caption(track: TrackView) -> str:
     if track.caption.strip():
         lines.append(f"Style: {shorten(track.caption, 200)}")
     lines += [" · ".join(facts), f"#{track.job_id} · seed {track.seed}"]
+    if best_line(track):
+        lines.append(best_line(track))
     if track.notice:
         lines.append(f"ℹ️ {track.notice}")
     return "\n".join(lines)
@@ -226,6 +255,7 @@ def history_text(tracks: list[TrackView]) -> str:
                 f"seed {track.seed}",
                 format_duration(track.duration_s),
                 origin_text(track),
+                take_text(track),
             )
             if part
         )

@@ -69,6 +69,7 @@ from storage.ops.metrics import BotMetrics
 from storage.ops.scrub import Scrubber
 from storage.private import private_dir
 from storage.queue.accounts import Accounts
+from storage.queue.best import BestOf
 from storage.queue.jobs import Queue
 from storage.queue.library import Library
 from storage.queue.outbox import Outbox
@@ -132,6 +133,7 @@ class SongService:
         self.library = library
         self.blobs = blobs
         self.outbox = Outbox(queue.engine, queue.scrub)
+        self.best = BestOf(queue.engine)
         self.clock = clock
 
     @classmethod
@@ -185,6 +187,7 @@ class SongService:
         request = cleaned_song(request)
         self._check_song(request)
         style = self.check_style(request.lora, request.lora_scale)
+        edits.check_best(request.best, request.takes)
         duration = request.duration_s or self.settings.default_duration_s
         for check in self.song_checks:
             await self._run(check, request, duration)
@@ -203,12 +206,19 @@ class SongService:
             like=like is not None,
             style=style[0],
             style_scale=style[1],
+            best_of=request.best,
         )
-        takes = self._takes(request.seed, request.takes, target)  # refused before an upload is kept
+        takes = self._takes(request.seed, request.takes, target, request.best)  # refused before an upload is kept
         blob = (await self._keep_upload(like, "clips"))[0] if like is not None else None
         return await self._run(self._submit_takes, user, "song", spec, takes, None, blob)
 
-    def _takes(self, seed: int | None, takes: int, target: DeliveryTarget) -> list[tuple[int, DeliveryTarget]]:
+    def _takes(
+        self, seed: int | None, takes: int, target: DeliveryTarget, best: int = 1
+    ) -> list[tuple[int, DeliveryTarget | None]]:
+        """One (seed, target) per take; the takes of `best=N` share the first take's target (one status message)."""
+        edits.check_best(best, takes)
+        if best > 1:
+            return list(zip(edits.take_seeds(seed, best), edits.best_targets(target, best), strict=True))
         return list(zip(edits.take_seeds(seed, takes), edits.take_targets(target, takes), strict=True))
 
     async def _keep_upload(self, clip: Clip, what: str) -> tuple[str, float]:
@@ -267,7 +277,7 @@ class SongService:
         of the source's words, as upstream's cover does with its `lyrics` and `vocal_language`.
         """
         request = cleaned_cover(request)
-        takes = self._takes(request.seed, request.takes, target)  # refused before the upload is kept
+        takes = self._takes(request.seed, request.takes, target, request.best)  # refused before the upload is kept
         if len(request.style) > self.settings.max_prompt_chars:
             raise UserError(f"Keep the style under {self.settings.max_prompt_chars} characters.")
         if len(request.lyrics) > self.settings.max_lyrics_chars:
@@ -284,6 +294,7 @@ class SongService:
             strength=request.strength if request.strength is not None else DEFAULT_COVER_STRENGTH,
             style=style[0],
             style_scale=style[1],
+            best_of=request.best,
         )
         return await self._run(self._submit_takes, user, "cover", spec, takes, None, blob)
 
@@ -403,13 +414,12 @@ class SongService:
         ref: UserRef,
         kind: str,
         spec: JobSpec,
-        takes: list[tuple[int, DeliveryTarget]],
+        takes: list[tuple[int, DeliveryTarget | None]],
         parent_id: int | None = None,
         source_blob: str | None = None,
     ) -> list[JobView]:
         user = self._user(ref)
-        chosen: list[tuple[int, DeliveryTarget | None]] = list(takes)
-        jobs = self.queue.submit_takes(user.id, kind, spec, chosen, self.clock(), parent_id, source_blob)
+        jobs = self.queue.submit_takes(user.id, kind, spec, takes, self.clock(), parent_id, source_blob)
         self.metrics.submitted.labels(kind, ref.platform).inc(len(jobs))
         return jobs
 
@@ -497,6 +507,14 @@ class SongService:
         ahead, ahead_cost = self.queue.position(job)
         eta = (ahead_cost + job.cost) * self.queue.seconds_per_cost()
         return render.status_text(job, ahead + 1, eta)
+
+    def best_status_text(self, takes: Sequence[int]) -> str:
+        """The one status message of a `best=N` group: how many takes are made, and where the next one is."""
+        jobs = self.best.takes(takes)
+        waiting = [job for job in jobs if not job.finished]
+        return render.best_status_text(
+            len(takes), len(jobs) - len(waiting), self.status_text(waiting[0]) if waiting else None
+        )
 
     def result(self, job: JobView) -> ResultView | None:
         """The finished song of a succeeded job, or None."""

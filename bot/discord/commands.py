@@ -31,7 +31,7 @@ from bot.discord.components import CoverLyricsModal, LyricsModal, history_view
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.contract.errors import UserError
 from storage.contract.types import DeliveryTarget, JobView
-from storage.contract.values import BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
+from storage.contract.values import BEST_OF_MAX, BPM_MAX, BPM_MIN, ID_MAX, MAX_DURATION_S, MIN_DURATION_S, SEED_MAX
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm", ".aiff")
 NO_AUDIO = "That message has no audio file to cover."
@@ -45,6 +45,8 @@ Strength = app_commands.Range[float, 0.0, 1.0]
 Text = app_commands.Range[str, 1, 1000]
 Key = app_commands.Range[str, 1, 40]
 Takes = app_commands.Range[int, 1, TAKES_MAX]
+Best = app_commands.Range[int, 2, BEST_OF_MAX]
+BEST_HELP = "Make 2 to 4 takes, score each against your request, post only the best (each counts as a song)"
 Seconds = app_commands.Range[int, 1, MAX_DURATION_S]
 StyleName = app_commands.Range[str, 1, 64]
 STYLE_CHOICES_MAX = 25  # Discord shows at most 25 autocomplete choices
@@ -84,6 +86,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client]) -> None:
     like="A recording whose sound the song should have",
     style="A house style (see /styles)",
     style_scale="How strongly the style is applied, 0 to 1 (default 1)",
+    best=BEST_HELP,
 )
 @app_commands.autocomplete(style=style_choices)
 async def song(
@@ -101,6 +104,7 @@ async def song(
     like: discord.Attachment | None = None,
     style: StyleName | None = None,
     style_scale: Strength | None = None,
+    best: Best | None = None,
 ) -> None:
     """/song: a new song; `write_lyrics` opens the ✍️ modal first; `like` is a clip whose sound it takes."""
     try:  # the same normal forms as the text syntax: `c#m` → `C# minor`, `EN` → `en`
@@ -121,6 +125,7 @@ async def song(
         takes=takes,
         lora=style,
         lora_scale=style_scale,
+        best=best or 1,
     )
     await start_song(interaction, request, like, write_lyrics)
 
@@ -153,6 +158,7 @@ async def start_song(
     write_lyrics="Open a box to write multi-line new lyrics",
     house_style="A house style (see /styles); `style` above is the cover's description",
     style_scale="How strongly the house style is applied, 0 to 1 (default 1)",
+    best=BEST_HELP,
 )
 @app_commands.autocomplete(house_style=style_choices)
 async def cover(
@@ -168,6 +174,7 @@ async def cover(
     write_lyrics: bool = False,
     house_style: StyleName | None = None,
     style_scale: Strength | None = None,
+    best: Best | None = None,
 ) -> None:
     """/cover with an attachment; new lyrics in `lyrics`, or in the ✍️ box that `write_lyrics` opens first."""
     try:  # the text syntax's checks: `ES` → `es`; no new words (the box's either) for an instrumental cover
@@ -186,6 +193,7 @@ async def cover(
         instrumental=instrumental,
         lora=house_style,
         lora_scale=style_scale,
+        best=best or 1,
     )
     if not write_lyrics:
         await cover_attachment(interaction, file, request)

@@ -25,7 +25,7 @@ from engine.acestep.styles import StyleError, Styles, group_key
 from engine.acestep.text import Metas
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from storage.contract.errors import GenerationError
-from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TrackMeta, title_from_caption
+from storage.contract.results import LyricTiming, ModelInfo, StyleRef, TakeScore, TrackMeta, title_from_caption
 from storage.contract.spec import Description, Plan
 from storage.media.audio import span
 
@@ -154,6 +154,7 @@ class AceStepGenerator:
         )
         # House styles: LoRA adapters under MODEL_DIR/loras/, merged into the DiT for the tracks that ask.
         self.styles = Styles(self.model_dir, self.pipeline.dit.decoder)
+        self.scorer: Any = None  # engine.acestep.lm.score.Scorer over the planner's LM, made on the first score
 
     @classmethod
     def from_parts(cls, pipeline: AceStepPipeline, planner: Any = None, max_batch: int = 4) -> AceStepGenerator:
@@ -164,6 +165,7 @@ class AceStepGenerator:
         generator.max_batch = max_batch
         generator.pipeline, generator.planner = pipeline, planner
         generator.styles = Styles(generator.model_dir, pipeline.dit.decoder)
+        generator.scorer = None
         return generator
 
     def generate(self, batch: list[TrackRequest], progress: Progress) -> list[GeneratedTrack]:
@@ -339,6 +341,45 @@ class AceStepGenerator:
         if source_s - cover_s < 1.0:
             return None
         return f"The recording is {span(round(source_s))} long; this cover is of its first {span(round(cover_s))}."
+
+    def score(self, request: TrackRequest, track: GeneratedTrack, progress: Progress) -> TakeScore:
+        """A take of a `best=N` request scored the official way by the 5 Hz LM (`engine/acestep/lm/score.py`).
+
+        Without an LM every take scores 0 (the first take is then posted). The total is the LM's
+        score alone, combined as upstream's `calculate_reward_score` does.
+        """
+        progress(request.job_id, "scoring", 0.0)
+        if self.planner is None:
+            return TakeScore(total=0.0, best_of=request.spec.best_of)
+        from engine.acestep.lm.score import Scorer, score_take
+
+        self.scorer = self.scorer or Scorer(self.planner.lm)
+        taken = score_take(self.scorer, request, track, self.pipeline.source_codes)
+        taken = taken.model_copy(update={"lyric_alignment": self._lyric_alignment(request, track)})
+        progress(request.job_id, "scoring", 100.0)
+        return taken
+
+    def _lyric_alignment(self, request: TrackRequest, take: GeneratedTrack) -> float | None:
+        """Upstream's ``get_lyric_score`` of a take (its ``dit_score``): how well the DiT's attention at the
+        last step aligns the sung lyrics; None for an instrumental, a take without latents, or a failed pass.
+
+        It is stored beside the LM's score and does not enter ``total``, as upstream keeps the two apart.
+        """
+        if take.latents is None or not take.lyrics.strip():
+            return None
+        [styled], [style] = self._resolve_styles([request])
+        if styled.error is not None:
+            return None
+        try:
+            self.styles.use(style)  # the DiT as it made the take
+            planned = request.with_plan(take.plan) if take.plan is not None else request  # as it was made
+            scores = self.pipeline.lyric_scores(request_to_track(planned), take.latents)
+        except Exception:
+            log.exception("the lyric score of take %s failed", request.job_id)
+            return None
+        finally:
+            self.styles.restore()
+        return scores[1] if scores is not None else None
 
     def model_info(self) -> ModelInfo:
         """What a re-roll needs besides the request and seed to give the same audio."""

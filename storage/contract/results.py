@@ -120,6 +120,8 @@ class TakeScore(Record):
         lyric_alignment: The DiT attention's lyric score (`get_lyric_score`), or None without lyrics.
         best_of: N of the `best=N` request this take belongs to, or None.
         chosen: This take was the one posted.
+        take: Its number among the takes of its request (1..N), set when the best one was chosen;
+            None until then.
     """
 
     total: float
@@ -127,6 +129,7 @@ class TakeScore(Record):
     lyric_alignment: float | None = None
     best_of: int | None = None
     chosen: bool = False
+    take: int | None = None
 
 
 class StyleRef(Record):

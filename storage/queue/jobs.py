@@ -37,7 +37,7 @@ from storage.contract.types import (
 from storage.db import read_only
 from storage.models import deliveries_table, jobs_table, queue_state_table, tracks_table, users_table
 from storage.ops.scrub import Scrubber
-from storage.queue import fairness, reaper
+from storage.queue import best, fairness, reaper
 from storage.queue.rows import delivery_values, job_view, queued_job_values, track_values
 
 jobs = jobs_table
@@ -154,6 +154,8 @@ class Queue:
             UserError: more takes than `TAKES_MAX`, or a seed outside uint32.
         """
         check_takes(len(takes))
+        if spec.best_of > 1 and any(target is not None for _, target in takes[1:]):
+            raise ValueError("the takes of a best=N request share one delivery, the first take's")
         for seed, _ in takes:
             check_seed(seed)
         with self.engine.begin() as conn:
@@ -175,6 +177,8 @@ class Queue:
                 job_ids.append(conn.execute(jobs.insert().values(**values).returning(jobs.c.id)).scalar_one())
                 if target is not None:
                     conn.execute(deliveries.insert().values(**delivery_values(job_ids[-1], target)))
+            if spec.best_of > 1 and takes[0][1] is not None:  # a best=N request: its one delivery names its takes
+                best.record_group(conn, job_ids)
             # The user's chain of tags grows by these jobs.
             conn.execute(update(users).where(users.c.id == user_id).values(last_vfinish=last_vfinish))
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids)).order_by(jobs.c.id)).all()

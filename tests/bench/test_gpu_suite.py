@@ -15,7 +15,7 @@ import pytest
 from bench.records import read_records
 from tests.helpers import REPO
 
-BENCHES = {"encode", "engine", "exact", "lm", "service", "vae", "styles"}
+BENCHES = {"encode", "engine", "exact", "lm", "service", "vae", "styles", "score"}
 
 
 def environment(tmp_path: Path, **env: str) -> dict[str, str]:

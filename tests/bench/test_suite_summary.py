@@ -103,8 +103,17 @@ def test_every_bench_complete_fills_the_summary(tmp_path):
         {"record": "side_by_side", "config": "full", "rank": 64, "overhead_pct": 9.0},
         ok,
     )
+    write(
+        tmp_path,
+        "score",
+        {"record": "setup", "device": "cuda"},
+        {"record": "case", "seconds": 60, "take_s": 10.0, "score_s": 0.5, "score_pct": 5.0},
+        {"record": "case", "seconds": 180, "take_s": 30.0, "score_s": 1.2, "score_pct": 4.0},
+        ok,
+    )
     result = summary(tmp_path, "cuda", "abc")
     assert result["device"] == "NVIDIA H100" and result["errors"] == {} and result["partial"] == {}
+    assert result["score"] == {"seconds": 180, "take_s": 30.0, "score_s": 1.2, "score_pct": 4.0, "score_pct_max": 5.0}
     assert result["engine"]["b8_180s_s"] == 2.5 and result["engine"]["kernels_per_step"] == 1200
     assert result["engine"]["b1_timing_share_of_dit"] == 0.1 and result["engine"]["b8_timing_pass_s"] is None
     assert result["exact"]["cost_pct"] == 10.0 and result["exact"]["batched_snr_db"] == 49.0
@@ -131,5 +140,5 @@ def test_failed_lists_the_benches_with_errors(tmp_path):
     write(tmp_path, "vae", {"record": "decode", "variant": "fast", "seconds": 1.5}, {"record": "exit", "rc": 0})
     write(tmp_path, "lm", {"record": "exit", "error": "skipped: the suite budget was spent"})
     assert main([str(tmp_path), "H200", "abc"]) == 0
-    assert failed(tmp_path / "gpu-suite.json") == ["encode", "engine", "exact", "lm", "service", "styles"]
-    assert failed(tmp_path / "missing.json") == ["encode", "engine", "exact", "lm", "service", "vae", "styles"]
+    assert failed(tmp_path / "gpu-suite.json") == ["encode", "engine", "exact", "lm", "service", "styles", "score"]
+    assert failed(tmp_path / "missing.json") == ["encode", "engine", "exact", "lm", "service", "vae", "styles", "score"]
