@@ -22,7 +22,11 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
     "dead",
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
-KINDS = ("song", "cover", "reroll", "repaint", "extend")
+KINDS = ("song", "cover", "reroll", "repaint", "extend", "timing")
+# Kinds whose job makes no track: it ends with `jobs.result` (a `Record` of `results.py`), and the bot's
+# delivery loop posts it through the renderer registered for its kind (`bot/core/answers.py`). These
+# do not count against the daily quota of songs. `timing`: a stored song's lyrics timed (issue 22).
+TRACKLESS_KINDS = frozenset({"timing"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,12 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     lease_owner: str | None = None
+    result: dict[str, Any] | None = None  # a trackless job's result (`TRACKLESS_KINDS`), read by its kind's Record
+
+    @property
+    def makes_track(self) -> bool:
+        """Whether this job ends with a track (a song); a trackless one ends with `result`."""
+        return self.kind not in TRACKLESS_KINDS
 
     @property
     def finished(self) -> bool:

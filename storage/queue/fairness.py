@@ -21,6 +21,8 @@ from storage.contract.spec import JobSpec
 
 # Planning a song with the LM costs GPU time on top of the audio itself.
 LM_COST_FACTOR = 1.5
+# What a job that makes no audio is charged, in audio seconds: one pass of the model, not a song.
+TRACKLESS_COSTS = {"timing": 2.0}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ def price(kind: str, spec: JobSpec) -> float:
     A song is planned by the LM unless it follows a stored plan. While the planner will choose its
     length, the song is charged the longest it may be: an upper bound, corrected by `final_price`.
     """
+    if kind in TRACKLESS_COSTS:
+        return TRACKLESS_COSTS[kind]
     planned = kind == "song" and spec.plan is None
     seconds = spec.duration_s
     if planned and spec.length_up_to_the_planner and spec.duration_max_s is not None:

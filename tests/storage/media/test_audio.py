@@ -117,7 +117,10 @@ def test_timed_lyrics_go_into_sylt_in_milliseconds_beside_uslt(tmp_path):
     from mutagen.id3 import ID3
 
     timing = LyricTiming(
-        lines=(TimedLine(start_s=1.5, end_s=3.0, text="the morning train"), TimedLine(start_s=4.2345, end_s=6, text="is late"))
+        lines=(
+            TimedLine(start_s=1.5, end_s=3.0, text="the morning train"),
+            TimedLine(start_s=4.2345, end_s=6, text="is late"),
+        )
     )
     tags = audio.Tags("Train", "folk", "[verse]\nthe morning train\nis late", 3, 12, timing=timing)
     path = audio.encode_mp3(tone(7.0, 48_000, 2), tmp_path / "timed.mp3", tags)
@@ -134,7 +137,8 @@ def test_untimed_and_instrumental_songs_carry_no_sylt(tmp_path):
 
     untimed = audio.encode_mp3(tone(2.0, 48_000, 2), tmp_path / "a.mp3", audio.Tags("t", "p", "la la", 1, 1))
     empty = LyricTiming(lines=(TimedLine(start_s=0.5, end_s=1, text="la"),))
-    instrumental = audio.encode_mp3(tone(2.0, 48_000, 2), tmp_path / "b.mp3", audio.Tags("t", "p", "", 1, 2, timing=empty))
+    tags = audio.Tags("t", "p", "", 1, 2, timing=empty)
+    instrumental = audio.encode_mp3(tone(2.0, 48_000, 2), tmp_path / "b.mp3", tags)
     assert ID3(str(untimed)).getall("SYLT") == [] and ID3(str(untimed)).getall("USLT") != []
     assert ID3(str(instrumental)).getall("SYLT") == [] and ID3(str(instrumental)).getall("USLT") == []
 
