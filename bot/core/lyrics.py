@@ -39,7 +39,7 @@ def untimed_text(track: TrackView, why: str = MADE_BEFORE) -> str:
 
 def timing_queued_text(song_id: int) -> str:
     """The acknowledgement of a `timing` job: the lines come in a moment."""
-    return f"📝 Timing the lyrics of #{song_id}; the timed lines and an .lrc file come here in a moment."
+    return f"Timing the lyrics of #{song_id}; the timed lines and an .lrc file come here in a moment."
 
 
 def lrc_filename(track: TrackView) -> str:
