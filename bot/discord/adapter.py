@@ -20,6 +20,7 @@ from collections.abc import Callable
 import discord
 import yarl
 
+from bot.core.answers import Answer
 from bot.core.service import ResultView, SongService
 from bot.discord.client import SongbotClient
 from bot.discord.messenger import DiscordMessenger
@@ -113,6 +114,10 @@ class DiscordAdapter:
     async def send_error(self, delivery: DeliveryView, text: str) -> None:
         """See `bot.core.delivery.Messenger`."""
         await self.messenger.send_error(delivery, text)
+
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        await self.messenger.send_answer(delivery, answer)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:
