@@ -58,7 +58,8 @@ HELP = """\
 /repaint <song id> <start>-<end> [caption] — make a part again (seconds or m:ss, e.g. /repaint 3 0:08-0:12 a solo).
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
-/lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
+/lyrics <id> — a song's lyrics, each line timed [mm:ss.xx]; writes <song>.lrc beside its MP3 for music players.
+/quit — leave (Ctrl-C and Ctrl-D too).
 Every result ends with the path of its MP3 file, under {tracks}. Songs by {backend}.
 {limits}
 {uploads}"""

@@ -42,7 +42,7 @@ COMMANDS = [
     BotCommand("history", "Your recent songs, with re-roll buttons"),
     BotCommand("queue", "Where your songs are in the queue"),
     BotCommand("cancel", "Cancel a queued song: /cancel [id]"),
-    BotCommand("lyrics", "The lyrics of a song: /lyrics <id>"),
+    BotCommand("lyrics", "A song's lyrics, timed, with an .lrc file: /lyrics <id>"),
     BotCommand("help", "How to use this bot"),
 ]
 ADMIN_COMMAND = BotCommand("admin", "Operators: pause, resume, stats, ban, unban, quota")
