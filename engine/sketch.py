@@ -56,14 +56,13 @@ class SketchGenerator:
         """When each sung line of the request's song starts: where `generate` hummed it (None: no lyrics)."""
         progress(request.job_id, "timing", 100.0)
         bpm, _ = sketch_meta(request.spec)
-        return place_lines(request.spec.lyrics, request.spec.duration_s, bpm)
+        return place_lines(request.spec.lyrics, sung_span_s(request.spec), bpm)
 
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         spec, rng = request.spec, np.random.default_rng(request.seed)
         bpm, key = sketch_meta(spec)
         audio = synthesize(spec.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
-        # An edit keeps its base song's samples around the new part, so only a whole new song is timed.
-        timing = place_lines(spec.lyrics, spec.duration_s, bpm) if spec.edit is None else None
+        timing = place_lines(spec.lyrics, sung_span_s(spec), bpm)
         if timing is not None:
             audio = hum(audio, timing, key)
         if request.source_audio is not None:
@@ -103,6 +102,17 @@ def sketch_meta(spec: JobSpec) -> tuple[int, str]:
     bpm = spec.bpm or int(rng.integers(70, 140))
     key = spec.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
     return bpm, key
+
+
+def sung_span_s(spec: JobSpec) -> float:
+    """How much of the song its lines are shared over: all of it, but an extension adds no words.
+
+    An extend keeps its base song's samples (and so its hummed lines) and continues without words; a
+    repaint keeps the song's length, lyrics and bpm, so its lines fall where the base song's did.
+    """
+    if spec.edit is not None and spec.edit.task == "extend":
+        return spec.edit.start_s
+    return spec.duration_s
 
 
 def sung_lines(lyrics: str) -> list[str]:

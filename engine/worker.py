@@ -273,6 +273,8 @@ class Worker:
             return True
         plan = self.generator.plan
         songs = [request for job, request in zip(batch.jobs, batch.requests, strict=True) if job.makes_track]
+        if not songs:  # only trackless jobs: nothing to plan
+            return True
         planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, songs, batch.progress))
         if planned is None:
             return False

@@ -3,6 +3,7 @@ import pytest
 
 from engine.sketch import NOTICE, SketchGenerator, parse_key
 from storage.contract.results import ModelInfo, title_from_caption
+from storage.contract.spec import Edit
 from tests.helpers import track_request
 
 RATE = 48_000
@@ -134,3 +135,16 @@ def test_time_lyrics_finds_the_lines_where_generate_put_them():
     again = SketchGenerator().time_lyrics(request(lyrics=LYRICS, instrumental=False, duration_s=30.0), lambda *a: None)
     assert again == made.timing
     assert SketchGenerator().time_lyrics(request(), lambda *a: None) is None
+
+
+def test_an_extension_keeps_its_base_songs_lines_and_a_repaint_their_places():
+    base, _ = generate(lyrics=LYRICS, instrumental=False, duration_s=20.0, bpm=120)
+    extend = Edit(task="extend", song_id=1, start_s=20.0, end_s=30.0)
+    extended, _ = generate(
+        lyrics=LYRICS, instrumental=False, duration_s=30.0, bpm=120, edit=extend, base_audio=base.audio
+    )
+    repaint = Edit(task="repaint", song_id=1, start_s=5.0, end_s=9.0)
+    repainted, _ = generate(
+        lyrics=LYRICS, instrumental=False, duration_s=20.0, bpm=120, edit=repaint, base_audio=base.audio, seed=9
+    )
+    assert extended.timing == base.timing == repainted.timing
