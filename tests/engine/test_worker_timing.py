@@ -4,14 +4,12 @@ import pytest
 
 from engine.main import build_worker
 from engine.sketch import place_lines, sketch_meta
-from storage.contract.errors import LimitError
 from storage.contract.results import TimingResult
 from storage.contract.spec import JobSpec
-from storage.contract.types import FAILED, SUCCEEDED, QueueLimits, UserRef
+from storage.contract.types import FAILED, SUCCEEDED, UserRef
 from storage.db import utcnow
 from storage.media import audio
 from storage.queue.accounts import Accounts
-from storage.queue.jobs import Queue
 from storage.queue.library import Library
 from tests.helpers import make_old_song, make_settings
 
@@ -85,12 +83,3 @@ def test_a_timing_job_and_songs_share_a_batch(worker):
     library = Library(worker.queue.engine)
     assert library.get(first.id).caption == "jazz"
     assert library.get(last.id).timing is not None and library.get(song.job_id).timing is not None
-
-
-def test_the_daily_quota_counts_songs_not_timings(worker):
-    queue = Queue(worker.queue.engine, QueueLimits(daily_quota=1))
-    uid = Accounts(queue.engine).ensure(UserRef("console", "q"), utcnow()).id
-    queue.submit(uid, "timing", JobSpec(caption="x", lyrics="la", duration_s=10.0), 1, utcnow(), parent_id=1)
-    queue.submit(uid, "song", JobSpec(caption="x", duration_s=10.0), 1, utcnow())
-    with pytest.raises(LimitError):
-        queue.submit(uid, "song", JobSpec(caption="y", duration_s=10.0), 1, utcnow())
