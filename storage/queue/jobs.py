@@ -294,6 +294,15 @@ class Queue:
             if cost is not None:
                 self._correct(conn, job.id, cost)
 
+    def complete_result(self, job: JobView, owner: str, result: Record, now: datetime) -> None:
+        """A job that makes no track (`TRACKLESS_KINDS`) succeeds with its `result`, fenced like `complete`.
+
+        Raises:
+            LeaseLost: the lease expired and the job was requeued or taken by another worker.
+        """
+        with self.engine.begin() as conn:
+            _succeed(conn, job, owner, now, result)
+
     def complete_timing(self, job: JobView, owner: str, timing: LyricTiming | None, now: datetime) -> None:
         """A `timing` job's end: its song's track keeps the timing, and the job succeeds without a track.
 

@@ -64,3 +64,13 @@ def test_the_daily_quota_counts_songs_not_timings(queue, db):
     queue.submit(uid, "song", JobSpec(caption="d", duration_s=10.0), 1, T0)  # the second of two songs today
     with pytest.raises(LimitError, match="for today"):
         queue.submit(uid, "song", JobSpec(caption="e", duration_s=10.0), 1, T0)
+
+
+def test_any_trackless_job_can_succeed_with_its_result_fenced(queue, db):
+    uid = Accounts(db).ensure(UserRef("console", "d"), T0).id
+    job = queue.submit(uid, "timing", JobSpec(caption="c", duration_s=10.0), 1, T0, parent_id=1)
+    [claimed] = queue.claim("w", 1, T0, 30)
+    with pytest.raises(LeaseLost):
+        queue.complete_result(claimed, "another engine", TimingResult(song_id=1), T0)
+    queue.complete_result(claimed, "w", TimingResult(song_id=1), T0)
+    assert queue.get(job.id).status == SUCCEEDED and queue.get(job.id).result == {"song_id": 1, "lines": 0}
