@@ -55,6 +55,7 @@ def load_backend(backend: str, model_dir: Path, max_batch: int = 4, **options: U
         return SketchGenerator(max_batch=max_batch)
     from engine.acestep.backend import AceStepGenerator
 
+    # time_lyrics comes to AceStepGenerator on branch H1 (issue 22); remove this ignore once it is merged.
     return AceStepGenerator(model_dir, max_batch=max_batch, **options)
 
 

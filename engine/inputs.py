@@ -23,7 +23,9 @@ log = logging.getLogger("songbot.engine")
 
 
 def request_of(job: JobView, blobs: BlobStore, library: Library, max_source_s: float) -> TrackRequest:
-    """The job's request for the model, with its decoded upload and an edit's base song."""
+    """The job's request for the model, with its decoded upload and an edit's base song (a timed song's latents)."""
+    if job.kind == "timing":
+        return timing_request(job, blobs, library)
     source = None
     if job.source_blob:
         try:
@@ -32,6 +34,31 @@ def request_of(job: JobView, blobs: BlobStore, library: Library, max_source_s: f
             raise BadAudio(SOURCE_GONE) from error
         source = decoding.decode(data, max_source_s)
     return request_for(job, source, **base_song(job, blobs, library))
+
+
+def timing_request(job: JobView, blobs: BlobStore, library: Library) -> TrackRequest:
+    """A `timing` job's request: the song's spec (on the job) and its stored latents in `base_latents`.
+
+    Raises:
+        BadAudio: the song is gone, or its latents were never kept or can't be read (one sentence).
+    """
+    song_id = job.parent_id
+    track = library.get(song_id) if song_id is not None else None
+    if track is None:
+        raise BadAudio(f"Song #{song_id} is gone, so its lyrics can't be timed.")
+    unkept = BadAudio(no_latents_text(track.job_id))
+    if not track.latents_blob:
+        raise unkept
+    try:
+        latents = blobs.get_array(track.latents_blob)
+    except (OSError, ValueError) as error:
+        raise unkept from error
+    return request_for(job, base_latents=latents)
+
+
+def no_latents_text(song_id: int) -> str:
+    """The one sentence for a song whose lyrics can't be timed: it was made before its latents were kept."""
+    return f"Song #{song_id} was made before songs kept what timing needs, so its lines can't be timed."
 
 
 def base_song(job: JobView, blobs: BlobStore, library: Library) -> dict[str, np.ndarray | None]:

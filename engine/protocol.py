@@ -34,13 +34,15 @@ class TrackRequest:
 
     Args:
         job_id: The job's id (the song id users see as ``#<id>``).
-        kind: ``song``, ``cover``, ``reroll``, ``repaint``, ``extend`` or ``describe``.
+        kind: ``song``, ``cover``, ``reroll``, ``repaint``, ``extend``, ``describe`` or ``timing`` (a song's lyrics
+            timed again).
         spec: What to make. A planning stage gives it a `Plan` (``with_plan``): the plan wins over
             the spec's own caption, lyrics and metadata, so a re-roll repeats the planned song.
         seed: uint32 seed; the same request and seed give the same audio.
         source_audio: Covers and descriptions: float32 array (samples, 2) at 48 kHz.
         base_audio: Edits: the base song's audio, float32 (samples, 2) at 48 kHz.
-        base_latents: Edits: the base song's stored latents [frames, 64] (acestep), when kept.
+        base_latents: Edits: the base song's stored latents [frames, 64] (acestep), when kept; `timing`
+            jobs: the timed song's own latents.
         reference_audio: A song "like" a clip: the clip, float32 (samples, 2) at 48 kHz, whose
             sound (timbre) the song takes.
         error: Set by a backend's planning stage when this request alone cannot be made
@@ -177,5 +179,19 @@ class Generator(Protocol):
         The worker calls it once per take of a `best=N` request, after the take is made, and stores the
         score with the track; a higher `total` is a better take. The score depends on the take and its
         request only (never on the other takes), so each take is scored on its own.
+        """
+        ...
+
+    def time_lyrics(self, request: TrackRequest, progress: Progress) -> LyricTiming | None:
+        """When each sung line of a finished song starts: a `timing` job, for a song stored without its timing.
+
+        The request carries the song's spec (its plan, caption, lyrics, metadata and length, as made) and
+        its stored latents in ``base_latents``; nothing new is generated.
+
+        Returns:
+            The timing, or None when the song has no sung lines.
+
+        Raises:
+            storage.contract.errors.GenerationError: with a sentence for the user, when it cannot be timed.
         """
         ...

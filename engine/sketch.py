@@ -3,6 +3,10 @@
 It is deterministic from the seed, honours duration, bpm and key, writes 48 kHz stereo, and
 says in every result that it is a sketch, not ACE-Step. It exists so that the whole service
 (queue, engine loop, delivery, every chat adapter) runs and is tested on any machine.
+
+A song with lyrics gets a hummed lead line where each sung line goes (`place_lines`: bar-aligned,
+from the lyrics, length and bpm alone), so its timing is true of its own audio and can be made
+again on request (`time_lyrics`) from the song's spec.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from engine.analysis import describe_audio
 from engine.protocol import GeneratedTrack, Progress, TrackRequest
 from engine.splice import splice
 from storage.contract.errors import GenerationError
-from storage.contract.results import ModelInfo, TakeScore, TrackMeta, title_from_caption
+from storage.contract.results import LyricTiming, ModelInfo, TakeScore, TimedLine, TrackMeta, title_from_caption
 from storage.contract.spec import Description, JobSpec
 from storage.contract.values import SAMPLE_RATE
 from storage.styles import STYLES_NEED_ACESTEP
@@ -31,6 +35,9 @@ MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (0, 3, 4, 4), (5, 3, 0, 4), (0, 3, 0, 4))
 CHUNK_S = 5.0
+SECTION_TAG = re.compile(r"^\s*\[[^\]]*\]\s*$")  # `[verse]`, `[chorus]`: structure, not sung
+HUM_LEVEL = 0.25
+HUM_FADE_S = 0.08
 
 
 class SketchGenerator:
@@ -61,6 +68,12 @@ class SketchGenerator:
         """A stand-in for the official score, so that `best=N` works without weights (see `sketch_score`)."""
         return sketch_score(track, request.spec.best_of)
 
+    def time_lyrics(self, request: TrackRequest, progress: Progress) -> LyricTiming | None:
+        """When each sung line of the request's song starts: where `generate` hummed it (None: no lyrics)."""
+        progress(request.job_id, "timing", 100.0)
+        bpm, _ = sketch_meta(request.spec)
+        return place_lines(request.spec.lyrics, sung_span_s(request.spec), bpm)
+
     def _one(self, request: TrackRequest, progress: Progress) -> GeneratedTrack:
         spec, rng = request.spec, np.random.default_rng(request.seed)
         if spec.style is not None:  # the bot refuses styles at submit when it runs the sketch; a job queued before
@@ -71,6 +84,9 @@ class SketchGenerator:
             )
         bpm, key = sketch_meta(spec)
         audio = synthesize(spec.duration_s, bpm, key, rng, lambda pct: progress(request.job_id, "generating", pct))
+        timing = place_lines(spec.lyrics, sung_span_s(spec), bpm)
+        if timing is not None:
+            audio = hum(audio, timing, key)
         if request.source_audio is not None:
             audio = blend_with_source(audio, request.source_audio, spec.strength)
         if request.reference_audio is not None:
@@ -94,6 +110,7 @@ class SketchGenerator:
             ),
             model=ModelInfo(backend=self.name),
             notice=NOTICE + UNSUNG if request.source_audio is not None and spec.lyrics else NOTICE,
+            timing=timing,
         )
 
 
@@ -107,6 +124,62 @@ def sketch_meta(spec: JobSpec) -> tuple[int, str]:
     bpm = spec.bpm or int(rng.integers(70, 140))
     key = spec.key or f"{NOTE_NAMES[int(rng.integers(0, 12))]} {('major', 'minor')[int(rng.integers(0, 2))]}"
     return bpm, key
+
+
+def sung_span_s(spec: JobSpec) -> float:
+    """How much of the song its lines are shared over: all of it, but an extension adds no words.
+
+    An extend keeps its base song's samples (and so its hummed lines) and continues without words; a
+    repaint keeps the song's length, lyrics and bpm, so its lines fall where the base song's did.
+    """
+    if spec.edit is not None and spec.edit.task == "extend":
+        return spec.edit.start_s
+    return spec.duration_s
+
+
+def sung_lines(lyrics: str) -> list[str]:
+    """The lines of the lyrics that are sung: not blank, not a section tag."""
+    return [line.strip() for line in lyrics.splitlines() if line.strip() and not SECTION_TAG.match(line)]
+
+
+def place_lines(lyrics: str, duration_s: float, bpm: int) -> LyricTiming | None:
+    """Where the sketch sings each line: after a bar of intro, the song before its last bar shared out, on beats.
+
+    Returns None when nothing is sung (no lyrics, or only section tags).
+    """
+    lines = sung_lines(lyrics)
+    if not lines:
+        return None
+    beat = 60.0 / bpm
+    start, stop = 4 * beat, duration_s - 4 * beat
+    if stop - start < len(lines) * beat:  # too short for an intro and an outro: use the whole song
+        start, stop = 0.0, duration_s
+    share = (stop - start) / len(lines)
+    timed = []
+    for index, text in enumerate(lines):
+        begin = start + beat * round(index * share / beat)
+        end = min(begin + 0.85 * share, duration_s)
+        timed.append(TimedLine(start_s=round(begin, 3), end_s=round(end, 3), text=text))
+    return LyricTiming(lines=tuple(timed))
+
+
+def hum(audio: np.ndarray, timing: LyricTiming, key: str) -> np.ndarray:
+    """A soft lead tone over each timed line (a note of the key's scale per line), so the timing is heard."""
+    root, scale = parse_key(key)
+    out = audio.copy()
+    fade = int(HUM_FADE_S * SAMPLE_RATE)
+    for index, line in enumerate(timing.lines):
+        first, last = round(line.start_s * SAMPLE_RATE), min(audio.shape[0], round(line.end_s * SAMPLE_RATE))
+        if last - first <= 2 * fade:
+            continue
+        t = np.arange(first, last) / SAMPLE_RATE
+        envelope = np.ones(last - first, np.float32)
+        envelope[:fade] = np.linspace(0, 1, fade)
+        envelope[-fade:] = np.linspace(1, 0, fade)
+        tone = _tone(_freq(root, scale, 7 + (0, 2, 4, 2)[index % 4]), t, 0.3) * envelope * HUM_LEVEL
+        out[first:last] += tone.astype(np.float32)[:, None]
+    peak = float(np.abs(out).max()) or 1.0
+    return (out / max(peak, 1.0)).astype(np.float32)
 
 
 def synthesize(

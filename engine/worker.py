@@ -21,6 +21,10 @@ lost or a stop is asked for, the next progress call aborts the generation; on a 
 yet generated go back to the queue and batches being stored finish. `run_once()` runs the same
 stages one after another (tests, benchmarks).
 
+A job that makes no track (`timing`: a stored song's lyrics timed again) runs in the GPU stage, before
+the batch's songs, through `Generator.time_lyrics`; it ends with its result in the queue
+(`Queue.complete_timing`) and leaves the batch, so the songs' stages never see it.
+
 No job ends the process: each stage of each job runs under a guard (`_guard` per job, `_guarded`
 for a batch on the model) that fails that job alone with a sentence (`engine/failures.py`), and
 the loop goes on with its models loaded. Storing retries storage errors (a full disk, a read-only
@@ -271,10 +275,13 @@ class Worker:
         if not self.generator.plans_ahead:
             return True
         plan = self.generator.plan
-        planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, batch.requests, batch.progress))
+        songs = [request for job, request in zip(batch.jobs, batch.requests, strict=True) if job.makes_track]
+        if not songs:  # only trackless jobs: nothing to plan
+            return True
+        planned = self._guarded(batch, lambda: self.observer.timed("planning", plan, songs, batch.progress))
         if planned is None:
             return False
-        batch.requests = planned
+        batch.requests = _with_planned(batch, planned)
         return True
 
     def _describe(self, batch: _Batch) -> bool:
@@ -306,14 +313,13 @@ class Worker:
 
     def _keep_description(self, job: JobView, description: Description) -> None:
         """Store a description as its job's result and complete the job (retried like a track's storing)."""
-        complete = partial(self.queue.complete_with_result, job, self.config.owner, description)
+        complete = partial(self.queue.complete_result, job, self.config.owner, description)
         retrying(lambda _: complete(self.clock()), self.config.store_backoff, self.sleep, job.id)
         log.info("job done", extra={"job": job.id, "stage": "describing"})
 
     def _generate(self, batch: _Batch) -> list[GeneratedTrack] | None:
         """The GPU stage; None when the batch ended here (stopped, failed)."""
-        generate = self.generator.generate
-        results = self._guarded(batch, lambda: self.observer.generating(generate, batch.requests, batch.progress))
+        results = self._guarded(batch, lambda: self._on_model(batch))
         if results is None or not any(request.spec.best_of > 1 for request in batch.requests):
             return results
         return self._guarded(batch, lambda: self._score(batch, results))
@@ -334,6 +340,40 @@ class Worker:
             except Exception:  # one take's score is not worth its song: it stays a take, unscored
                 log.exception("scoring failed", extra={"job": request.job_id})
         return results
+
+    def _on_model(self, batch: _Batch) -> list[GeneratedTrack]:
+        """The batch's trackless jobs, then its songs (an empty list when only trackless jobs were claimed)."""
+        self._run_trackless(batch)
+        if not batch.jobs:
+            return []
+        return self.observer.generating(self.generator.generate, batch.requests, batch.progress)
+
+    def _run_trackless(self, batch: _Batch) -> None:
+        """Run each job that makes no track, each under its own guard, and take it out of the batch.
+
+        A stop or a lost lease (`Stopping`) ends the whole batch, as in `generate`.
+        """
+        jobs, requests = [], []
+        for job, request in zip(batch.jobs, batch.requests, strict=True):
+            if job.makes_track:
+                jobs.append(job)
+                requests.append(request)
+                continue
+            self._guard(job, "timing", partial(self._time_lyrics, job, request, batch.progress), job_sentence)
+            batch.heartbeat.drop(job)
+        batch.jobs, batch.requests = jobs, requests
+
+    def _time_lyrics(self, job: JobView, request: TrackRequest, progress: Progress) -> None:
+        """A `timing` job: the song's lyrics timed from its latents, stored on its track (no new track)."""
+        timing = self.observer.timed("timing", self.generator.time_lyrics, request, progress)
+        backoff = self.config.store_backoff
+        retrying(
+            lambda _: self.queue.complete_timing(job, self.config.owner, timing, self.clock()),
+            backoff,
+            self.sleep,
+            job.id,
+        )
+        log.info("job done", extra={"job": job.id, "lines": len(timing.lines) if timing is not None else 0})
 
     def _guarded(self, batch: _Batch, stage: Callable[[], T]) -> T | None:
         """Run a stage on the model; a stop releases the batch, a `GenerationError` fails it with its sentence.
@@ -361,6 +401,8 @@ class Worker:
         """Run one job's step; an error fails that job alone with `sentence(error)`, and the loop goes on."""
         try:
             return step()
+        except Stopping:  # the whole batch stops (its stage's `_guarded` releases it), not this job alone
+            raise
         except LeaseLost:
             log.warning("lease lost; result dropped", extra={"job": job.id, "stage": stage})
         except PoolClosed:  # the engine is stopping: the job is given back, not failed
@@ -395,7 +437,12 @@ class Worker:
         if base is not None:  # a repaint or an extend is still the same song, whatever its new caption
             result.title = base.title
         tags = audio.Tags(
-            title=result.title, prompt=result.caption, lyrics=result.lyrics, seed=result.seed, song_id=job.id
+            title=result.title,
+            prompt=result.caption,
+            lyrics=result.lyrics,
+            seed=result.seed,
+            song_id=job.id,
+            timing=result.timing,
         )
         # int16: half the bytes to send, and the child does not clip
         encoding = _Encoding(audio.to_pcm16(result.audio), result.sample_rate, tags)
@@ -563,6 +610,13 @@ def _dropped_on_error(heartbeat: _Heartbeat, job: JobView, step: Callable[[], T]
     except BaseException:
         heartbeat.drop(job)
         raise
+
+
+def _with_planned(batch: _Batch, planned: list[TrackRequest]) -> list[TrackRequest]:
+    """The batch's requests with its songs' replaced by their planned ones, in order (trackless jobs unplanned)."""
+    songs = iter(planned)
+    pairs = zip(batch.jobs, batch.requests, strict=True)
+    return [next(songs) if job.makes_track else request for job, request in pairs]
 
 
 def _finite(result: GeneratedTrack) -> bool:

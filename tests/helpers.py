@@ -153,3 +153,21 @@ class ManualClock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+def make_old_song(engine: Engine, blobs: Any, song_id: int, latents: bool = True) -> None:
+    """Make a stored song look like one made before timed lyrics: no timing; latents kept or not.
+
+    The sketch keeps no latents, so `latents=True` stores a small stand-in array for the song, the way
+    the acestep backend keeps its own.
+    """
+    import numpy as np
+    from sqlalchemy import update
+
+    from storage.models import tracks_table
+
+    kept = blobs.put_array(f"latents/{song_id}.npy", np.zeros((25, 64), np.float32)) if latents else None
+    with engine.begin() as conn:
+        conn.execute(
+            update(tracks_table).where(tracks_table.c.job_id == song_id).values(timing=None, latents_blob=kept)
+        )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.core import parser, render
+from bot.core.answers import Answer
 from bot.core.delivery import DeliveryLoop, with_repeat_note
 from bot.core.describe import Described, describe_text, song_line
 from bot.core.service import DESCRIBED, Clip, ResultView, SongService
@@ -61,9 +62,10 @@ HELP = """\
 /extend <song id> <seconds> [caption] — make a song longer; what was there stays.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a waiting song.
 /styles — the house styles; style=<name> [style_scale=0.7] on /song, /cover, /repaint or /extend uses one.
-/lyrics <id> — a song's lyrics.   /quit — leave (Ctrl-C and Ctrl-D too).
+/lyrics <id> — a song's lyrics, each line timed [mm:ss.xx]; writes <song>.lrc beside its MP3 for music players.
 /describe <file path> — what the model hears in a recording (caption, bpm, key, lyrics…), and the /song
   line that makes one like it, ready to paste.
+/quit — leave (Ctrl-C and Ctrl-D too).
 Every result ends with the path of its MP3 file, under {tracks}. Songs by {backend}.
 {limits}
 {uploads}"""
@@ -135,8 +137,9 @@ class ConsoleMessenger:
 
     platform = PLATFORM
 
-    def __init__(self, terminal: Terminal) -> None:
+    def __init__(self, terminal: Terminal, local_path: Callable[[str], Path] | None = None) -> None:
         self.terminal = terminal
+        self.local_path = local_path  # a blob's local file: where an answer's file goes beside its song
         self.cancelled_here: set[int] = set()  # the chat already said so: no second message
 
     async def show_status(self, delivery: DeliveryView, text: str) -> str | None:
@@ -164,6 +167,20 @@ class ConsoleMessenger:
         """Print what was heard, then "Make one like this" as the ready `/song` line (lyrics on the next lines)."""
         self.terminal.say(with_repeat_note(delivery, describe_message(described)))
 
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """Print the answer; its file is written beside the song's MP3, and its path printed."""
+        self.terminal.say(with_repeat_note(delivery, answer.text))
+        await self.show_answer_file(answer)
+
+    async def show_answer_file(self, answer: Answer) -> None:
+        """Write an answer's file (`song-12.lrc`) beside its song's MP3 and print its absolute path."""
+        if answer.attachment is None or answer.song is None or self.local_path is None:
+            return
+        mp3 = await asyncio.to_thread(self.local_path, answer.song.blob_path)
+        path = mp3.with_name(f"{mp3.stem}{Path(answer.attachment.filename).suffix}").resolve()
+        await asyncio.to_thread(path.write_bytes, answer.attachment.data)
+        self.terminal.say(f"📝 {path}")
+
 
 def describe_message(described: Described) -> str:
     """The console's description: the text, then the `/song` command that makes one like it."""
@@ -188,7 +205,7 @@ class ConsoleChat:
         self.log_path = log_path
         self.submitted: list[int] = []
         self.terminal = Terminal(out, interactive=False)
-        self.messenger = ConsoleMessenger(self.terminal)
+        self.messenger = ConsoleMessenger(self.terminal, service.blobs.local_path)
         self.quitting = asyncio.Event()
         loop.register(self.messenger)
 
@@ -337,7 +354,7 @@ class ConsoleChat:
         clip = await self._clip(parser.parse_describe_path(command), DESCRIBED)
         return self._queued(await self.service.submit_describe(self.user, clip, target))
 
-    async def _lookup(self, command: parser.ParsedCommand) -> str:
+    async def _lookup(self, command: parser.ParsedCommand) -> str | None:
         name = command.name
         if name in ("help", "start"):
             return console_help(self.service.settings, self.service.backend)
@@ -353,13 +370,22 @@ class ConsoleChat:
             self.messenger.cancelled_here.add(job.id)
             return f"🚫 Song #{job.id} is cancelled."
         if name == "lyrics":
-            song_id = parser.parse_id_arg(command, "Use /lyrics <song id>.")
-            if song_id is None:
-                raise UserError("Use /lyrics <song id>.")
-            return await self.service.lyrics(song_id)
+            await self._lyrics(command)
+            return None
         if name == "admin":
             return await self.service.admin(self.user, parser.parse_admin(command.args))
         raise UserError(f"I don't know /{name}; try /help.")
+
+    async def _lyrics(self, command: parser.ParsedCommand) -> None:
+        """/lyrics <id>: the timed lines and `<song>.lrc` beside the MP3 (or the timing job that makes them)."""
+        song_id = parser.parse_id_arg(command, "Use /lyrics <song id>.")
+        if song_id is None:
+            raise UserError("Use /lyrics <song id>.")
+        answer = await self.service.lyrics_for(self.user, song_id, DeliveryTarget(PLATFORM, "console"))
+        self._say(answer.text)
+        if answer.queued is not None:
+            self._queued(answer.queued)
+        await self.messenger.show_answer_file(answer)
 
     def _queued(self, *jobs: JobView) -> str | None:
         self.submitted.extend(job.id for job in jobs)

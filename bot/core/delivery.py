@@ -10,6 +10,21 @@ again until it is confirmed or the platform refuses it, and every resend tells t
 repeat (on Discord the same message nonce also lets Discord keep one copy). An upload interrupted
 `MAX_UPLOAD_RESENDS` more times is not tried again (it may be what kills the process); the user gets
 one short sentence pointing to `/history` instead, sent again until it is confirmed.
+
+A job that makes no track (a kind in `storage.contract.types.TRACKLESS_KINDS`) shows no status (its
+command already said it is coming) and, once it succeeds, is answered by the renderer registered for its
+kind, posted with `Messenger.send_answer` (recorded before and marked after the post, like a song); a
+failure is its one sentence, as for a song:
+
+    ANSWERERS: Mapping[str, Answerer]                    kind → renderer
+    Answerer = Callable[[SongService, JobView], Answer]  runs in a worker thread (it may read the database)
+
+A renderer reads the job's `result` through its kind's `Record` (`storage/contract/results.py`), never by
+key. To add such a kind: add it to `TRACKLESS_KINDS`, price it in `storage/queue/fairness.py`, have the
+engine complete it with its result, and register its renderer in `ANSWERERS`.
+
+A `describe` job also makes no track, but it is watched like a song (status messages, the daily quota) and
+its description comes with a "Make one like this" button: `_post` posts it with `Messenger.send_description`.
 """
 
 from __future__ import annotations
@@ -20,12 +35,14 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Protocol
 
-from bot.core import render
+from bot.core import answers, render
+from bot.core.answers import Answer
 from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
 from storage.contract.types import DESCRIBE, SUCCEEDED, DeliveryView, JobView
@@ -44,6 +61,26 @@ RETRY_BASE_S = 2.0
 # sentence that points to /history takes its place, so the user is always told.
 MAX_UPLOAD_RESENDS = 2
 REPEAT_NOTE = "↩️ Sent again after an interruption: this may be a repeat."
+
+
+Answerer = Callable[[SongService, JobView], Answer]
+
+
+def _timing_answer(service: SongService, job: JobView) -> Answer:
+    """`timing`: the song's timed lines and its LRC file."""
+    return answers.timing_answer(service.library, job)
+
+
+# The renderer of each kind of job that makes no track (see the module docstring).
+ANSWERERS: Mapping[str, Answerer] = MappingProxyType({"timing": _timing_answer})
+
+
+def answer_of(service: SongService, job: JobView) -> Answer:
+    """The answer to post for a succeeded job that makes no track."""
+    answerer = ANSWERERS.get(job.kind)
+    if answerer is None:
+        raise RuntimeError(f"no answer renderer for jobs of kind {job.kind!r}")
+    return answerer(service, job)
 
 
 class PostUncertain(Exception):
@@ -86,6 +123,10 @@ class Messenger(Protocol):
 
     async def send_notice(self, delivery: DeliveryView, text: str) -> None:
         """Tell the user one sentence about a finished song, leaving whatever was posted of it in place."""
+        ...
+
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """Post the answer of a job that makes no track: its text (under `with_repeat_note`) and its file."""
         ...
 
 
@@ -184,6 +225,8 @@ class DeliveryLoop:
     async def _update(
         self, messenger: Messenger, delivery: DeliveryView, job: JobView, takes: tuple[int, ...] | None = None
     ) -> None:
+        if not job.makes_track:  # its command said it is coming; the answer follows in a moment
+            return
         if not self._due(delivery):  # checked first: building the text costs a queue query
             return
         if takes is not None:
@@ -201,6 +244,9 @@ class DeliveryLoop:
         return (self.clock() - delivery.last_status_at).total_seconds() >= self.interval_s
 
     async def _finish(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        if job.status == SUCCEEDED and not job.makes_track:
+            await self._answer(messenger, delivery, job)
+            return
         result: ResultView | Described | None = None
         if job.status == SUCCEEDED:  # a describe job's result is its description, not a track
             finished = self.service.description if job.kind == DESCRIBE else self.service.result
@@ -215,6 +261,18 @@ class DeliveryLoop:
         if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), state, posted):
             self._count_delivered(delivery.platform, job)
         log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status, "as": state})
+
+    async def _answer(self, messenger: Messenger, delivery: DeliveryView, job: JobView) -> None:
+        """Post a trackless job's answer, recorded before and marked after the post like a song's."""
+        answer = await asyncio.to_thread(answer_of, self.service, job)
+        resends = await asyncio.to_thread(self.outbox.begin_send, delivery.id, self.owner, self.clock())
+        if resends is None:  # another bot process holds this row now
+            return
+        await messenger.send_answer(replace(delivery, resends=resends), answer)
+        # No message id kept: a reply to an answer names no song of its own (see `Outbox.song_of_result`).
+        if await asyncio.to_thread(self.outbox.mark_done, delivery.id, self.owner, self.clock(), DONE):
+            self._count_delivered(delivery.platform, job)
+        log.info("delivered", extra={"job": job.id, "platform": delivery.platform, "status": job.status, "as": DONE})
 
     async def _post(
         self, messenger: Messenger, delivery: DeliveryView, job: JobView, result: ResultView | Described | None

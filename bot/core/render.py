@@ -53,7 +53,7 @@ caption, bpm, key, time signature, duration, language and lyrics, with a button 
 /styles — the house styles; style=<name> (and style_scale=0 to 1) on /song, /cover, /repaint or /extend \
 makes the song in one.
 /history — your latest songs.   /queue — where your songs are in line.   /cancel [id] — cancel a \
-waiting song.   /lyrics <id> — a song's lyrics.
+waiting song.   /lyrics <id> — a song's lyrics, each line timed [mm:ss.xx], and an .lrc file for music players.
 
 {limits}
 {privacy}"""
@@ -196,6 +196,8 @@ def take_text(track: TrackView) -> str:
 
 def failure_text(job: JobView) -> str:
     """The one sentence a user gets when their job ends without a song."""
+    if not job.makes_track and job.status in (FAILED, DEAD):  # its sentence names the song it was about
+        return f"⚠️ {job.error or 'something went wrong on our side.'}"
     what = "Description" if job.kind == DESCRIBE else "Song"
     if job.status == CANCELLED:
         return f"🚫 {what} #{job.id} was cancelled."
@@ -288,13 +290,6 @@ def queue_text(lines: list[str], total_queued: int) -> str:
     if not lines:
         return f"You have no songs in the queue. Songs waiting in total: {total_queued}."
     return "\n".join([*lines, f"Songs waiting in total: {total_queued}."])
-
-
-def lyrics_text(track: TrackView) -> str:
-    """A song's lyrics, or a sentence that it has none."""
-    if not track.lyrics.strip():
-        return f"Song #{track.job_id} is instrumental: it has no lyrics."
-    return f"Lyrics of #{track.job_id} — {track.title}\n\n{track.lyrics}"
 
 
 def stats_text(counts: dict[str, int], users: int, paused: bool) -> str:

@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from bot.core import edits, render
+from bot.core import answers, edits, lyrics, render
+from bot.core.answers import Answer
 from bot.core.describe import Described, like_this
 from bot.core.parser import (
     ADMIN_USAGE,
@@ -476,9 +477,23 @@ class SongService:
         return (await self._finished(song_id))[0]
 
     async def lyrics(self, song_id: int) -> str:
-        """The lyrics of a song, or a sentence saying it has none."""
+        """The lyrics of a song (timed where the song is), or a sentence saying it has none."""
         track = await self.track(song_id)
-        return render.lyrics_text(track)
+        return answers.lyrics_answer(track).text
+
+    async def lyrics_for(self, user: UserRef, song_id: int, target: DeliveryTarget) -> Answer:
+        """/lyrics and 📝: the timed lines and an LRC file, or a sentence (instrumental, can't be timed).
+
+        A song with lyrics stored without their timing (made before timing was kept) is timed on request:
+        a cheap `timing` job, fair-queued like any other, whose answer the delivery loop posts to `target`;
+        the answer returned now says it is coming (`Answer.queued` is the job).
+        """
+        track, parent = await self._finished(song_id)
+        if track.timing is not None or not lyrics.can_be_timed(track):
+            return answers.lyrics_answer(track)
+        spec = lyrics.timing_spec(parent, track)
+        job = await self._run(self._submit, user, "timing", spec, track.seed, target, song_id)
+        return Answer(lyrics.timing_queued_text(song_id), song=track, queued=job)
 
     async def queue_info(self, user: UserRef) -> str:
         """The user's queued and running songs with positions and ETAs, as text."""

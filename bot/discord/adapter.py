@@ -20,6 +20,7 @@ from collections.abc import Callable
 import discord
 import yarl
 
+from bot.core.answers import Answer
 from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
 from bot.discord.client import SongbotClient
@@ -118,6 +119,10 @@ class DiscordAdapter:
     async def send_description(self, delivery: DeliveryView, described: Described) -> None:
         """See `bot.core.delivery.Messenger`."""
         await self.messenger.send_description(delivery, described)
+
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        await self.messenger.send_answer(delivery, answer)
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:

@@ -28,6 +28,7 @@ from bot.core.parser import (
 )
 from bot.core.service import DESCRIBED, Clip
 from bot.discord.components import CoverLyricsModal, LyricsModal, history_view
+from bot.discord.lyrics import show_lyrics
 from bot.discord.replies import refuse, reply_private, service_of, submit_deferred, user_ref
 from storage.contract.errors import UserError
 from storage.contract.types import DeliveryTarget, JobView
@@ -294,6 +295,12 @@ async def styles(interaction: discord.Interaction) -> None:
     await reply_private(interaction, service_of(interaction).styles_text())
 
 
+@app_commands.describe(song_id="The song id (the number after #)")
+async def lyrics(interaction: discord.Interaction, song_id: SongId) -> None:
+    """/lyrics <song id>, privately: the timed lines and an .lrc file."""
+    await show_lyrics(interaction, song_id)
+
+
 async def help_command(interaction: discord.Interaction) -> None:
     """/help, privately."""
     await reply_private(interaction, service_of(interaction).help_text())
@@ -311,6 +318,7 @@ SLASH_COMMANDS: tuple[tuple[str, str, Callable[..., Coroutine[Any, Any, None]]],
     ("queue", "Where your songs are in line", queue),
     ("cancel", "Cancel a song that is still waiting", cancel),
     ("styles", "The house styles a song can be made in", styles),
+    ("lyrics", "A song's lyrics, each line timed, and an .lrc file", lyrics),
     ("help", "How to use this bot", help_command),
 )
 

@@ -16,8 +16,8 @@ import discord
 from bot.core.parser import CoverRequest, SongRequest
 from bot.discord.buttons import SongButton
 from bot.discord.edits import ExtendButton, RepaintButton
-from bot.discord.replies import guard, refuse, reply_private, service_of, submit_deferred, user_ref
-from storage.contract.errors import UserError
+from bot.discord.lyrics import show_lyrics
+from bot.discord.replies import guard, service_of, submit_deferred, user_ref
 from storage.contract.types import TrackView
 
 # Discord allows 5 buttons per row and 5 rows per message.
@@ -46,13 +46,8 @@ class LyricsButton(SongButton, action="lyrics"):
     emoji = "📝"
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        """Show the lyrics to the person who asked."""
-        try:
-            text = await service_of(interaction).lyrics(self.job_id)
-        except UserError as error:
-            await refuse(interaction, error.user_message)
-            return
-        await reply_private(interaction, text)
+        """Show the timed lyrics and the .lrc to the person who asked."""
+        await show_lyrics(interaction, self.job_id)
 
 
 def finished_view(view: discord.ui.View) -> discord.ui.View:

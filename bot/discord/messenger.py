@@ -24,11 +24,13 @@ from typing import Any, cast
 import discord
 
 from bot.core import render
+from bot.core.answers import Answer
 from bot.core.delivery import with_repeat_note
 from bot.core.describe import Described
 from bot.core.service import ResultView
 from bot.discord.components import result_view
 from bot.discord.describe import describe_message
+from bot.discord.lyrics import answer_files
 from bot.discord.replies import NO_MENTIONS, ORIGINAL, PLATFORM, clip, escape
 from storage.contract.errors import BadAudio
 from storage.contract.types import DeliveryView
@@ -172,6 +174,25 @@ class DiscordMessenger:
             )
 
         await self._original_or(delivery, private_followup, post_in_channel)
+
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """A trackless job's answer (timed lyrics and the .lrc): in place of the private acknowledgement."""
+        content = clip(escape(answer.text))
+
+        async def edit_original() -> None:
+            await self._webhook(delivery).edit_message(
+                ORIGINAL_MESSAGE, content=content, attachments=answer_files(answer), allowed_mentions=NO_MENTIONS
+            )
+
+        async def post_in_channel() -> None:
+            await self._channel(delivery).send(
+                clip(f"{_mention(delivery)} {escape(with_repeat_note(delivery, answer.text))}"),
+                files=answer_files(answer),
+                allowed_mentions=_only_requester(delivery),
+                nonce=nonce(delivery, "answer"),
+            )
+
+        await self._original_or(delivery, edit_original, post_in_channel)
 
     # ------------------------------------------------------------------ helpers
     async def _original_or(

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from telegram import Bot, BotCommandScopeChat, Message, ReplyParameters, Update
@@ -36,9 +37,11 @@ from telegram.ext import (
     filters,
 )
 
+from bot.core.answers import Answer
 from bot.core.delivery import PostUncertain, with_repeat_note
 from bot.core.describe import Described
 from bot.core.service import ResultView, SongService
+from bot.telegram.answers import post_answer
 from bot.telegram.describe import describe_message
 from bot.telegram.handlers import ADMIN_COMMAND, COMMANDS, Handlers
 from bot.telegram.keyboards import CALLBACK_PATTERN, result_keyboard
@@ -189,6 +192,12 @@ class TelegramAdapter:
     async def send_notice(self, delivery: DeliveryView, text: str) -> None:
         """The sentence in place of the status message (a song posted earlier is a message of its own)."""
         await self.send_error(delivery, text)
+
+    async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
+        """A trackless job's answer (a song's timed lyrics and its .lrc), replying to the request."""
+        answer = replace(answer, text=with_repeat_note(delivery, answer.text))
+        bot, thread_id = self.application.bot, delivery.extra.get("thread_id")
+        await post_answer(bot, int(delivery.chat_id), answer, _reply_to(delivery), thread_id)
 
     # ---- internals ------------------------------------------------------------------------------------
 

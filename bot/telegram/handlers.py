@@ -22,11 +22,12 @@ from bot.core import parser
 from bot.core.parser import ParsedCommand
 from bot.core.render import captioned_song, format_duration, history_text
 from bot.core.service import DESCRIBED, Clip, SongService
+from bot.telegram.answers import post_answer
 from bot.telegram.describe import NO_RECORDING
 from bot.telegram.keyboards import EXTEND, LIKE_THIS, LYRICS, REPAINT, history_keyboard, parse_callback
 from bot.telegram.media import NO_SOURCE, Source, find_source
 from bot.telegram.status import StatusBoard
-from bot.telegram.text import chunks, defang
+from bot.telegram.text import defang
 from storage.contract.errors import GENERIC_FAILURE, BadAudio, LimitError, UserError
 from storage.contract.text import counted
 from storage.contract.types import DeliveryTarget, JobView, UserRef
@@ -44,7 +45,7 @@ COMMANDS = [
     BotCommand("history", "Your recent songs, with re-roll buttons"),
     BotCommand("queue", "Where your songs are in the queue"),
     BotCommand("cancel", "Cancel a queued song: /cancel [id]"),
-    BotCommand("lyrics", "The lyrics of a song: /lyrics <id>"),
+    BotCommand("lyrics", "A song's lyrics, timed, with an .lrc file: /lyrics <id>"),
     BotCommand("styles", "The house styles: use one with style=<name>"),
     BotCommand("help", "How to use this bot"),
 ]
@@ -195,7 +196,7 @@ class Handlers:
         song_id = parser.parse_id_arg(command, "Use /lyrics <song id>, for example: /lyrics 12")
         if song_id is None:
             raise UserError("Use /lyrics <song id>, for example: /lyrics 12")
-        await self._send_lyrics(_message(update), song_id)
+        await self._send_lyrics(_message(update), _user(update), song_id)
 
     async def admin(self, update: Update, context: Context) -> None:
         """/admin pause|resume|stats|ban|unban|quota (the service checks that the caller is an admin)."""
@@ -218,7 +219,7 @@ class Handlers:
         action, song_id = parsed
         if action == LYRICS:
             await query.answer()
-            await self._send_lyrics(query.message, song_id)
+            await self._send_lyrics(query.message, _user(update), song_id)
             return
         if action == REPAINT:
             await query.answer()
@@ -317,9 +318,13 @@ class Handlers:
             song = captioned_song(replied.caption)
         return song if song is not None else asked_song(message, context.bot.id)
 
-    async def _send_lyrics(self, message: Message, song_id: int) -> None:
-        for part in chunks(defang("📝 " + await self.service.lyrics(song_id))):
-            await message.reply_text(part)
+    async def _send_lyrics(self, message: Message, user: UserRef, song_id: int) -> None:
+        """The timed lines and the .lrc, or the sentence; a song stored untimed is timed first (a job)."""
+        target = _target(message, reply_to=message.message_id)
+        answer = await self.service.lyrics_for(user, song_id, target)
+        answer = replace(answer, text=f"📝 {answer.text}")
+        thread_id = message.message_thread_id if message.is_topic_message else None
+        await post_answer(message.get_bot(), message.chat_id, answer, message.message_id, thread_id)
 
 
 def _replied_to_us(message: Message, bot_id: int) -> Message | None:

@@ -360,10 +360,10 @@ class AceStepGenerator:
         return taken
 
     def _lyric_alignment(self, request: TrackRequest, take: GeneratedTrack) -> float | None:
-        """Upstream's ``get_lyric_score`` of a take (its ``dit_score``): how well the DiT's attention at the
-        last step aligns the sung lyrics; None for an instrumental, a take without latents, or a failed pass.
+        """Upstream's ``get_lyric_score`` of a take (its ``dit_score``): how the DiT's attention aligns its lyrics.
 
-        It is stored beside the LM's score and does not enter ``total``, as upstream keeps the two apart.
+        None for an instrumental, a take without latents, or a failed pass. It is stored beside the LM's
+        score and does not enter ``total``, as upstream keeps the two apart.
         """
         if take.latents is None or not take.lyrics.strip():
             return None

@@ -111,6 +111,18 @@ class LyricTiming(Record):
     lines: tuple[TimedLine, ...] = ()
 
 
+class TimingResult(Record):
+    """What a `timing` job leaves in `jobs.result`: the song whose lyrics it timed (the timing is on its track).
+
+    Args:
+        song_id: The timed song.
+        lines: How many sung lines were timed (0: the song has none).
+    """
+
+    song_id: int
+    lines: int = 0
+
+
 class TakeScore(Record):
     """How well a finished take matches its request, the official way (`test_time_scaling.py`).
 

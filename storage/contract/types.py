@@ -22,9 +22,14 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DEAD = (
     "dead",
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, DEAD})
-KINDS = ("song", "cover", "reroll", "repaint", "extend", "describe")
-# A job that makes no track: its result is a `Description` in `jobs.result`.
+KINDS = ("song", "cover", "reroll", "repaint", "extend", "describe", "timing")
+# A job that makes no track and is watched like a song (status messages, the daily quota): its result is a
+# `Description` in `jobs.result`, posted by the delivery loop's own branch for it (`bot/core/describe.py`).
 DESCRIBE = "describe"
+# Kinds answered in one reply, with no status message and outside the daily quota of songs: the job makes no
+# track, ends with `jobs.result` (a `Record` of `results.py`), and the bot's delivery loop posts it through the
+# renderer registered for its kind (`bot/core/answers.py`). `timing`: a stored song's lyrics timed (issue 22).
+TRACKLESS_KINDS = frozenset({"timing"})
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,12 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     lease_owner: str | None = None
+    result: dict[str, Any] | None = None  # a trackless job's result (`TRACKLESS_KINDS`), read by its kind's Record
+
+    @property
+    def makes_track(self) -> bool:
+        """Whether this job ends with a track (a song); a trackless one ends with `result`."""
+        return self.kind not in TRACKLESS_KINDS
 
     @property
     def finished(self) -> bool:

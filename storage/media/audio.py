@@ -19,8 +19,10 @@ import numpy as np
 import soundfile as sf
 
 from storage.contract.errors import BadAudio
+from storage.contract.results import LyricTiming
 from storage.contract.text import counted
 from storage.contract.values import MIN_SOURCE_S, SAMPLE_RATE
+from storage.media import lrc
 
 MP3_KBPS = 320
 FIT_KBPS = (256, 192, 160, 128, 96, 64, 32)  # what fit_mp3 tries, largest first
@@ -42,6 +44,7 @@ class Tags:
     seed: int
     song_id: int
     artist: str = "songbot"
+    timing: LyricTiming | None = None  # when each sung line starts: a SYLT frame beside the USLT one
 
 
 def too_long(max_duration_s: float) -> BadAudio:
@@ -181,8 +184,8 @@ def _crc16(data: bytes) -> int:
 
 
 def write_tags(path: Path, tags: Tags) -> None:
-    """ID3 title, artist, prompt (comment), lyrics, seed and song id."""
-    from mutagen.id3 import COMM, ID3, TIT2, TPE1, TXXX, USLT, ID3NoHeaderError
+    """ID3 title, artist, prompt (comment), lyrics (USLT, and SYLT in milliseconds when timed), seed and song id."""
+    from mutagen.id3 import COMM, ID3, SYLT, TIT2, TPE1, TXXX, USLT, ID3NoHeaderError
 
     try:
         id3 = ID3(str(path))
@@ -193,6 +196,9 @@ def write_tags(path: Path, tags: Tags) -> None:
     id3.add(COMM(encoding=3, lang="eng", desc="prompt", text=tags.prompt))
     if tags.lyrics:
         id3.add(USLT(encoding=3, lang="eng", desc="", text=tags.lyrics))
+    if tags.lyrics and tags.timing is not None and tags.timing.lines:
+        # format 2: times in milliseconds; type 1: lyrics (players show them line by line)
+        id3.add(SYLT(encoding=3, lang="eng", format=2, type=1, desc="", text=lrc.sylt_entries(tags.timing)))
     id3.add(TXXX(encoding=3, desc="songbot_seed", text=str(tags.seed)))
     id3.add(TXXX(encoding=3, desc="songbot_song_id", text=str(tags.song_id)))
     id3.save(str(path))

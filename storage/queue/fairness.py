@@ -24,6 +24,8 @@ LM_COST_FACTOR = 1.5
 # Describing a recording (`describe`) runs the VAE encoder and the LM's reading, no DiT and no VAE decode:
 # a fraction of what making that much audio costs.
 DESCRIBE_COST_FACTOR = 0.25
+# What a job that makes no audio is charged, in audio seconds: one pass of the model, not a song.
+TRACKLESS_COSTS = {"timing": 2.0}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def price(kind: str, spec: JobSpec) -> float:
     """
     if kind == "describe":
         return spec.duration_s * DESCRIBE_COST_FACTOR
+    if kind in TRACKLESS_COSTS:
+        return TRACKLESS_COSTS[kind]
     planned = kind == "song" and spec.plan is None
     seconds = spec.duration_s
     if planned and spec.length_up_to_the_planner and spec.duration_max_s is not None:

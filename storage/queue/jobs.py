@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Row, and_, bindparam, false, func, or_, select, t
 from sqlalchemy.engine import Connection
 
 from storage.contract.errors import LeaseLost, LimitError, NotFound, UserError
+from storage.contract.results import LyricTiming, Record, TimingResult
 from storage.contract.spec import Description, JobSpec, check_seed, check_takes
 from storage.contract.text import counted
 from storage.contract.types import (
@@ -29,6 +30,7 @@ from storage.contract.types import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
+    TRACKLESS_KINDS,
     DeliveryTarget,
     JobView,
     NewTrack,
@@ -217,7 +219,10 @@ class Queue:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         used = conn.execute(
             select(func.count()).where(
-                jobs.c.user_id == user.id, jobs.c.created_at >= today, jobs.c.status != CANCELLED
+                jobs.c.user_id == user.id,
+                jobs.c.created_at >= today,
+                jobs.c.status != CANCELLED,
+                jobs.c.kind.not_in(sorted(TRACKLESS_KINDS)),  # the quota counts songs
             )
         ).scalar_one()
         if quota and count > 1 and used < quota < used + count:
@@ -287,54 +292,41 @@ class Queue:
             LeaseLost: the lease expired and the job was requeued or taken by another worker.
         """
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(jobs)
-                .where(_owned(job, owner))
-                .values(
-                    status=SUCCEEDED,
-                    stage="done",
-                    progress=100.0,
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    error=None,
-                )
-            )
-            if result.rowcount != 1:
-                raise LeaseLost("The engine lost its lease on this song.")
+            _succeed(conn, job, owner, now)
             conn.execute(tracks.insert().values(job_id=job.id, created_at=now, **track_values(track)))
             cost = fairness.final_price(job.kind, job.spec, track.duration_s)
             if cost is not None:
                 self._correct(conn, job.id, cost)
 
-    def complete_with_result(self, job: JobView, owner: str, description: Description, now: datetime) -> None:
-        """Mark a job that makes no track (`describe`) succeeded with its result, only if `owner` still holds it.
-
-        The result is kept in `jobs.result` as JSON (`Description.stored()`); no track row is written.
+    def complete_result(self, job: JobView, owner: str, result: Record, now: datetime) -> None:
+        """A job that makes no track (`describe`, `TRACKLESS_KINDS`) succeeds with its `result`, fenced like `complete`.
 
         Raises:
             LeaseLost: the lease expired and the job was requeued or taken by another worker.
         """
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(jobs)
-                .where(_owned(job, owner))
-                .values(
-                    status=SUCCEEDED,
-                    stage="done",
-                    progress=100.0,
-                    finished_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    error=None,
-                    result=description.stored(),
-                )
-            )
-            if result.rowcount != 1:
-                raise LeaseLost("The engine lost its lease on this job.")
+            _succeed(conn, job, owner, now, result)
+
+    def complete_timing(self, job: JobView, owner: str, timing: LyricTiming | None, now: datetime) -> None:
+        """A `timing` job's end: its song's track keeps the timing, and the job succeeds without a track.
+
+        One transaction, fenced like `complete`: a worker that lost its lease changes neither. A song
+        with no sung lines (`timing` None) keeps what it had; the result says 0 lines.
+
+        Raises:
+            LeaseLost: the lease expired and the job was requeued or taken by another worker.
+        """
+        song_id = job.parent_id
+        if song_id is None:
+            raise ValueError(f"timing job {job.id} names no song")
+        result = TimingResult(song_id=song_id, lines=len(timing.lines) if timing is not None else 0)
+        with self.engine.begin() as conn:
+            _succeed(conn, job, owner, now, result)
+            if timing is not None:
+                conn.execute(update(tracks).where(tracks.c.job_id == song_id).values(timing=timing.stored()))
 
     def result_of(self, job_id: int) -> Description | None:
-        """The stored result of a job that makes no track (a `describe`), or None when it has none."""
+        """The stored result of a `describe` job (its `Description`), or None when it has none."""
         with self.reader.begin() as conn:
             stored = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar_one_or_none()
         return Description.from_stored(stored) if stored is not None else None
@@ -542,6 +534,30 @@ def busy_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
             total += (end - reach).total_seconds()
             reach = end
     return total
+
+
+def _succeed(conn: Connection, job: JobView, owner: str, now: datetime, result: Record | None = None) -> None:
+    """Mark a job succeeded (with its `result`, for a job that makes no track), only if `owner` still holds it.
+
+    Raises:
+        LeaseLost: the lease expired and the job was requeued or taken by another worker.
+    """
+    done = conn.execute(
+        update(jobs)
+        .where(_owned(job, owner))
+        .values(
+            status=SUCCEEDED,
+            stage="done",
+            progress=100.0,
+            finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=None,
+            result=result.stored() if result is not None else None,
+        )
+    )
+    if done.rowcount != 1:
+        raise LeaseLost("The engine lost its lease on this song.")
 
 
 def _owned(job: JobView, owner: str) -> Any:

@@ -34,6 +34,7 @@ def job_view(row: Any) -> JobView:
         started_at=row.started_at,
         finished_at=row.finished_at,
         lease_owner=row.lease_owner,
+        result=row.result,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from engine.encode import EncodePool, PoolClosed
 from storage.blobs.local import sha256_of
+from storage.contract.results import LyricTiming, TimedLine
 from storage.media import audio
 
 TAGS = audio.Tags(title="t", prompt="p", lyrics="", seed=1, song_id=2)
@@ -30,6 +31,20 @@ def test_spawned_and_inline_pools_write_the_same_tagged_mp3(tmp_path):
         inline.close()
     assert a == b == sha256_of(tmp_path / "a.mp3")
     assert audio.read_tags(tmp_path / "a.mp3")["song_id"] == "2"
+
+
+def test_a_spawned_encode_writes_the_timed_lyrics_as_sylt(tmp_path):
+    from mutagen.id3 import ID3
+
+    timing = LyricTiming(lines=(TimedLine(start_s=0.5, end_s=1.5, text="la la"),))
+    tags = audio.Tags(title="t", prompt="p", lyrics="[verse]\nla la", seed=1, song_id=3, timing=timing)
+    pool = EncodePool(1)
+    try:
+        pool.submit(audio.to_pcm16(noise(2)), 48_000, tmp_path / "timed.mp3", tags).result(60)
+    finally:
+        pool.close()
+    (sylt,) = ID3(str(tmp_path / "timed.mp3")).getall("SYLT")
+    assert list(sylt.text) == [("la la", 500)]
 
 
 def test_a_dead_encode_process_is_replaced_and_the_track_encoded_again(tmp_path):

@@ -3,6 +3,7 @@ import pytest
 
 from engine.sketch import NOTICE, SketchGenerator, parse_key
 from storage.contract.results import ModelInfo, title_from_caption
+from storage.contract.spec import Edit
 from tests.helpers import track_request
 
 RATE = 48_000
@@ -117,3 +118,53 @@ def test_a_styled_job_fails_with_the_sentence_and_the_rest_is_made():
     failed, made = SketchGenerator().generate([styled, plain], lambda *_: None)
     assert failed.error == STYLES_NEED_ACESTEP and failed.audio.shape == (0, 2)
     assert made.error is None and made.audio.shape[0] > 0
+
+
+LYRICS = "[verse]\nthe morning train\nis running late\n\n[chorus]\nall aboard"
+
+
+def test_a_song_with_lyrics_is_timed_on_beats_inside_the_song():
+    track, _ = generate(lyrics=LYRICS, instrumental=False, duration_s=30.0, bpm=120)
+    assert track.timing is not None
+    lines = track.timing.lines
+    assert [line.text for line in lines] == ["the morning train", "is running late", "all aboard"]
+    starts = [line.start_s for line in lines]
+    assert starts == sorted(starts) and starts[0] == 2.0  # one bar of intro at 120 bpm
+    assert all(line.start_s < line.end_s <= 28.0 for line in lines)
+    assert all((line.start_s / 0.5) == round(line.start_s / 0.5) for line in lines)  # on beats
+
+
+def test_instrumental_songs_and_section_tags_alone_have_no_timing():
+    assert generate()[0].timing is None
+    assert generate(lyrics="[intro]\n\n[outro]", instrumental=False)[0].timing is None
+
+
+def test_the_timing_is_where_the_sketch_hums():
+    sung, _ = generate(lyrics=LYRICS, instrumental=False, duration_s=30.0, bpm=120)
+    plain, _ = generate(lyrics="", duration_s=30.0, bpm=120)
+    assert sung.timing is not None
+    hummed = np.abs(sung.audio - plain.audio).mean(axis=1)
+    inside = np.zeros(hummed.shape[0], bool)
+    for line in sung.timing.lines:
+        inside[round(line.start_s * RATE) : round(line.end_s * RATE)] = True
+    assert hummed[inside].mean() > 0.02 and hummed[~inside].max() < 1e-6
+
+
+def test_time_lyrics_finds_the_lines_where_generate_put_them():
+    made, _ = generate(lyrics=LYRICS, instrumental=False, duration_s=30.0)
+    again = SketchGenerator().time_lyrics(request(lyrics=LYRICS, instrumental=False, duration_s=30.0), lambda *a: None)
+    assert again == made.timing
+    assert SketchGenerator().time_lyrics(request(), lambda *a: None) is None
+
+
+def test_an_extension_keeps_its_base_songs_lines_and_a_repaint_their_places():
+    base, _ = generate(lyrics=LYRICS, instrumental=False, duration_s=20.0, bpm=120)
+    extend = Edit(task="extend", song_id=1, start_s=20.0, end_s=30.0)
+    extended, _ = generate(
+        lyrics=LYRICS, instrumental=False, duration_s=30.0, bpm=120, edit=extend, base_audio=base.audio
+    )
+    repaint = Edit(task="repaint", song_id=1, start_s=5.0, end_s=9.0)
+    repainted, _ = generate(
+        lyrics=LYRICS, instrumental=False, duration_s=20.0, bpm=120, edit=repaint, base_audio=base.audio, seed=9
+    )
+    assert extended.timing == base.timing == repainted.timing

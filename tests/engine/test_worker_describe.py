@@ -88,8 +88,8 @@ def test_a_lost_lease_keeps_the_result_out(worker: Worker) -> None:
     from storage.contract.errors import LeaseLost
 
     with pytest.raises(LeaseLost):
-        worker.queue.complete_with_result(job, "not-the-owner", Description(plan=Plan(caption="x")), utcnow())
-    worker.queue.complete_with_result(job, "someone-else", Description(plan=Plan(caption="x")), utcnow())
+        worker.queue.complete_result(job, "not-the-owner", Description(plan=Plan(caption="x")), utcnow())
+    worker.queue.complete_result(job, "someone-else", Description(plan=Plan(caption="x")), utcnow())
     assert worker.queue.get(described.id).status == SUCCEEDED
     assert worker.queue.result_of(described.id) == Description(plan=Plan(caption="x"))
 

@@ -419,6 +419,20 @@ class FakeTelegramAPI:
         audio.update({k: params[k] for k in ("title", "performer") if params.get(k) is not None})
         return self._bot_message(params, audio=audio, **({"caption": caption} if caption is not None else {}))
 
+    async def _api_sendDocument(self, params: Json, files: dict[str, UploadedFile]) -> Json:
+        caption = params.get("caption")
+        if caption is not None and len(caption) > MAX_CAPTION_CHARS:
+            raise bad_request("message caption is too long")
+        upload = files.get("document")
+        if upload is None:
+            raise bad_request("there is no document in the request")
+        if not upload.data:
+            raise bad_request("file must be non-empty")
+        if len(upload.data) > UPLOAD_LIMIT_BYTES:
+            raise ApiError(413, "Request Entity Too Large")
+        document = {**self.add_file(upload.data, folder="documents"), "file_name": upload.filename or "document"}
+        return self._bot_message(params, document=document, **({"caption": caption} if caption is not None else {}))
+
     async def _api_getFile(self, params: Json, files: dict[str, UploadedFile]) -> Json:
         stored = self.files.get(str(params.get("file_id")))
         if stored is None:

@@ -114,10 +114,10 @@ async def test_odd_ids_and_numbers_get_one_sentence(service, line, sentence):
 
 
 async def test_an_unexpected_error_is_one_sentence_and_the_chat_goes_on(service, monkeypatch):
-    async def broken(song_id):
+    async def broken(user, song_id, target):
         raise OverflowError("Python int too large to convert to SQLite INTEGER")
 
-    monkeypatch.setattr(service, "lyrics", broken)
+    monkeypatch.setattr(service, "lyrics_for", broken)
     out = await chat_output(service, "/lyrics 5\n", "/history\n", "", interactive=False)
     assert out.splitlines() == [
         "⚠️ Something went wrong on our side while making this song; please try again.",

@@ -39,7 +39,7 @@ def described(service: SongService, job_id: int, plan: Plan = READING, backend: 
     """Finish `describe` job `job_id` as the engine does, and read it back as the delivery loop does."""
     [claimed] = service.queue.claim("engine", 1, service.clock(), 30)
     assert claimed.id == job_id and claimed.kind == DESCRIBE
-    service.queue.complete_with_result(claimed, "engine", Description(plan=plan, backend=backend), service.clock())
+    service.queue.complete_result(claimed, "engine", Description(plan=plan, backend=backend), service.clock())
     result = service.description(service.queue.get(job_id))
     assert result is not None
     return result

@@ -64,6 +64,7 @@ async def test_sync_registers_commands(tmp_path: Path, fake_discord: FakeDiscord
         "queue",
         "cancel",
         "styles",
+        "lyrics",
         "help",
         "admin",
         "Cover this",
@@ -101,8 +102,9 @@ async def test_song_defers_edits_progress_and_attaches_the_mp3(stack: Stack) -> 
         f"songbot:extend:{song_id}",
     ]
     lyrics = await fake.click(f"songbot:lyrics:{song_id}", message, fake.member("someone else"))
-    shown = await fake.wait_for(lambda: lyrics.original)
-    assert shown["flags"] & EPHEMERAL and f"#{song_id}" in shown["content"]
+    # Deferred privately, then edited with the answer (this song has no words: one sentence).
+    shown = await fake.wait_for(lambda: next((c for c in lyrics.edits if (c.body or {}).get("content")), None))
+    assert lyrics.ephemeral and shown.body["content"] == f"Song #{song_id} is instrumental: it has no lyrics to time."
     for call in record.edits:  # no edit may ping anyone, and user text stays inert
         assert call.body["allowed_mentions"] == {"parse": []}
         assert "@everyone" not in call.body.get("content", "") and "<@123456789012345678>" not in call.body.get(

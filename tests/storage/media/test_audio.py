@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from storage.contract.errors import BadAudio
+from storage.contract.results import LyricTiming, TimedLine
 from storage.media import audio, decoding
 
 RATE = 44_100
@@ -110,6 +111,36 @@ def test_encode_tag_and_read_back(tmp_path):
     assert tags["title"] == "Rain" and tags["prompt"] == "lo-fi rain" and tags["lyrics"] == "la la"
     assert tags["seed"] == "42" and tags["song_id"] == "7"
     assert audio.duration_of(path) == pytest.approx(3.0, abs=0.01)
+
+
+def test_timed_lyrics_go_into_sylt_in_milliseconds_beside_uslt(tmp_path):
+    from mutagen.id3 import ID3
+
+    timing = LyricTiming(
+        lines=(
+            TimedLine(start_s=1.5, end_s=3.0, text="the morning train"),
+            TimedLine(start_s=4.2345, end_s=6, text="is late"),
+        )
+    )
+    tags = audio.Tags("Train", "folk", "[verse]\nthe morning train\nis late", 3, 12, timing=timing)
+    path = audio.encode_mp3(tone(7.0, 48_000, 2), tmp_path / "timed.mp3", tags)
+    id3 = ID3(str(path))
+    (uslt,) = id3.getall("USLT")
+    (sylt,) = id3.getall("SYLT")
+    assert uslt.text == "[verse]\nthe morning train\nis late"
+    assert (sylt.format, sylt.type, sylt.lang) == (2, 1, "eng")  # milliseconds, lyrics
+    assert list(sylt.text) == [("the morning train", 1500), ("is late", 4234)]
+
+
+def test_untimed_and_instrumental_songs_carry_no_sylt(tmp_path):
+    from mutagen.id3 import ID3
+
+    untimed = audio.encode_mp3(tone(2.0, 48_000, 2), tmp_path / "a.mp3", audio.Tags("t", "p", "la la", 1, 1))
+    empty = LyricTiming(lines=(TimedLine(start_s=0.5, end_s=1, text="la"),))
+    tags = audio.Tags("t", "p", "", 1, 2, timing=empty)
+    instrumental = audio.encode_mp3(tone(2.0, 48_000, 2), tmp_path / "b.mp3", tags)
+    assert ID3(str(untimed)).getall("SYLT") == [] and ID3(str(untimed)).getall("USLT") != []
+    assert ID3(str(instrumental)).getall("SYLT") == [] and ID3(str(instrumental)).getall("USLT") == []
 
 
 def test_same_samples_same_decoded_audio(tmp_path):
