@@ -200,6 +200,8 @@ def parse_cover(command: ParsedCommand, with_path: bool = False) -> CoverRequest
         UserError: an unknown option, a value of the wrong type, or new lyrics for an instrumental cover.
     """
     options, rest = split_options(command.args, COVER_OPTIONS)
+    if "duration" in options:  # known, so that the sentence says why rather than "unknown option"
+        raise UserError("A cover is as long as its recording, so it takes no duration=; trim the recording instead.")
     path = None
     if with_path:
         if not rest:
@@ -539,7 +541,7 @@ def normalize_language(value: str) -> str:
 
 def _first_word(text: str) -> tuple[str, str, str]:
     text = text.strip()
-    if text[:1] in "\"'":
+    if text[:1] and text[:1] in "\"'":  # ("" is in every string)
         quote = text[0]
         end = text.find(quote, 1)
         if end > 0:

@@ -120,6 +120,10 @@ class DiscordAdapter:
         """See `bot.core.delivery.Messenger`."""
         await self.messenger.send_description(delivery, described)
 
+    async def send_notice(self, delivery: DeliveryView, text: str) -> None:
+        """See `bot.core.delivery.Messenger`."""
+        await self.messenger.send_notice(delivery, text)
+
     async def send_answer(self, delivery: DeliveryView, answer: Answer) -> None:
         """See `bot.core.delivery.Messenger`."""
         await self.messenger.send_answer(delivery, answer)

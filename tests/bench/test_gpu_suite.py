@@ -115,7 +115,7 @@ def test_a_bench_killed_mid_run_keeps_its_records_and_the_suite_goes_on(tmp_path
     process = subprocess.Popen(
         [str(REPO / "bench" / "gpu_suite.sh"), str(out)],
         cwd=REPO,
-        env=environment(tmp_path, SUITE_SKIP="engine exact service vae styles"),
+        env=environment(tmp_path, SUITE_SKIP="engine exact service vae styles score"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -136,14 +136,14 @@ def test_a_bench_killed_mid_run_keeps_its_records_and_the_suite_goes_on(tmp_path
 
 
 def test_a_bench_out_of_time_is_recorded_with_its_stderr(tmp_path):
-    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode exact lm service vae styles")
+    summary = suite(tmp_path, SUITE_LIMIT_ENGINE="1", SUITE_SKIP="encode exact lm service vae styles score")
     assert "timed out" in summary["errors"]["engine"] and summary["engine"]["b1_180s_s"] is None
     exit_record = read_records(tmp_path / "out" / "engine.jsonl")[-1]
     assert exit_record["record"] == "exit" and "stderr_tail" in exit_record
 
 
 def test_the_second_command_reruns_only_what_the_first_lost(tmp_path):
-    first = suite(tmp_path, "first", SUITE_SKIP="engine exact lm service vae styles")
+    first = suite(tmp_path, "first", SUITE_SKIP="engine exact lm service vae styles score")
     assert set(first["errors"]) == BENCHES - {"encode"}
     second = suite(tmp_path, "second", ONLY="failed", SUITE_BUDGET_S="0")
     # encode kept its first run (copied, not run again); every other bench was tried again.

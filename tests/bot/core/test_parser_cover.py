@@ -58,3 +58,10 @@ def test_the_cover_options_sentence_lists_language():
     with pytest.raises(UserError, match="language=") as error:
         parse_cover(parse_command("/cover jazz bpm=90"))
     assert "I don't know the option bpm=" in error.value.user_message
+
+
+def test_a_cover_says_why_it_takes_no_duration():
+    # A cover is as long as its recording: duration= was once accepted and silently dropped.
+    for text in ("/cover jazz duration=30", "/cover ~/a.mp3 jazz duration=30"):
+        with pytest.raises(UserError, match="as long as its recording, so it takes no duration="):
+            parse_cover(parse_command(text), with_path=text.startswith("/cover ~"))
