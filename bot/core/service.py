@@ -252,10 +252,10 @@ class SongService:
         if (mime and mime.lower().startswith(NOT_AUDIO_TYPES)) or name.endswith(NOT_AUDIO_SUFFIXES):
             raise BadAudio("That file is not audio; reply to a song, a voice note or an audio file.")
         if size_bytes is not None and size_bytes == 0:
-            raise BadAudio("That file is empty, so there is nothing to cover.")
+            raise BadAudio("That file is empty; send a song, a voice note or an audio file.")
         if size_bytes is not None and size_bytes > self.settings.max_source_bytes:
             raise LimitError(
-                f"That file is {size_bytes / 1048576:.1f} MB; I can cover files up to "
+                f"That file is {size_bytes / 1048576:.1f} MB; I can take files up to "
                 f"{self.settings.max_source_mb:g} MB."
             )
         if duration_s is not None and duration_s > self.settings.max_source_duration_s:

@@ -49,7 +49,7 @@ class Tags:
 
 def too_long(max_duration_s: float) -> BadAudio:
     """The refusal of a recording longer than the limit."""
-    return BadAudio(f"That recording is too long; I can cover up to {span(max_duration_s)}.")
+    return BadAudio(f"That recording is too long; I can take recordings up to {span(max_duration_s)}.")
 
 
 def check_cover_length(seconds: float, what: str = "covers", minimum: float = MIN_SOURCE_S) -> None:

@@ -64,7 +64,7 @@ class _Level:
         if self.frames == 0:
             raise BadAudio("That file holds no sound I could read; it may be truncated.")
         if not self.finite or self.peak < SILENCE_PEAK:
-            raise BadAudio("That recording is silent, so there is nothing to cover.")
+            raise BadAudio("That recording is silent, so there is nothing in it to use.")
 
 
 @dataclass
@@ -181,7 +181,7 @@ class _Output:
 def _open(data: bytes, max_duration_s: float) -> _Source:
     """The upload opened by libsndfile, else by FFmpeg, with its declared format checked first."""
     if not data:
-        raise BadAudio("That file is empty, so there is nothing to cover.")
+        raise BadAudio("That file is empty; send a song, a voice note or an audio file.")
     if data.startswith(IMAGE_MAGIC):
         raise BadAudio("That file is not audio (it looks like a picture or a document); send a song or a voice note.")
     source = _open_with_sndfile(data, max_duration_s)

@@ -218,7 +218,7 @@ async def test_allowlist(tmp_path):
 
 async def test_check_upload_uses_the_declared_length(service):
     service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=30.0)
-    with pytest.raises(BadAudio, match="too long; I can cover up to 10 minutes"):
+    with pytest.raises(BadAudio, match="too long; I can take recordings up to 10 minutes"):
         service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=2 * 3600.0)
     service.check_upload(500_000, "audio/ogg", "voice.ogg", duration_s=3.0)  # a short voice note is fine
     with pytest.raises(BadAudio, match="only 2 seconds"):

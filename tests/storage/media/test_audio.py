@@ -76,7 +76,7 @@ def test_refuses_truncated_file():
 
 
 def test_refuses_a_too_long_m4a_while_decoding():
-    with pytest.raises(BadAudio, match="too long; I can cover up to 3 seconds"):
+    with pytest.raises(BadAudio, match="too long; I can take recordings up to 3 seconds"):
         decoding.decode(m4a_bytes(6.0), max_duration_s=3)
 
 
