@@ -486,11 +486,16 @@ class SongService:
 
         A song with lyrics stored without their timing (made before timing was kept) is timed on request:
         a cheap `timing` job, fair-queued like any other, whose answer the delivery loop posts to `target`;
-        the answer returned now says it is coming (`Answer.queued` is the job).
+        the answer returned now says it is coming (`Answer.queued` is the job). Asked again while that job
+        waits, it says the same and queues nothing more.
         """
         track, parent = await self._finished(song_id)
         if track.timing is not None or not lyrics.can_be_timed(track):
             return answers.lyrics_answer(track)
+        stored = await self._run(self._user, user)
+        pending = await self._run(self.queue.pending_of, stored.id)
+        if any(job.kind == "timing" and job.parent_id == song_id for job in pending):
+            return Answer(lyrics.timing_queued_text(song_id), song=track)  # pressed again: the one job answers
         spec = lyrics.timing_spec(parent, track)
         job = await self._run(self._submit, user, "timing", spec, track.seed, target, song_id)
         return Answer(lyrics.timing_queued_text(song_id), song=track, queued=job)

@@ -113,6 +113,15 @@ async def test_an_untimed_song_is_timed_on_request_by_a_cheap_fair_queued_job(se
     assert service.outbox.for_job(job.id) is not None
 
 
+async def test_asking_again_while_the_timing_waits_queues_nothing_more(service):
+    song_id = await finished_song(service)
+    first = await service.lyrics_for(USER, song_id, TARGET)
+    again = await service.lyrics_for(USER, song_id, TARGET)
+    assert first.queued is not None and again.queued is None and again.text == first.text
+    timing_jobs = [job for job in service.queue.pending_of(first.queued.user_id) if job.kind == "timing"]
+    assert [job.id for job in timing_jobs] == [first.queued.id]
+
+
 async def test_the_delivery_loop_answers_a_timing_job_through_its_renderer_without_a_status(service):
     song_id = await finished_song(service)
     job = (await service.lyrics_for(USER, song_id, TARGET)).queued
