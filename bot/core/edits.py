@@ -24,8 +24,11 @@ EXTEND_BUTTON_S = 30
 EXTEND_MIN_S = 1
 
 
-def take_seeds(seed: int | None, takes: int) -> list[int]:
+def take_seeds(seed: int | None, takes: int, consecutive: bool = False) -> list[int]:
     """One seed per take: the given seed and the ones after it, or fresh ones.
+
+    With `consecutive` (the takes of `best=N`), fresh seeds are one drawn seed and the ones after it,
+    so that the takes read as s, s+1, ... in /history whether or not a seed was given.
 
     Raises:
         UserError: more takes than a command may make, or a seed outside uint32 (whatever adapter
@@ -34,6 +37,8 @@ def take_seeds(seed: int | None, takes: int) -> list[int]:
     check_takes(takes)
     if seed is not None:
         check_seed(seed)
+    if seed is None and consecutive:
+        seed = secrets.randbelow(SEED_MAX + 1)
     if seed is None:
         return [secrets.randbelow(SEED_MAX + 1) for _ in range(takes)]
     return [(seed + n) % (SEED_MAX + 1) for n in range(takes)]

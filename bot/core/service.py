@@ -219,7 +219,8 @@ class SongService:
         """One (seed, target) per take; the takes of `best=N` share the first take's target (one status message)."""
         edits.check_best(best, takes)
         if best > 1:
-            return list(zip(edits.take_seeds(seed, best), edits.best_targets(target, best), strict=True))
+            seeds = edits.take_seeds(seed, best, consecutive=True)
+            return list(zip(seeds, edits.best_targets(target, best), strict=True))
         return list(zip(edits.take_seeds(seed, takes), edits.take_targets(target, takes), strict=True))
 
     async def _keep_upload(self, clip: Clip, what: str) -> tuple[str, float]:

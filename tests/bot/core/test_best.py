@@ -83,6 +83,12 @@ async def test_the_service_holds_the_bounds_whatever_the_adapter(service, best_,
     assert sum(service.queue.counts().values()) == 0
 
 
+async def test_best_without_a_seed_draws_one_and_counts_on_from_it(service):
+    drawn = await service.submit_songs(ALICE, SongRequest("rain", best=3), TARGET)
+    first = drawn[0].seed
+    assert [job.seed for job in drawn] == [first, (first + 1) % 2**32, (first + 2) % 2**32]
+
+
 async def test_a_reroll_of_a_take_is_an_ordinary_song_with_the_same_seed(service):
     jobs = await service.submit_songs(ALICE, SongRequest("rain", seed=5, best=2), TARGET)
     finish(service, jobs[0])
