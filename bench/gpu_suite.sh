@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU benchmark in one call, within 7 minutes on one H100 or H200 (bench/README.md has the device call):
+# Every GPU benchmark in one call, within 8 minutes on one H100 or H200 (bench/README.md has the device call):
 #
 #     bench/gpu_suite.sh OUT                    # official sizes, random bf16 weights, on the GPU
 #     SMALL=1 bench/gpu_suite.sh OUT            # tiny models on the CPU: checks the suite itself
@@ -9,8 +9,9 @@
 # Each bench prints JSON lines as it measures (bench/records.py), straight into OUT/<bench>.jsonl, so a
 # bench stopped at its time limit keeps what it measured; the suite then appends an `exit` record (status,
 # seconds, and for a failure the error and the end of stderr) and goes on. OUT/gpu-suite.json folds the
-# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*, styles.*, score.*,
-# seconds per bench, errors, and the partial records of every bench that failed. 8 files in all.
+# lines (bench/suite_summary.py): device, commit, engine.*, exact.*, lm.*, encode.*, service.*, vae.*,
+# styles.*, score.*, seconds per bench, errors, and the partial records of every bench that failed. 9 files
+# in all (a .jsonl per bench and the summary).
 #
 # Time: the benches run one after another under their own limits, which add up to less than the budget
 # (SUITE_BUDGET_S, 420 s; a bench never gets more than what is left). encode is CPU work and runs beside.

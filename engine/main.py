@@ -7,6 +7,7 @@ this engine's jobs) names the host and the device: `host:cuda:1:pid:xxxxxx`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -100,31 +101,54 @@ def run_engine(settings: Settings) -> int:
 
 
 class StopSignal:
-    """SIGTERM and SIGINT ask the engine to stop; the worker, once there is one, is told at once."""
+    """SIGTERM and SIGINT ask the engine to stop; the worker, once there is one, is told at once.
+
+    The handler itself only writes the signal's number to a pipe. Python runs a handler in the main
+    thread between any two bytecodes, also inside a lock that thread holds or inside the handler itself
+    (Ctrl-C reaches the engine's group, and its supervisor's SIGTERM follows a few milliseconds later):
+    a handler that logged or set an `Event` there could wait for itself forever. A listener thread
+    reads the pipe and does the rest.
+    """
 
     def __init__(self, encodes_s: float = STOP_ENCODES_S) -> None:
         self.requested = threading.Event()
         self.worker: Worker | None = None
         self.encodes_s = encodes_s
         self._deadline: threading.Timer | None = None
+        self._lock = threading.Lock()  # the listener and `attach` both may stop the worker
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
+        self._listener = threading.Thread(target=self._listen, name="engine-signals", daemon=True)
 
     def install(self) -> StopSignal:
-        """Handle both signals in this (the main) thread from now on."""
+        """Handle both signals from now on (this must be the main thread)."""
+        self._listener.start()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         return self
 
     def attach(self, worker: Worker) -> None:
         """Stop `worker` on the next signal (or now, if one came already)."""
-        self.worker = worker
-        if self.requested.is_set():
-            self._stop(worker)
+        with self._lock:
+            self.worker = worker
+            if self.requested.is_set():
+                self._stop(worker)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe already holds a stop
+            os.write(self._write_fd, bytes([signum]))
+
+    def _listen(self) -> None:
+        while data := os.read(self._read_fd, 64):
+            for signum in data:
+                self._handle(signum)
+
+    def _handle(self, signum: int) -> None:
         log.info("stopping on signal", extra={"signal": signum})
-        self.requested.set()
-        if self.worker is not None:
-            self._stop(self.worker)
+        with self._lock:
+            self.requested.set()
+            if self.worker is not None:
+                self._stop(self.worker)
 
     def _stop(self, worker: Worker) -> None:
         worker.stop()

@@ -1,14 +1,18 @@
 """The engine process itself: `python -m songbot engine`, stopped with SIGTERM mid-job."""
 
+import os
 import signal
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import pytest
 
 from bot.core.parser import SongRequest
 from bot.core.service import SongService
 from engine.backends import choose_backend
+from engine.main import StopSignal
 from storage.contract.errors import ModelsMissing
 from storage.contract.types import QUEUED, DeliveryTarget, UserRef
 from tests.bot.console.test_console_e2e import env_for, wait_for_progress
@@ -67,3 +71,34 @@ def test_engine_refuses_to_start_on_a_partial_set(tmp_path):
     assert done.returncode == 2
     assert "missing" in done.stderr and "songbot models download" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class StoppableWorker:
+    """What `StopSignal` touches of a worker: `stop()` and `encoder.abandon`."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self.encoder = SimpleNamespace(abandon=lambda: None)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def test_ctrl_c_then_sigterm_inside_a_held_lock_still_stop_the_engine():
+    # Ctrl-C reaches the engine's group and the supervisor's SIGTERM follows: a handler runs in the main
+    # thread between any two bytecodes, inside whatever lock that thread holds, even inside a handler that
+    # is setting the very `Event` it would set. The handler takes no lock, so both return and the stop comes.
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    stop, worker = StopSignal(encodes_s=3600), StoppableWorker()
+    try:
+        stop.install().attach(worker)
+        with stop.requested._cond:  # as if a handler had been cut short inside `requested.set()`
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)  # both handlers have run here, in this thread, and returned
+            assert not stop.requested.is_set()  # the listener waits for this lock: nothing is set under it
+        assert stop.requested.wait(timeout=60) and worker.stopped.wait(timeout=60)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if stop._deadline is not None:  # the one deadline both signals share
+            stop._deadline.cancel()
