@@ -9,6 +9,7 @@ event loop. Nothing here waits for the GPU.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -71,6 +72,7 @@ from storage.ops.scrub import Scrubber
 from storage.private import private_dir
 from storage.queue.accounts import Accounts
 from storage.queue.best import BestOf
+from storage.queue.best import takes_of as best_takes_of
 from storage.queue.jobs import Queue
 from storage.queue.library import Library
 from storage.queue.outbox import Outbox
@@ -519,7 +521,20 @@ class SongService:
             job_id = queued[-1].id
         _require_song_id(job_id)
         owner = None if stored.role == "admin" else stored.id
-        return await self._run(self.queue.cancel, job_id, owner, self.clock())
+        cancelled = await self._run(self.queue.cancel, job_id, owner, self.clock())
+        await self._run(self._cancel_other_takes, cancelled, owner)
+        return cancelled
+
+    def _cancel_other_takes(self, job: JobView, owner: int | None) -> None:
+        """A `best=N` group goes with its first take (the group's id): its other waiting takes are cancelled too.
+
+        A take already running or finished ends on its own, and the group posts the best of what was made.
+        """
+        delivery = self.outbox.for_job(job.id)
+        takes = best_takes_of(delivery) if delivery is not None else None
+        for take in (takes or ())[1:]:
+            with contextlib.suppress(UserError):  # running or finished: it is not cancelled
+                self.queue.cancel(take, owner, self.clock())
 
     def status_text(self, job: JobView) -> str:
         """The status line of a job, with its place in line and an ETA while it waits."""

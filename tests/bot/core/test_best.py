@@ -9,7 +9,7 @@ from bot.core.parser import CoverRequest, SongRequest, parse_command, parse_cove
 from bot.core.service import Clip
 from storage.contract.errors import LimitError, UserError
 from storage.contract.results import ModelInfo, TakeScore, TrackMeta
-from storage.contract.types import TrackView
+from storage.contract.types import CANCELLED, QUEUED, TrackView
 from storage.queue import best
 from tests.bot.core.test_service import ALICE, BOB, TARGET, finish, service, wav
 
@@ -81,6 +81,14 @@ async def test_the_service_holds_the_bounds_whatever_the_adapter(service, best_,
     with pytest.raises(UserError, match=sentence):
         await service.submit_covers(ALICE, CoverRequest(best=best_, takes=takes), Clip(wav(12), "a.wav"), TARGET)
     assert sum(service.queue.counts().values()) == 0
+
+
+async def test_cancelling_a_group_by_its_id_cancels_its_waiting_takes_and_a_later_take_goes_alone(service):
+    first, second, third = await service.submit_songs(ALICE, SongRequest("rain", seed=1, best=3), TARGET)
+    await service.cancel(ALICE, third.id)  # a take of its own: the others stay
+    assert [service.queue.get(job.id).status for job in (first, second, third)] == [QUEUED, QUEUED, CANCELLED]
+    await service.cancel(ALICE, first.id)  # the group's id: every take still waiting goes
+    assert {service.queue.get(job.id).status for job in (first, second, third)} == {CANCELLED}
 
 
 async def test_best_without_a_seed_draws_one_and_counts_on_from_it(service):
