@@ -9,6 +9,7 @@ so no command object (or its state) is shared between clients.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -248,14 +249,26 @@ async def reroll(interaction: discord.Interaction, song_id: SongId, seed: Seed |
     song_id="The song id (the number after #)",
     part="The part: start-end in seconds or m:ss, e.g. 0:30-0:45",
     caption="What the part should sound like (optional)",
+    style="A house style (see /styles); leave out to keep the song's own",
+    style_scale="How strongly the style is applied, 0 to 1 (default 1)",
 )
-async def repaint(interaction: discord.Interaction, song_id: SongId, part: str, caption: str = "") -> None:
+@app_commands.autocomplete(style=style_choices)
+async def repaint(
+    interaction: discord.Interaction,
+    song_id: SongId,
+    part: str,
+    caption: str = "",
+    style: StyleName | None = None,
+    style_scale: Strength | None = None,
+) -> None:
     """/repaint <song id> <start>-<end> [caption], with the text commands' rules for the part."""
     try:
         request = parse_repaint(ParsedCommand("repaint", f"{song_id} {part} {caption}".strip(), ""))
     except UserError as error:
         await refuse(interaction, error.user_message)
         return
+    if style is not None:  # the option wins over a style= typed in the caption
+        request = replace(request, lora=style, lora_scale=style_scale)
     service = service_of(interaction)
     await submit_deferred(interaction, lambda target: service.repaint(user_ref(interaction), request, target))
 
@@ -264,10 +277,20 @@ async def repaint(interaction: discord.Interaction, song_id: SongId, part: str, 
     song_id="The song id (the number after #)",
     seconds="How many seconds to add",
     caption="What the new part should sound like (optional)",
+    style="A house style (see /styles); leave out to keep the song's own",
+    style_scale="How strongly the style is applied, 0 to 1 (default 1)",
 )
-async def extend(interaction: discord.Interaction, song_id: SongId, seconds: Seconds, caption: str = "") -> None:
+@app_commands.autocomplete(style=style_choices)
+async def extend(
+    interaction: discord.Interaction,
+    song_id: SongId,
+    seconds: Seconds,
+    caption: str = "",
+    style: StyleName | None = None,
+    style_scale: Strength | None = None,
+) -> None:
     """/extend <song id> <seconds> [caption]."""
-    request = ExtendRequest(song_id, seconds, caption.strip())
+    request = ExtendRequest(song_id, seconds, caption.strip(), lora=style, lora_scale=style_scale)
     service = service_of(interaction)
     await submit_deferred(interaction, lambda target: service.extend(user_ref(interaction), request, target))
 

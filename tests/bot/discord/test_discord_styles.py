@@ -39,6 +39,12 @@ async def test_styles_autocomplete_and_an_unknown_style(tmp_path: Path, fake_dis
         cover = await fake_discord.send_autocomplete("cover", [p.option("house_style", "lo")], "house_style", user)
         await fake_discord.wait_for(lambda: cover.choices is not None)
         assert cover.choices == [{"name": "lofi", "value": "lofi"}]
+        for edit, options in (("repaint", [p.option("part", "1-2")]), ("extend", [p.option("seconds", 10)])):
+            typed = await fake_discord.send_autocomplete(
+                edit, [p.option("song_id", 1), *options, p.option("style", "dr")], "style", user
+            )
+            await fake_discord.wait_for(lambda typed=typed: typed.choices is not None)
+            assert typed.choices == [{"name": "dream-pop", "value": "dream-pop"}], edit
 
         refused = await fake_discord.send_slash(
             "song", [p.option("description", "rain"), p.option("style", "nope")], user
