@@ -8,7 +8,7 @@ import pytest
 from bot.core.delivery import DeliveryLoop
 from bot.core.parser import SongRequest
 from storage.contract.results import TakeScore
-from storage.contract.types import DeliveryTarget
+from storage.contract.types import CANCELLED, DeliveryTarget
 from tests.bot.core.test_delivery import USER, Recorder, rain_track, service
 from tests.helpers import Killed, ManualClock
 
@@ -84,8 +84,8 @@ async def test_a_failed_take_does_not_block_the_group(service):
 
 async def test_a_group_without_a_song_gets_one_sentence(service):
     jobs = await submit_best(service, 2)
-    for job in jobs:
-        await service.cancel(USER, job.id)
+    await service.cancel(USER, jobs[0].id)  # the group's id: both of its waiting takes go
+    assert {service.queue.get(job.id).status for job in jobs} == {CANCELLED}
     recorder = Recorder()
     loop = DeliveryLoop(service)
     loop.register(recorder)
