@@ -43,7 +43,7 @@ from storage.contract.errors import (
     UserError,
     disk_full,
 )
-from storage.contract.spec import Edit, JobSpec
+from storage.contract.spec import Description, Edit, JobSpec
 from storage.contract.text import clean_line, clean_lines
 from storage.contract.types import (
     DESCRIBE,
@@ -315,7 +315,7 @@ class SongService:
 
     def description(self, job: JobView) -> Described | None:
         """The reading of a succeeded `describe` job with the song it offers, or None."""
-        stored = self.queue.result_of(job.id) if job.kind == DESCRIBE else None
+        stored = Description.of_result(job.result) if job.kind == DESCRIBE else None  # read with the job
         return Described(job.id, stored, like_this(stored, self.settings)) if stored is not None else None
 
     async def make_like(self, user: UserRef, job_id: int, target: DeliveryTarget) -> JobView:

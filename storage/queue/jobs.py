@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from storage.contract.errors import LeaseLost, LimitError, NotFound, UserError
 from storage.contract.results import LyricTiming, Record, TimingResult
-from storage.contract.spec import Description, JobSpec, check_seed, check_takes
+from storage.contract.spec import JobSpec, check_seed, check_takes
 from storage.contract.text import counted
 from storage.contract.types import (
     CANCELLED,
@@ -324,12 +324,6 @@ class Queue:
             _succeed(conn, job, owner, now, result)
             if timing is not None:
                 conn.execute(update(tracks).where(tracks.c.job_id == song_id).values(timing=timing.stored()))
-
-    def result_of(self, job_id: int) -> Description | None:
-        """The stored result of a `describe` job (its `Description`), or None when it has none."""
-        with self.reader.begin() as conn:
-            stored = conn.execute(select(jobs.c.result).where(jobs.c.id == job_id)).scalar_one_or_none()
-        return Description.from_stored(stored) if stored is not None else None
 
     def _correct(self, conn: Connection, job_id: int, cost: float) -> None:
         """Charge a finished job its real cost and move the user's jobs queued behind it by the refund.
