@@ -256,17 +256,25 @@ class AceStepGenerator:
         plain = request.spec.model_copy(update={"edit": None}) if request.spec.edit is not None else request.spec
         kind = "song" if request.kind == "cover" and request.source_audio is None else request.kind
         track = request_to_track(replace(request, spec=plain, kind=kind))
-        [styled], [style] = self._resolve_styles([request])
-        if styled.error is not None:  # its style changed or is gone: the attention would not be the song's
-            log.warning("not timing song %s: %s", request.job_id, styled.error)
-            return None
-        try:
-            self.styles.use(style)  # the DiT as it made the song
-            timing = self.pipeline.time_lyrics(track, request.base_latents)
-        finally:
-            self.styles.restore()
+        latents = request.base_latents
+        timing = self._as_made(request, lambda: self.pipeline.time_lyrics(track, latents))
         progress(request.job_id, "timing", 100.0)
         return timing
+
+    def _as_made(self, request: TrackRequest, attend: Callable[[], T]) -> T | None:
+        """`attend()` with the DiT as it made the request's song (its style applied), then the weights restored.
+
+        None, logged, when the style changed or is gone: the attention would not be the song's.
+        """
+        [styled], [style] = self._resolve_styles([request])
+        if styled.error is not None:
+            log.warning("not reading song %s's attention: %s", request.job_id, styled.error)
+            return None
+        try:
+            self.styles.use(style)
+            return attend()
+        finally:
+            self.styles.restore()
 
     def _resolve_styles(self, requests: list[TrackRequest]) -> tuple[list[TrackRequest], list[StyleRef | None]]:
         """Each request's style as it will be applied; a style that cannot be fails its job alone."""
@@ -367,18 +375,13 @@ class AceStepGenerator:
         """
         if take.latents is None or not take.lyrics.strip():
             return None
-        [styled], [style] = self._resolve_styles([request])
-        if styled.error is not None:
-            return None
+        latents = take.latents
+        planned = request.with_plan(take.plan) if take.plan is not None else request  # as it was made
         try:
-            self.styles.use(style)  # the DiT as it made the take
-            planned = request.with_plan(take.plan) if take.plan is not None else request  # as it was made
-            scores = self.pipeline.lyric_scores(request_to_track(planned), take.latents)
+            scores = self._as_made(request, lambda: self.pipeline.lyric_scores(request_to_track(planned), latents))
         except Exception:
             log.exception("the lyric score of take %s failed", request.job_id)
             return None
-        finally:
-            self.styles.restore()
         return scores[1] if scores is not None else None
 
     def model_info(self) -> ModelInfo:
