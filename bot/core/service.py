@@ -315,7 +315,7 @@ class SongService:
 
     def description(self, job: JobView) -> Described | None:
         """The reading of a succeeded `describe` job with the song it offers, or None."""
-        stored = Description.of_result(job.result) if job.kind == DESCRIBE else None  # read with the job
+        stored = Description.from_column(job.result) if job.kind == DESCRIBE else None  # read with the job
         return Described(job.id, stored, like_this(stored, self.settings)) if stored is not None else None
 
     async def make_like(self, user: UserRef, job_id: int, target: DeliveryTarget) -> JobView:

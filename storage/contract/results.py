@@ -36,6 +36,11 @@ class Record(BaseModel):
         """Read a stored value; a key this version does not know is dropped, a missing one is None."""
         return cls.model_validate(data or {})
 
+    @classmethod
+    def from_column(cls, data: dict[str, Any] | None) -> Self | None:
+        """Read a nullable JSON column: None stays None (nothing stored), anything else as `from_stored`."""
+        return cls.from_stored(data) if data is not None else None
+
 
 class TrackMeta(Record):
     """A track's musical metadata, as used (a result) or as planned (the fields a `Plan` shares).

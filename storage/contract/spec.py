@@ -70,11 +70,6 @@ class Description(Record):
     backend: str = "unknown"
     cut_s: float | None = None
 
-    @classmethod
-    def of_result(cls, result: dict[str, Any] | None) -> Description | None:
-        """A `describe` job's stored result (`JobView.result`) read back, or None when it has none."""
-        return cls.from_stored(result) if result is not None else None
-
 
 class Edit(BaseModel):
     """A change to a finished song: repaint a span of it, or extend it past its end.

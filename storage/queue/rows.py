@@ -62,9 +62,9 @@ def track_view(row: Row[Any]) -> TrackView:
         latents_blob=row.latents_blob,
         edit=spec.edit,
         like=spec.like,
-        timing=LyricTiming.from_stored(row.timing) if row.timing is not None else None,
-        score=TakeScore.from_stored(row.score) if row.score is not None else None,
-        style=StyleRef.from_stored(row.style) if row.style is not None else None,
+        timing=LyricTiming.from_column(row.timing),
+        score=TakeScore.from_column(row.score),
+        style=StyleRef.from_column(row.style),
     )
 
 

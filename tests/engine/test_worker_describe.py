@@ -44,10 +44,10 @@ def test_a_describe_job_stores_its_description_and_makes_no_track(worker: Worker
     assert worker.queue.get(song.id).status == SUCCEEDED
     library = Library(worker.queue.engine)
     assert library.get(described.id) is None and library.get(song.id) is not None
-    result = Description.of_result(worker.queue.get(described.id).result)
+    result = Description.from_column(worker.queue.get(described.id).result)
     assert result is not None and result.backend == "sketch"
     assert result.plan.duration_s == 6.0 and result.plan.key is not None and result.plan.key.startswith("A ")
-    assert Description.of_result(worker.queue.get(song.id).result) is None
+    assert Description.from_column(worker.queue.get(song.id).result) is None
 
 
 def test_a_describe_job_that_fails_gets_its_sentence_and_the_batch_goes_on(
@@ -91,7 +91,7 @@ def test_a_lost_lease_keeps_the_result_out(worker: Worker) -> None:
         worker.queue.complete_result(job, "not-the-owner", Description(plan=Plan(caption="x")), utcnow())
     worker.queue.complete_result(job, "someone-else", Description(plan=Plan(caption="x")), utcnow())
     assert worker.queue.get(described.id).status == SUCCEEDED
-    assert Description.of_result(worker.queue.get(described.id).result) == Description(plan=Plan(caption="x"))
+    assert Description.from_column(worker.queue.get(described.id).result) == Description(plan=Plan(caption="x"))
 
 
 def test_a_stop_while_describing_gives_the_batch_back(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,4 +105,4 @@ def test_a_stop_while_describing_gives_the_batch_back(worker: Worker, monkeypatc
     song = submit(worker, "song", 10.0)
     assert worker.run_once()
     assert worker.queue.get(described.id).status == "queued" and worker.queue.get(song.id).status == "queued"
-    assert Description.of_result(worker.queue.get(described.id).result) is None
+    assert Description.from_column(worker.queue.get(described.id).result) is None
